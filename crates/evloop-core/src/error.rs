@@ -1,0 +1,149 @@
+//! The one error type of the loop, mapping asyncio's exceptions to Rust.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+
+/// Everything a loop operation can fail with (asyncio's exceptions, SPEC 0).
+///
+/// OS errors keep their [`io::ErrorKind`] and errno in [`Error::Io`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The loop is closed (asyncio: `RuntimeError('Event loop is closed')`).
+    Closed,
+    /// `run_*` was called on a loop that is already running.
+    AlreadyRunning,
+    /// Another loop is running on this thread.
+    AnotherLoopRunning,
+    /// `close()` was called on a running loop.
+    Running,
+    /// An operation needs a running loop and none is running.
+    NotRunning,
+    /// The loop stopped before the future given to `run_until_complete` completed.
+    StoppedBeforeComplete,
+    /// The future or task was cancelled (asyncio: `CancelledError`).
+    Cancelled,
+    /// A future was used in a state that does not allow it (asyncio: `InvalidStateError`).
+    InvalidState(&'static str),
+    /// A bad argument, naming it (asyncio: `ValueError`).
+    InvalidArgument(Cow<'static, str>),
+    /// `SIGKILL` or `SIGSTOP` cannot have a handler.
+    UncatchableSignal(i32),
+    /// The fd is owned by a transport and cannot be watched directly.
+    FdInUse(RawFd),
+    /// A callback, task or future panicked; the payload's message.
+    Panic(String),
+    /// An operating-system error.
+    Io(io::Error),
+}
+
+impl Error {
+    /// Builds [`Error::InvalidArgument`] from a message naming the argument.
+    pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Self {
+        Error::InvalidArgument(message.into())
+    }
+
+    /// Builds [`Error::Panic`] from a caught panic payload.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        Error::Panic(panic_message(payload))
+    }
+
+    /// True for [`Error::Closed`].
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed)
+    }
+
+    /// True for [`Error::Cancelled`].
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled)
+    }
+
+    /// The [`io::ErrorKind`] of an [`Error::Io`], `None` otherwise.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`; anything else is opaque).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+impl Clone for Error {
+    /// Clones keep the kind, and for OS errors the errno and kind (the
+    /// message of a custom `io::Error` is kept as text).
+    fn clone(&self) -> Self {
+        match self {
+            Error::Closed => Error::Closed,
+            Error::AlreadyRunning => Error::AlreadyRunning,
+            Error::AnotherLoopRunning => Error::AnotherLoopRunning,
+            Error::Running => Error::Running,
+            Error::NotRunning => Error::NotRunning,
+            Error::StoppedBeforeComplete => Error::StoppedBeforeComplete,
+            Error::Cancelled => Error::Cancelled,
+            Error::InvalidState(s) => Error::InvalidState(s),
+            Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
+            Error::UncatchableSignal(n) => Error::UncatchableSignal(*n),
+            Error::FdInUse(fd) => Error::FdInUse(*fd),
+            Error::Panic(s) => Error::Panic(s.clone()),
+            Error::Io(e) => Error::Io(clone_io_error(e)),
+        }
+    }
+}
+
+fn clone_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Closed => f.write_str("event loop is closed"),
+            Error::AlreadyRunning => f.write_str("this event loop is already running"),
+            Error::AnotherLoopRunning => {
+                f.write_str("cannot run the event loop while another loop is running")
+            }
+            Error::Running => f.write_str("cannot close a running event loop"),
+            Error::NotRunning => f.write_str("no running event loop"),
+            Error::StoppedBeforeComplete => {
+                f.write_str("event loop stopped before future completed")
+            }
+            Error::Cancelled => f.write_str("cancelled"),
+            Error::InvalidState(s) => write!(f, "invalid state: {s}"),
+            Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            Error::UncatchableSignal(n) => write!(f, "sig {n} cannot be caught"),
+            Error::FdInUse(fd) => write!(f, "file descriptor {fd} is used by a transport"),
+            Error::Panic(s) => write!(f, "panicked: {s}"),
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}

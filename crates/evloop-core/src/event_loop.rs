@@ -1,0 +1,387 @@
+//! `EventLoop`: the loop's state, its constructor, and the scheduling calls.
+
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::panic::Location;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use evloop_reactor::{Events, Poller};
+use evloop_timers::{Clock, MonotonicClock, TimerHeap, TimerId, VirtualClock};
+
+use crate::exception::ExceptionHandler;
+use crate::handle::{Callback, Handle, OnceNode, TimerHandle};
+use crate::io_watch::IoTable;
+use crate::ready::{Entry, ReadyQueue};
+use crate::remote::{Remote, Shared};
+use crate::stats::StatCells;
+use crate::task::TaskFactory;
+use crate::Error;
+
+/// Default `slow_callback_duration` (asyncio's 100 ms).
+pub const DEFAULT_SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
+
+/// How far in the future a deadline may be; later ones are clamped here
+/// (about 100 years), so huge delays neither overflow nor panic.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Events fetched per poll.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Work the layers above the core do when the loop closes.
+type CloseHook = Box<dyn FnOnce(&EventLoop)>;
+
+/// The loop's single-threaded state. Every field is touched only by the
+/// owning thread; `shared` is the part other threads see.
+pub(crate) struct Inner {
+    pub(crate) ready: RefCell<ReadyQueue>,
+    pub(crate) timers: RefCell<TimerHeap<Rc<dyn Callback>>>,
+    pub(crate) poller: RefCell<Option<Poller>>,
+    pub(crate) events: RefCell<Events>,
+    pub(crate) io: RefCell<IoTable>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) running: Cell<bool>,
+    pub(crate) stopping: Cell<bool>,
+    pub(crate) closed: Cell<bool>,
+    pub(crate) debug: Cell<bool>,
+    pub(crate) slow_callback_duration: Cell<Duration>,
+    pub(crate) stats: StatCells,
+    pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
+    pub(crate) task_factory: RefCell<Option<TaskFactory>>,
+    extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    pub(crate) close_hooks: RefCell<Vec<CloseHook>>,
+}
+
+impl Inner {
+    /// Releases a cancelled timer's heap slot (O(1); the heap compacts itself).
+    pub(crate) fn forget_timer(&self, id: TimerId) {
+        if let Ok(mut timers) = self.timers.try_borrow_mut() {
+            let released = timers.cancel(id);
+            drop(timers);
+            drop(released);
+        }
+    }
+
+    /// Moves what other threads posted onto the ready queue, keeping FIFO.
+    pub(crate) fn drain_remote(&self) {
+        let mut ready = self.ready.borrow_mut();
+        while let Ok(item) = self.shared.queue.pop() {
+            ready.push(item.into());
+        }
+    }
+}
+
+/// Python asyncio's event loop: one per thread, `!Send`, cheap to clone.
+///
+/// See the crate docs for an example.
+#[derive(Clone)]
+pub struct EventLoop {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// Configures and builds an [`EventLoop`] (`EventLoop::builder()`).
+#[derive(Debug, Default)]
+pub struct Builder {
+    clock: Option<Arc<dyn Clock>>,
+    debug: Option<bool>,
+    slow_callback_duration: Option<Duration>,
+}
+
+impl Builder {
+    /// Uses `clock` for `time()` and timers (default: the monotonic clock).
+    pub fn clock(&mut self, clock: Arc<dyn Clock>) -> &mut Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses a fresh [`VirtualClock`]: time stands still until the loop would
+    /// sleep, then jumps to the next deadline (SPEC 3.8).
+    pub fn virtual_clock(&mut self) -> &mut Self {
+        self.clock(Arc::new(VirtualClock::new()))
+    }
+
+    /// Turns debug mode on or off (default: on when `EVLOOP_DEBUG` is non-empty).
+    pub fn debug(&mut self, on: bool) -> &mut Self {
+        self.debug = Some(on);
+        self
+    }
+
+    /// Sets how long a callback may run before debug mode logs it (default 100 ms).
+    pub fn slow_callback_duration(&mut self, limit: Duration) -> &mut Self {
+        self.slow_callback_duration = Some(limit);
+        self
+    }
+
+    /// Creates the loop.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the reactor cannot be created (out of fds).
+    pub fn build(&mut self) -> Result<EventLoop, Error> {
+        let poller = Poller::new()?;
+        let shared = Arc::new(Shared::new(poller.waker()));
+        let debug = self.debug.unwrap_or_else(debug_from_env);
+        let inner = Inner {
+            ready: RefCell::new(ReadyQueue::default()),
+            timers: RefCell::new(TimerHeap::new()),
+            poller: RefCell::new(Some(poller)),
+            events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
+            io: RefCell::new(IoTable::default()),
+            shared,
+            clock: self
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(MonotonicClock)),
+            running: Cell::new(false),
+            stopping: Cell::new(false),
+            closed: Cell::new(false),
+            debug: Cell::new(debug),
+            slow_callback_duration: Cell::new(
+                self.slow_callback_duration
+                    .unwrap_or(DEFAULT_SLOW_CALLBACK_DURATION),
+            ),
+            stats: StatCells::default(),
+            exception_handler: RefCell::new(None),
+            task_factory: RefCell::new(None),
+            extensions: RefCell::new(Vec::new()),
+            close_hooks: RefCell::new(Vec::new()),
+        };
+        tracing::debug!(target: "evloop", debug_mode = inner.debug.get(), "event loop created");
+        Ok(EventLoop {
+            inner: Rc::new(inner),
+        })
+    }
+}
+
+fn debug_from_env() -> bool {
+    std::env::var_os("EVLOOP_DEBUG").is_some_and(|v| !v.is_empty())
+}
+
+impl EventLoop {
+    /// Creates a loop with the default settings.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the reactor cannot be created.
+    pub fn new() -> Result<EventLoop, Error> {
+        Builder::default().build()
+    }
+
+    /// A [`Builder`] for a loop with a virtual clock, debug mode, …
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Rc<Inner>) -> EventLoop {
+        EventLoop { inner }
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Inner> {
+        Rc::downgrade(&self.inner)
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closed.get() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Schedules `f` to run on the next iteration, after everything already
+    /// scheduled (FIFO). One allocation.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] on a closed loop.
+    #[track_caller]
+    pub fn call_soon(&self, f: impl FnOnce() + 'static) -> Result<Handle, Error> {
+        self.check_open()?;
+        let node = OnceNode::boxed(f, Location::caller());
+        self.push_ready(Entry::Callback(node.clone()));
+        Ok(Handle { node })
+    }
+
+    /// Pushes onto the ready queue, first taking in what other threads posted,
+    /// so `call_soon_threadsafe` from this thread keeps FIFO with `call_soon`.
+    pub(crate) fn push_ready(&self, entry: Entry) {
+        if !self.inner.shared.queue.is_empty() {
+            self.inner.drain_remote();
+        }
+        self.inner.ready.borrow_mut().push(entry);
+    }
+
+    /// Schedules `f` to run `delay` from now (`call_at(time() + delay)`).
+    ///
+    /// Huge delays are clamped to about a century; zero runs on the next
+    /// iteration, still as a timer.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] on a closed loop.
+    #[track_caller]
+    pub fn call_later(
+        &self,
+        delay: Duration,
+        f: impl FnOnce() + 'static,
+    ) -> Result<TimerHandle, Error> {
+        let now = self.time();
+        let when = now
+            .checked_add(delay.min(FAR_FUTURE))
+            .unwrap_or_else(|| now + FAR_FUTURE);
+        self.call_at(when, f)
+    }
+
+    /// Schedules `f` to run at `when` on the loop's clock ([`time`](Self::time)).
+    /// Timers with equal deadlines run in the order they were scheduled.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] on a closed loop.
+    #[track_caller]
+    pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> Result<TimerHandle, Error> {
+        self.check_open()?;
+        let node = OnceNode::boxed(f, Location::caller());
+        let id = self.inner.timers.borrow_mut().insert(when, node.clone());
+        Ok(TimerHandle {
+            handle: Handle { node },
+            when,
+            id,
+            event_loop: self.downgrade(),
+        })
+    }
+
+    /// The loop's current time (its clock's `now`).
+    pub fn time(&self) -> Instant {
+        self.inner.clock.now()
+    }
+
+    /// The loop's clock (monotonic, or virtual when built with one).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// A thread-safe handle for `call_soon_threadsafe`.
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.inner.shared.clone(),
+        }
+    }
+
+    /// True while `run_forever`/`run_until_complete` runs.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Closes the loop: drops pending callbacks and timers, runs the close
+    /// hooks of the layers above (signal handlers removed, the default
+    /// executor shut down without waiting), closes the reactor. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::Running`] while the loop runs.
+    pub fn close(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        if inner.running.get() {
+            return Err(Error::Running);
+        }
+        if inner.closed.replace(true) {
+            return Ok(());
+        }
+        tracing::debug!(target: "evloop", "closing event loop");
+        inner.shared.closed.store(true, Ordering::Release);
+        inner.shared.queue.close();
+        let hooks = std::mem::take(&mut *inner.close_hooks.borrow_mut());
+        for hook in hooks {
+            hook(self);
+        }
+        // Take everything out before dropping it: destructors of captured
+        // values may call back into the loop (and get `Error::Closed`).
+        let ready = inner.ready.borrow_mut().take_all();
+        let timers = std::mem::take(&mut *inner.timers.borrow_mut());
+        let io = std::mem::take(&mut *inner.io.borrow_mut());
+        let mut remote = Vec::new();
+        while let Ok(item) = inner.shared.queue.pop() {
+            remote.push(item);
+        }
+        drop((ready, timers, remote));
+        drop(io);
+        drop(inner.poller.borrow_mut().take());
+        drop(std::mem::take(&mut *inner.extensions.borrow_mut()));
+        Ok(())
+    }
+
+    /// Per-loop state of a layer above the core (signals, executor), created
+    /// on first use. One value per type.
+    pub fn extension<T: 'static>(&self, init: impl FnOnce() -> T) -> Rc<T> {
+        let id = TypeId::of::<T>();
+        if let Some(found) = self.find_extension::<T>(id) {
+            return found;
+        }
+        let value = Rc::new(init());
+        self.inner
+            .extensions
+            .borrow_mut()
+            .push((id, value.clone() as Rc<dyn Any>));
+        value
+    }
+
+    /// The extension of type `T`, if one was created.
+    pub fn get_extension<T: 'static>(&self) -> Option<Rc<T>> {
+        self.find_extension(TypeId::of::<T>())
+    }
+
+    fn find_extension<T: 'static>(&self, id: TypeId) -> Option<Rc<T>> {
+        let extensions = self.inner.extensions.borrow();
+        let (_, value) = extensions.iter().find(|(t, _)| *t == id)?;
+        value.clone().downcast::<T>().ok()
+    }
+
+    /// Runs `hook` when the loop closes (for the layers above the core: the
+    /// signal registry, the default executor).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the loop is already closed.
+    pub fn add_close_hook(&self, hook: impl FnOnce(&EventLoop) + 'static) -> Result<(), Error> {
+        self.check_open()?;
+        self.inner.close_hooks.borrow_mut().push(Box::new(hook));
+        Ok(())
+    }
+
+    /// Which reactor backend this loop uses (`"epoll"` or `"polling"`).
+    pub fn backend_name(&self) -> &'static str {
+        self.inner
+            .poller
+            .borrow()
+            .as_ref()
+            .map_or("closed", Poller::backend_name)
+    }
+
+    /// True if `self` and `other` are the same loop.
+    pub fn ptr_eq(&self, other: &EventLoop) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        let last = Rc::strong_count(&self.inner) == 1;
+        if last && !self.inner.closed.get() && !std::thread::panicking() {
+            tracing::warn!(target: "evloop", "unclosed event loop dropped; closing it");
+            let _ = self.close();
+        }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("running", &self.is_running())
+            .field("closed", &self.is_closed())
+            .field("debug", &self.inner.debug.get())
+            .finish_non_exhaustive()
+    }
+}

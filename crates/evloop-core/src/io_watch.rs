@@ -1,0 +1,325 @@
+//! fd watchers: `add_reader`/`add_writer` and their removal (SPEC 8.1), and
+//! fd claims, which keep user watchers off fds that a transport owns.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::panic::Location;
+use std::rc::Rc;
+
+use evloop_reactor::{Event, Interest, Poller, Registration};
+
+use crate::handle::{Callback, RepeatNode};
+use crate::ready::{Entry, ReadyQueue};
+use crate::{Error, EventLoop};
+
+/// What the loop knows about one fd.
+#[derive(Default)]
+struct Watch {
+    registration: Option<Registration>,
+    reader: Option<Rc<dyn Callback>>,
+    writer: Option<Rc<dyn Callback>>,
+    claimed: bool,
+}
+
+impl Watch {
+    fn interest(&self) -> Interest {
+        Interest {
+            readable: self.reader.is_some(),
+            writable: self.writer.is_some(),
+        }
+    }
+
+    fn is_unused(&self) -> bool {
+        self.reader.is_none() && self.writer.is_none() && !self.claimed
+    }
+}
+
+/// Watches indexed by fd (fds are small integers, so a `Vec` beats a map).
+#[derive(Default)]
+pub(crate) struct IoTable {
+    watches: Vec<Option<Watch>>,
+}
+
+impl IoTable {
+    fn get_mut(&mut self, fd: RawFd) -> Option<&mut Watch> {
+        self.watches.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+    }
+
+    fn entry(&mut self, fd: usize) -> &mut Watch {
+        if self.watches.len() <= fd {
+            self.watches.resize_with(fd + 1, || None);
+        }
+        self.watches[fd].get_or_insert_with(Watch::default)
+    }
+
+    fn remove_if_unused(&mut self, fd: RawFd) {
+        if let Some(slot) = usize::try_from(fd)
+            .ok()
+            .and_then(|i| self.watches.get_mut(i))
+        {
+            if slot.as_ref().is_some_and(Watch::is_unused) {
+                *slot = None;
+            }
+        }
+    }
+
+    /// Queues the watchers that `event` makes runnable.
+    pub(crate) fn queue_callbacks(&self, event: Event, ready: &mut ReadyQueue) {
+        let Some(Some(watch)) = self.watches.get(event.key) else {
+            return;
+        };
+        if event.readable {
+            if let Some(reader) = &watch.reader {
+                ready.push(Entry::Callback(reader.clone()));
+            }
+        }
+        if event.writable {
+            if let Some(writer) = &watch.writer {
+                ready.push(Entry::Callback(writer.clone()));
+            }
+        }
+    }
+}
+
+/// Brings the kernel's interest in line with the watch's callbacks.
+fn sync_interest(poller: &Poller, fd: RawFd, key: usize, watch: &mut Watch) -> io::Result<()> {
+    let interest = watch.interest();
+    match &mut watch.registration {
+        None if interest.is_none() => Ok(()),
+        None => {
+            watch.registration = Some(poller.register(fd, key, interest)?);
+            Ok(())
+        }
+        Some(_) if interest.is_none() => {
+            watch.registration = None;
+            Ok(())
+        }
+        Some(registration) => match registration.modify(interest) {
+            // The fd was closed and its number reused behind our back: the
+            // kernel forgot the old registration, so make a new one.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                watch.registration = None;
+                watch.registration = Some(poller.register(fd, key, interest)?);
+                Ok(())
+            }
+            other => other,
+        },
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn slot(self, watch: &mut Watch) -> &mut Option<Rc<dyn Callback>> {
+        match self {
+            Direction::Read => &mut watch.reader,
+            Direction::Write => &mut watch.writer,
+        }
+    }
+}
+
+impl EventLoop {
+    /// Calls `callback` every time `fd` is readable, until `remove_reader`.
+    /// One reader per fd: adding again replaces it.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::InvalidArgument`] for a negative fd;
+    /// [`Error::FdInUse`] if a transport owns the fd; [`Error::Io`] from the
+    /// reactor (EBADF for a closed fd, EPERM for a regular file).
+    #[track_caller]
+    pub fn add_reader(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        self.add_watcher(
+            fd,
+            Direction::Read,
+            RepeatNode::boxed(callback, Location::caller()),
+            false,
+        )
+    }
+
+    /// Calls `callback` every time `fd` is writable, until `remove_writer`.
+    ///
+    /// # Errors
+    /// As [`add_reader`](Self::add_reader).
+    #[track_caller]
+    pub fn add_writer(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        self.add_watcher(
+            fd,
+            Direction::Write,
+            RepeatNode::boxed(callback, Location::caller()),
+            false,
+        )
+    }
+
+    /// Stops watching `fd` for reading; true if a reader was removed. False
+    /// after close.
+    pub fn remove_reader(&self, fd: RawFd) -> bool {
+        self.remove_watcher(fd, Direction::Read, false)
+    }
+
+    /// Stops watching `fd` for writing; true if a writer was removed.
+    pub fn remove_writer(&self, fd: RawFd) -> bool {
+        self.remove_watcher(fd, Direction::Write, false)
+    }
+
+    /// Claims `fd` for a transport: until the claim is dropped, `add_reader`
+    /// and `add_writer` on it fail with [`Error::FdInUse`], and only the
+    /// claim can watch it.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::InvalidArgument`] for a negative fd;
+    /// [`Error::FdInUse`] if already claimed.
+    pub fn claim_fd(&self, fd: RawFd) -> Result<FdClaim, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let index = fd_index(fd)?;
+        let mut io = self.inner.io.borrow_mut();
+        let watch = io.entry(index);
+        if watch.claimed {
+            return Err(Error::FdInUse(fd));
+        }
+        watch.claimed = true;
+        Ok(FdClaim {
+            event_loop: self.downgrade(),
+            fd,
+        })
+    }
+
+    fn add_watcher(
+        &self,
+        fd: RawFd,
+        direction: Direction,
+        node: Rc<dyn Callback>,
+        owner: bool,
+    ) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let index = fd_index(fd)?;
+        let poller = self.inner.poller.borrow();
+        let poller = poller.as_ref().ok_or(Error::Closed)?;
+        let mut io = self.inner.io.borrow_mut();
+        let watch = io.entry(index);
+        if watch.claimed && !owner {
+            return Err(Error::FdInUse(fd));
+        }
+        let previous = direction.slot(watch).replace(node);
+        if let Err(error) = sync_interest(poller, fd, index, watch) {
+            *direction.slot(watch) = previous;
+            io.remove_if_unused(fd);
+            return Err(Error::Io(error));
+        }
+        drop(io);
+        if let Some(previous) = previous {
+            previous.cancel();
+        }
+        Ok(())
+    }
+
+    fn remove_watcher(&self, fd: RawFd, direction: Direction, owner: bool) -> bool {
+        let poller = self.inner.poller.borrow();
+        let Some(poller) = poller.as_ref() else {
+            return false;
+        };
+        let mut io = self.inner.io.borrow_mut();
+        let Some(watch) = io.get_mut(fd) else {
+            return false;
+        };
+        if watch.claimed && !owner {
+            return false;
+        }
+        let Some(removed) = direction.slot(watch).take() else {
+            return false;
+        };
+        let key = usize::try_from(fd).unwrap_or_default();
+        if let Err(error) = sync_interest(poller, fd, key, watch) {
+            tracing::debug!(target: "evloop", fd, %error, "updating fd interest failed");
+        }
+        io.remove_if_unused(fd);
+        drop(io);
+        removed.cancel();
+        true
+    }
+}
+
+fn fd_index(fd: RawFd) -> Result<usize, Error> {
+    usize::try_from(fd)
+        .map_err(|_| Error::invalid_argument(format!("fd must be non-negative, got {fd}")))
+}
+
+/// A transport's exclusive hold on an fd (see [`EventLoop::claim_fd`]).
+/// Dropping it removes its watchers and releases the fd.
+#[derive(Debug)]
+pub struct FdClaim {
+    event_loop: std::rc::Weak<crate::event_loop::Inner>,
+    fd: RawFd,
+}
+
+impl FdClaim {
+    /// The claimed fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn event_loop(&self) -> Result<EventLoop, Error> {
+        self.event_loop
+            .upgrade()
+            .map(EventLoop::from_inner)
+            .ok_or(Error::Closed)
+    }
+
+    /// `add_reader` for the claimed fd.
+    ///
+    /// # Errors
+    /// As [`EventLoop::add_reader`], without `FdInUse`.
+    #[track_caller]
+    pub fn set_reader(&self, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        let node = RepeatNode::boxed(callback, Location::caller());
+        self.event_loop()?
+            .add_watcher(self.fd, Direction::Read, node, true)
+    }
+
+    /// `add_writer` for the claimed fd.
+    ///
+    /// # Errors
+    /// As [`EventLoop::add_writer`], without `FdInUse`.
+    #[track_caller]
+    pub fn set_writer(&self, callback: impl FnMut() + 'static) -> Result<(), Error> {
+        let node = RepeatNode::boxed(callback, Location::caller());
+        self.event_loop()?
+            .add_watcher(self.fd, Direction::Write, node, true)
+    }
+
+    /// `remove_reader` for the claimed fd.
+    pub fn clear_reader(&self) -> bool {
+        self.event_loop()
+            .is_ok_and(|lp| lp.remove_watcher(self.fd, Direction::Read, true))
+    }
+
+    /// `remove_writer` for the claimed fd.
+    pub fn clear_writer(&self) -> bool {
+        self.event_loop()
+            .is_ok_and(|lp| lp.remove_watcher(self.fd, Direction::Write, true))
+    }
+}
+
+impl Drop for FdClaim {
+    fn drop(&mut self) {
+        let Ok(event_loop) = self.event_loop() else {
+            return;
+        };
+        self.clear_reader();
+        self.clear_writer();
+        let released = event_loop.inner.io.try_borrow_mut().map(|mut io| {
+            if let Some(watch) = io.get_mut(self.fd) {
+                watch.claimed = false;
+            }
+            io.remove_if_unused(self.fd);
+        });
+        drop(released);
+    }
+}

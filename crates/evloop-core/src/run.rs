@@ -1,0 +1,308 @@
+//! Running the loop: `run_once` (asyncio's `_run_once`), `run_forever`,
+//! `run_until_complete`, `stop`, and the thread's current loop.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crate::event_loop::{EventLoop, Inner};
+use crate::exception::ErrorContext;
+use crate::handle::HandleInfo;
+use crate::ready::Entry;
+use crate::remote::Shared;
+use crate::Error;
+
+thread_local! {
+    /// The loop running on this thread, if any.
+    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+}
+
+/// Marks the loop as running on this thread for as long as it lives, and
+/// undoes that on every exit path.
+struct RunGuard<'a> {
+    event_loop: &'a EventLoop,
+}
+
+impl<'a> RunGuard<'a> {
+    fn enter(event_loop: &'a EventLoop) -> Result<Self, Error> {
+        let inner = &event_loop.inner;
+        if inner.closed.get() {
+            return Err(Error::Closed);
+        }
+        if inner.running.get() {
+            return Err(Error::AlreadyRunning);
+        }
+        CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            if current.is_some() {
+                return Err(Error::AnotherLoopRunning);
+            }
+            *current = Some(inner.clone());
+            Ok(())
+        })?;
+        inner.running.set(true);
+        Ok(RunGuard { event_loop })
+    }
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        let inner = &self.event_loop.inner;
+        inner.running.set(false);
+        inner.stopping.set(false);
+        CURRENT.with(|current| current.borrow_mut().take());
+    }
+}
+
+/// Wakes `run_until_complete`'s future: a flag plus the reactor's waker.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
+impl EventLoop {
+    /// The loop running on this thread (asyncio's `get_running_loop`).
+    ///
+    /// # Errors
+    /// [`Error::NotRunning`] when no loop runs on this thread.
+    pub fn current() -> Result<EventLoop, Error> {
+        Self::try_current().ok_or(Error::NotRunning)
+    }
+
+    /// The loop running on this thread, if any.
+    pub fn try_current() -> Option<EventLoop> {
+        CURRENT.with(|current| current.borrow().clone().map(EventLoop::from_inner))
+    }
+
+    /// Asks the loop to stop: the current batch of callbacks finishes, then
+    /// `run_forever` returns. Before `run_forever`, makes the next run do one
+    /// iteration with a zero poll timeout.
+    pub fn stop(&self) {
+        self.inner.stopping.set(true);
+    }
+
+    /// Runs until [`stop`](Self::stop) is called.
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::AlreadyRunning`], [`Error::AnotherLoopRunning`].
+    pub fn run_forever(&self) -> Result<(), Error> {
+        let _guard = RunGuard::enter(self)?;
+        tracing::debug!(target: "evloop", "run_forever");
+        loop {
+            self.run_once();
+            if self.inner.stopping.get() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs the loop until `future` completes and returns its output. The
+    /// future may borrow from the caller; it is polled on this thread.
+    ///
+    /// # Errors
+    /// [`Error::StoppedBeforeComplete`] if `stop()` came first (the future is
+    /// dropped; pass a `Task` to keep it alive), [`Error::Panic`] if it
+    /// panicked (the loop stays usable), and the errors of `run_forever`.
+    pub fn run_until_complete<F: Future>(&self, future: F) -> Result<F::Output, Error> {
+        let _guard = RunGuard::enter(self)?;
+        let mut future = pin!(future);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: self.inner.shared.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut stopped = false;
+        loop {
+            if main.woken.swap(false, Ordering::Acquire) {
+                let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
+                match polled {
+                    Ok(Poll::Ready(output)) => return Ok(output),
+                    Ok(Poll::Pending) => {}
+                    Err(payload) => return Err(Error::from_panic(&*payload)),
+                }
+            }
+            if stopped {
+                return Err(Error::StoppedBeforeComplete);
+            }
+            self.run_once();
+            stopped = self.inner.stopping.get();
+        }
+    }
+
+    /// One iteration (asyncio's `_run_once`, SPEC 3.6): compute the timeout,
+    /// poll once, queue I/O callbacks, queue expired timers, then run exactly
+    /// the callbacks that were ready at that point.
+    pub(crate) fn run_once(&self) {
+        let inner = &*self.inner;
+        inner.drain_remote();
+        let timeout = self.poll_timeout();
+        self.poll(timeout);
+        inner.drain_remote();
+        let now = inner.clock.now();
+        self.queue_expired_timers(now);
+        self.run_ready_batch(now);
+        inner.stats.iterations.set(inner.stats.iterations.get() + 1);
+    }
+
+    /// Zero if anything is ready or a stop is pending; else until the next
+    /// deadline (a virtual clock jumps there instead); else forever.
+    fn poll_timeout(&self) -> Option<Duration> {
+        let inner = &*self.inner;
+        if !inner.ready.borrow().is_empty() || inner.stopping.get() {
+            return Some(Duration::ZERO);
+        }
+        let deadline = inner.timers.borrow_mut().next_deadline()?;
+        let now = inner.clock.now();
+        if deadline <= now || inner.clock.advance_to(deadline) {
+            return Some(Duration::ZERO);
+        }
+        Some(deadline - now)
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        let inner = &*self.inner;
+        let poller = inner.poller.borrow();
+        let Some(poller) = poller.as_ref() else {
+            return;
+        };
+        let mut events = inner.events.borrow_mut();
+        if let Err(error) = poller.wait(&mut events, timeout) {
+            drop(events);
+            self.call_exception_handler(ErrorContext {
+                message: "poll failed".into(),
+                error: Some(Error::Io(error)),
+                ..ErrorContext::default()
+            });
+            return;
+        }
+        let io = inner.io.borrow();
+        let mut ready = inner.ready.borrow_mut();
+        let mut count = 0u64;
+        for event in events.iter() {
+            count += 1;
+            io.queue_callbacks(event, &mut ready);
+        }
+        inner
+            .stats
+            .io_events
+            .set(inner.stats.io_events.get() + count);
+    }
+
+    /// Moves timers due at `now` (never earlier: SPEC 3.2) onto the ready queue.
+    fn queue_expired_timers(&self, now: Instant) {
+        let inner = &*self.inner;
+        let mut timers = inner.timers.borrow_mut();
+        let mut ready = inner.ready.borrow_mut();
+        let mut first = true;
+        while let Some((_, deadline, node)) = timers.pop_expired(now) {
+            if first {
+                inner.stats.record_lag(now - deadline);
+                first = false;
+            }
+            inner
+                .stats
+                .timers_fired
+                .set(inner.stats.timers_fired.get() + 1);
+            ready.push(Entry::Callback(node));
+        }
+    }
+
+    /// Runs the entries present now; what they schedule waits for the next pass.
+    fn run_ready_batch(&self, batch_start: Instant) {
+        let inner = &*self.inner;
+        let count = inner.ready.borrow().len();
+        if count == 0 {
+            return;
+        }
+        let debug = inner.debug.get();
+        for _ in 0..count {
+            let Some(entry) = inner.ready.borrow_mut().pop() else {
+                break;
+            };
+            if debug {
+                self.run_entry_timed(entry);
+            } else {
+                self.run_entry(entry);
+            }
+        }
+        inner
+            .stats
+            .callbacks
+            .set(inner.stats.callbacks.get() + count as u64);
+        let elapsed = inner.clock.now().saturating_duration_since(batch_start);
+        if elapsed >= inner.slow_callback_duration.get() {
+            inner
+                .stats
+                .slow_iterations
+                .set(inner.stats.slow_iterations.get() + 1);
+        }
+    }
+
+    fn run_entry(&self, entry: Entry) {
+        let location = match &entry {
+            Entry::Callback(node) if node.is_cancelled() => return,
+            Entry::Callback(node) => Some(node.location()),
+            Entry::Remote(_) | Entry::Task(_) => None,
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(move || match entry {
+            Entry::Callback(node) => node.call(),
+            Entry::Remote(f) => f(),
+            Entry::Task(runnable) => {
+                runnable.run();
+            }
+        }));
+        if let Err(payload) = outcome {
+            let handle = location.map(|location| HandleInfo { location });
+            let message = match handle {
+                Some(h) => format!("Exception in callback {h}"),
+                None => "Exception in callback".to_owned(),
+            };
+            self.call_exception_handler(ErrorContext {
+                message,
+                error: Some(Error::from_panic(&*payload)),
+                handle,
+                ..ErrorContext::default()
+            });
+        }
+    }
+
+    /// Debug mode: time each callback and log the slow ones with where they
+    /// were scheduled.
+    fn run_entry_timed(&self, entry: Entry) {
+        let location = match &entry {
+            Entry::Callback(node) => Some(node.location()),
+            _ => None,
+        };
+        let start = self.inner.clock.now();
+        self.run_entry(entry);
+        let took = self.inner.clock.now().saturating_duration_since(start);
+        if took >= self.inner.slow_callback_duration.get() {
+            let stats = &self.inner.stats;
+            stats.slow_callbacks.set(stats.slow_callbacks.get() + 1);
+            let location =
+                location.map_or_else(|| "<remote or task>".to_owned(), |l| l.to_string());
+            tracing::warn!(
+                target: "evloop",
+                "Executing <Handle scheduled at {location}> took {:.3} seconds",
+                took.as_secs_f64()
+            );
+        }
+    }
+}

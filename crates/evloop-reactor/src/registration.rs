@@ -1,0 +1,106 @@
+//! [`Registration`]: one fd's place in a [`Poller`](crate::Poller), removed on
+//! drop.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+
+use crate::poller::Inner;
+use crate::Interest;
+
+/// One fd registered with a [`Poller`](crate::Poller) under a key.
+///
+/// Owns the registration, *not* the fd. Dropping it deregisters the fd
+/// (errors such as `EBADF`/`ENOENT` are ignored: there is no one to report
+/// them to).
+///
+/// # Invariant
+///
+/// Drop the `Registration` before closing its fd. An fd closed while still
+/// registered can stay in the kernel's interest list (epoll tracks the open
+/// file description, which `dup`s keep alive) and produce reports for a key
+/// nobody expects; with the `polling` backend it breaks that crate's safety
+/// contract.
+#[must_use = "dropping a Registration deregisters the fd at once"]
+pub struct Registration {
+    inner: Arc<Inner>,
+    fd: RawFd,
+    key: usize,
+    /// # Invariant
+    /// The fd is in the OS interest set iff `!interest.is_none()`.
+    interest: Interest,
+}
+
+impl Registration {
+    pub(crate) fn new(inner: Arc<Inner>, fd: RawFd, key: usize, interest: Interest) -> Self {
+        Registration {
+            inner,
+            fd,
+            key,
+            interest,
+        }
+    }
+
+    /// The registered fd.
+    #[must_use]
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// The key reported in this fd's [`Event`](crate::Event)s.
+    #[must_use]
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The current interest.
+    #[must_use]
+    pub fn interest(&self) -> Interest {
+        self.interest
+    }
+
+    /// Changes the interest; no syscall if it is unchanged.
+    ///
+    /// [`Interest::NONE`] stops every report for this fd, error and hang-up
+    /// included (epoll reports `EPOLLERR`/`EPOLLHUP` even for an empty event
+    /// mask, which would spin a level-triggered loop), by removing the fd
+    /// from the OS interest set; a later non-empty interest adds it back.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EBADF` if the fd was closed, for instance); the interest
+    /// is then unchanged.
+    pub fn modify(&mut self, interest: Interest) -> io::Result<()> {
+        if interest == self.interest {
+            return Ok(());
+        }
+        let sys = &self.inner.sys;
+        match (self.interest.is_none(), interest.is_none()) {
+            (true, false) => sys.add(self.fd, self.key, interest)?,
+            (false, true) => sys.delete(self.fd)?,
+            (false, false) => sys.modify(self.fd, self.key, interest)?,
+            (true, true) => {}
+        }
+        self.interest = interest;
+        Ok(())
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if !self.interest.is_none() {
+            let _ = self.inner.sys.delete(self.fd);
+        }
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("key", &self.key)
+            .field("interest", &self.interest)
+            .finish()
+    }
+}

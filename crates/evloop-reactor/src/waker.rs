@@ -1,0 +1,130 @@
+//! The cross-thread [`Waker`] and the flag protocol that keeps it cheap.
+//!
+//! # Protocol
+//!
+//! Three flags are shared between the waiting thread and any number of
+//! waking threads (all `SeqCst`):
+//!
+//! * `pending`: a wake happened since the waiter last cleared it.
+//! * `sleeping`: the waiter is in, or about to enter, a blocking wait.
+//! * `notified`: the backend's wake-up source has been signalled and not yet
+//!   consumed, so another signal would be redundant.
+//!
+//! `wake`: `pending = true`; then, only if `sleeping` and `notified` was
+//! false (swapped to true), signal the backend (write the eventfd / call
+//! `polling::Poller::notify`).
+//!
+//! `wait` with a non-zero timeout: `sleeping = true`, then if `pending` was
+//! set (swapped to false) use a zero timeout; with a zero timeout it only
+//! clears `pending` (the caller drains its own queues after every wait, so a
+//! wake folded into a non-blocking wait loses nothing). After the one
+//! backend wait: `sleeping = false`, and if the backend consumed a
+//! notification, `notified = false`.
+//!
+//! Why no wake is lost (Dekker): the waker writes `pending` then reads
+//! `sleeping`; the waiter writes `sleeping` then reads `pending`. With
+//! sequentially consistent operations at least one of them sees the other's
+//! write. If the waiter sees `pending`, it does not block. If the waker sees
+//! `sleeping`, it signals the backend (or someone else already did and
+//! `notified` is still set, meaning a signal is outstanding and not yet
+//! consumed), so the blocking wait returns. Either way a wake that lands after
+//! the caller checked its queues ends the wait. While the loop is busy
+//! (`sleeping` false) a wake is one store and one load: no syscall, and the
+//! waiter's steady state is the single backend wait.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::poller::Inner;
+
+/// The shared flags of the protocol described in the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct WakeState {
+    pending: AtomicBool,
+    sleeping: AtomicBool,
+    notified: AtomicBool,
+}
+
+impl WakeState {
+    /// The waker's half. `signal` is the backend's notify.
+    #[inline]
+    pub(crate) fn wake(&self, signal: impl FnOnce()) {
+        self.pending.store(true, SeqCst);
+        if self.sleeping.load(SeqCst) && !self.notified.swap(true, SeqCst) {
+            signal();
+        }
+    }
+
+    /// The waiter's half before the backend wait: returns the timeout to use.
+    #[inline]
+    pub(crate) fn before_wait(&self, timeout: Option<Duration>) -> Option<Duration> {
+        if timeout == Some(Duration::ZERO) {
+            self.pending.store(false, SeqCst);
+            return timeout;
+        }
+        self.sleeping.store(true, SeqCst);
+        if self.pending.swap(false, SeqCst) {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        }
+    }
+
+    /// The waiter's half after the backend wait (whether it succeeded or not).
+    #[inline]
+    pub(crate) fn after_wait(&self, consumed_notification: bool) {
+        self.sleeping.store(false, SeqCst);
+        if consumed_notification {
+            self.notified.store(false, SeqCst);
+        }
+    }
+}
+
+/// Wakes a [`Poller`](crate::Poller) from any thread.
+///
+/// `Send + Sync + Clone`; get one with [`Poller::waker`](crate::Poller::waker).
+/// Keeps the poller's OS resources alive while it exists.
+#[derive(Clone)]
+pub struct Waker {
+    inner: Arc<Inner>,
+}
+
+impl Waker {
+    pub(crate) fn new(inner: Arc<Inner>) -> Waker {
+        Waker { inner }
+    }
+
+    /// Wakes a [`wait`](crate::Poller::wait) in progress, or makes the next
+    /// one return at once (with no events unless fds are ready).
+    ///
+    /// Cheap when the loop is busy: no syscall unless the poller is (about to
+    /// be) blocked, and many wakes before a wait coalesce into one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use evloop_reactor::{Events, Poller};
+    ///
+    /// let poller = Poller::new()?;
+    /// let waker = poller.waker();
+    /// let t = std::thread::spawn(move || waker.wake());
+    /// let mut events = Events::with_capacity(8);
+    /// // Returns once the other thread has woken us (or at once if it already has).
+    /// poller.wait(&mut events, None)?;
+    /// t.join().unwrap();
+    /// # std::io::Result::Ok(())
+    /// ```
+    #[inline]
+    pub fn wake(&self) {
+        let sys = &self.inner.sys;
+        self.inner.wake.wake(|| sys.notify());
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waker").finish_non_exhaustive()
+    }
+}
