@@ -1,0 +1,749 @@
+//! The contract examples (DESIGN.md "Examples"): build them in release mode,
+//! run each binary from `target/release/examples/`, and check what it prints,
+//! exactly.
+//!
+//! Other tools drive these examples, so their output is a contract. The
+//! checks live in one table, [`EXAMPLES`]: a required example whose source
+//! (`crates/evloop/examples/NAME.rs`) is missing fails the step; an optional
+//! one is checked as soon as its source exists. Every child runs under a
+//! 30 s watchdog: it is killed and the step fails, naming it, when time is
+//! up, and every blocking read or socket call is bounded by the time left.
+//! Signals are sent with `/bin/kill` (this crate has no `libc`).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "xtask times real child processes; the Clock rule is for the library crates"
+)]
+
+use std::fmt::Display;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::test::Step;
+
+/// How long any one example process may live.
+const WATCHDOG: Duration = Duration::from_secs(30);
+
+/// How much the stream echo checks send each way.
+const ECHO_BYTES: usize = 100 * 1024;
+
+/// One contract example and its check.
+pub(crate) struct Example {
+    /// The example's name: `crates/evloop/examples/<name>.rs`.
+    pub(crate) name: &'static str,
+    /// Whether the contract requires it now (a missing source fails the
+    /// step) or it is checked only once its source exists.
+    pub(crate) required: bool,
+    /// What the check expects, for the step's label.
+    pub(crate) expects: &'static str,
+    /// Runs the built binary and checks it.
+    pub(crate) check: fn(&Binary) -> Result<(), String>,
+}
+
+/// The contract examples, in DESIGN.md order. Add `subprocess` here when it
+/// is written.
+pub(crate) const EXAMPLES: &[Example] = &[
+    Example {
+        name: "hello_world",
+        required: true,
+        expects: r#"stdout exactly "Hello World\n", exit 0"#,
+        check: check_hello_world,
+    },
+    Example {
+        name: "display_date",
+        required: true,
+        expects: "5 date lines in 4..15 s, exit 0",
+        check: check_display_date,
+    },
+    Example {
+        name: "watch_fd",
+        required: true,
+        expects: r#"stdout exactly "Received: abc\n", exit 0"#,
+        check: check_watch_fd,
+    },
+    Example {
+        name: "signals",
+        required: true,
+        expects: "banner and pid lines; SIGINT, then SIGTERM: `got signal SIG...: exit`, exit 0",
+        check: check_signals,
+    },
+    Example {
+        name: "echo_server",
+        required: false,
+        expects: "tcp + unix + udp echo, then --streams tcp echo; SIGINT: `shutdown`, exit 0",
+        check: check_echo_server,
+    },
+];
+
+/// A built example binary.
+pub(crate) struct Binary {
+    name: &'static str,
+    path: PathBuf,
+}
+
+/// The release build of the examples, then one step per example.
+pub(crate) fn steps(root: &Path) -> Vec<Step> {
+    let mut steps = vec![Step::cargo(
+        root,
+        &["build", "--release", "-p", "evloop", "--examples"],
+    )];
+    let bin_dir = target_dir(root).join("release").join("examples");
+    for example in EXAMPLES {
+        let source = Path::new("crates/evloop/examples").join(format!("{}.rs", example.name));
+        if !example.required && !root.join(&source).is_file() {
+            println!(
+                "xtask: note: {} is not written yet; its check is skipped until it is",
+                source.display()
+            );
+            continue;
+        }
+        let binary = Binary {
+            name: example.name,
+            path: bin_dir.join(example.name),
+        };
+        let shown = binary
+            .path
+            .strip_prefix(root)
+            .unwrap_or(&binary.path)
+            .display()
+            .to_string();
+        let source_path = root.join(&source);
+        let check = example.check;
+        steps.push(Step::in_process(
+            format!("{shown} ({})", example.expects),
+            move || {
+                if !source_path.is_file() {
+                    return Err(format!(
+                        "{}: missing; the `{}` example is required by the contract \
+                         (DESIGN.md \"Examples\")",
+                        source.display(),
+                        binary.name
+                    ));
+                }
+                if !binary.path.is_file() {
+                    return Err(format!(
+                        "{}: not built by `cargo build --release -p evloop --examples`",
+                        binary.path.display()
+                    ));
+                }
+                check(&binary)
+            },
+        ));
+    }
+    steps
+}
+
+/// `$CARGO_TARGET_DIR` (relative to the workspace root, where cargo runs),
+/// else `<root>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The checks
+
+fn check_hello_world(bin: &Binary) -> Result<(), String> {
+    expect_exact_stdout(bin, "Hello World\n")
+}
+
+fn check_watch_fd(bin: &Binary) -> Result<(), String> {
+    expect_exact_stdout(bin, "Received: abc\n")
+}
+
+fn expect_exact_stdout(bin: &Binary, expected: &str) -> Result<(), String> {
+    let mut run = Running::spawn(bin, &[])?;
+    run.read_to_eof()?;
+    run.expect_exit_0()?;
+    if run.stdout != expected {
+        return Err(run.fail(format!("stdout must be exactly {expected:?}")));
+    }
+    Ok(())
+}
+
+fn check_display_date(bin: &Binary) -> Result<(), String> {
+    let mut run = Running::spawn(bin, &[])?;
+    run.read_to_eof()?;
+    run.expect_exit_0()?;
+    let took = run.started.elapsed();
+    let stdout = run.stdout.clone();
+    let lines: Vec<&str> = stdout.lines().collect();
+    if lines.len() != 5 || lines.iter().any(|line| line.trim().is_empty()) {
+        return Err(run.fail("expected exactly 5 non-empty lines (one date/time a second)"));
+    }
+    if took < Duration::from_secs(4) || took >= Duration::from_secs(15) {
+        return Err(run.fail(format!(
+            "took {took:.2?}; 5 lines a second apart take at least 4 s (and under 15 s)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_signals(bin: &Binary) -> Result<(), String> {
+    for signal in ["INT", "TERM"] {
+        signals_once(bin, signal)?;
+    }
+    Ok(())
+}
+
+fn signals_once(bin: &Binary, signal: &str) -> Result<(), String> {
+    const BANNER: &str = "Event loop running forever, press Ctrl+C to interrupt.";
+    let mut run = Running::spawn(bin, &[])?;
+    let pid_line = format!("pid {}: send SIGINT or SIGTERM to exit.", run.pid());
+    let (mut banner, mut pid) = (false, false);
+    while !(banner && pid) {
+        let Some(line) = run.next_line()? else {
+            return Err(run.fail(format!(
+                "stdout closed before both {BANNER:?} and {pid_line:?} were printed"
+            )));
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line == BANNER {
+            banner = true;
+        } else if line == pid_line {
+            pid = true;
+        } else if line.starts_with("pid ") {
+            let printed = line.to_owned();
+            return Err(run.fail(format!(
+                "printed {printed:?}, expected {pid_line:?} (its own pid)"
+            )));
+        }
+    }
+    run.signal(signal)?;
+    run.read_to_eof()?;
+    run.expect_exit_0()?;
+    let expected = format!("got signal SIG{signal}: exit");
+    if !run.stdout.lines().any(|line| line == expected) {
+        return Err(run.fail(format!("no line {expected:?} after SIG{signal}")));
+    }
+    Ok(())
+}
+
+fn check_echo_server(bin: &Binary) -> Result<(), String> {
+    echo_all_kinds(bin)?;
+    echo_streams(bin)
+}
+
+/// TCP, unix and UDP listeners built on protocols.
+fn echo_all_kinds(bin: &Binary) -> Result<(), String> {
+    let scratch = Scratch::new("echo")?;
+    let socket_path = scratch.dir.join("echo.sock");
+    let socket_arg = socket_path.display().to_string();
+    let mut run = Running::spawn(
+        bin,
+        &[
+            "--tcp",
+            "127.0.0.1:0",
+            "--unix",
+            &socket_arg,
+            "--udp",
+            "127.0.0.1:0",
+        ],
+    )?;
+    let listeners = read_listeners(&mut run, &["tcp", "unix", "udp"])?;
+
+    let tcp = parse_addr(&mut run, &listeners[0])?;
+    let time_left = run.time_left()?;
+    let result = TcpStream::connect_timeout(&tcp, time_left)
+        .map_err(|e| format!("connect to tcp {tcp}: {e}"))
+        .and_then(|stream| echo_round_trip(stream, time_left));
+    result.map_err(|e| run.fail(format!("tcp echo: {e}")))?;
+
+    let unix = PathBuf::from(&listeners[1]);
+    let time_left = run.time_left()?;
+    let result = UnixStream::connect(&unix)
+        .map_err(|e| format!("connect to unix {}: {e}", unix.display()))
+        .and_then(|stream| echo_round_trip(stream, time_left));
+    result.map_err(|e| run.fail(format!("unix echo: {e}")))?;
+
+    let udp = parse_addr(&mut run, &listeners[2])?;
+    let time_left = run.time_left()?;
+    udp_round_trip(udp, time_left).map_err(|e| run.fail(format!("udp echo: {e}")))?;
+
+    shut_down(&mut run)?;
+    if socket_path.symlink_metadata().is_ok() {
+        return Err(run.fail(format!(
+            "the unix socket file {} is still there after shutdown",
+            socket_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// A TCP listener built on streams instead of a protocol.
+fn echo_streams(bin: &Binary) -> Result<(), String> {
+    let mut run = Running::spawn(bin, &["--streams", "--tcp", "127.0.0.1:0"])?;
+    let listeners = read_listeners(&mut run, &["tcp"])?;
+    let tcp = parse_addr(&mut run, &listeners[0])?;
+    let time_left = run.time_left()?;
+    let result = TcpStream::connect_timeout(&tcp, time_left)
+        .map_err(|e| format!("connect to tcp {tcp}: {e}"))
+        .and_then(|stream| echo_round_trip(stream, time_left));
+    result.map_err(|e| run.fail(format!("--streams tcp echo: {e}")))?;
+    shut_down(&mut run)
+}
+
+/// Reads stdout until one `listening on KIND ADDR` line per kind was
+/// printed; returns the addresses in the order of `kinds`.
+fn read_listeners(run: &mut Running, kinds: &[&str]) -> Result<Vec<String>, String> {
+    let mut found: Vec<Option<String>> = vec![None; kinds.len()];
+    while found.iter().any(Option::is_none) {
+        let Some(line) = run.next_line()? else {
+            return Err(run.fail(format!(
+                "stdout closed before a `listening on` line for each of {kinds:?}"
+            )));
+        };
+        if let Some((kind, addr)) = parse_listening(&line) {
+            if let Some(i) = kinds.iter().position(|k| *k == kind) {
+                found[i] = Some(addr.to_owned());
+            }
+        }
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// `listening on tcp 127.0.0.1:80` → `("tcp", "127.0.0.1:80")`.
+fn parse_listening(line: &str) -> Option<(&str, &str)> {
+    let rest = line
+        .trim_end_matches(['\n', '\r'])
+        .strip_prefix("listening on ")?;
+    let (kind, addr) = rest.split_once(' ')?;
+    let addr = addr.trim();
+    (!addr.is_empty()).then_some((kind, addr))
+}
+
+fn parse_addr(run: &mut Running, addr: &str) -> Result<SocketAddr, String> {
+    addr.parse()
+        .map_err(|e| run.fail(format!("`{addr}` is not HOST:PORT: {e}")))
+}
+
+/// SIGINT, then expect `shutdown`, EOF and exit code 0.
+fn shut_down(run: &mut Running) -> Result<(), String> {
+    run.signal("INT")?;
+    run.read_to_eof()?;
+    run.expect_exit_0()?;
+    if !run.stdout.lines().any(|line| line == "shutdown") {
+        return Err(run.fail("no `shutdown` line after SIGINT"));
+    }
+    Ok(())
+}
+
+/// A stream socket both sides of which the echo check uses.
+trait EchoStream: Read + Write + Send + Sized + 'static {
+    fn duplicate(&self) -> io::Result<Self>;
+    fn close_write(&self) -> io::Result<()>;
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()>;
+}
+
+impl EchoStream for TcpStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn close_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+impl EchoStream for UnixStream {
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
+    fn close_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+    fn set_timeouts(&self, timeout: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))
+    }
+}
+
+/// Sends [`ECHO_BYTES`] from a writer thread while reading the echo, shuts
+/// the write side down, and expects the same bytes back, then EOF.
+fn echo_round_trip<S: EchoStream>(mut stream: S, timeout: Duration) -> Result<(), String> {
+    let payload = payload(ECHO_BYTES);
+    stream
+        .set_timeouts(timeout)
+        .map_err(|e| format!("set timeouts: {e}"))?;
+    let mut writer = stream.duplicate().map_err(|e| format!("clone: {e}"))?;
+    let sent = payload.clone();
+    let writing = thread::spawn(move || -> io::Result<()> {
+        writer.write_all(&sent)?;
+        writer.flush()?;
+        writer.close_write()
+    });
+    let mut echoed = Vec::with_capacity(ECHO_BYTES);
+    let read = stream.read_to_end(&mut echoed);
+    let written = writing
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("writer thread panicked")));
+    written.map_err(|e| format!("sending {ECHO_BYTES} bytes: {e}"))?;
+    read.map_err(|e| {
+        format!(
+            "no echo and EOF within {timeout:.1?} after sending {ECHO_BYTES} bytes and \
+             shutting down the write side ({} bytes came back): {e}",
+            echoed.len()
+        )
+    })?;
+    compare_echo(&payload, &echoed)
+}
+
+fn compare_echo(sent: &[u8], echoed: &[u8]) -> Result<(), String> {
+    if sent == echoed {
+        return Ok(());
+    }
+    match sent.iter().zip(echoed).position(|(a, b)| a != b) {
+        Some(at) => Err(format!(
+            "echo differs from what was sent at byte {at} (sent {}, got {} bytes)",
+            sent.len(),
+            echoed.len()
+        )),
+        None => Err(format!(
+            "sent {} bytes, got {} back before EOF",
+            sent.len(),
+            echoed.len()
+        )),
+    }
+}
+
+fn udp_round_trip(server: SocketAddr, timeout: Duration) -> Result<(), String> {
+    const PING: &[u8] = b"evloop xtask udp ping";
+    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| format!("set timeout: {e}"))?;
+    socket
+        .send_to(PING, server)
+        .map_err(|e| format!("send to {server}: {e}"))?;
+    let mut buf = [0_u8; 2048];
+    let (n, _from) = socket
+        .recv_from(&mut buf)
+        .map_err(|e| format!("no datagram back from {server} within {timeout:.1?}: {e}"))?;
+    if &buf[..n] == PING {
+        Ok(())
+    } else {
+        Err(format!(
+            "sent {:?}, got {:?}",
+            String::from_utf8_lossy(PING),
+            String::from_utf8_lossy(&buf[..n])
+        ))
+    }
+}
+
+/// Bytes whose pattern does not repeat at any power-of-two stride, so a
+/// dropped, repeated or reordered chunk shows.
+fn payload(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| u8::try_from(i % 251).unwrap_or_default())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Running a child under the watchdog
+
+/// A running example: stdout arrives line by line through a reader thread,
+/// stderr is collected by another, and everything is bounded by the
+/// watchdog deadline. Dropping it kills the child if it still runs.
+struct Running {
+    /// The command line, for messages.
+    command: String,
+    child: Child,
+    lines: Receiver<String>,
+    /// Everything read from stdout so far.
+    stdout: String,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    started: Instant,
+    deadline: Instant,
+    status: Option<ExitStatus>,
+}
+
+impl Running {
+    fn spawn(bin: &Binary, args: &[&str]) -> Result<Running, String> {
+        let mut command = vec![bin.name.to_owned()];
+        command.extend(args.iter().map(|a| (*a).to_owned()));
+        let command = command.join(" ");
+        println!("    running: {command}");
+        let mut child = Command::new(&bin.path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{command}: could not start {}: {e}", bin.path.display()))?;
+        let started = Instant::now();
+
+        let (sender, lines) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            thread::spawn(move || {
+                let mut reader = BufReader::new(stdout);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line).into_owned();
+                            if sender.send(text).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            thread::spawn(move || {
+                let mut chunk = [0_u8; 4096];
+                while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                    sink.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..n]);
+                }
+            });
+        }
+        Ok(Running {
+            command,
+            child,
+            lines,
+            stdout: String::new(),
+            stderr,
+            started,
+            deadline: started + WATCHDOG,
+            status: None,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The time left before the watchdog, or the watchdog's failure.
+    fn time_left(&mut self) -> Result<Duration, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left < Duration::from_millis(10) {
+            Err(self.timed_out())
+        } else {
+            Ok(left)
+        }
+    }
+
+    /// The next stdout line (with its newline, if any); `None` at EOF.
+    fn next_line(&mut self) -> Result<Option<String>, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => {
+                self.stdout.push_str(&line);
+                Ok(Some(line))
+            }
+            Err(RecvTimeoutError::Disconnected) => Ok(None),
+            Err(RecvTimeoutError::Timeout) => Err(self.timed_out()),
+        }
+    }
+
+    fn read_to_eof(&mut self) -> Result<(), String> {
+        while self.next_line()?.is_some() {}
+        Ok(())
+    }
+
+    fn wait(&mut self) -> Result<ExitStatus, String> {
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            match self.child.try_wait() {
+                Ok(Some(status)) => self.status = Some(status),
+                Ok(None) if Instant::now() >= self.deadline => return Err(self.timed_out()),
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(self.fail(format!("wait: {e}"))),
+            }
+        }
+    }
+
+    fn expect_exit_0(&mut self) -> Result<(), String> {
+        let status = self.wait()?;
+        if status.code() == Some(0) {
+            Ok(())
+        } else {
+            Err(self.fail(format!("exited with {status}; expected exit code 0")))
+        }
+    }
+
+    /// Sends `SIG<signal>` with `/bin/kill -<signal> <pid>`.
+    fn signal(&mut self, signal: &str) -> Result<(), String> {
+        let kill = if Path::new("/bin/kill").is_file() {
+            "/bin/kill"
+        } else {
+            "kill"
+        };
+        let pid = self.pid().to_string();
+        match Command::new(kill)
+            .arg(format!("-{signal}"))
+            .arg(&pid)
+            .status()
+        {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => Err(self.fail(format!("`{kill} -{signal} {pid}` exited with {status}"))),
+            Err(e) => Err(self.fail(format!("could not run `{kill} -{signal} {pid}`: {e}"))),
+        }
+    }
+
+    fn timed_out(&mut self) -> String {
+        self.fail(format!(
+            "still running after the {} s watchdog: killed it",
+            WATCHDOG.as_secs()
+        ))
+    }
+
+    /// Kills the child if it still runs and describes the failure with what
+    /// it printed.
+    fn fail(&mut self, message: impl Display) -> String {
+        self.kill();
+        // Give the reader threads a moment to drain the pipes.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+            self.stdout.push_str(&line);
+        }
+        let stderr = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
+        let stderr = String::from_utf8_lossy(&stderr);
+        let status = self
+            .status
+            .map_or_else(|| "unknown".to_owned(), |s| s.to_string());
+        format!(
+            "example `{}`: {message}\n  status: {status}\n  stdout: {:?}\n  stderr: {}",
+            self.command,
+            tail(&self.stdout),
+            tail(&stderr).trim_end()
+        )
+    }
+
+    fn kill(&mut self) {
+        if self.status.is_none() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.status = Some(status);
+                return;
+            }
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The last few KiB of `text`, on a char boundary.
+fn tail(text: &str) -> &str {
+    const KEEP: usize = 4096;
+    let mut start = text.len().saturating_sub(KEEP);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// A scratch directory under the system temp dir, removed on drop.
+struct Scratch {
+    dir: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Result<Scratch, String> {
+        let dir = std::env::temp_dir().join(format!("evloop-xtask-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("create scratch dir {}: {e}", dir.display()))?;
+        Ok(Scratch { dir })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_lines() {
+        assert_eq!(
+            parse_listening("listening on tcp 127.0.0.1:4321\n"),
+            Some(("tcp", "127.0.0.1:4321"))
+        );
+        assert_eq!(
+            parse_listening("listening on unix /tmp/x y.sock"),
+            Some(("unix", "/tmp/x y.sock"))
+        );
+        assert_eq!(
+            parse_listening("listening on udp [::1]:53\r\n"),
+            Some(("udp", "[::1]:53"))
+        );
+        assert_eq!(parse_listening("listening on tcp"), None);
+        assert_eq!(parse_listening("shutdown"), None);
+    }
+
+    #[test]
+    fn echo_comparison_names_the_first_difference() {
+        assert!(compare_echo(b"abc", b"abc").is_ok());
+        let short = compare_echo(b"abcd", b"ab").unwrap_err();
+        assert!(short.contains("got 2 back"), "{short}");
+        let wrong = compare_echo(b"abcd", b"abXd").unwrap_err();
+        assert!(wrong.contains("at byte 2"), "{wrong}");
+    }
+
+    #[test]
+    fn payload_is_not_periodic_at_powers_of_two() {
+        let data = payload(ECHO_BYTES);
+        assert_eq!(data.len(), ECHO_BYTES);
+        for stride in [256, 1024, 4096, 32768] {
+            assert_ne!(data[..stride], data[stride..2 * stride]);
+        }
+    }
+
+    #[test]
+    fn every_example_is_in_the_contract_once() {
+        let mut names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EXAMPLES.len());
+        for required in ["hello_world", "display_date", "watch_fd", "signals"] {
+            assert!(EXAMPLES.iter().any(|e| e.name == required && e.required));
+        }
+    }
+
+    #[test]
+    fn a_child_that_hangs_is_bounded_and_named() {
+        // `sleep` stands in for an example; the watchdog is shortened here.
+        let bin = Binary {
+            name: "sleep",
+            path: PathBuf::from("/bin/sleep"),
+        };
+        if !bin.path.is_file() {
+            return;
+        }
+        let mut run = Running::spawn(&bin, &["60"]).expect("spawn sleep");
+        run.deadline = Instant::now() + Duration::from_millis(200);
+        let err = run.read_to_eof().unwrap_err();
+        assert!(err.contains("example `sleep 60`"), "{err}");
+        assert!(err.contains("watchdog"), "{err}");
+        assert!(run.status.is_some(), "the child was reaped");
+    }
+}

@@ -1,0 +1,274 @@
+//! The `cargo xtask test` matrix and the step runner.
+//!
+//! Each [`Step`] is either a cargo command (run from the workspace root,
+//! output inherited) or an in-process check (tidy, the examples). The runner
+//! prints `==> <command>` before each step, stops at the first failure with
+//! `xtask: step failed: <command>`, and on success ends with
+//! `xtask: all N steps passed` and a plain `N passed, 0 failed` line.
+//!
+//! Why each step is there is written down in docs/testing.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{cargo, examples, tidy};
+
+/// The library crates, bottom-up, each tested alone (`-p X`) when its
+/// directory `crates/X` exists; testing alone catches features and
+/// dev-dependencies that workspace-wide feature unification would hide.
+pub(crate) const CRATES: &[&str] = &[
+    "evloop-reactor",
+    "evloop-timers",
+    "evloop-executor",
+    "evloop-core",
+    "evloop-signals",
+    "evloop-transports",
+    "evloop-tls",
+    "evloop-process",
+    "evloop",
+];
+
+/// The crates whose tests run again over the portable `polling` backend.
+const POLLING_BACKEND_CRATES: &[&str] = &["evloop-reactor", "evloop-core", "evloop"];
+
+/// The cfg that selects the portable `polling` backend on Linux.
+const POLLING_BACKEND_CFG: &str = "--cfg evloop_polling_backend";
+
+/// One step of the matrix.
+pub(crate) struct Step {
+    /// What is printed after `==>` and in `xtask: step failed: ...`.
+    pub(crate) label: String,
+    action: Action,
+}
+
+enum Action {
+    /// `cargo <args>` from `dir`, with extra environment variables.
+    Cargo {
+        dir: PathBuf,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    /// A check run inside this process.
+    InProcess(Box<dyn Fn() -> Result<(), String>>),
+}
+
+impl Step {
+    /// `cargo <args>` run from `root`.
+    pub(crate) fn cargo(root: &Path, args: &[&str]) -> Step {
+        Step::cargo_with_env(root, &[], args)
+    }
+
+    /// `cargo <args>` run from `root` with extra environment variables.
+    pub(crate) fn cargo_with_env(root: &Path, env: &[(&str, String)], args: &[&str]) -> Step {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let mut words: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+            .collect();
+        words.push("cargo".to_owned());
+        words.extend(args.iter().map(|a| shell_quote(a)));
+        Step {
+            label: words.join(" "),
+            action: Action::Cargo {
+                dir: root.to_path_buf(),
+                args,
+                env,
+            },
+        }
+    }
+
+    /// A check run in-process; `label` is what gets printed after `==>`.
+    pub(crate) fn in_process(
+        label: impl Into<String>,
+        check: impl Fn() -> Result<(), String> + 'static,
+    ) -> Step {
+        Step {
+            label: label.into(),
+            action: Action::InProcess(Box::new(check)),
+        }
+    }
+
+    fn run(&self) -> Result<(), String> {
+        match &self.action {
+            Action::Cargo { dir, args, env } => {
+                let program = cargo();
+                let status = Command::new(&program)
+                    .args(args)
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .current_dir(dir)
+                    .status()
+                    .map_err(|e| format!("could not run `{program}`: {e}"))?;
+                if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!("cargo exited with {status}"))
+                }
+            }
+            Action::InProcess(check) => check(),
+        }
+    }
+}
+
+/// Runs `steps` in order, stopping at the first failure.
+///
+/// # Errors
+///
+/// The text to print last when a step fails: `xtask: step failed: <command>`
+/// and the `K passed, 1 failed` count line.
+pub(crate) fn run_steps(steps: &[Step]) -> Result<(), String> {
+    let total = steps.len();
+    for (done, step) in steps.iter().enumerate() {
+        println!("==> {}", step.label);
+        if let Err(detail) = step.run() {
+            eprintln!("{detail}");
+            return Err(format!(
+                "xtask: step failed: {}\n{done} passed, 1 failed",
+                step.label
+            ));
+        }
+    }
+    println!("xtask: all {total} steps passed");
+    println!("{total} passed, 0 failed");
+    Ok(())
+}
+
+/// The tidy step (step 3), run in-process.
+pub(crate) fn tidy_step(root: &Path) -> Step {
+    let root = root.to_path_buf();
+    Step::in_process(
+        "tidy: //! docs, layering, no placeholders or ignored tests, forbid(unsafe_code)",
+        move || tidy::run(&root),
+    )
+}
+
+/// The whole matrix, in order (see docs/testing.md).
+pub(crate) fn matrix(root: &Path) -> Vec<Step> {
+    let mut steps = vec![
+        Step::cargo(root, &["fmt", "--all", "--", "--check"]),
+        Step::cargo(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+        tidy_step(root),
+    ];
+    for krate in existing_crates(root, CRATES) {
+        steps.push(Step::cargo(root, &["test", "-p", krate, "--all-targets"]));
+    }
+    steps.push(Step::cargo(root, &["test", "--workspace", "--all-targets"]));
+    steps.push(Step::cargo(root, &["test", "--workspace", "--doc"]));
+    let polling = existing_crates(root, POLLING_BACKEND_CRATES);
+    if !polling.is_empty() {
+        let mut args = vec!["test"];
+        for krate in &polling {
+            args.extend(["-p", krate]);
+        }
+        args.push("--all-targets");
+        let target_dir = root.join("target").join("polling-backend");
+        steps.push(Step::cargo_with_env(
+            root,
+            &[
+                ("RUSTFLAGS", polling_rustflags()),
+                ("CARGO_TARGET_DIR", target_dir.display().to_string()),
+            ],
+            &args,
+        ));
+    }
+    steps.extend(examples::steps(root));
+    steps
+}
+
+/// `RUSTFLAGS` for the polling-backend step: the caller's flags, if any,
+/// plus the backend cfg.
+fn polling_rustflags() -> String {
+    match std::env::var("RUSTFLAGS") {
+        Ok(flags) if !flags.trim().is_empty() => format!("{} {POLLING_BACKEND_CFG}", flags.trim()),
+        _ => POLLING_BACKEND_CFG.to_owned(),
+    }
+}
+
+/// The packages of `names` whose directory exists: `crates/<name>/Cargo.toml`.
+fn existing_crates<'a>(root: &Path, names: &[&'a str]) -> Vec<&'a str> {
+    names
+        .iter()
+        .copied()
+        .filter(|name| root.join("crates").join(name).join("Cargo.toml").is_file())
+        .collect()
+}
+
+/// Quotes `word` for display the way a POSIX shell would need it.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_read_like_the_commands() {
+        let root = Path::new("/ws");
+        let step = Step::cargo(root, &["fmt", "--all", "--", "--check"]);
+        assert_eq!(step.label, "cargo fmt --all -- --check");
+        let step = Step::cargo_with_env(
+            root,
+            &[("RUSTFLAGS", "--cfg evloop_polling_backend".to_owned())],
+            &["test", "-p", "evloop"],
+        );
+        assert_eq!(
+            step.label,
+            "RUSTFLAGS='--cfg evloop_polling_backend' cargo test -p evloop"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("a-b_c/d.e"), "a-b_c/d.e");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn matrix_starts_with_fmt_clippy_tidy_in_that_order() {
+        let steps = matrix(&crate::workspace_root());
+        let labels: Vec<&str> = steps.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels[0], "cargo fmt --all -- --check");
+        assert_eq!(
+            labels[1],
+            "cargo clippy --workspace --all-targets -- -D warnings"
+        );
+        assert!(labels[2].starts_with("tidy"));
+        let workspace = labels
+            .iter()
+            .position(|l| *l == "cargo test --workspace --all-targets")
+            .expect("workspace step");
+        let doc = labels
+            .iter()
+            .position(|l| *l == "cargo test --workspace --doc")
+            .expect("doc step");
+        assert!(workspace < doc);
+        for (i, label) in labels.iter().enumerate() {
+            if label.starts_with("cargo test -p ") {
+                assert!(i > 2 && i < workspace, "{label} runs before the workspace");
+            }
+        }
+    }
+}
