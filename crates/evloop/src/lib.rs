@@ -1,1 +1,61 @@
-//! placeholder
+//! evloop: Python asyncio's event loop (`AbstractEventLoop`) in Rust.
+//!
+//! **Owns:** the [`EventLoop`] facade with the whole API — the core's
+//! scheduling, running, futures, tasks and error handling (through `Deref`),
+//! plus the methods of the layers above the core: signal handlers,
+//! `run_in_executor` and the default executor, `getaddrinfo`/`getnameinfo`;
+//! [`run`]; re-exports; the contract examples.
+//!
+//! **Does not own:** any mechanism. The loop is `evloop-core`, readiness is
+//! `evloop-reactor`, timers are `evloop-timers`, the thread pool is
+//! `evloop-executor`, signals are `evloop-signals`.
+//!
+//! # Implementation
+//!
+//! `EventLoop` is a newtype over `evloop_core::EventLoop` that derefs to it,
+//! so every core method is a facade method; what the layers above add is
+//! implemented here, one file per asyncio documentation section. Per-loop
+//! state of those layers lives in the core loop's extensions and is torn
+//! down by its close hooks.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use evloop::EventLoop;
+//!
+//! let lp = EventLoop::new()?;
+//! lp.call_soon(|| println!("soon"))?;
+//! let stopper = lp.clone();
+//! lp.call_later(Duration::from_millis(10), move || stopper.stop())?;
+//! let task = lp.create_task(async { 6 * 7 })?;
+//! let answer = lp.run_until_complete(task)??;
+//! assert_eq!(answer, 42);
+//! lp.close()?;
+//! # Ok::<(), evloop::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod event_loop;
+mod executor;
+mod names;
+mod signals;
+
+pub use event_loop::{run, Builder, EventLoop};
+pub use evloop_core::{
+    panic_message, CallbackId, Clock, Error, ErrorContext, FdClaim, Handle, HandleInfo,
+    LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, VirtualClock,
+};
+pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
+pub use executor::ExecutorFuture;
+pub use names::{AddrInfo, AddrInfoHints, NameInfo};
+pub use signals::signal_name;
+
+/// The layers the facade is built from, for users who want one of them alone.
+pub mod layers {
+    pub use evloop_core as core;
+    pub use evloop_executor as executor;
+    pub use evloop_reactor as reactor;
+    pub use evloop_signals as signals;
+    pub use evloop_timers as timers;
+}

@@ -1,0 +1,137 @@
+//! The `EventLoop` facade type, its builder, and `evloop::run`.
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use evloop_core::{Clock, Error, ErrorContext};
+
+/// Python asyncio's event loop with its whole API: one per thread, `!Send`,
+/// cheap to clone. Derefs to [`evloop_core::EventLoop`] for the core methods
+/// (`call_soon`, `run_forever`, `create_task`, …).
+#[derive(Clone)]
+pub struct EventLoop {
+    core: evloop_core::EventLoop,
+}
+
+impl Deref for EventLoop {
+    type Target = evloop_core::EventLoop;
+
+    fn deref(&self) -> &Self::Target {
+        &self.core
+    }
+}
+
+impl From<evloop_core::EventLoop> for EventLoop {
+    fn from(core: evloop_core::EventLoop) -> Self {
+        EventLoop { core }
+    }
+}
+
+impl fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.core.fmt(f)
+    }
+}
+
+/// Configures an [`EventLoop`]: clock, debug mode, slow-callback threshold.
+#[derive(Debug, Default)]
+pub struct Builder {
+    core: evloop_core::Builder,
+}
+
+impl Builder {
+    /// Uses `clock` for `time()` and timers.
+    pub fn clock(&mut self, clock: Arc<dyn Clock>) -> &mut Self {
+        self.core.clock(clock);
+        self
+    }
+
+    /// Uses a virtual clock that jumps to the next deadline when the loop
+    /// would sleep (for tests).
+    pub fn virtual_clock(&mut self) -> &mut Self {
+        self.core.virtual_clock();
+        self
+    }
+
+    /// Debug mode on or off (default: `EVLOOP_DEBUG` non-empty).
+    pub fn debug(&mut self, on: bool) -> &mut Self {
+        self.core.debug(on);
+        self
+    }
+
+    /// How long a callback may run before it counts as slow (default 100 ms).
+    pub fn slow_callback_duration(&mut self, limit: Duration) -> &mut Self {
+        self.core.slow_callback_duration(limit);
+        self
+    }
+
+    /// Creates the loop.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the reactor cannot be created.
+    pub fn build(&mut self) -> Result<EventLoop, Error> {
+        self.core.build().map(EventLoop::from)
+    }
+}
+
+impl EventLoop {
+    /// Creates a loop with default settings (asyncio's `new_event_loop`).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the reactor cannot be created.
+    pub fn new() -> Result<EventLoop, Error> {
+        evloop_core::EventLoop::new().map(EventLoop::from)
+    }
+
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The loop running on this thread (asyncio's `get_running_loop`).
+    ///
+    /// # Errors
+    /// [`Error::NotRunning`] when none runs.
+    pub fn current() -> Result<EventLoop, Error> {
+        evloop_core::EventLoop::current().map(EventLoop::from)
+    }
+
+    /// The loop running on this thread, if any.
+    pub fn try_current() -> Option<EventLoop> {
+        evloop_core::EventLoop::try_current().map(EventLoop::from)
+    }
+
+    /// The core loop this facade wraps.
+    pub fn as_core(&self) -> &evloop_core::EventLoop {
+        &self.core
+    }
+
+    /// Sets the exception handler; `None` restores the default
+    /// (`None::<fn(&EventLoop, &ErrorContext)>`). The handler sees the facade loop.
+    pub fn set_exception_handler<H>(&self, handler: Option<H>)
+    where
+        H: Fn(&EventLoop, &ErrorContext) + 'static,
+    {
+        self.core.set_exception_handler(handler.map(|h| {
+            move |core: &evloop_core::EventLoop, ctx: &ErrorContext| {
+                h(&EventLoop::from(core.clone()), ctx);
+            }
+        }));
+    }
+}
+
+/// Creates a loop, runs `future` to completion on it, closes it (asyncio's
+/// `asyncio.run`, without its task cancellation sweep).
+///
+/// # Errors
+/// Those of [`EventLoop::new`] and `run_until_complete`.
+pub fn run<F: Future>(future: F) -> Result<F::Output, Error> {
+    let event_loop = EventLoop::new()?;
+    let output = event_loop.run_until_complete(future);
+    event_loop.shutdown_default_executor_blocking();
+    event_loop.close()?;
+    output
+}

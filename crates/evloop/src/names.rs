@@ -1,0 +1,157 @@
+//! `getaddrinfo`/`getnameinfo` (SPEC 10.1): run on the executor, except
+//! numeric hosts, which resolve inline with no thread hop (asyncio's
+//! `_ipaddr_info`).
+
+use std::net::{IpAddr, SocketAddr};
+
+use evloop_core::Error;
+
+use crate::executor::ExecutorFuture;
+use crate::EventLoop;
+
+/// Filters for [`EventLoop::getaddrinfo`]; zero means "any" (libc's `addrinfo` hints).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrInfoHints {
+    /// `AF_INET`, `AF_INET6` or 0.
+    pub family: i32,
+    /// `SOCK_STREAM`, `SOCK_DGRAM` or 0.
+    pub socktype: i32,
+    /// `IPPROTO_TCP`, `IPPROTO_UDP` or 0.
+    pub protocol: i32,
+    /// `AI_*` flags.
+    pub flags: i32,
+}
+
+/// One result of [`EventLoop::getaddrinfo`] (asyncio's 5-tuple).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// Address family.
+    pub family: i32,
+    /// Socket type.
+    pub socktype: i32,
+    /// Protocol.
+    pub protocol: i32,
+    /// Canonical name, when `AI_CANONNAME` was asked for.
+    pub canonname: Option<String>,
+    /// The address.
+    pub addr: SocketAddr,
+}
+
+/// The result of [`EventLoop::getnameinfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameInfo {
+    /// Host name (or numeric address with `NI_NUMERICHOST`).
+    pub host: String,
+    /// Service name (or port number with `NI_NUMERICSERV`).
+    pub service: String,
+}
+
+impl EventLoop {
+    /// Resolves `host`/`service` off the loop (asyncio's `getaddrinfo`).
+    ///
+    /// # Errors
+    /// The future fails with [`Error::InvalidArgument`] if both are `None`,
+    /// [`Error::Io`] for a lookup failure; the call itself fails with
+    /// [`Error::Closed`] on a closed loop.
+    pub fn getaddrinfo(
+        &self,
+        host: Option<&str>,
+        service: Option<&str>,
+        hints: AddrInfoHints,
+    ) -> Result<ExecutorFuture<Vec<AddrInfo>>, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        if host.is_none() && service.is_none() {
+            return Ok(ExecutorFuture::ready(Err(Error::invalid_argument(
+                "getaddrinfo needs a host or a service",
+            ))));
+        }
+        if let Some(info) = numeric_info(host, service, hints) {
+            return Ok(ExecutorFuture::ready(Ok(vec![info])));
+        }
+        let host = host.map(str::to_owned);
+        let service = service.map(str::to_owned);
+        ExecutorFuture::fallible(self, move || {
+            lookup(host.as_deref(), service.as_deref(), hints)
+        })
+    }
+
+    /// Turns `addr` into a host and service name off the loop.
+    ///
+    /// # Errors
+    /// As [`getaddrinfo`](Self::getaddrinfo).
+    pub fn getnameinfo(
+        &self,
+        addr: SocketAddr,
+        flags: i32,
+    ) -> Result<ExecutorFuture<NameInfo>, Error> {
+        ExecutorFuture::fallible(self, move || {
+            dns_lookup::getnameinfo(&addr, flags)
+                .map(|(host, service)| NameInfo { host, service })
+                .map_err(|e| Error::Io(e.into()))
+        })
+    }
+}
+
+fn lookup(
+    host: Option<&str>,
+    service: Option<&str>,
+    hints: AddrInfoHints,
+) -> Result<Vec<AddrInfo>, Error> {
+    let hints = dns_lookup::AddrInfoHints {
+        flags: hints.flags,
+        address: hints.family,
+        socktype: hints.socktype,
+        protocol: hints.protocol,
+    };
+    let found =
+        dns_lookup::getaddrinfo(host, service, Some(hints)).map_err(|e| Error::Io(e.into()))?;
+    found
+        .map(|entry| {
+            let entry = entry?;
+            Ok(AddrInfo {
+                family: entry.address,
+                socktype: entry.socktype,
+                protocol: entry.protocol,
+                canonname: entry.canonname,
+                addr: entry.sockaddr,
+            })
+        })
+        .collect::<Result<_, std::io::Error>>()
+        .map_err(Error::Io)
+}
+
+/// A numeric host with a numeric port and a stream/datagram type resolves
+/// without the resolver, as in asyncio.
+fn numeric_info(
+    host: Option<&str>,
+    service: Option<&str>,
+    hints: AddrInfoHints,
+) -> Option<AddrInfo> {
+    let ip: IpAddr = host?.parse().ok()?;
+    let port: u16 = service?.parse().ok()?;
+    let protocol = match hints.socktype {
+        libc::SOCK_STREAM => libc::IPPROTO_TCP,
+        libc::SOCK_DGRAM => libc::IPPROTO_UDP,
+        _ => return None,
+    };
+    if hints.protocol != 0 && hints.protocol != protocol || hints.flags & libc::AI_CANONNAME != 0 {
+        return None;
+    }
+    let family = if ip.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    if hints.family != 0 && hints.family != family {
+        return None;
+    }
+    Some(AddrInfo {
+        family,
+        socktype: hints.socktype,
+        protocol,
+        canonname: None,
+        addr: SocketAddr::new(ip, port),
+    })
+}
