@@ -13,7 +13,7 @@ use evloop_reactor::{Events, Poller};
 use evloop_timers::{Clock, MonotonicClock, TimerHeap, TimerId, VirtualClock};
 
 use crate::exception::ExceptionHandler;
-use crate::handle::{Callback, Handle, OnceNode, TimerHandle};
+use crate::handle::{Handle, OnceNode, TimerEntry, TimerHandle};
 use crate::io_watch::IoTable;
 use crate::ready::{Entry, ReadyQueue};
 use crate::remote::{Remote, Shared};
@@ -38,7 +38,7 @@ type CloseHook = Box<dyn FnOnce(&EventLoop)>;
 /// owning thread; `shared` is the part other threads see.
 pub(crate) struct Inner {
     pub(crate) ready: RefCell<ReadyQueue>,
-    pub(crate) timers: RefCell<TimerHeap<Rc<dyn Callback>>>,
+    pub(crate) timers: RefCell<TimerHeap<TimerEntry>>,
     pub(crate) poller: RefCell<Option<Poller>>,
     pub(crate) events: RefCell<Events>,
     pub(crate) io: RefCell<IoTable>,
@@ -240,12 +240,17 @@ impl EventLoop {
     #[track_caller]
     pub fn call_at(&self, when: Instant, f: impl FnOnce() + 'static) -> Result<TimerHandle, Error> {
         self.check_open()?;
-        let node = OnceNode::boxed(f, Location::caller());
-        let id = self.inner.timers.borrow_mut().insert(when, node.clone());
+        let location = Location::caller();
+        let entry = TimerEntry {
+            f: Box::new(f),
+            location,
+        };
+        let id = self.inner.timers.borrow_mut().insert(when, entry);
         Ok(TimerHandle {
-            handle: Handle { node },
-            when,
             id,
+            when,
+            location,
+            cancelled: Cell::new(false),
             event_loop: self.downgrade(),
         })
     }

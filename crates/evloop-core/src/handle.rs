@@ -157,10 +157,15 @@ impl fmt::Debug for Handle {
 }
 
 /// A callback scheduled with `call_later`/`call_at` (asyncio's `TimerHandle`).
+///
+/// The closure lives in the loop's timer heap, not behind the handle, so a
+/// timer costs no allocation beyond its boxed closure (none for a closure
+/// that captures nothing). Dropping the handle does not cancel the timer.
 pub struct TimerHandle {
-    pub(crate) handle: Handle,
-    pub(crate) when: Instant,
     pub(crate) id: TimerId,
+    pub(crate) when: Instant,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) cancelled: Cell<bool>,
     pub(crate) event_loop: Weak<Inner>,
 }
 
@@ -170,10 +175,13 @@ impl TimerHandle {
         self.when
     }
 
-    /// Cancels the timer: it will not run, its closure is dropped now, and its
-    /// heap entry is released in O(1). Idempotent.
+    /// Cancels the timer: it will not run (even if it is already due in the
+    /// current batch), its closure is dropped now, and its heap slot is
+    /// released in O(1). Idempotent.
     pub fn cancel(&self) {
-        self.handle.cancel();
+        if self.cancelled.replace(true) {
+            return;
+        }
         if let Some(inner) = self.event_loop.upgrade() {
             inner.forget_timer(self.id);
         }
@@ -181,12 +189,14 @@ impl TimerHandle {
 
     /// True once [`cancel`](Self::cancel) was called.
     pub fn cancelled(&self) -> bool {
-        self.handle.cancelled()
+        self.cancelled.get()
     }
 
     /// Where the timer was scheduled.
     pub fn info(&self) -> HandleInfo {
-        self.handle.info()
+        HandleInfo {
+            location: self.location,
+        }
     }
 }
 
@@ -194,8 +204,14 @@ impl fmt::Debug for TimerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimerHandle")
             .field("when", &self.when)
-            .field("location", &self.handle.node.location())
+            .field("location", &self.location)
             .field("cancelled", &self.cancelled())
             .finish()
     }
+}
+
+/// A timer's closure and where it was scheduled, as the heap stores it.
+pub(crate) struct TimerEntry {
+    pub(crate) f: Box<dyn FnOnce()>,
+    pub(crate) location: &'static Location<'static>,
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use async_task::Runnable;
 
-use crate::handle::Callback;
+use crate::handle::{Callback, TimerEntry};
 
 /// One entry of the ready queue.
 pub(crate) enum Entry {
@@ -15,6 +15,8 @@ pub(crate) enum Entry {
     Remote(Box<dyn FnOnce() + Send>),
     /// A task step.
     Task(Runnable),
+    /// A due timer, run straight from the heap (never queued).
+    Timer(TimerEntry),
 }
 
 /// What other threads (and wakers) post to the loop.

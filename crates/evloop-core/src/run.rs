@@ -17,6 +17,7 @@ use crate::handle::HandleInfo;
 use crate::ready::Entry;
 use crate::remote::Shared;
 use crate::Error;
+use evloop_timers::TimerMark;
 
 thread_local! {
     /// The loop running on this thread, if any.
@@ -156,8 +157,9 @@ impl EventLoop {
         self.poll(timeout);
         inner.drain_remote();
         let now = inner.clock.now();
-        self.queue_expired_timers(now);
-        self.run_ready_batch(now);
+        let mark = inner.timers.borrow().mark();
+        let ready = inner.ready.borrow().len();
+        self.run_batch(ready, now, mark);
         inner.stats.iterations.set(inner.stats.iterations.get() + 1);
     }
 
@@ -205,53 +207,51 @@ impl EventLoop {
             .set(inner.stats.io_events.get() + count);
     }
 
-    /// Moves timers due at `now` (never earlier: SPEC 3.2) onto the ready queue.
-    fn queue_expired_timers(&self, now: Instant) {
+    /// Runs the batch of this iteration: the `ready` entries queued before
+    /// it started, then the timers due at `now` (never earlier: SPEC 3.2) that
+    /// existed then, in deadline order. Due timers run straight from the heap,
+    /// so a callback of this batch can still cancel one; what the batch
+    /// schedules waits for the next iteration.
+    fn run_batch(&self, ready: usize, now: Instant, mark: TimerMark) {
         let inner = &*self.inner;
-        let mut timers = inner.timers.borrow_mut();
-        let mut ready = inner.ready.borrow_mut();
-        let mut first = true;
-        while let Some((_, deadline, node)) = timers.pop_expired(now) {
-            if first {
-                inner.stats.record_lag(now - deadline);
-                first = false;
-            }
-            inner
-                .stats
-                .timers_fired
-                .set(inner.stats.timers_fired.get() + 1);
-            ready.push(Entry::Callback(node));
-        }
-    }
-
-    /// Runs the entries present now; what they schedule waits for the next pass.
-    fn run_ready_batch(&self, batch_start: Instant) {
-        let inner = &*self.inner;
-        let count = inner.ready.borrow().len();
-        if count == 0 {
-            return;
-        }
         let debug = inner.debug.get();
-        for _ in 0..count {
-            let Some(entry) = inner.ready.borrow_mut().pop() else {
-                break;
-            };
+        let run = |entry| {
             if debug {
                 self.run_entry_timed(entry);
             } else {
                 self.run_entry(entry);
             }
+        };
+        for _ in 0..ready {
+            let Some(entry) = inner.ready.borrow_mut().pop() else {
+                break;
+            };
+            run(entry);
         }
-        inner
-            .stats
+        let mut fired = 0u64;
+        loop {
+            let due = inner.timers.borrow_mut().pop_expired_before(now, mark);
+            let Some((_, deadline, timer)) = due else {
+                break;
+            };
+            if fired == 0 {
+                inner
+                    .stats
+                    .record_lag(now.saturating_duration_since(deadline));
+            }
+            fired += 1;
+            run(Entry::Timer(timer));
+        }
+        let stats = &inner.stats;
+        stats.timers_fired.set(stats.timers_fired.get() + fired);
+        stats
             .callbacks
-            .set(inner.stats.callbacks.get() + count as u64);
-        let elapsed = inner.clock.now().saturating_duration_since(batch_start);
-        if elapsed >= inner.slow_callback_duration.get() {
-            inner
-                .stats
-                .slow_iterations
-                .set(inner.stats.slow_iterations.get() + 1);
+            .set(stats.callbacks.get() + ready as u64 + fired);
+        if ready as u64 + fired > 0 {
+            let elapsed = inner.clock.now().saturating_duration_since(now);
+            if elapsed >= inner.slow_callback_duration.get() {
+                stats.slow_iterations.set(stats.slow_iterations.get() + 1);
+            }
         }
     }
 
@@ -259,11 +259,13 @@ impl EventLoop {
         let location = match &entry {
             Entry::Callback(node) if node.is_cancelled() => return,
             Entry::Callback(node) => Some(node.location()),
+            Entry::Timer(timer) => Some(timer.location),
             Entry::Remote(_) | Entry::Task(_) => None,
         };
         let outcome = catch_unwind(AssertUnwindSafe(move || match entry {
             Entry::Callback(node) => node.call(),
             Entry::Remote(f) => f(),
+            Entry::Timer(timer) => (timer.f)(),
             Entry::Task(runnable) => {
                 runnable.run();
             }
@@ -288,7 +290,8 @@ impl EventLoop {
     fn run_entry_timed(&self, entry: Entry) {
         let location = match &entry {
             Entry::Callback(node) => Some(node.location()),
-            _ => None,
+            Entry::Timer(timer) => Some(timer.location),
+            Entry::Remote(_) | Entry::Task(_) => None,
         };
         let start = self.inner.clock.now();
         self.run_entry(entry);

@@ -78,7 +78,7 @@ fn tasks_and_futures() {
 
     let pending = lp.create_future::<u32>();
     let p2 = pending.clone();
-    let task = lp.create_task(async move { p2.await }).unwrap();
+    let task = lp.create_task(p2).unwrap();
     lp.call_soon({
         let lp = lp.clone();
         move || lp.stop()

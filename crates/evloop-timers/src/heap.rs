@@ -46,6 +46,10 @@ pub struct TimerId {
     seq: u64,
 }
 
+/// A point in a heap's insertion order (see [`TimerHeap::mark`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerMark(u64);
+
 /// One heap entry. Small and `Copy` so sifting moves 24 bytes.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -263,6 +267,26 @@ impl<T> TimerHeap<T> {
     /// raises the garbage share, as asyncio's per-iteration check sees). Call
     /// it in a loop to drain everything that is due.
     pub fn pop_expired(&mut self, now: Instant) -> Option<(TimerId, Instant, T)> {
+        self.pop_expired_before(now, TimerMark(u64::MAX))
+    }
+
+    /// A mark between the timers inserted so far and those inserted later
+    /// (for [`pop_expired_before`](Self::pop_expired_before)).
+    #[must_use]
+    pub fn mark(&self) -> TimerMark {
+        TimerMark(self.next_seq)
+    }
+
+    /// Like [`pop_expired`](Self::pop_expired), but stops at the first due
+    /// timer inserted at or after `mark`. An event loop uses it to run the
+    /// timers that were due when a batch started, straight from the heap,
+    /// while callbacks of that batch schedule new ones: those wait for the
+    /// next batch (with equal deadlines, FIFO puts every older timer first).
+    pub fn pop_expired_before(
+        &mut self,
+        now: Instant,
+        mark: TimerMark,
+    ) -> Option<(TimerId, Instant, T)> {
         let base = self.base?;
         // Every live deadline is >= base, so nothing can be due yet.
         if now < base {
@@ -281,7 +305,10 @@ impl<T> TimerHeap<T> {
             };
             // A saturated key (deadline ~584 years past base) is not exact:
             // fall back to the real instant.
-            if top.key > now_key || (top.key == u64::MAX && occupied.deadline > now) {
+            if top.key > now_key
+                || (top.key == u64::MAX && occupied.deadline > now)
+                || top.seq >= mark.0
+            {
                 return None;
             }
             self.pop_top();

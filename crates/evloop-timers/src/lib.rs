@@ -64,4 +64,4 @@ mod clock;
 mod heap;
 
 pub use clock::{Clock, MonotonicClock, VirtualClock};
-pub use heap::{TimerHeap, TimerId};
+pub use heap::{TimerHeap, TimerId, TimerMark};
