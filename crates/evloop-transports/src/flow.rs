@@ -1,0 +1,90 @@
+//! Write buffering with water marks (SPEC 7.4): what the kernel did not take
+//! waits here; above `high` the protocol is paused, at `low` resumed.
+
+use evloop_core::Error;
+
+/// asyncio's default high-water mark (64 KiB); low defaults to a quarter.
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes waiting to be written, consumed from the front.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBuffer {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl WriteBuffer {
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() - self.start
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn push(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+    }
+
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+
+    /// Drops `n` written bytes from the front; memory is reclaimed when empty
+    /// or when the dead prefix outgrows the live part.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.bytes.len() {
+            self.bytes.clear();
+            self.start = 0;
+            if self.bytes.capacity() > 4 * DEFAULT_HIGH_WATER {
+                self.bytes.shrink_to(DEFAULT_HIGH_WATER);
+            }
+        } else if self.start > self.len() {
+            self.bytes.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes = Vec::new();
+        self.start = 0;
+    }
+}
+
+/// High and low water marks with asyncio's rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaterMarks {
+    /// Resume writing at or below this many buffered bytes.
+    pub low: usize,
+    /// Pause writing above this many buffered bytes.
+    pub high: usize,
+}
+
+impl Default for WaterMarks {
+    fn default() -> Self {
+        WaterMarks {
+            low: DEFAULT_HIGH_WATER / 4,
+            high: DEFAULT_HIGH_WATER,
+        }
+    }
+}
+
+impl WaterMarks {
+    /// asyncio's `set_write_buffer_limits(high, low)`: a missing high is 4×low
+    /// (or 64 KiB), a missing low is high/4.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `high >= low`.
+    pub fn new(high: Option<usize>, low: Option<usize>) -> Result<Self, Error> {
+        let high =
+            high.unwrap_or_else(|| low.map_or(DEFAULT_HIGH_WATER, |low| low.saturating_mul(4)));
+        let low = low.unwrap_or(high / 4);
+        if high < low {
+            return Err(Error::invalid_argument(format!(
+                "high ({high}) must be >= low ({low}) must be >= 0"
+            )));
+        }
+        Ok(WaterMarks { low, high })
+    }
+}

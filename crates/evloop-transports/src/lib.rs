@@ -1,0 +1,34 @@
+//! Transports and protocols for evloop (asyncio's transports layer).
+//!
+//! **Owns:** the [`Protocol`], [`BufferedProtocol`] and [`DatagramProtocol`]
+//! traits; the stream [`Transport`] shared by TCP, unix stream sockets and
+//! pipes; flow control with water marks; the loop's reusable read buffer.
+//!
+//! **Does not own:** the loop (`evloop-core`), readiness (`evloop-reactor`),
+//! name resolution (the facade resolves names and hands addresses down),
+//! TLS (`evloop-tls`), subprocess pipes' process side (`evloop-process`).
+//!
+//! # Implementation
+//!
+//! A transport claims its fd from the loop (so `add_reader` on it fails with
+//! `FdInUse`) and watches it through the claim. Reads go into one 256 KiB
+//! buffer per loop and reach the protocol as `&[u8]`; writes go straight to
+//! the fd when nothing is buffered. The transport never holds a borrow of its
+//! state while it calls the protocol, so protocol code may call any
+//! transport method; `connection_lost` is always delivered from the loop.
+#![forbid(unsafe_code)]
+
+mod address;
+mod datagram;
+mod flow;
+mod protocol;
+mod read_buffer;
+mod resolve;
+mod transport;
+
+pub use address::Address;
+pub use datagram::DatagramTransport;
+pub use flow::{WaterMarks, DEFAULT_HIGH_WATER};
+pub use protocol::{BufferedProtocol, DatagramProtocol, Protocol, ProtocolHandle};
+pub use resolve::{resolve, set_resolver, ResolveFuture, ResolveHints, Resolver};
+pub use transport::Transport;

@@ -1,0 +1,818 @@
+//! The stream transport every stream kind shares (TCP, unix stream, pipes):
+//! reading into the loop's buffer, writing straight to the fd, buffering
+//! with water marks, and the close/abort/EOF state machine that delivers
+//! `connection_lost` exactly once.
+//!
+//! The rules that keep protocol code simple: the transport never holds a
+//! borrow of its own state while it calls the protocol, so every method of
+//! [`Transport`] works from inside any protocol callback; a protocol callback
+//! that must run while the protocol is busy (`pause_writing` from inside
+//! `data_received`) is deferred to the loop; `connection_lost` is always
+//! delivered from the loop, never from inside a transport method.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use evloop_core::{Error, ErrorContext, EventLoop, FdClaim, LoopFuture};
+
+use crate::address::Address;
+use crate::flow::{WaterMarks, WriteBuffer};
+use crate::protocol::{BufferedProtocol, Protocol};
+use crate::read_buffer::ReadBuffer;
+
+/// What the fd is, which decides the syscalls used on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A connected stream socket: `recv`/`send(MSG_NOSIGNAL)`/`shutdown`.
+    Socket,
+    /// The read end of a pipe, FIFO, tty or pty: `read`; EIO means EOF (ptys).
+    ReadPipe,
+    /// The write end of a pipe or FIFO: `write`; watched for the reader going away.
+    WritePipe,
+}
+
+/// The protocol behind a transport, whichever trait it implements.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    Plain(Rc<RefCell<dyn Protocol>>),
+    Buffered(Rc<RefCell<dyn BufferedProtocol>>),
+}
+
+impl Sink {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Sink::Plain(_) => "Protocol",
+            Sink::Buffered(_) => "BufferedProtocol",
+        }
+    }
+}
+
+/// Mutable transport state; never borrowed across a protocol call.
+#[derive(Debug, Default)]
+struct State {
+    buffer: WriteBuffer,
+    marks: WaterMarks,
+    protocol_paused: bool,
+    /// Reading wanted (not paused by the protocol).
+    reading: bool,
+    reader_armed: bool,
+    writer_armed: bool,
+    closing: bool,
+    /// `write_eof` was called; the shutdown happens once the buffer drains.
+    eof_requested: bool,
+    /// asyncio's `_conn_lost`: non-zero once `connection_lost` is scheduled;
+    /// writes after that are counted here and dropped.
+    conn_lost: u32,
+}
+
+pub(crate) struct StreamInner {
+    event_loop: EventLoop,
+    kind: FdKind,
+    raw_fd: RawFd,
+    fd: RefCell<Option<OwnedFd>>,
+    claim: RefCell<Option<FdClaim>>,
+    sink: RefCell<Option<Sink>>,
+    state: RefCell<State>,
+    peername: Option<Address>,
+    sockname: Option<Address>,
+    on_lost: RefCell<Option<Box<dyn FnOnce()>>>,
+    lost_delivered: Cell<bool>,
+}
+
+/// A stream transport handle (asyncio's `Transport`): cheap to clone, usable
+/// from inside protocol callbacks.
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) inner: Rc<StreamInner>,
+}
+
+/// What `start` needs to know about a new stream.
+pub(crate) struct StreamSpec {
+    pub(crate) fd: OwnedFd,
+    pub(crate) kind: FdKind,
+    pub(crate) peername: Option<Address>,
+    pub(crate) sockname: Option<Address>,
+}
+
+impl Transport {
+    /// Wraps `spec.fd` (made non-blocking here) and schedules, in order:
+    /// `connection_made`, the start of reading (unless the protocol paused
+    /// it meanwhile), and completing `waiter`. The fd is claimed, so
+    /// `add_reader` on it fails with `FdInUse` while the transport lives.
+    pub(crate) fn start(
+        event_loop: &EventLoop,
+        spec: StreamSpec,
+        sink: Sink,
+        waiter: Option<LoopFuture<()>>,
+    ) -> Result<Transport, Error> {
+        rustix::io::ioctl_fionbio(&spec.fd, true).map_err(io::Error::from)?;
+        let raw_fd = spec.fd.as_raw_fd();
+        let claim = event_loop.claim_fd(raw_fd)?;
+        let inner = Rc::new(StreamInner {
+            event_loop: event_loop.clone(),
+            kind: spec.kind,
+            raw_fd,
+            fd: RefCell::new(Some(spec.fd)),
+            claim: RefCell::new(Some(claim)),
+            sink: RefCell::new(Some(sink)),
+            state: RefCell::new(State {
+                reading: spec.kind != FdKind::WritePipe,
+                ..State::default()
+            }),
+            peername: spec.peername,
+            sockname: spec.sockname,
+            on_lost: RefCell::new(None),
+            lost_delivered: Cell::new(false),
+        });
+        let transport = Transport { inner };
+        let made = transport.clone();
+        event_loop.call_soon(move || made.inner.deliver_connection_made(&made))?;
+        let started = transport.clone();
+        event_loop.call_soon(move || {
+            started.inner.after_connection_made();
+            if let Some(waiter) = waiter {
+                let _ = waiter.set_result(());
+            }
+        })?;
+        Ok(transport)
+    }
+
+    /// Runs `hook` once, after `connection_lost` was delivered (servers use
+    /// it to count their connections).
+    pub(crate) fn set_on_lost(&self, hook: impl FnOnce() + 'static) {
+        *self.inner.on_lost.borrow_mut() = Some(Box::new(hook));
+    }
+
+    /// Writes `data`: straight to the fd when nothing is buffered (no copy),
+    /// else appended to the buffer. After the connection is lost (or closed
+    /// with nothing buffered) writes are dropped, with a warning from the
+    /// fifth on; after `write_eof` they are dropped with a warning.
+    pub fn write(&self, data: &[u8]) {
+        self.inner.write(data);
+    }
+
+    /// Writes each buffer in order.
+    pub fn writelines<'a>(&self, data: impl IntoIterator<Item = &'a [u8]>) {
+        for chunk in data {
+            self.write(chunk);
+        }
+    }
+
+    /// Shuts the write side down once the buffer is flushed (`SHUT_WR`; for a
+    /// write pipe, closes it). Reading goes on.
+    pub fn write_eof(&self) {
+        self.inner.write_eof();
+    }
+
+    /// True for sockets and write pipes.
+    pub fn can_write_eof(&self) -> bool {
+        self.inner.kind != FdKind::ReadPipe
+    }
+
+    /// Closes after flushing the buffer; `connection_lost(None)` follows.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Closes now, dropping the buffer; `connection_lost(None)` follows.
+    pub fn abort(&self) {
+        self.inner.force_close(None);
+    }
+
+    /// True once `close`/`abort` was called or the connection was lost.
+    pub fn is_closing(&self) -> bool {
+        self.inner.state.borrow().closing
+    }
+
+    /// Stops reading until `resume_reading` (holds even inside `connection_made`).
+    pub fn pause_reading(&self) {
+        self.inner.set_reading(false);
+    }
+
+    /// Resumes reading.
+    pub fn resume_reading(&self) {
+        self.inner.set_reading(true);
+    }
+
+    /// True while the transport reads (not paused, not closing).
+    pub fn is_reading(&self) -> bool {
+        let state = self.inner.state.borrow();
+        state.reading && !state.closing
+    }
+
+    /// Bytes buffered, waiting for the fd.
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.state.borrow().buffer.len()
+    }
+
+    /// `(low, high)` water marks.
+    pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        let marks = self.inner.state.borrow().marks;
+        (marks.low, marks.high)
+    }
+
+    /// Sets the water marks with asyncio's defaults (see [`WaterMarks::new`])
+    /// and pauses the protocol at once if the buffer is already above high.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] unless `high >= low`.
+    pub fn set_write_buffer_limits(
+        &self,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> Result<(), Error> {
+        let marks = WaterMarks::new(high, low)?;
+        self.inner.state.borrow_mut().marks = marks;
+        self.inner.maybe_pause_protocol();
+        Ok(())
+    }
+
+    /// The peer's address (`get_extra_info('peername')`).
+    pub fn peername(&self) -> Option<Address> {
+        self.inner.peername.clone()
+    }
+
+    /// Our address (`get_extra_info('sockname')`).
+    pub fn sockname(&self) -> Option<Address> {
+        self.inner.sockname.clone()
+    }
+
+    /// The fd (`get_extra_info('socket')`/`'pipe'`), until the connection is lost.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.inner.fd.borrow().as_ref().map(|_| self.inner.raw_fd)
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.borrow();
+        f.debug_struct("Transport")
+            .field("fd", &self.inner.raw_fd)
+            .field("kind", &self.inner.kind)
+            .field("peername", &self.inner.peername)
+            .field("closing", &state.closing)
+            .field("buffered", &state.buffer.len())
+            .finish()
+    }
+}
+
+impl StreamInner {
+    fn describe(&self) -> String {
+        format!("<{:?} transport fd={}>", self.kind, self.raw_fd)
+    }
+
+    fn sink(&self) -> Option<Sink> {
+        self.sink.borrow().clone()
+    }
+
+    /// Runs a protocol callback; a panic is reported with the transport's
+    /// context and closes the transport with an error (asyncio's `_fatal_error`).
+    fn guard<R>(self: &Rc<Self>, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                let error = Error::from_panic(&*payload);
+                let message = format!("Fatal error: protocol.{what}() call failed.");
+                self.report(&message, error.clone());
+                self.force_close(Some(io::Error::other(error.to_string())));
+                None
+            }
+        }
+    }
+
+    fn report(&self, message: &str, error: Error) {
+        self.event_loop.call_exception_handler(ErrorContext {
+            message: message.to_owned(),
+            error: Some(error),
+            protocol: self.sink().map(|s| s.type_name().to_owned()),
+            transport: Some(self.describe()),
+            socket: Some(self.raw_fd),
+            ..ErrorContext::default()
+        });
+    }
+
+    /// Calls a protocol method now, or — if the protocol is busy in one of
+    /// its own callbacks — on the loop right after.
+    fn call_protocol(self: &Rc<Self>, what: &'static str, f: fn(&mut dyn ProtocolEvents)) {
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        let busy = match &sink {
+            Sink::Plain(p) => p.try_borrow_mut().is_err(),
+            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
+        };
+        if busy {
+            let me = self.clone();
+            let _ = self.event_loop.call_soon(move || me.call_protocol(what, f));
+            return;
+        }
+        self.guard(what, || match &sink {
+            Sink::Plain(p) => f(&mut PlainEvents(&mut *p.borrow_mut())),
+            Sink::Buffered(p) => f(&mut BufferedEvents(&mut *p.borrow_mut())),
+        });
+    }
+
+    fn deliver_connection_made(self: &Rc<Self>, transport: &Transport) {
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        let handle = transport.clone();
+        self.guard("connection_made", move || match &sink {
+            Sink::Plain(p) => p.borrow_mut().connection_made(handle),
+            Sink::Buffered(p) => p.borrow_mut().connection_made(handle),
+        });
+    }
+
+    fn after_connection_made(self: &Rc<Self>) {
+        self.sync_watchers();
+    }
+
+    /// Arms or disarms the fd watchers to match the state.
+    fn sync_watchers(self: &Rc<Self>) {
+        let (want_read, want_write) = {
+            let st = self.state.borrow();
+            let open = st.conn_lost == 0;
+            let read = open && !st.closing && st.reading;
+            // A write pipe is watched for readability: the reader going away
+            // shows up as an error/hang-up event.
+            let read = read || (open && self.kind == FdKind::WritePipe && !st.closing);
+            (read, open && !st.buffer.is_empty())
+        };
+        self.arm_reader(want_read);
+        self.arm_writer(want_write);
+    }
+
+    fn arm_reader(self: &Rc<Self>, on: bool) {
+        if self.state.borrow().reader_armed == on {
+            return;
+        }
+        let claim = self.claim.borrow();
+        let Some(claim) = claim.as_ref() else {
+            return;
+        };
+        let armed = if on {
+            let me = self.clone();
+            match claim.set_reader(move || me.on_readable()) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::debug!(target: "evloop::transports", %error, "arming reader failed");
+                    false
+                }
+            }
+        } else {
+            claim.clear_reader();
+            false
+        };
+        self.state.borrow_mut().reader_armed = armed;
+    }
+
+    fn arm_writer(self: &Rc<Self>, on: bool) {
+        if self.state.borrow().writer_armed == on {
+            return;
+        }
+        let claim = self.claim.borrow();
+        let Some(claim) = claim.as_ref() else {
+            return;
+        };
+        let armed = if on {
+            let me = self.clone();
+            claim.set_writer(move || me.on_writable()).is_ok()
+        } else {
+            claim.clear_writer();
+            false
+        };
+        self.state.borrow_mut().writer_armed = armed;
+    }
+
+    fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.fd.borrow();
+        let Some(fd) = fd.as_ref() else {
+            return Ok(0);
+        };
+        let result = match self.kind {
+            FdKind::Socket => {
+                rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty()).map(|(n, _)| n)
+            }
+            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::read(fd, buf),
+        };
+        match result {
+            // A pty whose other side closed reads EIO: that is its EOF.
+            Err(rustix::io::Errno::IO) if self.kind == FdKind::ReadPipe => Ok(0),
+            other => other.map_err(io::Error::from),
+        }
+    }
+
+    fn write_fd(&self, data: &[u8]) -> io::Result<usize> {
+        let fd = self.fd.borrow();
+        let Some(fd) = fd.as_ref() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        let result = match self.kind {
+            FdKind::Socket => rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL),
+            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::write(fd, data),
+        };
+        result.map_err(io::Error::from)
+    }
+
+    fn on_readable(self: &Rc<Self>) {
+        if self.kind == FdKind::WritePipe {
+            return self.on_write_pipe_event();
+        }
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        match sink {
+            Sink::Plain(protocol) => self.read_plain(&protocol),
+            Sink::Buffered(protocol) => self.read_buffered(&protocol),
+        }
+    }
+
+    fn read_plain(self: &Rc<Self>, protocol: &Rc<RefCell<dyn Protocol>>) {
+        let buffer = ReadBuffer::of(&self.event_loop);
+        let mut scratch = buffer.take();
+        let outcome = self.read_fd(&mut scratch);
+        match outcome {
+            Ok(0) => {
+                buffer.give_back(scratch);
+                self.on_eof();
+            }
+            Ok(n) => {
+                self.guard("data_received", || {
+                    protocol.borrow_mut().data_received(&scratch[..n])
+                });
+                buffer.give_back(scratch);
+            }
+            Err(error) => {
+                buffer.give_back(scratch);
+                self.on_read_error(error);
+            }
+        }
+    }
+
+    fn read_buffered(self: &Rc<Self>, protocol: &Rc<RefCell<dyn BufferedProtocol>>) {
+        let outcome = self.guard("get_buffer", || {
+            let mut protocol = protocol.borrow_mut();
+            let buf = protocol.get_buffer(crate::read_buffer::READ_SIZE);
+            if buf.is_empty() {
+                return Err(None);
+            }
+            self.read_fd(buf).map_err(Some)
+        });
+        match outcome {
+            None => {}
+            Some(Ok(0)) => self.on_eof(),
+            Some(Ok(n)) => {
+                self.guard("buffer_updated", || protocol.borrow_mut().buffer_updated(n));
+            }
+            Some(Err(None)) => {
+                self.report(
+                    "Fatal error: protocol.get_buffer() returned an empty buffer",
+                    Error::invalid_argument("get_buffer() returned an empty buffer"),
+                );
+                self.force_close(Some(io::Error::other(
+                    "get_buffer() returned an empty buffer",
+                )));
+            }
+            Some(Err(Some(error))) => self.on_read_error(error),
+        }
+    }
+
+    fn on_read_error(self: &Rc<Self>, error: io::Error) {
+        match error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => {}
+            _ => self.fatal_error(error, "Fatal read error on transport"),
+        }
+    }
+
+    fn on_eof(self: &Rc<Self>) {
+        self.state.borrow_mut().reading = false;
+        self.arm_reader(false);
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        let keep_open = self.guard("eof_received", || match &sink {
+            Sink::Plain(p) => p.borrow_mut().eof_received(),
+            Sink::Buffered(p) => p.borrow_mut().eof_received(),
+        });
+        // A read pipe has no write side to keep open.
+        if keep_open == Some(false) || (keep_open.is_some() && self.kind == FdKind::ReadPipe) {
+            self.close();
+        }
+    }
+
+    /// The reader of a write pipe went away (or data arrived on a socket
+    /// used as a write pipe): asyncio's `_UnixWritePipeTransport._read_ready`.
+    fn on_write_pipe_event(self: &Rc<Self>) {
+        if self.state.borrow().buffer.is_empty() {
+            self.close();
+        } else {
+            self.force_close(Some(io::ErrorKind::BrokenPipe.into()));
+        }
+    }
+
+    fn write(self: &Rc<Self>, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let mut st = self.state.borrow_mut();
+        if st.conn_lost > 0 {
+            st.conn_lost = st.conn_lost.saturating_add(1);
+            if st.conn_lost >= 5 {
+                tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "socket.send() raised exception.");
+            }
+            return;
+        }
+        if st.eof_requested {
+            tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "write() after write_eof() ignored");
+            return;
+        }
+        if self.kind == FdKind::ReadPipe {
+            tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "write() on a read pipe ignored");
+            return;
+        }
+        let mut rest = data;
+        if st.buffer.is_empty() {
+            match self.write_fd(data) {
+                Ok(n) if n == data.len() => return,
+                Ok(n) => rest = &data[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(error) => {
+                    drop(st);
+                    self.fatal_error(error, "Fatal write error on transport");
+                    return;
+                }
+            }
+        }
+        st.buffer.push(rest);
+        drop(st);
+        self.arm_writer(true);
+        self.maybe_pause_protocol();
+    }
+
+    fn on_writable(self: &Rc<Self>) {
+        let outcome = {
+            let st = self.state.borrow();
+            if st.conn_lost > 0 || st.buffer.is_empty() {
+                None
+            } else {
+                Some(self.write_fd(st.buffer.pending()))
+            }
+        };
+        match outcome {
+            None => {}
+            Some(Ok(n)) => self.state.borrow_mut().buffer.consume(n),
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return
+            }
+            Some(Err(error)) => {
+                self.state.borrow_mut().buffer.clear();
+                self.arm_writer(false);
+                self.fatal_error(error, "Fatal write error on transport");
+                return;
+            }
+        }
+        self.maybe_resume_protocol();
+        let (drained, closing, eof) = {
+            let st = self.state.borrow();
+            (st.buffer.is_empty(), st.closing, st.eof_requested)
+        };
+        if !drained {
+            return;
+        }
+        self.arm_writer(false);
+        if closing {
+            let already = {
+                let mut st = self.state.borrow_mut();
+                let already = st.conn_lost > 0;
+                st.conn_lost = st.conn_lost.max(1);
+                already
+            };
+            if !already {
+                self.call_connection_lost(None);
+            }
+        } else if eof {
+            self.shutdown_write();
+        }
+    }
+
+    fn maybe_pause_protocol(self: &Rc<Self>) {
+        let pause = {
+            let mut st = self.state.borrow_mut();
+            let pause = !st.protocol_paused && st.buffer.len() > st.marks.high;
+            st.protocol_paused |= pause;
+            pause
+        };
+        if pause {
+            self.call_protocol("pause_writing", |p| p.pause_writing());
+        }
+    }
+
+    fn maybe_resume_protocol(self: &Rc<Self>) {
+        let resume = {
+            let mut st = self.state.borrow_mut();
+            let resume = st.protocol_paused && st.buffer.len() <= st.marks.low;
+            st.protocol_paused &= !resume;
+            resume
+        };
+        if resume {
+            self.call_protocol("resume_writing", |p| p.resume_writing());
+        }
+    }
+
+    fn write_eof(self: &Rc<Self>) {
+        let shut_now = {
+            let mut st = self.state.borrow_mut();
+            if st.closing || st.eof_requested || self.kind == FdKind::ReadPipe {
+                return;
+            }
+            st.eof_requested = true;
+            st.buffer.is_empty()
+        };
+        if shut_now {
+            self.shutdown_write();
+        }
+    }
+
+    fn shutdown_write(self: &Rc<Self>) {
+        match self.kind {
+            FdKind::Socket => {
+                let fd = self.fd.borrow();
+                if let Some(fd) = fd.as_ref() {
+                    let _ = rustix::net::shutdown(fd.as_fd(), rustix::net::Shutdown::Write);
+                }
+            }
+            // A write pipe has no half-close: write_eof closes it.
+            FdKind::WritePipe => self.close(),
+            FdKind::ReadPipe => {}
+        }
+    }
+
+    fn set_reading(self: &Rc<Self>, on: bool) {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.closing || st.reading == on || self.kind == FdKind::WritePipe {
+                return;
+            }
+            st.reading = on;
+        }
+        self.sync_watchers();
+    }
+
+    fn close(self: &Rc<Self>) {
+        let lose_now = {
+            let mut st = self.state.borrow_mut();
+            if st.closing {
+                return;
+            }
+            st.closing = true;
+            let lose_now = st.buffer.is_empty() && st.conn_lost == 0;
+            if lose_now {
+                st.conn_lost = 1;
+            }
+            lose_now
+        };
+        self.arm_reader(false);
+        if lose_now {
+            self.schedule_connection_lost(None);
+        }
+    }
+
+    /// Closes at once, dropping buffered data (asyncio's `_force_close`).
+    pub(crate) fn force_close(self: &Rc<Self>, error: Option<io::Error>) {
+        {
+            let mut st = self.state.borrow_mut();
+            if st.conn_lost > 0 {
+                return;
+            }
+            st.buffer.clear();
+            st.closing = true;
+            st.conn_lost = 1;
+        }
+        self.arm_writer(false);
+        self.arm_reader(false);
+        self.schedule_connection_lost(error);
+    }
+
+    /// A failed syscall: reported to the exception handler unless it is the
+    /// ordinary end of a connection (reset, broken pipe, aborted), then a
+    /// forced close with the error.
+    fn fatal_error(self: &Rc<Self>, error: io::Error, message: &str) {
+        let ordinary = matches!(
+            error.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        );
+        if ordinary {
+            tracing::debug!(target: "evloop::transports", fd = self.raw_fd, %error, "{message}");
+        } else {
+            self.report(message, Error::Io(clone_io_error(&error)));
+        }
+        self.force_close(Some(error));
+    }
+
+    fn schedule_connection_lost(self: &Rc<Self>, error: Option<io::Error>) {
+        let me = self.clone();
+        let error = RefCell::new(error);
+        if self
+            .event_loop
+            .call_soon(move || me.call_connection_lost(error.borrow_mut().take()))
+            .is_err()
+        {
+            // The loop is closed: nothing will run later, so finish now.
+            self.release();
+        }
+    }
+
+    /// Delivers `connection_lost` (once), then releases the fd.
+    fn call_connection_lost(self: &Rc<Self>, error: Option<io::Error>) {
+        if self.lost_delivered.replace(true) {
+            return;
+        }
+        if let Some(sink) = self.sink() {
+            self.guard("connection_lost", move || match &sink {
+                Sink::Plain(p) => p.borrow_mut().connection_lost(error),
+                Sink::Buffered(p) => p.borrow_mut().connection_lost(error),
+            });
+        }
+        self.release();
+    }
+
+    /// Deregisters, closes the fd (exactly once), drops the protocol (which
+    /// may hold this transport: the cycle ends here), runs the lost hook.
+    fn release(self: &Rc<Self>) {
+        self.lost_delivered.set(true);
+        {
+            let mut st = self.state.borrow_mut();
+            st.closing = true;
+            st.conn_lost = st.conn_lost.max(1);
+            st.reader_armed = false;
+            st.writer_armed = false;
+            st.buffer.clear();
+        }
+        drop(self.claim.borrow_mut().take());
+        drop(self.fd.borrow_mut().take());
+        drop(self.sink.borrow_mut().take());
+        let hook = self.on_lost.borrow_mut().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}
+
+impl Drop for StreamInner {
+    fn drop(&mut self) {
+        if !self.lost_delivered.get() && !std::thread::panicking() {
+            tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "unclosed transport dropped");
+        }
+        // Deregister before the fd closes (field order would close it first).
+        drop(self.claim.get_mut().take());
+    }
+}
+
+fn clone_io_error(error: &io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
+/// The callbacks both protocol traits share, for deferred delivery.
+pub(crate) trait ProtocolEvents {
+    fn pause_writing(&mut self);
+    fn resume_writing(&mut self);
+}
+
+struct PlainEvents<'a>(&'a mut dyn Protocol);
+struct BufferedEvents<'a>(&'a mut dyn BufferedProtocol);
+
+impl ProtocolEvents for PlainEvents<'_> {
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+}
+
+impl ProtocolEvents for BufferedEvents<'_> {
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+}
