@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_task::FallibleTask;
 use evloop_reactor::{Events, Poller};
 use evloop_timers::{Clock, MonotonicClock, TimerHeap, TimerId, VirtualClock};
 
@@ -53,10 +54,29 @@ pub(crate) struct Inner {
     pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
     pub(crate) task_factory: RefCell<Option<TaskFactory>>,
     extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
+    /// Tasks whose handle was dropped: kept so `close` can drop their
+    /// futures on this thread instead of leaking them.
+    detached: RefCell<DetachedTasks>,
     pub(crate) close_hooks: RefCell<Vec<CloseHook>>,
 }
 
+/// Detached tasks, pruned of finished ones whenever the list doubles.
+#[derive(Default)]
+struct DetachedTasks {
+    tasks: Vec<FallibleTask<()>>,
+    prune_at: usize,
+}
+
 impl Inner {
+    pub(crate) fn keep_detached(&self, task: FallibleTask<()>) {
+        let mut detached = self.detached.borrow_mut();
+        if detached.tasks.len() >= detached.prune_at {
+            detached.tasks.retain(|t| !t.is_finished());
+            detached.prune_at = (detached.tasks.len() * 2).max(64);
+        }
+        detached.tasks.push(task);
+    }
+
     /// Releases a cancelled timer's heap slot (O(1); the heap compacts itself).
     pub(crate) fn forget_timer(&self, id: TimerId) {
         if let Ok(mut timers) = self.timers.try_borrow_mut() {
@@ -147,6 +167,7 @@ impl Builder {
             exception_handler: RefCell::new(None),
             task_factory: RefCell::new(None),
             extensions: RefCell::new(Vec::new()),
+            detached: RefCell::new(DetachedTasks::default()),
             close_hooks: RefCell::new(Vec::new()),
         };
         tracing::debug!(target: "evloop", debug_mode = inner.debug.get(), "event loop created");
@@ -312,7 +333,13 @@ impl EventLoop {
         while let Ok(item) = inner.shared.queue.pop() {
             remote.push(item);
         }
-        drop((ready, timers, remote));
+        let detached = std::mem::take(&mut inner.detached.borrow_mut().tasks);
+        let pending = detached.iter().filter(|t| !t.is_finished()).count();
+        if pending > 0 {
+            tracing::debug!(target: "evloop", pending, "dropping pending detached tasks at close");
+        }
+        drop((ready, timers, remote, detached));
+        inner.shared.empty_graveyard();
         drop(io);
         drop(inner.poller.borrow_mut().take());
         drop(std::mem::take(&mut *inner.extensions.borrow_mut()));

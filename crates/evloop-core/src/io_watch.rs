@@ -1,6 +1,7 @@
 //! fd watchers: `add_reader`/`add_writer` and their removal (SPEC 8.1), and
 //! fd claims, which keep user watchers off fds that a transport owns.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::panic::Location;
@@ -34,38 +35,62 @@ impl Watch {
     }
 }
 
-/// Watches indexed by fd (fds are small integers, so a `Vec` beats a map).
+/// fds below this live in a `Vec` indexed by fd (fds are small integers, so
+/// that beats a map on the hot path); larger ones in a map, so a huge bogus
+/// fd number cannot make the table allocate gigabytes.
+const DENSE_FDS: usize = 1 << 16;
+
+/// Every fd the loop watches or a transport claims.
 #[derive(Default)]
 pub(crate) struct IoTable {
-    watches: Vec<Option<Watch>>,
+    dense: Vec<Option<Watch>>,
+    sparse: HashMap<usize, Watch>,
 }
 
 impl IoTable {
+    fn get(&self, fd: usize) -> Option<&Watch> {
+        if fd < DENSE_FDS {
+            self.dense.get(fd)?.as_ref()
+        } else {
+            self.sparse.get(&fd)
+        }
+    }
+
     fn get_mut(&mut self, fd: RawFd) -> Option<&mut Watch> {
-        self.watches.get_mut(usize::try_from(fd).ok()?)?.as_mut()
+        let fd = usize::try_from(fd).ok()?;
+        if fd < DENSE_FDS {
+            self.dense.get_mut(fd)?.as_mut()
+        } else {
+            self.sparse.get_mut(&fd)
+        }
     }
 
     fn entry(&mut self, fd: usize) -> &mut Watch {
-        if self.watches.len() <= fd {
-            self.watches.resize_with(fd + 1, || None);
+        if fd >= DENSE_FDS {
+            return self.sparse.entry(fd).or_default();
         }
-        self.watches[fd].get_or_insert_with(Watch::default)
+        if self.dense.len() <= fd {
+            self.dense.resize_with(fd + 1, || None);
+        }
+        self.dense[fd].get_or_insert_with(Watch::default)
     }
 
     fn remove_if_unused(&mut self, fd: RawFd) {
-        if let Some(slot) = usize::try_from(fd)
-            .ok()
-            .and_then(|i| self.watches.get_mut(i))
-        {
-            if slot.as_ref().is_some_and(Watch::is_unused) {
-                *slot = None;
+        let Ok(fd) = usize::try_from(fd) else {
+            return;
+        };
+        if self.get(fd).is_some_and(Watch::is_unused) {
+            if fd < DENSE_FDS {
+                self.dense[fd] = None;
+            } else {
+                self.sparse.remove(&fd);
             }
         }
     }
 
     /// Queues the watchers that `event` makes runnable.
     pub(crate) fn queue_callbacks(&self, event: Event, ready: &mut ReadyQueue) {
-        let Some(Some(watch)) = self.watches.get(event.key) else {
+        let Some(watch) = self.get(event.key) else {
             return;
         };
         if event.readable {
@@ -81,8 +106,16 @@ impl IoTable {
     }
 }
 
-/// Brings the kernel's interest in line with the watch's callbacks.
-fn sync_interest(poller: &Poller, fd: RawFd, key: usize, watch: &mut Watch) -> io::Result<()> {
+/// Brings the kernel's interest in line with the watch's callbacks. With
+/// `rearm` the kernel is told even if nothing changed: a watcher being
+/// (re)added may be for an fd number that was closed and reused since.
+fn sync_interest(
+    poller: &Poller,
+    fd: RawFd,
+    key: usize,
+    watch: &mut Watch,
+    rearm: bool,
+) -> io::Result<()> {
     let interest = watch.interest();
     match &mut watch.registration {
         None if interest.is_none() => Ok(()),
@@ -94,16 +127,8 @@ fn sync_interest(poller: &Poller, fd: RawFd, key: usize, watch: &mut Watch) -> i
             watch.registration = None;
             Ok(())
         }
-        Some(registration) => match registration.modify(interest) {
-            // The fd was closed and its number reused behind our back: the
-            // kernel forgot the old registration, so make a new one.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                watch.registration = None;
-                watch.registration = Some(poller.register(fd, key, interest)?);
-                Ok(())
-            }
-            other => other,
-        },
+        Some(registration) if rearm => registration.rearm(interest),
+        Some(registration) => registration.modify(interest),
     }
 }
 
@@ -208,7 +233,7 @@ impl EventLoop {
             return Err(Error::FdInUse(fd));
         }
         let previous = direction.slot(watch).replace(node);
-        if let Err(error) = sync_interest(poller, fd, index, watch) {
+        if let Err(error) = sync_interest(poller, fd, index, watch, true) {
             *direction.slot(watch) = previous;
             io.remove_if_unused(fd);
             return Err(Error::Io(error));
@@ -236,7 +261,7 @@ impl EventLoop {
             return false;
         };
         let key = usize::try_from(fd).unwrap_or_default();
-        if let Err(error) = sync_interest(poller, fd, key, watch) {
+        if let Err(error) = sync_interest(poller, fd, key, watch, false) {
             tracing::debug!(target: "evloop", fd, %error, "updating fd interest failed");
         }
         io.remove_if_unused(fd);

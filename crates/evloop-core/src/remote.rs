@@ -6,7 +6,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, ThreadId};
 
 use async_task::Runnable;
@@ -19,6 +19,10 @@ use crate::Error;
 /// The thread-safe half of a loop, shared by `Remote`s, task wakers and the loop.
 pub(crate) struct Shared {
     pub(crate) queue: ConcurrentQueue<RemoteItem>,
+    /// Task steps woken on another thread after the loop closed: they may
+    /// only be dropped on the loop's thread, which empties this when it next
+    /// touches the loop (a `Task` handle dropped, the loop dropped).
+    graveyard: Mutex<Vec<Runnable>>,
     pub(crate) waker: Waker,
     pub(crate) closed: AtomicBool,
     pub(crate) owner: ThreadId,
@@ -28,6 +32,7 @@ impl Shared {
     pub(crate) fn new(waker: Waker) -> Self {
         Shared {
             queue: ConcurrentQueue::unbounded(),
+            graveyard: Mutex::new(Vec::new()),
             waker,
             closed: AtomicBool::new(false),
             owner: thread::current().id(),
@@ -48,23 +53,45 @@ impl Shared {
     /// The schedule function of every task: a woken task goes back to its loop.
     pub(crate) fn schedule(&self, runnable: Runnable) {
         if self.closed.load(Ordering::Acquire) {
-            return discard_runnable(self.owner, runnable);
+            return self.bury(runnable);
         }
         match self.queue.push(RemoteItem::Task(runnable)) {
             Ok(()) => self.waker.wake(),
             Err(refused) => {
                 if let RemoteItem::Task(runnable) = refused.into_inner() {
-                    discard_runnable(self.owner, runnable);
+                    self.bury(runnable);
                 }
             }
         }
     }
+
+    /// A step that will never run: dropped here on the loop's thread, kept
+    /// for the loop's thread otherwise (a local task's future must not be
+    /// dropped elsewhere).
+    fn bury(&self, runnable: Runnable) {
+        if thread::current().id() == self.owner {
+            drop(runnable);
+        } else if let Ok(mut graveyard) = self.graveyard.lock() {
+            graveyard.push(runnable);
+        } else {
+            std::mem::forget(runnable);
+        }
+    }
+
+    /// Drops buried steps; call on the loop's thread only.
+    pub(crate) fn empty_graveyard(&self) {
+        let buried = match self.graveyard.lock() {
+            Ok(mut graveyard) => std::mem::take(&mut *graveyard),
+            Err(_) => return,
+        };
+        drop(buried);
+    }
 }
 
 /// Drops a task step that can no longer run. A local task's future may only
-/// be dropped on its own thread; elsewhere it is leaked on purpose (the loop
-/// closed while another thread still held its waker).
-pub(crate) fn discard_runnable(owner: ThreadId, runnable: Runnable) {
+/// be dropped on its own thread; elsewhere it is leaked on purpose (the last
+/// reference to a closed loop went away on another thread).
+fn discard_runnable(owner: ThreadId, runnable: Runnable) {
     if thread::current().id() == owner {
         drop(runnable);
     } else {
@@ -78,6 +105,14 @@ impl Drop for Shared {
             if let RemoteItem::Task(runnable) = item {
                 discard_runnable(self.owner, runnable);
             }
+        }
+        let buried = self
+            .graveyard
+            .get_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for runnable in buried {
+            discard_runnable(self.owner, runnable);
         }
     }
 }

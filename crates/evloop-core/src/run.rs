@@ -171,11 +171,13 @@ impl EventLoop {
             return Some(Duration::ZERO);
         }
         let deadline = inner.timers.borrow_mut().next_deadline()?;
-        let now = inner.clock.now();
-        if deadline <= now || inner.clock.advance_to(deadline) {
-            return Some(Duration::ZERO);
+        let mut now = inner.clock.now();
+        if deadline > now && inner.clock.advance_to(deadline) {
+            // A virtual clock jumps; one that cannot reach the deadline (past
+            // its range) leaves the rest to a real wait instead of spinning.
+            now = inner.clock.now();
         }
-        Some(deadline - now)
+        Some(deadline.saturating_duration_since(now))
     }
 
     fn poll(&self, timeout: Option<Duration>) {

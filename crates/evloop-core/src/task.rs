@@ -30,6 +30,8 @@ pub type TaskFactory = Rc<dyn Fn(&EventLoop, LocalBoxFuture) -> LocalBoxFuture>;
 struct TaskState<T> {
     output: RefCell<Option<Result<T, Error>>>,
     cancel_requested: Cell<bool>,
+    /// The task ended by cancellation (set when its outcome is known).
+    cancelled: Cell<bool>,
     detached: Cell<bool>,
     waker: RefCell<Option<Waker>>,
     location: &'static Location<'static>,
@@ -80,6 +82,7 @@ impl EventLoop {
         let state = Rc::new(TaskState {
             output: RefCell::new(None),
             cancel_requested: Cell::new(false),
+            cancelled: Cell::new(false),
             detached: Cell::new(false),
             waker: RefCell::new(None),
             location: Location::caller(),
@@ -121,6 +124,9 @@ async fn task_body<F: Future>(future: F, state: Rc<TaskState<F::Output>>, event_
         poll_fn(|cx| poll_guarded(future.as_mut(), &state, cx)).await
         // The user's future is dropped here, before the outcome is published.
     };
+    state
+        .cancelled
+        .set(matches!(outcome, Err(Error::Cancelled)));
     if let Err(error @ Error::Panic(_)) = &outcome {
         if state.detached.get() {
             state.report_unretrieved(error.clone(), &event_loop);
@@ -174,11 +180,12 @@ impl<T> Task<T> {
 
     /// True if the task ended by cancellation (or its loop closed under it).
     pub fn cancelled(&self) -> bool {
-        self.done()
-            && matches!(
-                *self.state.output.borrow(),
-                Some(Err(Error::Cancelled)) | None
-            )
+        if self.state.cancelled.get() {
+            return true;
+        }
+        // Finished without an outcome: its step was dropped unrun (loop closed).
+        self.raw.as_ref().is_some_and(FallibleTask::is_finished)
+            && self.state.output.borrow().is_none()
     }
 }
 
@@ -197,7 +204,10 @@ impl<T> Future for Task<T> {
                 Poll::Ready(match (finished, output) {
                     (_, Some(output)) => output,
                     // The runnable was dropped unrun: the loop closed.
-                    (_, None) => Err(Error::Cancelled),
+                    (_, None) => {
+                        self.state.cancelled.set(true);
+                        Err(Error::Cancelled)
+                    }
                 })
             }
         }
@@ -209,14 +219,24 @@ impl<T> Drop for Task<T> {
         let Some(raw) = self.raw.take() else {
             return;
         };
+        let inner = self.event_loop.upgrade();
+        if let Some(inner) = &inner {
+            inner.shared.empty_graveyard();
+        }
         if raw.is_finished() {
             let output = self.state.output.borrow_mut().take();
             if let Some(Err(error @ Error::Panic(_))) = output {
                 self.state.report_unretrieved(error, &self.event_loop);
             }
-        } else {
-            self.state.detached.set(true);
-            raw.detach();
+            return;
+        }
+        self.state.detached.set(true);
+        match inner {
+            // The loop keeps the task and drops it (and its future, on this
+            // thread) at close if it has not finished by then.
+            Some(inner) if !inner.closed.get() => inner.keep_detached(raw),
+            // A closed loop will never run it: drop its future now.
+            _ => drop(raw),
         }
     }
 }

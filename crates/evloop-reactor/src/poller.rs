@@ -16,7 +16,7 @@ use crate::{Event, Interest};
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) sys: sys::Selector,
-    pub(crate) wake: WakeState,
+    pub(crate) wake: Arc<WakeState>,
 }
 
 /// A level-triggered readiness selector with a cross-thread waker.
@@ -68,7 +68,7 @@ impl Poller {
         Ok(Poller {
             inner: Arc::new(Inner {
                 sys: sys::Selector::new()?,
-                wake: WakeState::default(),
+                wake: Arc::default(),
             }),
         })
     }
@@ -144,7 +144,7 @@ impl Poller {
     /// A handle that wakes this poller from any thread.
     #[must_use]
     pub fn waker(&self) -> Waker {
-        Waker::new(Arc::clone(&self.inner))
+        Waker::new(Arc::clone(&self.inner.wake), Arc::downgrade(&self.inner))
     }
 }
 

@@ -87,6 +87,32 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Applies `interest` with a syscall even if it is unchanged, and if the
+    /// kernel no longer knows the fd (it was closed and its number reused
+    /// behind the owner's back, which drops it from the epoll set) registers
+    /// it anew. For callers that cannot know whether the fd they were handed
+    /// is the one they registered.
+    ///
+    /// # Errors
+    ///
+    /// The OS error (`EBADF` for a closed fd); the interest is then unchanged.
+    pub fn rearm(&mut self, interest: Interest) -> io::Result<()> {
+        if interest.is_none() || self.interest.is_none() {
+            return self.modify(interest);
+        }
+        let sys = &self.inner.sys;
+        match sys.modify(self.fd, self.key, interest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                sys.add(self.fd, self.key, interest)?
+            }
+            other => other?,
+        }
+        self.interest = interest;
+        Ok(())
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         if !self.interest.is_none() {

@@ -34,7 +34,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::poller::Inner;
@@ -85,15 +85,18 @@ impl WakeState {
 /// Wakes a [`Poller`](crate::Poller) from any thread.
 ///
 /// `Send + Sync + Clone`; get one with [`Poller::waker`](crate::Poller::waker).
-/// Keeps the poller's OS resources alive while it exists.
+/// It does not keep the poller's OS resources alive: once every `Poller`
+/// clone and `Registration` is gone, the selector and its wake-up source are
+/// closed, and waking does nothing.
 #[derive(Clone)]
 pub struct Waker {
-    inner: Arc<Inner>,
+    state: Arc<WakeState>,
+    poller: Weak<Inner>,
 }
 
 impl Waker {
-    pub(crate) fn new(inner: Arc<Inner>) -> Waker {
-        Waker { inner }
+    pub(crate) fn new(state: Arc<WakeState>, poller: Weak<Inner>) -> Waker {
+        Waker { state, poller }
     }
 
     /// Wakes a [`wait`](crate::Poller::wait) in progress, or makes the next
@@ -118,8 +121,13 @@ impl Waker {
     /// ```
     #[inline]
     pub fn wake(&self) {
-        let sys = &self.inner.sys;
-        self.inner.wake.wake(|| sys.notify());
+        // Upgrading costs a shared atomic increment, so only the rare path
+        // that must signal a sleeping poller pays it.
+        self.state.wake(|| {
+            if let Some(inner) = self.poller.upgrade() {
+                inner.sys.notify();
+            }
+        });
     }
 }
 
