@@ -15,19 +15,23 @@
 //!
 //! # Implementation
 //!
-//! Values live in a slab (`Vec` of slots plus a LIFO free list); the heap is a
-//! 4-ary min-heap of 24-byte `Copy` entries (deadline as nanoseconds since the
-//! heap's base instant, a global insertion number for FIFO, a slot index).
-//! The insertion number doubles as the slot's generation, so neither a stale
-//! [`TimerId`] nor a stale heap entry can reach a newer timer in a reused
-//! slot. Cancel empties the slot and leaves the heap entry as garbage, which
-//! is dropped when it reaches the head or when the heap is rebuilt (garbage
-//! more than 100 entries and more than half of the heap). The base instant is
-//! set a day below the first deadline and moved down (an O(n) rebase) if an
-//! even earlier deadline arrives, so every key is exact; deadlines more than
-//! ~584 years after the base saturate. [`VirtualClock`] is an atomic
-//! nanosecond offset from its creation instant, so it is `Send + Sync` and
-//! lock-free. `Instant::now` is called only in `clock.rs` (STYLE 3.7).
+//! Near deadlines (up to about 4.3 s past the current position) go to a
+//! hashed timer wheel of 1.05 ms buckets: an insert appends a small entry,
+//! value inline, to its bucket's unsorted `Vec`; a bucket is sorted once, by
+//! `(deadline, insertion number)`, when it becomes the next to fire, and pops
+//! then walk it in order. Everything else — late inserts into the bucket being
+//! drained or before it, far-future and far-past deadlines — goes to a 4-ary
+//! heap with exact `i128` nanosecond keys; a pop takes the smaller head of the
+//! two. A [`TimerId`] names where the value lives (which never changes while
+//! the timer does) plus the timer's unique insertion number, so a stale id
+//! never reaches a newer timer in a reused place. Cancel takes the value out
+//! at once; entries left behind in the sorted bucket or the heap are garbage,
+//! dropped at the head or rebuilt away when more than 100 and more than the
+//! live timers (SPEC 3.5), while a cancel in an unsorted bucket reclaims its
+//! place at once. Keys are nanoseconds since a base instant a day below the
+//! first deadline. [`VirtualClock`] is an atomic nanosecond offset from its
+//! creation instant, so it is `Send + Sync` and lock-free. `Instant::now` is
+//! called only in `clock.rs` (STYLE 3.7).
 //!
 //! # Examples
 //!

@@ -2,6 +2,10 @@
 //!
 //! The model keeps live timers in a `Vec` sorted by `(deadline, insertion
 //! number)`; every pop, cancel and query must agree with it exactly.
+//! Deadlines range from ties within a millisecond to seconds apart (across
+//! the wheel's ~4.3 s horizon, so timers land in the wheel, in the sorted
+//! current bucket and in the 4-ary heap) and days (below the base, far
+//! future), and marks check `pop_expired_before`.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +18,15 @@ const DAY_MS: i64 = 86_400_000;
 enum Op {
     /// Insert at `origin + offset` milliseconds.
     Insert(i64),
+    /// Insert at `origin + offset` microseconds.
+    InsertUs(i64),
+    /// Take a mark (for `PopBefore`/`PopOneBefore`).
+    Mark,
+    /// Pop everything due at `origin + offset` ms inserted before the last
+    /// mark, in order.
+    PopBefore(i64),
+    /// Pop at most one such timer.
+    PopOneBefore(i64),
     /// Cancel the n-th id ever issued (modulo), live or not.
     Cancel(usize),
     /// Cancel the n-th live timer (modulo), if any.
@@ -31,13 +44,26 @@ enum Op {
 fn offset() -> impl Strategy<Value = i64> {
     prop_oneof![
         12 => 0i64..16,
+        3 => 0i64..12_000,
         1 => (-3i64..=3).prop_map(|d| d * DAY_MS),
+    ]
+}
+
+/// Microsecond offsets: sub-bucket ties and gaps, up to 12 s.
+fn offset_us() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        4 => 0i64..3_000,
+        2 => 0i64..12_000_000,
     ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         20 => offset().prop_map(Op::Insert),
+        6 => offset_us().prop_map(Op::InsertUs),
+        2 => Just(Op::Mark),
+        2 => offset().prop_map(Op::PopBefore),
+        2 => offset().prop_map(Op::PopOneBefore),
         5 => any::<usize>().prop_map(Op::Cancel),
         5 => any::<usize>().prop_map(Op::CancelLive),
         3 => offset().prop_map(Op::PopAll),
@@ -75,8 +101,12 @@ impl Model {
         Some(self.live.remove(at).3)
     }
     fn pop_expired(&mut self, now: Instant) -> Option<(TimerId, Instant, u64)> {
+        self.pop_expired_before(now, u64::MAX)
+    }
+    /// `mark` is the number of inserts made when the mark was taken.
+    fn pop_expired_before(&mut self, now: Instant, mark: u64) -> Option<(TimerId, Instant, u64)> {
         let first = self.live.first()?;
-        (first.0 <= now).then(|| {
+        (first.0 <= now && first.1 < mark).then(|| {
             let e = self.live.remove(0);
             (e.2, e.0, e.3)
         })
@@ -95,12 +125,17 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
     let mut ids: Vec<TimerId> = Vec::new();
     let mut next_value = 0u64;
     let mut compactions = 0;
+    let mut mark = (heap.mark(), 0u64);
 
     for op in ops {
         let heap_len_before = heap.heap_len();
         match *op {
-            Op::Insert(off) => {
-                let deadline = at(origin, off);
+            Op::Insert(_) | Op::InsertUs(_) => {
+                let deadline = match *op {
+                    Op::Insert(off) => at(origin, off),
+                    Op::InsertUs(off) => origin + Duration::from_micros(off.unsigned_abs()),
+                    _ => unreachable!(),
+                };
                 let id = heap.insert(deadline, next_value);
                 prop_assert!(!ids.contains(&id), "ids are never reused");
                 model.insert(deadline, id, next_value);
@@ -133,6 +168,24 @@ fn run(ops: &[Op]) -> Result<usize, TestCaseError> {
                         break;
                     }
                 }
+            }
+            Op::Mark => mark = (heap.mark(), model.seq),
+            Op::PopBefore(off) => {
+                let now = at(origin, off);
+                loop {
+                    let got = heap.pop_expired_before(now, mark.0);
+                    prop_assert_eq!(got, model.pop_expired_before(now, mark.1));
+                    if got.is_none() {
+                        break;
+                    }
+                }
+            }
+            Op::PopOneBefore(off) => {
+                let now = at(origin, off);
+                prop_assert_eq!(
+                    heap.pop_expired_before(now, mark.0),
+                    model.pop_expired_before(now, mark.1)
+                );
             }
             Op::PopOne(off) => {
                 let now = at(origin, off);
@@ -225,4 +278,25 @@ fn model_agrees_through_a_known_compaction() {
     ops.extend((0..50).map(|i| Op::Insert(i % 3)));
     ops.push(Op::PopAll(2));
     assert!(run(&ops).unwrap() >= 1, "the script must compact");
+}
+
+#[test]
+fn model_agrees_on_a_spread_out_drain_with_marks() {
+    // The event loop's pattern: a burst of inserts spread over 6 s (in
+    // scrambled order, across the wheel's horizon), cancels, then
+    // iterations of mark + pop-before + a few new inserts, 1 ms apart.
+    let mut ops: Vec<Op> = (0..3_000i64)
+        .map(|i| Op::InsertUs((i * 7_919) % 6_000_000))
+        .collect();
+    ops.extend((0..1_500usize).map(|i| Op::CancelLive(i * 104_729)));
+    for ms in 0..6_100i64 {
+        ops.push(Op::NextDeadline);
+        ops.push(Op::Mark);
+        if ms % 3 == 0 {
+            ops.push(Op::Insert(ms + ms % 7));
+            ops.push(Op::Insert(ms));
+        }
+        ops.push(Op::PopBefore(ms));
+    }
+    run(&ops).unwrap();
 }

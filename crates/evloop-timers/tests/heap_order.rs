@@ -168,3 +168,89 @@ fn reinserting_after_drain_reuses_slots_and_keeps_order() {
         assert_eq!(drain(&mut heap, t0 + MS * 8), want);
     }
 }
+
+#[test]
+fn fifo_holds_between_the_sorted_bucket_and_late_inserts() {
+    let t0 = t0();
+    let mut heap = TimerHeap::new();
+    heap.insert(t0 + MS * 5, 0);
+    heap.insert(t0 + MS * 5, 1);
+    // Sorts the bucket of 5 ms: later inserts into it go to the 4-ary heap.
+    assert_eq!(heap.next_deadline(), Some(t0 + MS * 5));
+    heap.insert(t0 + MS * 5, 2);
+    heap.insert(t0 + MS * 4, 3);
+    heap.insert(t0 + MS * 5, 4);
+    assert_eq!(drain(&mut heap, t0 + MS * 5), [3, 0, 1, 2, 4]);
+}
+
+#[test]
+fn fifo_holds_between_far_timers_and_the_wheel() {
+    let t0 = t0();
+    let far = t0 + Duration::from_secs(10);
+    let mut heap = TimerHeap::new();
+    heap.insert(t0, 0);
+    // Beyond the wheel's horizon (about 4.3 s past t0): the 4-ary heap.
+    heap.insert(far, 1);
+    assert_eq!(drain(&mut heap, t0), [0]);
+    // The wheel is empty again and re-anchors here: these are in the wheel.
+    heap.insert(far, 2);
+    heap.insert(far - MS, 3);
+    heap.insert(far, 4);
+    assert_eq!(heap.next_deadline(), Some(far - MS));
+    assert_eq!(drain(&mut heap, far), [3, 1, 2, 4]);
+}
+
+#[test]
+fn mark_holds_back_timers_inserted_after_it() {
+    let t0 = t0();
+    let mut heap = TimerHeap::new();
+    heap.insert(t0 + MS, 0);
+    heap.insert(t0 + MS * 2, 1);
+    let mark = heap.mark();
+    heap.insert(t0, 2); // due, but after the mark: stops the batch here
+    heap.insert(t0 + MS, 3);
+    let mut got = Vec::new();
+    while let Some((_, _, v)) = heap.pop_expired_before(t0 + MS * 2, mark) {
+        got.push(v);
+    }
+    assert!(got.is_empty(), "the earliest due timer is after the mark");
+    assert_eq!(drain(&mut heap, t0), [2]);
+    while let Some((_, _, v)) = heap.pop_expired_before(t0 + MS * 2, mark) {
+        got.push(v);
+    }
+    assert_eq!(got, [0]);
+    assert_eq!(drain(&mut heap, t0 + MS * 2), [3, 1]);
+}
+
+#[test]
+fn deadlines_spread_over_many_seconds_pop_in_order() {
+    // Scrambled deadlines over 20 s, stepping `now` by 1 ms: the wheel's
+    // window moves, far timers meet wheel timers, nothing pops early.
+    let t0 = t0();
+    let mut heap = TimerHeap::new();
+    let n = 20_000u64;
+    let mut want: Vec<(Instant, u64)> = (0..n)
+        .map(|i| {
+            let d = t0 + Duration::from_micros((i * 7_919_993) % 20_000_000);
+            heap.insert(d, i);
+            (d, i)
+        })
+        .collect();
+    want.sort();
+    let mut got = Vec::new();
+    let mut now = t0;
+    while !heap.is_empty() {
+        now += MS;
+        if let Some(next) = heap.next_deadline() {
+            assert!(next >= t0);
+        }
+        while let Some((_, d, v)) = heap.pop_expired(now) {
+            assert!(d <= now);
+            got.push((d, v));
+        }
+        if let Some(next) = heap.next_deadline() {
+            assert!(next > now);
+        }
+    }
+    assert_eq!(got, want);
+}
