@@ -13,6 +13,7 @@ use async_task::FallibleTask;
 use evloop_reactor::{Events, Poller};
 use evloop_timers::{Clock, MonotonicClock, TimerHeap, TimerId, VirtualClock};
 
+use crate::due::DueTimers;
 use crate::exception::ExceptionHandler;
 use crate::handle::{Handle, OnceNode, TimerEntry, TimerHandle};
 use crate::io_watch::IoTable;
@@ -40,6 +41,7 @@ type CloseHook = Box<dyn FnOnce(&EventLoop)>;
 pub(crate) struct Inner {
     pub(crate) ready: RefCell<ReadyQueue>,
     pub(crate) timers: RefCell<TimerHeap<TimerEntry>>,
+    pub(crate) due: RefCell<DueTimers>,
     pub(crate) poller: RefCell<Option<Poller>>,
     pub(crate) events: RefCell<Events>,
     pub(crate) io: RefCell<IoTable>,
@@ -79,11 +81,19 @@ impl Inner {
 
     /// Releases a cancelled timer's heap slot (O(1); the heap compacts itself).
     pub(crate) fn forget_timer(&self, id: TimerId) {
-        if let Ok(mut timers) = self.timers.try_borrow_mut() {
-            let released = timers.cancel(id);
-            drop(timers);
-            drop(released);
+        let mut released = self
+            .timers
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut t| t.cancel(id));
+        if released.is_none() {
+            released = self
+                .due
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut due| due.cancel(id));
         }
+        drop(released);
     }
 
     /// Moves what other threads posted onto the ready queue, keeping FIFO.
@@ -147,6 +157,7 @@ impl Builder {
         let inner = Inner {
             ready: RefCell::new(ReadyQueue::default()),
             timers: RefCell::new(TimerHeap::new()),
+            due: RefCell::new(DueTimers::default()),
             poller: RefCell::new(Some(poller)),
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             io: RefCell::new(IoTable::default()),

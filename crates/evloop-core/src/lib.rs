@@ -47,6 +47,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod due;
 mod error;
 mod event_loop;
 mod exception;

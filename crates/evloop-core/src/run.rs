@@ -9,15 +9,15 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::event_loop::{EventLoop, Inner};
 use crate::exception::ErrorContext;
 use crate::handle::HandleInfo;
 use crate::ready::Entry;
 use crate::remote::Shared;
+use crate::stats::Stopwatch;
 use crate::Error;
-use evloop_timers::TimerMark;
 
 thread_local! {
     /// The loop running on this thread, if any.
@@ -156,10 +156,11 @@ impl EventLoop {
         let timeout = self.poll_timeout();
         self.poll(timeout);
         inner.drain_remote();
-        let now = inner.clock.now();
-        let mark = inner.timers.borrow().mark();
+        // Reading the clock costs as much as a callback; skip it when no
+        // timer can be due.
         let ready = inner.ready.borrow().len();
-        self.run_batch(ready, now, mark);
+        let due = self.take_due_timers();
+        self.run_batch(ready, due);
         inner.stats.iterations.set(inner.stats.iterations.get() + 1);
     }
 
@@ -209,13 +210,38 @@ impl EventLoop {
             .set(inner.stats.io_events.get() + count);
     }
 
-    /// Runs the batch of this iteration: the `ready` entries queued before
-    /// it started, then the timers due at `now` (never earlier: SPEC 3.2) that
-    /// existed then, in deadline order. Due timers run straight from the heap,
-    /// so a callback of this batch can still cancel one; what the batch
-    /// schedules waits for the next iteration.
-    fn run_batch(&self, ready: usize, now: Instant, mark: TimerMark) {
+    /// Moves the timers due now (never earlier: SPEC 3.2) to the due list,
+    /// in deadline order, recording the loop lag; returns how many.
+    fn take_due_timers(&self) -> usize {
         let inner = &*self.inner;
+        let mut timers = inner.timers.borrow_mut();
+        // Reading the clock costs as much as a callback: skip it when no
+        // timer can be due.
+        if timers.is_empty() {
+            return 0;
+        }
+        let now = inner.clock.now();
+        let mut due = inner.due.borrow_mut();
+        while let Some((id, deadline, timer)) = timers.pop_expired(now) {
+            if due.len() == 0 {
+                inner
+                    .stats
+                    .record_lag(now.saturating_duration_since(deadline));
+            }
+            due.push(id, timer);
+        }
+        due.len()
+    }
+
+    /// Runs the batch of this iteration: the `ready` entries queued before it
+    /// started, then the `due` timers (a callback of the batch can still
+    /// cancel one); what the batch schedules waits for the next iteration.
+    fn run_batch(&self, ready: usize, due: usize) {
+        let inner = &*self.inner;
+        if ready + due == 0 {
+            return;
+        }
+        let stopwatch = Stopwatch::start(&*inner.clock);
         let debug = inner.debug.get();
         let run = |entry| {
             if debug {
@@ -230,30 +256,24 @@ impl EventLoop {
             };
             run(entry);
         }
-        let mut fired = 0u64;
         loop {
-            let due = inner.timers.borrow_mut().pop_expired_before(now, mark);
-            let Some((_, deadline, timer)) = due else {
-                break;
-            };
-            if fired == 0 {
-                inner
-                    .stats
-                    .record_lag(now.saturating_duration_since(deadline));
+            let next = inner.due.borrow_mut().next();
+            match next {
+                None => break,
+                Some(None) => {} // cancelled while due
+                Some(Some(timer)) => run(Entry::Timer(timer)),
             }
-            fired += 1;
-            run(Entry::Timer(timer));
         }
+        inner.due.borrow_mut().clear();
         let stats = &inner.stats;
-        stats.timers_fired.set(stats.timers_fired.get() + fired);
+        stats
+            .timers_fired
+            .set(stats.timers_fired.get() + due as u64);
         stats
             .callbacks
-            .set(stats.callbacks.get() + ready as u64 + fired);
-        if ready as u64 + fired > 0 {
-            let elapsed = inner.clock.now().saturating_duration_since(now);
-            if elapsed >= inner.slow_callback_duration.get() {
-                stats.slow_iterations.set(stats.slow_iterations.get() + 1);
-            }
+            .set(stats.callbacks.get() + (ready + due) as u64);
+        if stopwatch.elapsed(&*inner.clock) >= inner.slow_callback_duration.get() {
+            stats.slow_iterations.set(stats.slow_iterations.get() + 1);
         }
     }
 

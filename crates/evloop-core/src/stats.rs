@@ -2,7 +2,9 @@
 //! (SPEC 15).
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use evloop_timers::Clock;
 
 use crate::EventLoop;
 
@@ -100,4 +102,51 @@ impl EventLoop {
     pub fn pending_callbacks(&self) -> usize {
         self.inner.ready.borrow().len()
     }
+}
+
+/// Times a batch for the always-on counters: on the loop's clock when it is
+/// virtual (so tests are deterministic), else on a coarse real clock (a few
+/// ns instead of `Instant::now`'s tens, which would cost as much as running
+/// a callback; a 100 ms threshold needs no better than milliseconds).
+pub(crate) enum Stopwatch {
+    Loop(Instant),
+    Coarse(Duration),
+}
+
+impl Stopwatch {
+    pub(crate) fn start(clock: &dyn Clock) -> Self {
+        if clock.is_virtual() {
+            Stopwatch::Loop(clock.now())
+        } else {
+            Stopwatch::Coarse(coarse_now())
+        }
+    }
+
+    pub(crate) fn elapsed(&self, clock: &dyn Clock) -> Duration {
+        match self {
+            Stopwatch::Loop(start) => clock.now().saturating_duration_since(*start),
+            Stopwatch::Coarse(start) => coarse_now().saturating_sub(*start),
+        }
+    }
+}
+
+/// A cheap monotonic reading (a few ns, millisecond resolution) for the
+/// always-on counters: `Instant::now` costs as much as running a callback,
+/// and a 100 ms threshold needs no better. Not the loop's clock: virtual time
+/// is for timers, these counters measure real work.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn coarse_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or_default(),
+        u32::try_from(t.tv_nsec).unwrap_or_default(),
+    )
+}
+
+/// A monotonic reading for the always-on counters.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn coarse_now() -> Duration {
+    use std::sync::OnceLock;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed()
 }
