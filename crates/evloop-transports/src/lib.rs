@@ -21,14 +21,38 @@
 mod address;
 mod datagram;
 mod flow;
+mod pipe;
 mod protocol;
 mod read_buffer;
 mod resolve;
+mod server;
+mod sock;
+mod socket;
+mod streams;
+mod tcp;
 mod transport;
+mod udp;
+mod unix;
 
 pub use address::Address;
 pub use datagram::DatagramTransport;
 pub use flow::{WaterMarks, DEFAULT_HIGH_WATER};
+pub use pipe::{connect_read_pipe, connect_write_pipe};
 pub use protocol::{BufferedProtocol, DatagramProtocol, Protocol, ProtocolHandle};
 pub use resolve::{resolve, set_resolver, ResolveFuture, ResolveHints, Resolver};
+pub use server::{create_server, Server, ServerOptions};
+pub use sock::{
+    sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_sendall, sock_sendto,
+};
+pub use socket::os_errno;
+pub use streams::{
+    open_connection, open_unix_connection, start_server, start_unix_server, StreamError,
+    StreamReader, StreamWriter, DEFAULT_LIMIT,
+};
+pub use tcp::{
+    connect_accepted_socket, create_connection, create_connection_buffered, ConnectOptions,
+};
 pub use transport::Transport;
+pub use udp::{create_datagram_endpoint, DatagramOptions};
+pub use unix::datagram::create_unix_datagram_endpoint;
+pub use unix::stream::{create_unix_connection, create_unix_server, UnixServerOptions};

@@ -29,8 +29,15 @@ pub type ResolveFuture = Pin<Box<dyn Future<Output = Result<Vec<SocketAddr>, Err
 
 /// Turns a host name and port into addresses without blocking the loop.
 pub trait Resolver: 'static {
-    /// Resolves `host` (`None` = the wildcard/loopback per `hints.flags`).
-    fn resolve(&self, host: Option<&str>, port: u16, hints: ResolveHints) -> ResolveFuture;
+    /// Resolves `host` (`None` = the wildcard/loopback per `hints.flags`)
+    /// for a call made on `event_loop`.
+    fn resolve(
+        &self,
+        event_loop: &EventLoop,
+        host: Option<&str>,
+        port: u16,
+        hints: ResolveHints,
+    ) -> ResolveFuture;
 }
 
 struct Installed(Rc<dyn Resolver>);
@@ -70,7 +77,7 @@ pub async fn resolve(
             "cannot resolve {host:?} without a resolver (use the evloop facade, or a numeric address)"
         )));
     };
-    let addrs = resolver.resolve(host, port, hints).await?;
+    let addrs = resolver.resolve(event_loop, host, port, hints).await?;
     if addrs.is_empty() {
         return Err(Error::Io(std::io::Error::new(
             std::io::ErrorKind::NotFound,

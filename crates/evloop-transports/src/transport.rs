@@ -21,7 +21,7 @@ use evloop_core::{Error, ErrorContext, EventLoop, FdClaim, LoopFuture};
 
 use crate::address::Address;
 use crate::flow::{WaterMarks, WriteBuffer};
-use crate::protocol::{BufferedProtocol, Protocol};
+use crate::protocol::{BufferedProtocol, Protocol, ProtocolHandle};
 use crate::read_buffer::ReadBuffer;
 
 /// What the fd is, which decides the syscalls used on it.
@@ -40,6 +40,18 @@ pub(crate) enum FdKind {
 pub(crate) enum Sink {
     Plain(Rc<RefCell<dyn Protocol>>),
     Buffered(Rc<RefCell<dyn BufferedProtocol>>),
+}
+
+/// Wraps a [`Protocol`] for a transport: the sink it drives and the user's handle.
+pub(crate) fn plain_sink<P: Protocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
+    let inner = Rc::new(RefCell::new(protocol));
+    (Sink::Plain(inner.clone()), ProtocolHandle { inner })
+}
+
+/// Wraps a [`BufferedProtocol`] for a transport: the sink and the user's handle.
+pub(crate) fn buffered_sink<P: BufferedProtocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
+    let inner = Rc::new(RefCell::new(protocol));
+    (Sink::Buffered(inner.clone()), ProtocolHandle { inner })
 }
 
 impl Sink {
@@ -81,6 +93,10 @@ pub(crate) struct StreamInner {
     sockname: Option<Address>,
     on_lost: RefCell<Option<Box<dyn FnOnce()>>>,
     lost_delivered: Cell<bool>,
+    /// A write pipe that is a FIFO or a socket: watched for readability to
+    /// notice the reader going away. Not a tty/pty, whose master turns
+    /// readable with the slave's output (echo) — asyncio skips those too.
+    watch_peer: bool,
 }
 
 /// A stream transport handle (asyncio's `Transport`): cheap to clone, usable
@@ -111,6 +127,7 @@ impl Transport {
     ) -> Result<Transport, Error> {
         rustix::io::ioctl_fionbio(&spec.fd, true).map_err(io::Error::from)?;
         let raw_fd = spec.fd.as_raw_fd();
+        let watch_peer = spec.kind == FdKind::WritePipe && is_fifo_or_socket(&spec.fd);
         let claim = event_loop.claim_fd(raw_fd)?;
         let inner = Rc::new(StreamInner {
             event_loop: event_loop.clone(),
@@ -127,6 +144,7 @@ impl Transport {
             sockname: spec.sockname,
             on_lost: RefCell::new(None),
             lost_delivered: Cell::new(false),
+            watch_peer,
         });
         let transport = Transport { inner };
         let made = transport.clone();
@@ -339,7 +357,7 @@ impl StreamInner {
             let read = open && !st.closing && st.reading;
             // A write pipe is watched for readability: the reader going away
             // shows up as an error/hang-up event.
-            let read = read || (open && self.kind == FdKind::WritePipe && !st.closing);
+            let read = read || (open && self.watch_peer && !st.closing);
             (read, open && !st.buffer.is_empty())
         };
         self.arm_reader(want_read);
@@ -781,6 +799,15 @@ impl Drop for StreamInner {
         // Deregister before the fd closes (field order would close it first).
         drop(self.claim.get_mut().take());
     }
+}
+
+fn is_fifo_or_socket(fd: &OwnedFd) -> bool {
+    rustix::fs::fstat(fd).is_ok_and(|stat| {
+        matches!(
+            rustix::fs::FileType::from_raw_mode(stat.st_mode),
+            rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket
+        )
+    })
 }
 
 fn clone_io_error(error: &io::Error) -> io::Error {

@@ -73,7 +73,7 @@ impl Builder {
     /// # Errors
     /// [`Error::Io`] if the reactor cannot be created.
     pub fn build(&mut self) -> Result<EventLoop, Error> {
-        self.core.build().map(EventLoop::from)
+        self.core.build().map(EventLoop::with_resolver)
     }
 }
 
@@ -83,7 +83,14 @@ impl EventLoop {
     /// # Errors
     /// [`Error::Io`] if the reactor cannot be created.
     pub fn new() -> Result<EventLoop, Error> {
-        evloop_core::EventLoop::new().map(EventLoop::from)
+        evloop_core::EventLoop::new().map(EventLoop::with_resolver)
+    }
+
+    /// Wraps a new core loop, installing the facade's name resolver for the
+    /// transports (getaddrinfo on the executor).
+    fn with_resolver(core: evloop_core::EventLoop) -> EventLoop {
+        evloop_transports::set_resolver(&core, std::rc::Rc::new(crate::names::ExecutorResolver));
+        EventLoop::from(core)
     }
 
     /// A [`Builder`].

@@ -2,13 +2,15 @@
 //!
 //! **Owns:** the [`EventLoop`] facade with the whole API — the core's
 //! scheduling, running, futures, tasks and error handling (through `Deref`),
-//! plus the methods of the layers above the core: signal handlers,
-//! `run_in_executor` and the default executor, `getaddrinfo`/`getnameinfo`;
+//! plus the methods of the layers above the core: transports and servers,
+//! streams, signal handlers, `run_in_executor` and the default executor,
+//! `getaddrinfo`/`getnameinfo`;
 //! [`run`]; re-exports; the contract examples.
 //!
 //! **Does not own:** any mechanism. The loop is `evloop-core`, readiness is
 //! `evloop-reactor`, timers are `evloop-timers`, the thread pool is
-//! `evloop-executor`, signals are `evloop-signals`.
+//! `evloop-executor`, transports are `evloop-transports`, signals are
+//! `evloop-signals`.
 //!
 //! # Implementation
 //!
@@ -39,6 +41,7 @@
 mod event_loop;
 mod executor;
 mod names;
+mod net;
 mod signals;
 
 pub use event_loop::{run, Builder, EventLoop};
@@ -47,8 +50,14 @@ pub use evloop_core::{
     LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, VirtualClock,
 };
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
+pub use evloop_transports::{
+    Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
+    DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamError, StreamReader,
+    StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
+};
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};
+pub use net::Connection;
 pub use signals::signal_name;
 
 /// The layers the facade is built from, for users who want one of them alone.
@@ -58,4 +67,5 @@ pub mod layers {
     pub use evloop_reactor as reactor;
     pub use evloop_signals as signals;
     pub use evloop_timers as timers;
+    pub use evloop_transports as transports;
 }

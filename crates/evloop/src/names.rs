@@ -155,3 +155,39 @@ fn numeric_info(
         addr: SocketAddr::new(ip, port),
     })
 }
+
+/// The resolver the facade installs on every loop it creates: transports'
+/// host names go through `getaddrinfo` on the loop's executor.
+#[derive(Debug)]
+pub(crate) struct ExecutorResolver;
+
+impl evloop_transports::Resolver for ExecutorResolver {
+    fn resolve(
+        &self,
+        event_loop: &evloop_core::EventLoop,
+        host: Option<&str>,
+        port: u16,
+        hints: evloop_transports::ResolveHints,
+    ) -> evloop_transports::ResolveFuture {
+        let event_loop = EventLoop::from(event_loop.clone());
+        let hints = AddrInfoHints {
+            family: hints.family,
+            socktype: hints.socktype,
+            protocol: hints.protocol,
+            flags: hints.flags,
+        };
+        let lookup = event_loop.getaddrinfo(host, Some(&port.to_string()), hints);
+        Box::pin(async move {
+            let infos = lookup?.await?;
+            let mut addrs: Vec<SocketAddr> = Vec::with_capacity(infos.len());
+            for info in infos {
+                // getaddrinfo lists an address once per socket type when none
+                // was asked for; callers want each address once.
+                if !addrs.contains(&info.addr) {
+                    addrs.push(info.addr);
+                }
+            }
+            Ok(addrs)
+        })
+    }
+}

@@ -1,0 +1,387 @@
+//! SPEC 6.1 and 6.3: `create_server` binding rules and the `Server`
+//! lifecycle, over real loopback sockets.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use evloop_core::Error;
+use evloop_transports::{
+    create_connection, create_server, os_errno, Address, ConnectOptions, Server, ServerOptions,
+};
+use futures_lite::future;
+use support::*;
+
+fn server(fx: &Fixture, options: ServerOptions) -> Server {
+    ok(fx.run(create_server(&fx.lp, Echo::default, options)))
+}
+
+fn local(host: &str) -> ServerOptions {
+    ServerOptions {
+        host: vec![host.to_owned()],
+        ..Default::default()
+    }
+}
+
+/// Echo round trip from a client thread, driven while the loop runs.
+fn roundtrip(fx: &Fixture, addr: SocketAddr) {
+    let client = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"round").unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap();
+        buf
+    });
+    fx.run(until(&fx.lp, || client.is_finished()));
+    assert_eq!(&client.join().unwrap(), b"round");
+}
+
+#[test]
+fn spec_6_1_empty_host_binds_v4_and_v6_only_sockets() {
+    let fx = Fixture::new();
+    let srv = server(&fx, ServerOptions::default());
+    let addrs: Vec<SocketAddr> = srv.sockets().iter().filter_map(Address::as_inet).collect();
+    assert!(
+        addrs.iter().any(|a| a.is_ipv4() && a.ip().is_unspecified()),
+        "{addrs:?}"
+    );
+    if ipv6_available() {
+        assert_eq!(addrs.len(), 2, "{addrs:?}");
+        let v6 = addrs.iter().position(SocketAddr::is_ipv6).unwrap();
+        assert!(sockopt_bool(srv.fds()[v6], |f| {
+            rustix::net::sockopt::ipv6_v6only(f)
+        }));
+        roundtrip(
+            &fx,
+            SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], addrs[v6].port())),
+        );
+    }
+    let v4 = addrs.iter().find(|a| a.is_ipv4()).unwrap();
+    roundtrip(&fx, SocketAddr::from(([127, 0, 0, 1], v4.port())));
+    close_server(&fx, &srv);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_duplicate_hosts_bind_once() {
+    let fx = Fixture::new();
+    let srv = server(
+        &fx,
+        ServerOptions {
+            host: vec!["127.0.0.1".into(), "127.0.0.1".into()],
+            ..Default::default()
+        },
+    );
+    assert_eq!(srv.sockets().len(), 1);
+    close_server(&fx, &srv);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_reuse_address_on_by_default_reuse_port_off() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let fd = srv.fds()[0];
+    assert!(sockopt_bool(
+        fd,
+        |f| rustix::net::sockopt::socket_reuseaddr(f)
+    ));
+    assert!(!sockopt_bool(fd, |f| {
+        rustix::net::sockopt::socket_reuseport(f)
+    }));
+    close_server(&fx, &srv);
+    let srv = server(
+        &fx,
+        ServerOptions {
+            reuse_address: Some(false),
+            ..local("127.0.0.1")
+        },
+    );
+    assert!(!sockopt_bool(srv.fds()[0], |f| {
+        rustix::net::sockopt::socket_reuseaddr(f)
+    }));
+    close_server(&fx, &srv);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_reuse_port_lets_two_servers_share_a_port() {
+    let fx = Fixture::new();
+    let a = server(
+        &fx,
+        ServerOptions {
+            reuse_port: true,
+            ..local("127.0.0.1")
+        },
+    );
+    let port = port_of(&a);
+    let b = server(
+        &fx,
+        ServerOptions {
+            reuse_port: true,
+            port,
+            ..local("127.0.0.1")
+        },
+    );
+    assert_eq!(port_of(&b), port);
+    close_server(&fx, &a);
+    close_server(&fx, &b);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_bind_error_keeps_errno_and_names_the_address() {
+    let fx = Fixture::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = fx
+        .run(create_server(
+            &fx.lp,
+            Echo::default,
+            ServerOptions {
+                port,
+                ..local("127.0.0.1")
+            },
+        ))
+        .unwrap_err();
+    assert_eq!(err.io_kind(), Some(std::io::ErrorKind::AddrInUse));
+    assert_eq!(os_errno(&err), Some(98));
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    drop(taken);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_sock_and_conflicts() {
+    let fx = Fixture::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let srv = server(
+        &fx,
+        ServerOptions {
+            sock: Some(listener.into()),
+            ..Default::default()
+        },
+    );
+    roundtrip(&fx, addr);
+    close_server(&fx, &srv);
+    let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let both = fx.run(create_server(
+        &fx.lp,
+        Echo::default,
+        ServerOptions {
+            sock: Some(sock.into()),
+            port: 1,
+            ..Default::default()
+        },
+    ));
+    assert!(matches!(both, Err(Error::InvalidArgument(_))));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dgram = fx.run(create_server(
+        &fx.lp,
+        Echo::default,
+        ServerOptions {
+            sock: Some(udp.into()),
+            ..Default::default()
+        },
+    ));
+    assert!(matches!(dgram, Err(Error::InvalidArgument(_))));
+    fx.finish();
+}
+
+#[test]
+fn spec_6_1_start_serving_false_accepts_nothing_until_started() {
+    let fx = Fixture::new();
+    let srv = server(
+        &fx,
+        ServerOptions {
+            start_serving: false,
+            ..local("127.0.0.1")
+        },
+    );
+    assert!(!srv.is_serving());
+    let addr = srv.sockets()[0].as_inet().unwrap();
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    ok(srv.start_serving());
+    ok(srv.start_serving()); // idempotent
+    assert!(srv.is_serving());
+    roundtrip(&fx, addr);
+    close_server(&fx, &srv);
+    assert!(matches!(srv.start_serving(), Err(Error::InvalidState(_))));
+    fx.finish();
+}
+
+#[test]
+fn spec_6_2_accepts_many_pending_connections_with_small_backlog() {
+    let fx = Fixture::new();
+    let srv = server(
+        &fx,
+        ServerOptions {
+            backlog: 4,
+            ..local("127.0.0.1")
+        },
+    );
+    let addr = srv.sockets()[0].as_inet().unwrap();
+    let clients = std::thread::spawn(move || {
+        let socks: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        for mut s in socks {
+            s.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+        }
+    });
+    fx.run(until(&fx.lp, || clients.is_finished()));
+    clients.join().unwrap();
+    close_server(&fx, &srv);
+    fx.finish();
+}
+
+#[test]
+fn spec_6_3_close_stops_listening_at_once() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let addr = srv.sockets()[0].as_inet().unwrap();
+    srv.close();
+    assert!(!srv.is_serving());
+    assert!(srv.sockets().is_empty());
+    assert!(srv.fds().is_empty());
+    assert!(TcpStream::connect(addr).is_err());
+    srv.close(); // idempotent
+    fx.run(srv.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_6_3_wait_closed_waits_for_connections_and_close_clients() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let port = port_of(&srv);
+    let (rec, log) = Recorder::new();
+    let (client, _h) = ok(fx.run(create_connection(
+        &fx.lp,
+        move || rec,
+        Some("127.0.0.1"),
+        Some(port),
+        ConnectOptions::default(),
+    )));
+    fx.settle();
+    srv.close();
+    let mut waiting = Box::pin(srv.wait_closed());
+    fx.settle();
+    assert!(fx.run(future::poll_once(waiting.as_mut())).is_none());
+    // The accepted connection still works after close().
+    client.write(b"still");
+    fx.run(until(&fx.lp, || log.borrow().data == b"still"));
+    srv.close_clients();
+    fx.run(waiting);
+    fx.run(until(&fx.lp, || log.borrow().is_lost()));
+    assert!(log.borrow().events.contains(&Ev::Eof));
+    fx.finish();
+}
+
+#[test]
+fn spec_6_3_abort_clients_drops_connections() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let port = port_of(&srv);
+    let (rec, log) = Recorder::new();
+    let (_client, _h) = ok(fx.run(create_connection(
+        &fx.lp,
+        move || rec,
+        Some("127.0.0.1"),
+        Some(port),
+        ConnectOptions::default(),
+    )));
+    fx.settle();
+    srv.abort_clients();
+    fx.run(until(&fx.lp, || log.borrow().is_lost()));
+    srv.close();
+    fx.run(srv.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_6_3_serve_forever_ends_cancelled_on_close() {
+    let fx = Fixture::new();
+    let srv = server(
+        &fx,
+        ServerOptions {
+            start_serving: false,
+            ..local("127.0.0.1")
+        },
+    );
+    let forever = srv.serve_forever();
+    assert!(srv.is_serving());
+    let again = fx.run(srv.serve_forever());
+    assert!(matches!(again, Err(Error::InvalidState(_))));
+    let closer = srv.clone();
+    fx.lp
+        .call_later(Duration::from_millis(20), move || closer.close())
+        .unwrap();
+    let outcome = fx.run(forever);
+    assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
+    assert!(!srv.is_serving());
+    fx.finish();
+}
+
+#[test]
+fn spec_6_3_dropping_serve_forever_closes_the_server() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let raced = fx.run(future::or(
+        async {
+            let _ = srv.serve_forever().await;
+            "ended"
+        },
+        async {
+            sleep(&fx.lp, Duration::from_millis(20)).await;
+            "timeout"
+        },
+    ));
+    assert_eq!(raced, "timeout");
+    assert!(srv.sockets().is_empty());
+    fx.run(srv.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_8_1_listener_and_transport_fds_are_in_use() {
+    let fx = Fixture::new();
+    let srv = server(&fx, local("127.0.0.1"));
+    let listener = srv.fds()[0];
+    assert!(matches!(
+        fx.lp.add_reader(listener, || {}),
+        Err(Error::FdInUse(_))
+    ));
+    let (client, _h) = ok(fx.run(create_connection(
+        &fx.lp,
+        Echo::default,
+        Some("127.0.0.1"),
+        Some(port_of(&srv)),
+        ConnectOptions::default(),
+    )));
+    let fd = client.fd().unwrap();
+    assert!(matches!(
+        fx.lp.add_reader(fd, || {}),
+        Err(Error::FdInUse(_))
+    ));
+    client.close();
+    close_server(&fx, &srv);
+    fx.finish();
+}
+
+/// Reads a boolean socket option of a server-owned fd.
+fn sockopt_bool(
+    fd: std::os::fd::RawFd,
+    get: impl Fn(std::os::fd::BorrowedFd<'_>) -> rustix::io::Result<bool>,
+) -> bool {
+    // SAFETY: `fd` is a listener of a server that stays open for this call.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    get(borrowed).unwrap()
+}

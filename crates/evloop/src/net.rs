@@ -1,0 +1,300 @@
+//! Connections, servers, datagrams, unix sockets, pipes, low-level socket
+//! calls and streams (SPEC 5–7, 9, 11, 17): the facade's face of
+//! `evloop-transports`. Each method returns the transport layer's future;
+//! host names are resolved by the resolver the facade installs on its loops
+//! (`getaddrinfo` on the executor).
+
+use std::future::Future;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use evloop_core::Error;
+use evloop_transports as tr;
+use evloop_transports::{
+    Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
+    DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader, StreamWriter,
+    Transport, UnixServerOptions,
+};
+
+use crate::EventLoop;
+
+/// A connected stream and the protocol behind it.
+pub type Connection<P> = (Transport, ProtocolHandle<P>);
+
+impl EventLoop {
+    /// Opens a TCP connection to `host:port` (asyncio's `create_connection`).
+    ///
+    /// # Errors
+    /// The future fails with the connect errors (aggregated over addresses),
+    /// [`Error::InvalidArgument`] for conflicting options.
+    pub fn create_connection<P: Protocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::create_connection(self, factory, host, port, options)
+    }
+
+    /// [`create_connection`](Self::create_connection) with a [`BufferedProtocol`].
+    ///
+    /// # Errors
+    /// As `create_connection`.
+    pub fn create_connection_buffered<P: BufferedProtocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::create_connection_buffered(self, factory, host, port, options)
+    }
+
+    /// Listens on TCP (asyncio's `create_server`).
+    ///
+    /// # Errors
+    /// Bind errors keep their errno and name the address.
+    pub fn create_server<P: Protocol>(
+        &self,
+        factory: impl Fn() -> P + 'static,
+        options: ServerOptions,
+    ) -> impl Future<Output = Result<Server, Error>> + 'static {
+        tr::create_server(self, factory, options)
+    }
+
+    /// Wraps an accepted socket (asyncio's `connect_accepted_socket`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `sock` is not a stream socket.
+    pub fn connect_accepted_socket<P: Protocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        sock: OwnedFd,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::connect_accepted_socket(self, factory, sock)
+    }
+
+    /// Opens a UDP endpoint (asyncio's `create_datagram_endpoint`).
+    ///
+    /// # Errors
+    /// Resolution and socket errors; [`Error::InvalidArgument`] for bad options.
+    pub fn create_datagram_endpoint<P: DatagramProtocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        options: DatagramOptions,
+    ) -> impl Future<Output = Result<(DatagramTransport, ProtocolHandle<P>), Error>> + 'static {
+        tr::create_datagram_endpoint(self, factory, options)
+    }
+
+    /// Opens a unix datagram endpoint; a path starting with NUL is abstract.
+    ///
+    /// # Errors
+    /// Socket errors with their errno.
+    pub fn create_unix_datagram_endpoint<P: DatagramProtocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        local_path: Option<&Path>,
+        remote_path: Option<&Path>,
+    ) -> impl Future<Output = Result<(DatagramTransport, ProtocolHandle<P>), Error>> + 'static {
+        tr::create_unix_datagram_endpoint(self, factory, local_path, remote_path)
+    }
+
+    /// Connects to a unix stream socket (asyncio's `create_unix_connection`).
+    ///
+    /// # Errors
+    /// Connect errors with their errno.
+    pub fn create_unix_connection<P: Protocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        path: impl AsRef<Path>,
+        options: ConnectOptions,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::create_unix_connection(self, factory, path, options)
+    }
+
+    /// Listens on a unix stream socket (asyncio's `create_unix_server`).
+    ///
+    /// # Errors
+    /// Bind errors; a non-socket file at `path` is left alone (`EADDRINUSE`).
+    pub fn create_unix_server<P: Protocol>(
+        &self,
+        factory: impl Fn() -> P + 'static,
+        path: Option<&Path>,
+        options: UnixServerOptions,
+    ) -> impl Future<Output = Result<Server, Error>> + 'static {
+        tr::create_unix_server(self, factory, path, options)
+    }
+
+    /// Reads a pipe, FIFO, socket or tty through a protocol.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for regular files and directories.
+    pub fn connect_read_pipe<P: Protocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        pipe: OwnedFd,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::connect_read_pipe(self, factory, pipe)
+    }
+
+    /// Writes a pipe, FIFO, socket or tty through a transport.
+    ///
+    /// # Errors
+    /// As [`connect_read_pipe`](Self::connect_read_pipe).
+    pub fn connect_write_pipe<P: Protocol>(
+        &self,
+        factory: impl FnOnce() -> P + 'static,
+        pipe: OwnedFd,
+    ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
+        tr::connect_write_pipe(self, factory, pipe)
+    }
+
+    /// Receives up to `n` bytes from a non-blocking socket.
+    ///
+    /// # Errors
+    /// OS errors; [`Error::InvalidArgument`] for a blocking socket.
+    pub fn sock_recv<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        n: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, Error>> + 'a {
+        tr::sock_recv(self, sock, n)
+    }
+
+    /// Receives into `buf`.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_recv_into<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<usize, Error>> + 'a {
+        tr::sock_recv_into(self, sock, buf)
+    }
+
+    /// Sends all of `data`.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_sendall<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        data: &'a [u8],
+    ) -> impl Future<Output = Result<(), Error>> + 'a {
+        tr::sock_sendall(self, sock, data)
+    }
+
+    /// Connects a non-blocking socket to `addr`.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_connect<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        addr: Address,
+    ) -> impl Future<Output = Result<(), Error>> + 'a {
+        tr::sock_connect(self, sock, addr)
+    }
+
+    /// Accepts a connection on a listening socket.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_accept<'a>(
+        &self,
+        sock: &'a impl AsFd,
+    ) -> impl Future<Output = Result<(OwnedFd, Option<Address>), Error>> + 'a {
+        tr::sock_accept(self, sock)
+    }
+
+    /// Sends a datagram to `addr`.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_sendto<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        data: &'a [u8],
+        addr: Address,
+    ) -> impl Future<Output = Result<usize, Error>> + 'a {
+        tr::sock_sendto(self, sock, data, addr)
+    }
+
+    /// Receives a datagram of up to `n` bytes and its sender.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_recvfrom<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        n: usize,
+    ) -> impl Future<Output = Result<(Vec<u8>, Option<Address>), Error>> + 'a {
+        tr::sock_recvfrom(self, sock, n)
+    }
+
+    /// Opens a TCP connection as a reader/writer pair (asyncio's
+    /// `open_connection`; `limit` is the reader's, default
+    /// [`DEFAULT_LIMIT`](evloop_transports::DEFAULT_LIMIT)).
+    ///
+    /// # Errors
+    /// As [`create_connection`](Self::create_connection).
+    pub fn open_connection(
+        &self,
+        host: Option<&str>,
+        port: Option<u16>,
+        options: ConnectOptions,
+        limit: usize,
+    ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
+        tr::open_connection(self, host, port, options, limit)
+    }
+
+    /// Serves TCP with a reader/writer pair per connection, each handled by
+    /// a task (asyncio's `start_server`).
+    ///
+    /// # Errors
+    /// As [`create_server`](Self::create_server).
+    pub fn start_server<F, Fut>(
+        &self,
+        client_connected: F,
+        options: ServerOptions,
+        limit: usize,
+    ) -> impl Future<Output = Result<Server, Error>> + 'static
+    where
+        F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        tr::start_server(self, client_connected, options, limit)
+    }
+
+    /// [`open_connection`](Self::open_connection) over a unix socket.
+    ///
+    /// # Errors
+    /// As [`create_unix_connection`](Self::create_unix_connection).
+    pub fn open_unix_connection(
+        &self,
+        path: impl AsRef<Path>,
+        limit: usize,
+    ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
+        tr::open_unix_connection(self, path, limit)
+    }
+
+    /// [`start_server`](Self::start_server) over a unix socket.
+    ///
+    /// # Errors
+    /// As [`create_unix_server`](Self::create_unix_server).
+    pub fn start_unix_server<F, Fut>(
+        &self,
+        client_connected: F,
+        path: Option<&Path>,
+        options: UnixServerOptions,
+        limit: usize,
+    ) -> impl Future<Output = Result<Server, Error>> + 'static
+    where
+        F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        tr::start_unix_server(self, client_connected, path, options, limit)
+    }
+}
