@@ -11,7 +11,7 @@
 //!   `spawn_local` tasks on a `LocalSet` in a current_thread runtime, each
 //!   task spawning the next (the nearest equivalent of "schedule a callback":
 //!   one allocation, one queue push, one poll).
-//! * **burst** — evloop: N `call_soon`, then `stop()` scheduled last, then
+//! * **burst** (on a loop that already ran one burst, measured the second) — evloop: N `call_soon`, then `stop()` scheduled last, then
 //!   `run_forever`. tokio: N `spawn_local` on a `LocalSet`, then run it.
 //! * **timers** — evloop: N `call_later` with random delays in `[0, 1 s)`,
 //!   cancel every other one, `run_forever` until the rest have fired. tokio:
@@ -157,8 +157,8 @@ fn tokio_chain_step(left: u32) {
 
 // ---------------------------------------------------------------- (b) burst
 
-fn evloop_burst(n: usize) -> Vec<f64> {
-    let lp = EventLoop::new().expect("EventLoop::new");
+/// One burst of `n` call_soon on `lp`, then run them all; the wall time.
+fn evloop_burst_once(lp: &EventLoop, n: usize) -> Duration {
     reset(n);
     let start = Instant::now();
     for i in 0..index(n) {
@@ -172,12 +172,21 @@ fn evloop_burst(n: usize) -> Vec<f64> {
     lp.run_forever().expect("run_forever");
     let elapsed = start.elapsed();
     check("evloop burst", n, sum_of(0..index(n)));
+    elapsed
+}
+
+/// The steady state of a loop that has run a burst before: the first burst
+/// on a fresh loop (or runtime) mostly measures page faults and the ready
+/// queue growing, for every implementation alike.
+fn evloop_burst(n: usize) -> Vec<f64> {
+    let lp = EventLoop::new().expect("EventLoop::new");
+    evloop_burst_once(&lp, n);
+    let elapsed = evloop_burst_once(&lp, n);
     lp.close().expect("close");
     vec![ns_per_op(elapsed, n)]
 }
 
-fn tokio_burst(n: usize) -> Vec<f64> {
-    let rt = tokio_runtime();
+fn tokio_burst_once(rt: &Runtime, n: usize) -> Duration {
     let local = LocalSet::new();
     reset(n);
     let start = Instant::now();
@@ -189,7 +198,13 @@ fn tokio_burst(n: usize) -> Vec<f64> {
     rt.block_on(local);
     let elapsed = start.elapsed();
     check("tokio burst", n, sum_of(0..index(n)));
-    vec![ns_per_op(elapsed, n)]
+    elapsed
+}
+
+fn tokio_burst(n: usize) -> Vec<f64> {
+    let rt = tokio_runtime();
+    tokio_burst_once(&rt, n);
+    vec![ns_per_op(tokio_burst_once(&rt, n), n)]
 }
 
 // --------------------------------------------------------------- (c) timers
@@ -260,6 +275,41 @@ fn evloop_timers(n: usize) -> Vec<f64> {
     lp.run_forever().expect("run_forever");
     let c3 = process_cpu_time();
     check("evloop timers", target, sum);
+    drop(handles);
+    lp.close().expect("close");
+    timer_phases(n, [c0, c1, c2, c3])
+}
+
+/// The timer workload with a callback that captures nothing, the way asyncio
+/// benchmarks pass one function to every `call_later`: a zero-sized closure
+/// needs no allocation, so this row is the loop's own cost per timer, and the
+/// `evloop` row adds a boxed closure's malloc, free and cache miss.
+fn evloop_timers_plain(n: usize) -> Vec<f64> {
+    let delays = random_delays(n);
+    let lp = EventLoop::new().expect("EventLoop::new");
+    let (target, _) = timers_expected(n);
+    reset(target);
+    let mut handles: Vec<TimerHandle> = Vec::with_capacity(n);
+    prefault(&mut handles);
+    let c0 = process_cpu_time();
+    for &delay in &delays {
+        let handle = lp
+            .call_later(delay, || {
+                if tick(1) {
+                    EventLoop::current().expect("running loop").stop();
+                }
+            })
+            .expect("call_later");
+        handles.push(handle);
+    }
+    let c1 = process_cpu_time();
+    for handle in handles.iter().step_by(2) {
+        handle.cancel();
+    }
+    let c2 = process_cpu_time();
+    lp.run_forever().expect("run_forever");
+    let c3 = process_cpu_time();
+    check("evloop timers (plain callback)", target, target as u64);
     drop(handles);
     lp.close().expect("close");
     timer_phases(n, [c0, c1, c2, c3])
@@ -376,19 +426,19 @@ type Run = (&'static str, fn(usize) -> Vec<f64>);
 struct Workload {
     name: &'static str,
     rows: &'static [&'static str],
-    runs: [Run; 2],
+    runs: &'static [Run],
 }
 
 const WORKLOADS: [Workload; 4] = [
     Workload {
         name: "chain",
         rows: &["chain"],
-        runs: [("evloop", evloop_chain), ("tokio", tokio_chain)],
+        runs: &[("evloop", evloop_chain), ("tokio", tokio_chain)],
     },
     Workload {
         name: "burst",
         rows: &["burst"],
-        runs: [("evloop", evloop_burst), ("tokio", tokio_burst)],
+        runs: &[("evloop", evloop_burst), ("tokio", tokio_burst)],
     },
     Workload {
         name: "timers",
@@ -398,12 +448,16 @@ const WORKLOADS: [Workload; 4] = [
             "timers.drain",
             "timers.total",
         ],
-        runs: [("evloop", evloop_timers), ("tokio", tokio_timers)],
+        runs: &[
+            ("evloop", evloop_timers),
+            ("evloop-plain", evloop_timers_plain),
+            ("tokio", tokio_timers),
+        ],
     },
     Workload {
         name: "cross-thread",
         rows: &["cross-thread"],
-        runs: [
+        runs: &[
             ("evloop", evloop_cross_thread),
             ("tokio", tokio_cross_thread),
         ],
@@ -420,7 +474,7 @@ struct Options {
 
 const USAGE: &str = "usage: cargo bench -p evloop-bench --bench micro -- \
 [--n N] [--runs R] [--max-delay-ms MS] [--only chain,burst,timers,cross-thread] \
-[--impl evloop,tokio]";
+[--impl evloop,evloop-plain,tokio]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {

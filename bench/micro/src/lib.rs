@@ -91,7 +91,7 @@ pub fn ns_per_op(total: Duration, ops: usize) -> f64 {
 /// The table's column header.
 pub fn table_header() -> String {
     format!(
-        "{:<16} {:<8} {:>10} {:>10} {:>10}",
+        "{:<16} {:<12} {:>10} {:>10} {:>10}",
         "workload", "impl", "median", "min", "max"
     )
 }
@@ -99,7 +99,7 @@ pub fn table_header() -> String {
 /// One table row (values in ns/op, one decimal).
 pub fn table_row(workload: &str, implementation: &str, summary: &Summary) -> String {
     format!(
-        "{:<16} {:<8} {:>10.1} {:>10.1} {:>10.1}",
+        "{:<16} {:<12} {:>10.1} {:>10.1} {:>10.1}",
         workload, implementation, summary.median, summary.min, summary.max
     )
 }
