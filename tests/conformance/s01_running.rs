@@ -24,6 +24,18 @@ fn stop_after(lp: &EventLoop, delay: Duration) {
     lp.call_later(delay, move || stopper.stop()).unwrap();
 }
 
+/// A virtual-clock safety net for tests that rely on `stop()` ending a run
+/// with nothing else pending: were the stop ignored, the clock would jump an
+/// hour ahead, this would fire, and the test fail instead of hanging.
+fn watchdog(lp: &EventLoop) -> evloop::TimerHandle {
+    let l = lp.clone();
+    lp.call_later(Duration::from_secs(3600), move || {
+        l.stop();
+        panic!("watchdog: the loop did not stop when asked");
+    })
+    .unwrap()
+}
+
 /// Schedules a callback that pushes `item` onto `log`.
 fn push_soon<T: 'static>(lp: &EventLoop, log: &Log<T>, item: T) {
     let log = log.clone();
@@ -298,6 +310,7 @@ fn spec_1_4_run_until_complete_stopped_before_complete() {
     assert!(!lp.is_running());
 
     // Stopped from inside the awaited future itself.
+    let guard = watchdog(lp);
     let l = lp.clone();
     let pending = lp.create_future::<i32>();
     let res = lp.run_until_complete(async move {
@@ -308,6 +321,8 @@ fn spec_1_4_run_until_complete_stopped_before_complete() {
         matches!(res, Err(Error::StoppedBeforeComplete)),
         "got {res:?}"
     );
+
+    guard.cancel();
 
     // The loop is usable afterwards and the stop flag is gone.
     fut.set_result(7).unwrap();
@@ -405,6 +420,9 @@ fn spec_1_5_second_loop_inside_a_running_loop_is_another_loop_running() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();
     other.call_soon(move || r.set(true)).unwrap();
+    // Were the refusal missing, this would end the wrongly started run.
+    let o = other.clone();
+    other.call_soon(move || o.stop()).unwrap();
 
     let results: Log<Result<(), Error>> = log();
     let (res, l, o) = (results.clone(), lp.clone(), other.clone());

@@ -2,6 +2,7 @@
 //! and panics inside callbacks.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
@@ -368,6 +369,12 @@ fn spec_2_3_threadsafe_from_loop_thread_keeps_fifo_with_call_soon() {
     fx.finish();
 }
 
+/// The kernel wait channel of thread `tid` of this process (Linux), e.g.
+/// `do_epoll_wait` while it blocks in `epoll_wait`.
+fn wchan(tid: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/self/task/{tid}/wchan")).ok()
+}
+
 #[test]
 fn spec_2_3_threadsafe_wakes_a_loop_blocked_in_poll() {
     // Real clock and no timers at all: the loop blocks in poll with no
@@ -375,49 +382,69 @@ fn spec_2_3_threadsafe_wakes_a_loop_blocked_in_poll() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let remote = lp.remote();
-    let barrier = Arc::new(Barrier::new(2));
+    let (tid_tx, tid_rx) = mpsc::channel::<Option<String>>();
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let posted_at: Arc<Mutex<Option<std::time::Instant>>> = Arc::new(Mutex::new(None));
+    // An independent way to wake the loop, for the watchdog only.
+    let (wd_rx, wd_tx) = rustix::pipe::pipe().unwrap();
+    let wd_rx = Rc::new(wd_rx);
+    let r = wd_rx.clone();
+    lp.add_reader(wd_rx.as_raw_fd(), move || {
+        let _ = rustix::io::read(&*r, &mut [0u8; 8]);
+    })
+    .unwrap();
 
-    let b = barrier.clone();
-    let p = posted_at.clone();
     let poster = std::thread::spawn(move || {
-        b.wait();
-        // Best effort: give the loop time to go to sleep in poll (the test
-        // is correct either way; this only makes the blocked case likely).
+        let tid = tid_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        // Wait (bounded) until the loop thread sleeps in poll, so the post
+        // below really has to wake it.
         let clock = MonotonicClock;
         let t = clock.now();
-        while clock.now() - t < Duration::from_millis(50) {
+        let mut blocked = false;
+        while !blocked && clock.now() - t < Duration::from_secs(10) {
+            blocked = tid
+                .as_deref()
+                .and_then(wchan)
+                .is_some_and(|w| w.contains("poll"));
             std::hint::spin_loop();
         }
-        *p.lock().unwrap() = Some(clock.now());
+        let posted_at = clock.now();
         remote
             .call_soon_threadsafe(|| EventLoop::current().unwrap().stop())
             .unwrap();
-        // Watchdog: if the wake were lost, unblock the loop after 20 s so the
-        // test fails on the latency check instead of hanging.
+        // Watchdog: if the wake were lost, wake the loop through the pipe
+        // after 20 s so the test fails on the latency check, not by hanging.
         if done_rx.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = remote.call_soon_threadsafe(|| EventLoop::current().unwrap().stop());
+            rustix::io::write(&wd_tx, b"w").unwrap();
         }
+        (posted_at, blocked, tid.is_some_and(|t| wchan(&t).is_some()))
     });
 
-    let b = barrier.clone();
     lp.call_soon(move || {
-        b.wait();
+        let tid = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_str()?.to_owned()));
+        tid_tx.send(tid).unwrap();
     })
     .unwrap();
     fx.run_forever();
     let woke_at = MonotonicClock.now();
     done_tx.send(()).unwrap();
-    poster.join().unwrap();
+    let (posted_at, blocked, wchan_readable) = poster.join().unwrap();
 
-    let posted_at = posted_at.lock().unwrap().unwrap();
-    let latency = woke_at - posted_at;
+    let latency = woke_at.saturating_duration_since(posted_at);
     assert!(
         latency < Duration::from_secs(5),
         "the post woke the loop promptly (took {latency:?})"
     );
+    if wchan_readable {
+        assert!(
+            blocked,
+            "the loop thread was seen blocked in poll before the post"
+        );
+    }
     assert_eq!(lp.pending_timers(), 0);
+    assert!(lp.remove_reader(wd_rx.as_raw_fd()));
+    drop(wd_rx);
     fx.finish();
 }
 
@@ -589,6 +616,36 @@ fn spec_2_4_panicking_callback_goes_to_exception_handler() {
     }
     // The loop is usable afterwards.
     assert_eq!(lp.run_until_complete(async { 9 }).unwrap(), 9);
+    fx.finish();
+}
+
+#[test]
+fn spec_2_4_non_string_payload_and_debug_mode_panics_are_reported() {
+    let fx = Fixture::build(|b| {
+        b.virtual_clock().debug(true);
+    });
+    let lp = &fx.lp;
+    let seen = log();
+    lp.call_soon(|| std::panic::panic_any(42_u32)).unwrap();
+    push_soon(lp, &seen, "after payload");
+    lp.call_later(Duration::from_secs(1), || panic!("debug timer"))
+        .unwrap();
+    let s = seen.clone();
+    let l = lp.clone();
+    lp.call_later(Duration::from_secs(2), move || {
+        s.borrow_mut().push("after timer");
+        l.stop();
+    })
+    .unwrap();
+    fx.run_forever();
+    assert_eq!(*seen.borrow(), ["after payload", "after timer"]);
+    let errors = fx.take_errors();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors
+        .iter()
+        .all(|e| e.message.starts_with("Exception in callback") && e.handle.is_some()));
+    assert!(matches!(&errors[0].error, Some(Error::Panic(_))));
+    assert!(matches!(&errors[1].error, Some(Error::Panic(m)) if m == "debug timer"));
     fx.finish();
 }
 

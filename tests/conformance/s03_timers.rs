@@ -53,6 +53,12 @@ fn spec_3_1_call_later_is_call_at_time_plus_delay() {
     assert_eq!(at.when(), t0 + Duration::from_secs(7));
     let zero = lp.call_later(Duration::ZERO, || {}).unwrap();
     assert_eq!(zero.when(), t0);
+    // Full precision: no rounding to milliseconds.
+    let fine = Duration::new(1, 500_000_123);
+    let precise = lp.call_later(fine, || {}).unwrap();
+    assert_eq!(precise.when(), t0 + fine);
+    let tiny = lp.call_later(Duration::from_nanos(1), || {}).unwrap();
+    assert_eq!(tiny.when(), t0 + Duration::from_nanos(1));
 
     // From a callback, after the clock moved: relative to the new time().
     let seen: Log<(Instant, Instant)> = log();
@@ -228,6 +234,63 @@ fn spec_3_3_equal_deadlines_fifo_across_call_later_and_late_scheduling() {
     stop_after(lp, Duration::from_secs(6));
     fx.run_forever();
     assert_eq!(*seen.borrow(), (0..10).collect::<Vec<_>>());
+    fx.finish();
+}
+
+#[test]
+fn spec_3_3_fifo_and_deadline_order_survive_far_past_and_far_future_deadlines() {
+    let fx = Fixture::virtual_clock();
+    let lp = &fx.lp;
+    let t0 = lp.time();
+    let seen = log();
+    let at = |name: &'static str, when: Instant| {
+        let s = seen.clone();
+        lp.call_at(when, move || s.borrow_mut().push(name)).unwrap()
+    };
+    let soon = t0 + Duration::from_secs(1);
+    at("a", soon);
+    at("b", soon);
+    // Far below every deadline so far, and far above: the timer store must
+    // re-anchor its keys without reordering anything.
+    let days = |n: u64| Duration::from_secs(n * 24 * 3600);
+    at("30 days ago", t0.checked_sub(days(30)).unwrap());
+    let far = at("in 1000 years", t0.checked_add(days(365_000)).unwrap());
+    at("3 days ago", t0.checked_sub(days(3)).unwrap());
+    at("c", soon);
+    at("later", soon + Duration::from_millis(1));
+    at("d", soon);
+    stop_after(lp, Duration::from_secs(2));
+    fx.run_forever();
+    assert_eq!(
+        *seen.borrow(),
+        ["30 days ago", "3 days ago", "a", "b", "c", "d", "later"]
+    );
+    assert_eq!(lp.pending_timers(), 1);
+    far.cancel();
+    fx.finish();
+}
+
+#[test]
+fn spec_3_3_equal_deadlines_stay_fifo_around_cancelled_ones() {
+    let fx = Fixture::virtual_clock();
+    let lp = &fx.lp;
+    let when = lp.time() + Duration::from_secs(1);
+    let seen = log();
+    let handles: Vec<TimerHandle> = (0..200)
+        .map(|i| {
+            let s = seen.clone();
+            lp.call_at(when, move || s.borrow_mut().push(i)).unwrap()
+        })
+        .collect();
+    for (i, h) in handles.iter().enumerate() {
+        if i % 3 == 0 {
+            h.cancel();
+        }
+    }
+    stop_after(lp, Duration::from_secs(2));
+    fx.run_forever();
+    let expected: Vec<usize> = (0..200).filter(|i| i % 3 != 0).collect();
+    assert_eq!(*seen.borrow(), expected);
     fx.finish();
 }
 
@@ -625,6 +688,49 @@ fn spec_3_6_poll_timeout_is_zero_while_callbacks_are_ready() {
 }
 
 #[test]
+fn spec_3_6_poll_timeout_is_zero_while_callbacks_are_ready_real_clock() {
+    // Nothing but a chain of callbacks: a poll that blocked (no timeout)
+    // would only end when the watchdog thread writes to the pipe, 10 s later.
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    let (wd_rx, wd_tx) = rustix::pipe::pipe().unwrap();
+    let wd_rx = Rc::new(wd_rx);
+    let r = wd_rx.clone();
+    lp.add_reader(wd_rx.as_raw_fd(), move || {
+        let _ = rustix::io::read(&*r, &mut [0u8; 8]);
+    })
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(10)).is_err() {
+            rustix::io::write(&wd_tx, b"w").unwrap();
+        }
+    });
+    fn chain(lp: EventLoop, left: u32) {
+        if left == 0 {
+            lp.stop();
+        } else {
+            let l = lp.clone();
+            lp.call_soon(move || chain(l, left - 1)).unwrap();
+        }
+    }
+    let t0 = lp.time();
+    let l = lp.clone();
+    lp.call_soon(move || chain(l, 20)).unwrap();
+    fx.run_forever();
+    let took = lp.time() - t0;
+    done_tx.send(()).unwrap();
+    watchdog.join().unwrap();
+    assert!(
+        took < Duration::from_secs(5),
+        "20 ready iterations took {took:?}"
+    );
+    assert!(lp.remove_reader(wd_rx.as_raw_fd()));
+    drop(wd_rx);
+    fx.finish();
+}
+
+#[test]
 fn spec_3_6_cancelled_head_timer_is_pruned_before_the_timeout() {
     let fx = Fixture::virtual_clock();
     let lp = &fx.lp;
@@ -648,6 +754,96 @@ fn spec_3_6_cancelled_head_timer_is_pruned_before_the_timeout() {
         1,
         "the timeout came from the live timer, not the cancelled head"
     );
+    fx.finish();
+}
+
+/// Schedules a timer at `when` that logs its name and the iteration it ran in.
+fn log_at(lp: &EventLoop, seen: &Log<(&'static str, u64)>, name: &'static str, when: Instant) {
+    let (s, l) = (seen.clone(), lp.clone());
+    lp.call_at(when, move || s.borrow_mut().push((name, iterations(&l))))
+        .unwrap();
+}
+
+#[test]
+fn spec_3_6_due_timers_run_in_their_batch_when_a_timer_schedules_an_earlier_one() {
+    let fx = Fixture::virtual_clock();
+    let lp = &fx.lp;
+    let t0 = lp.time();
+    let seen: Log<(&'static str, u64)> = log();
+    let (s, l) = (seen.clone(), lp.clone());
+    lp.call_at(t0 + Duration::from_secs(1), move || {
+        s.borrow_mut().push(("a", iterations(&l)));
+        // Due at once, and earlier than `b`, which is already due.
+        log_at(&l, &s, "c (past deadline)", t0);
+    })
+    .unwrap();
+    log_at(lp, &seen, "b", t0 + Duration::from_secs(1));
+    let l = lp.clone();
+    lp.call_at(t0 + Duration::from_secs(2), move || l.stop())
+        .unwrap();
+    fx.run_forever();
+    let k = seen.borrow()[0].1;
+    assert_eq!(
+        *seen.borrow(),
+        [("a", k), ("b", k), ("c (past deadline)", k + 1)],
+        "b was due when the batch started: it belongs to that batch"
+    );
+    fx.finish();
+}
+
+#[test]
+fn spec_3_6_due_timers_run_in_their_batch_when_a_callback_schedules_an_earlier_one() {
+    let fx = Fixture::virtual_clock();
+    let lp = &fx.lp;
+    let t0 = lp.time();
+    let seen: Log<(&'static str, u64)> = log();
+    log_at(lp, &seen, "due timer", t0);
+    let (s, l) = (seen.clone(), lp.clone());
+    lp.call_soon(move || {
+        s.borrow_mut().push(("callback", iterations(&l)));
+        let past = l.time().checked_sub(Duration::from_secs(1)).unwrap();
+        log_at(&l, &s, "new past timer", past);
+    })
+    .unwrap();
+    stop_after(lp, Duration::from_secs(1));
+    let k = iterations(lp);
+    fx.run_forever();
+    assert_eq!(
+        *seen.borrow(),
+        [("callback", k), ("due timer", k), ("new past timer", k + 1)]
+    );
+    fx.finish();
+}
+
+#[test]
+fn spec_3_6_stop_from_a_timer_still_runs_the_other_due_timers() {
+    let fx = Fixture::virtual_clock();
+    let lp = &fx.lp;
+    let t0 = lp.time();
+    let seen: Log<(&'static str, u64)> = log();
+    let (s, l) = (seen.clone(), lp.clone());
+    lp.call_at(t0 + Duration::from_secs(1), move || {
+        s.borrow_mut().push(("stopper", iterations(&l)));
+        l.stop();
+        log_at(&l, &s, "scheduled by the stopper", t0);
+    })
+    .unwrap();
+    log_at(
+        lp,
+        &seen,
+        "due with the stopper",
+        t0 + Duration::from_secs(1),
+    );
+    fx.run_forever();
+    let k = seen.borrow()[0].1;
+    assert_eq!(
+        *seen.borrow(),
+        [("stopper", k), ("due with the stopper", k)],
+        "the batch finishes before run_forever returns (SPEC 1.2)"
+    );
+    lp.stop();
+    fx.run_forever();
+    assert_eq!(seen.borrow().len(), 3);
     fx.finish();
 }
 
