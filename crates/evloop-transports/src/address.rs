@@ -46,8 +46,10 @@ impl Address {
             let bytes = path.to_bytes();
             return Address::UnixPath(PathBuf::from(std::ffi::OsStr::from_bytes_compat(bytes)));
         }
+        // An unnamed socket's address is just its family; rustix reports
+        // that as an empty abstract name.
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Some(name) = unix.abstract_name() {
+        if let Some(name) = unix.abstract_name().filter(|name| !name.is_empty()) {
             return Address::UnixAbstract(name.to_vec());
         }
         Address::UnixUnnamed
