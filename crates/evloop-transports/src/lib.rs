@@ -2,10 +2,15 @@
 //!
 //! **Owns:** the [`Protocol`], [`BufferedProtocol`] and [`DatagramProtocol`]
 //! traits; the stream [`Transport`] shared by TCP, unix stream sockets and
-//! pipes; flow control with water marks; the loop's reusable read buffer.
+//! pipes, and the [`DatagramTransport`] shared by UDP and unix datagram
+//! sockets; connections ([`create_connection`], happy eyeballs), servers
+//! ([`create_server`], [`Server`], accept back-off), unix sockets, pipes,
+//! the `sock_*` calls, streams ([`StreamReader`], [`StreamWriter`]); flow
+//! control with water marks; the loop's reusable read buffer.
 //!
 //! **Does not own:** the loop (`evloop-core`), readiness (`evloop-reactor`),
-//! name resolution (the facade resolves names and hands addresses down),
+//! name resolution (numeric hosts resolve inline; names go to the
+//! [`Resolver`] installed on the loop — the facade installs one),
 //! TLS (`evloop-tls`), subprocess pipes' process side (`evloop-process`).
 //!
 //! # Implementation
@@ -16,6 +21,37 @@
 //! the fd when nothing is buffered. The transport never holds a borrow of its
 //! state while it calls the protocol, so protocol code may call any
 //! transport method; `connection_lost` is always delivered from the loop.
+//!
+//! # Examples
+//!
+//! An echo server and a client on loopback:
+//!
+//! ```
+//! use evloop_core::EventLoop;
+//! use evloop_transports::{create_server, open_connection, ConnectOptions, Protocol, ServerOptions, Transport};
+//!
+//! #[derive(Default)]
+//! struct Echo(Option<Transport>);
+//! impl Protocol for Echo {
+//!     fn connection_made(&mut self, t: Transport) { self.0 = Some(t); }
+//!     fn data_received(&mut self, data: &[u8]) { self.0.as_ref().unwrap().write(data); }
+//! }
+//!
+//! let lp = EventLoop::new()?;
+//! let options = ServerOptions { host: vec!["127.0.0.1".into()], port: 0, ..Default::default() };
+//! let server = lp.run_until_complete(create_server(&lp, Echo::default, options))??;
+//! let port = server.sockets()[0].as_inet().unwrap().port();
+//! let connect = open_connection(&lp, Some("127.0.0.1"), Some(port), ConnectOptions::default(), 1024);
+//! let echoed = lp.run_until_complete(async move {
+//!     let (mut reader, writer) = connect.await?;
+//!     writer.write(b"ping\n");
+//!     reader.readline().await.map_err(evloop_core::Error::from)
+//! })??;
+//! assert_eq!(echoed, b"ping\n");
+//! server.close();
+//! lp.close()?;
+//! # Ok::<(), evloop_core::Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod address;
