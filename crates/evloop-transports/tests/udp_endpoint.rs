@@ -11,7 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
-use evloop_core::Error;
+use evloop_core::{Error, EventLoop};
 use evloop_transports::{
     create_datagram_endpoint, set_resolver, Address, DatagramOptions, ResolveFuture, ResolveHints,
     Resolver,
@@ -292,7 +292,13 @@ fn spec_5_5_ipv6_loopback_round_trip() {
 struct FakeResolver(Rc<Cell<usize>>);
 
 impl Resolver for FakeResolver {
-    fn resolve(&self, host: Option<&str>, port: u16, _hints: ResolveHints) -> ResolveFuture {
+    fn resolve(
+        &self,
+        _event_loop: &EventLoop,
+        host: Option<&str>,
+        port: u16,
+        _hints: ResolveHints,
+    ) -> ResolveFuture {
         self.0.set(self.0.get() + 1);
         let found = match host {
             Some("peer.test") => Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))]),

@@ -10,7 +10,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
 
-use evloop_core::Error;
+use evloop_core::{Error, EventLoop};
 use evloop_transports::{
     create_datagram_endpoint, set_resolver, Address, DatagramOptions, DatagramProtocol,
     DatagramTransport, ResolveFuture, ResolveHints, Resolver,
@@ -175,7 +175,13 @@ fn spec_5_5_error_received_from_inside_a_callback_is_deferred_not_reentrant() {
 struct Counting(Rc<Cell<usize>>);
 
 impl Resolver for Counting {
-    fn resolve(&self, _host: Option<&str>, _port: u16, _hints: ResolveHints) -> ResolveFuture {
+    fn resolve(
+        &self,
+        _event_loop: &EventLoop,
+        _host: Option<&str>,
+        _port: u16,
+        _hints: ResolveHints,
+    ) -> ResolveFuture {
         self.0.set(self.0.get() + 1);
         Box::pin(std::future::pending())
     }

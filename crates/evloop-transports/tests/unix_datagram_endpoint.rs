@@ -14,9 +14,11 @@ use support::{until, Fixture};
 
 #[test]
 fn spec_5_6_filesystem_addresses_bound_sender_and_reply() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("fs-bound");
     let (rpath, spath) = (dir.path("recv.sock"), dir.path("send.sock"));
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let rlog = DLog::default();
@@ -58,14 +60,17 @@ fn spec_5_6_filesystem_addresses_bound_sender_and_reply() {
         // Like asyncio, the endpoint leaves its socket file behind.
         assert!(rpath.exists());
     });
+    drop(dir);
     fx.finish();
 }
 
 #[test]
 fn spec_5_6_unbound_sender_is_unnamed() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("fs-unbound");
     let rpath = dir.path("recv.sock");
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let rlog = DLog::default();
@@ -113,15 +118,16 @@ fn spec_5_6_unbound_sender_is_unnamed() {
         })
         .await;
     });
+    drop(dir);
     fx.finish();
 }
 
 #[cfg(target_os = "linux")]
 #[test]
 fn spec_5_6_abstract_addresses() {
+    let fx = Fixture::new();
     let rpath = abstract_path("abstract-recv");
     let spath = abstract_path("abstract-send");
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let rlog = DLog::default();
@@ -172,13 +178,16 @@ fn spec_5_6_abstract_addresses() {
 
 #[test]
 fn spec_5_6_stale_socket_file_removed_other_files_kept() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("stale");
     let (stale, regular) = (dir.path("stale.sock"), dir.path("regular"));
+    let missing = dir.path("missing.sock");
     // A socket file left behind by a socket that is gone.
     drop(UnixDatagram::bind(&stale).unwrap());
     assert!(stale.exists());
     std::fs::write(&regular, b"keep me").unwrap();
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
@@ -195,7 +204,6 @@ fn spec_5_6_stale_socket_file_removed_other_files_kept() {
         }
         assert_eq!(std::fs::read(&regular).unwrap(), b"keep me");
         // Connecting to nobody keeps its errno.
-        let missing = dir.path("missing.sock");
         let refused =
             create_unix_datagram_endpoint(&lp, DgramRecorder::factory(&log), None, Some(&missing))
                 .await;
@@ -206,5 +214,6 @@ fn spec_5_6_stale_socket_file_removed_other_files_kept() {
         t.close();
         until(&lp, || log.lost().len() == 1).await;
     });
+    drop(dir);
     fx.finish();
 }

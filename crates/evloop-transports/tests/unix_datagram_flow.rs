@@ -79,10 +79,12 @@ async fn filled_sender(lp: &EventLoop, rx_path: &Path, log: &DLog) -> DatagramTr
 
 #[test]
 fn spec_5_5_eagain_buffers_with_water_marks_then_flushes() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("flow");
     let path = dir.path("rx.sock");
     let rx = Receiver::bind(&path);
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
@@ -108,15 +110,18 @@ fn spec_5_5_eagain_buffers_with_water_marks_then_flushes() {
         t.close();
         until(&lp, || log.lost().len() == 1).await;
     });
+    drop(dir);
     fx.finish();
 }
 
 #[test]
 fn spec_5_5_set_write_buffer_limits_rechecks_and_validates() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("limits");
     let path = dir.path("rx.sock");
-    let _rx = Receiver::bind(&path);
-    let fx = Fixture::new();
+    let rx = Receiver::bind(&path);
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
@@ -139,15 +144,19 @@ fn spec_5_5_set_write_buffer_limits_rechecks_and_validates() {
         t.abort();
         until(&lp, || log.lost().len() == 1).await;
     });
+    drop(rx);
+    drop(dir);
     fx.finish();
 }
 
 #[test]
 fn spec_5_5_close_flushes_the_queue_then_connection_lost_none() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("close");
     let path = dir.path("rx.sock");
     let rx = Receiver::bind(&path);
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
@@ -168,15 +177,18 @@ fn spec_5_5_close_flushes_the_queue_then_connection_lost_none() {
         assert_eq!(t.fd(), None);
         rx.stop(&lp);
     });
+    drop(dir);
     fx.finish();
 }
 
 #[test]
 fn spec_5_5_abort_drops_the_queue() {
+    let fx = Fixture::new();
+    // Scratch files and sockets after the fixture, which serialises the
+    // tests and counts fds.
     let dir = ScratchDir::new("abort");
     let path = dir.path("rx.sock");
     let rx = Receiver::bind(&path);
-    let fx = Fixture::new();
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
@@ -194,5 +206,6 @@ fn spec_5_5_abort_drops_the_queue() {
         assert_eq!(*rx.got.borrow(), expected);
         rx.stop(&lp);
     });
+    drop(dir);
     fx.finish();
 }
