@@ -148,6 +148,7 @@ impl DatagramTransport {
             sockname: spec.sockname,
             lost_delivered: Cell::new(false),
         });
+        crate::lifecycle::track(event_loop, Rc::downgrade(&inner) as _);
         let transport = DatagramTransport { inner };
         let made = transport.clone();
         let scheduled = event_loop.call_soon(move || {
@@ -738,6 +739,15 @@ impl DatagramInner {
         drop(self.claim.borrow_mut().take());
         drop(self.fd.borrow_mut().take());
         drop(self.protocol.borrow_mut().take());
+    }
+}
+
+impl crate::lifecycle::ReleaseAtClose for DatagramInner {
+    fn release_at_close(self: Rc<Self>) {
+        if !self.lost_delivered.get() {
+            tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "datagram transport still open when its loop closed");
+            self.release();
+        }
     }
 }
 

@@ -57,6 +57,7 @@
 mod address;
 mod datagram;
 mod flow;
+mod lifecycle;
 mod pipe;
 mod protocol;
 mod read_buffer;

@@ -176,6 +176,7 @@ pub(crate) fn serve(
             forever: RefCell::new(None),
         }),
     };
+    crate::lifecycle::track(&server.inner.event_loop, Rc::downgrade(&server.inner) as _);
     if start_serving {
         if let Err(error) = server.start_serving() {
             server.close();
@@ -588,4 +589,11 @@ async fn tcp_listeners(
         )));
     }
     Ok(listeners)
+}
+
+impl crate::lifecycle::ReleaseAtClose for ServerInner {
+    fn release_at_close(self: Rc<Self>) {
+        // Its connections are transports, released on their own.
+        Server { inner: self }.close();
+    }
 }

@@ -146,6 +146,7 @@ impl Transport {
             lost_delivered: Cell::new(false),
             watch_peer,
         });
+        crate::lifecycle::track(event_loop, Rc::downgrade(&inner) as _);
         let transport = Transport { inner };
         let made = transport.clone();
         event_loop.call_soon(move || made.inner.deliver_connection_made(&made))?;
@@ -787,6 +788,15 @@ impl StreamInner {
         let hook = self.on_lost.borrow_mut().take();
         if let Some(hook) = hook {
             hook();
+        }
+    }
+}
+
+impl crate::lifecycle::ReleaseAtClose for StreamInner {
+    fn release_at_close(self: Rc<Self>) {
+        if !self.lost_delivered.get() {
+            tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "transport still open when its loop closed");
+            self.release();
         }
     }
 }

@@ -101,7 +101,9 @@ fn steady_state_echo_round_trip_allocates_nothing_on_the_loop_thread() {
     });
     let guard = {
         let lp = fx.lp.clone();
-        fx.lp.call_later(Duration::from_secs(60), move || lp.stop()).unwrap()
+        fx.lp
+            .call_later(Duration::from_secs(60), move || lp.stop())
+            .unwrap()
     };
     fx.lp.run_forever().unwrap();
     guard.cancel();

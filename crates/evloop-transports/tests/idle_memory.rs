@@ -75,7 +75,9 @@ fn ten_thousand_idle_connections_cost_at_most_2_kib_each() {
         .expect("python3 is needed for this test (the client side)");
     let guard = {
         let lp = fx.lp.clone();
-        fx.lp.call_later(Duration::from_secs(120), move || lp.stop()).unwrap()
+        fx.lp
+            .call_later(Duration::from_secs(120), move || lp.stop())
+            .unwrap()
     };
     fx.lp.run_forever().unwrap();
     guard.cancel();
