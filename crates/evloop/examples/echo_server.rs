@@ -7,7 +7,7 @@
 //! prints `shutdown` and exits 0. (`--tls-cert`/`--tls-key` arrive with TLS.)
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -154,7 +154,7 @@ async fn tcp_server(
     }
 }
 
-async fn unix_server(lp: &EventLoop, path: &PathBuf, streams: bool) -> Result<Server, Error> {
+async fn unix_server(lp: &EventLoop, path: &Path, streams: bool) -> Result<Server, Error> {
     let options = UnixServerOptions::default();
     if streams {
         lp.start_unix_server(echo_stream, Some(path), options, DEFAULT_LIMIT)
