@@ -29,7 +29,13 @@ pub(crate) const CRATES: &[&str] = &[
 ];
 
 /// The crates whose tests run again over the portable `polling` backend.
-const POLLING_BACKEND_CRATES: &[&str] = &["evloop-reactor", "evloop-core", "evloop"];
+const POLLING_BACKEND_CRATES: &[&str] = &[
+    "evloop-reactor",
+    "evloop-core",
+    "evloop-transports",
+    "evloop",
+    "evloop-conformance",
+];
 
 /// The cfg that selects the portable `polling` backend on Linux.
 const POLLING_BACKEND_CFG: &str = "--cfg evloop_polling_backend";
@@ -202,8 +208,18 @@ fn existing_crates<'a>(root: &Path, names: &[&'a str]) -> Vec<&'a str> {
     names
         .iter()
         .copied()
-        .filter(|name| root.join("crates").join(name).join("Cargo.toml").is_file())
+        .filter(|name| package_dir(root, name).join("Cargo.toml").is_file())
         .collect()
+}
+
+/// Where package `name` lives: `crates/<name>`, except the conformance
+/// suite, which is `tests/`.
+fn package_dir(root: &Path, name: &str) -> PathBuf {
+    if name == "evloop-conformance" {
+        root.join("tests")
+    } else {
+        root.join("crates").join(name)
+    }
 }
 
 /// Quotes `word` for display the way a POSIX shell would need it.
