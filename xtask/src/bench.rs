@@ -1,55 +1,739 @@
-//! `cargo xtask bench`: runs the benchmarks.
+//! `cargo xtask bench`: the echo benchmark (DESIGN.md "Benchmarks", issue 4)
+//! and, as `cargo xtask bench micro`, the micro benchmarks.
 //!
-//! For now this runs `cargo bench -p evloop-bench` when the benchmark package
-//! (`bench/micro/Cargo.toml`) exists, passing any further arguments on after
-//! `--`. The full round-robin comparison against tokio, asyncio and uvloop
-//! (DESIGN.md "Benchmarks") is to be written here.
+//! The echo benchmark builds everything in release (the workspace's one
+//! `[profile.release]` for every Rust server), then for each transport ×
+//! message size runs the servers round-robin (A B C … A B C …) R times under
+//! one load generator (`bench/loadgen`), so machine drift spreads over all of
+//! them. Each run starts a server, reads its `listening on` line, runs the
+//! load generator (warm-up, then the counted window), reads the server's CPU
+//! time from `/proc` when counting starts and ends and its peak RSS
+//! (`VmHWM`), then stops it with SIGINT and checks it says `shutdown`. Then a
+//! 10 vs 1,000 connections comparison (evloop, tokio) and a syscall count per
+//! round trip under `strace -c -f` (when strace exists). It prints the tables
+//! and appends them, with the machine, versions and command line, to
+//! docs/performance.md ("## Echo benchmarks"); `--plot` writes
+//! docs/bench-echo.svg.
+//!
+//! - `bench/parse.rs` reads the servers', load generator's, /proc's and
+//!   strace's output,
+//! - `bench/run.rs` runs one measurement,
+//! - `bench/report.rs` makes tables, target checks and the chart.
+//!
+//! No pinning (DESIGN.md "Measured facts": taskset made it worse), the same
+//! client for all, the spread reported.
 
-use std::path::Path;
+mod parse;
+mod report;
+mod run;
+
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cargo;
+use report::{Entry, Syscalls, Table};
+use run::{Env, Load, Server, Transport};
 
-/// The benchmark package's manifest, relative to the workspace root.
-const BENCH_MANIFEST: &str = "bench/micro/Cargo.toml";
+const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400] [--conns 10]
+                         [--duration D] [--warmup W] [--rounds R] [--transport tcp,unix]
+                         [--servers evloop,tokio,...] [--many-conns 1000] [--no-strace]
+                         [--no-record]
+       cargo xtask bench micro [bench/run-micro.sh args]
 
-/// Runs the benchmarks of the workspace at `root`.
+  Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
+  uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
+  per transport and size. Defaults: W = 1 s, D = 3 s (--quick: 0.2 s, 0.8 s).
+  Then 10 vs --many-conns connections at 1 KiB over TCP (evloop, tokio) and
+  syscalls per round trip under strace. Results are appended to
+  docs/performance.md unless --no-record; --plot writes docs/bench-echo.svg.";
+
+/// The servers, in the order they run in each round.
+const SERVERS: &[&str] = &[
+    "evloop",
+    "evloop-streams",
+    "tokio",
+    "raw-epoll",
+    "asyncio",
+    "uvloop",
+];
+/// The servers of the 10 vs 1,000 connections and syscall comparisons.
+const PAIR: &[&str] = &["evloop", "tokio"];
+
+#[derive(Debug, Clone)]
+struct Options {
+    quick: bool,
+    plot: bool,
+    record: bool,
+    strace: bool,
+    sizes: Vec<usize>,
+    conns: usize,
+    many_conns: usize,
+    warmup: f64,
+    duration: f64,
+    rounds: usize,
+    transports: Vec<Transport>,
+    servers: Vec<&'static str>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut o = Options {
+        quick: false,
+        plot: false,
+        record: true,
+        strace: true,
+        sizes: vec![1024, 10 * 1024, 100 * 1024],
+        conns: 10,
+        many_conns: 1000,
+        warmup: 1.0,
+        duration: 3.0,
+        rounds: 3,
+        transports: vec![Transport::Tcp, Transport::Unix],
+        servers: SERVERS.to_vec(),
+    };
+    let (mut duration, mut warmup, mut rounds) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .map(String::as_str)
+                .ok_or_else(|| format!("xtask bench: {flag} needs a value\n\n{USAGE}"))
+        };
+        let bad = |v: &str| format!("xtask bench: bad value `{v}` for {flag}\n\n{USAGE}");
+        match flag.as_str() {
+            "--quick" => o.quick = true,
+            "--plot" => o.plot = true,
+            "--no-record" => o.record = false,
+            "--no-strace" => o.strace = false,
+            "--sizes" => {
+                let v = value()?;
+                o.sizes = v
+                    .split(',')
+                    .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad(v))?;
+            }
+            "--conns" | "--many-conns" | "--rounds" => {
+                let v = value()?;
+                let n: usize = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(v))?;
+                match flag.as_str() {
+                    "--conns" => o.conns = n,
+                    "--many-conns" => o.many_conns = n,
+                    _ => rounds = Some(n),
+                }
+            }
+            "--duration" | "--warmup" => {
+                let v = value()?;
+                let s: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .ok_or_else(|| bad(v))?;
+                if flag == "--duration" {
+                    duration = Some(s);
+                } else {
+                    warmup = Some(s);
+                }
+            }
+            "--transport" => {
+                let v = value()?;
+                o.transports = v
+                    .split(',')
+                    .map(|t| match t.trim() {
+                        "tcp" => Some(Transport::Tcp),
+                        "unix" => Some(Transport::Unix),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad(v))?;
+            }
+            "--servers" => {
+                let v = value()?;
+                o.servers = v
+                    .split(',')
+                    .map(|s| SERVERS.iter().copied().find(|&k| k == s.trim()))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad(v))?;
+            }
+            other => {
+                return Err(format!(
+                    "xtask bench: unknown argument `{other}`\n\n{USAGE}"
+                ))
+            }
+        }
+    }
+    o.duration = duration.unwrap_or(if o.quick { 0.8 } else { 3.0 });
+    o.warmup = warmup.unwrap_or(if o.quick { 0.2 } else { 1.0 });
+    o.rounds = rounds.unwrap_or(if o.quick { 1 } else { 3 });
+    if o.duration <= 0.0 {
+        return Err("xtask bench: --duration must be positive".to_owned());
+    }
+    Ok(o)
+}
+
+/// Runs `cargo xtask bench ARGS` for the workspace at `root`.
 ///
 /// # Errors
 ///
-/// When no benchmarks are defined yet, or `cargo bench` fails.
+/// Bad arguments, a failed build of the load generator or the comparison
+/// servers, or no measurement at all. A missing or failing server is
+/// reported and skipped, not an error.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    if !root.join(BENCH_MANIFEST).is_file() {
-        return Err(format!(
-            "xtask: no benchmarks are defined yet ({BENCH_MANIFEST} does not exist; \
-             see DESIGN.md \"Benchmarks\")"
+    if args.first().map(String::as_str) == Some("micro") {
+        return micro(root, &args[1..]);
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let options = parse_options(args)?;
+    let started = SystemTime::now();
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target_dir = if target_dir.is_relative() {
+        root.join(target_dir)
+    } else {
+        target_dir
+    };
+    let release = target_dir.join("release");
+
+    step(
+        root,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "evloop-loadgen",
+            "-p",
+            "raw-epoll-echo",
+            "-p",
+            "tokio-echo-bench",
+        ],
+    )?;
+    let mut skipped = Vec::new();
+    let evloop_source = root.join("crates/evloop/examples/echo_server.rs");
+    let evloop_built = if evloop_source.is_file() {
+        match step(
+            root,
+            &[
+                "build",
+                "--release",
+                "-p",
+                "evloop",
+                "--example",
+                "echo_server",
+            ],
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                skipped.push(format!(
+                    "evloop, evloop-streams: the echo_server example does not build ({e})"
+                ));
+                false
+            }
+        }
+    } else {
+        skipped.push(
+            "evloop, evloop-streams: crates/evloop/examples/echo_server.rs does not exist yet"
+                .to_owned(),
+        );
+        false
+    };
+    let python = python_venv(root, &options.servers, &mut skipped);
+
+    let mut servers: Vec<Server> = Vec::new();
+    for &name in &options.servers {
+        let (program, args): (PathBuf, Vec<String>) = match name {
+            "evloop" | "evloop-streams" if !evloop_built => continue,
+            "evloop" => (release.join("examples/echo_server"), vec![]),
+            "evloop-streams" => (
+                release.join("examples/echo_server"),
+                vec!["--streams".to_owned()],
+            ),
+            "tokio" => (release.join("tokio-echo"), vec![]),
+            "raw-epoll" => (release.join("raw-epoll-echo"), vec![]),
+            "asyncio" | "uvloop" => {
+                let Some(python) = &python else { continue };
+                let script = root
+                    .join("bench/python/echo_server.py")
+                    .display()
+                    .to_string();
+                (
+                    python.clone(),
+                    vec![script, "--loop".to_owned(), name.to_owned()],
+                )
+            }
+            _ => continue,
+        };
+        if program.is_file() {
+            servers.push(Server {
+                name,
+                program,
+                args,
+            });
+        } else {
+            skipped.push(format!("{name}: {} does not exist", program.display()));
+        }
+    }
+    for s in &skipped {
+        println!("xtask bench: skipping {s}");
+    }
+    if servers.is_empty() {
+        return Err("xtask bench: no server to measure".to_owned());
+    }
+    let work_dir = target_dir.join("bench-echo");
+    fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
+    let env = Env {
+        loadgen: release.join("evloop-loadgen"),
+        work_dir,
+    };
+
+    let mut notes = Vec::new();
+    let mut entries = Vec::new();
+    let mut broken: Vec<&'static str> = Vec::new();
+    let base = Load {
+        transport: Transport::Tcp,
+        size: 1024,
+        conns: options.conns,
+        warmup: options.warmup,
+        duration: options.duration,
+    };
+    for &transport in &options.transports {
+        for &size in &options.sizes {
+            println!(
+                "==> {} {} B x {} conns: {} round(s) of {}",
+                transport.name(),
+                size,
+                options.conns,
+                options.rounds,
+                names(&servers)
+            );
+            for round in 0..options.rounds {
+                let load = Load {
+                    transport,
+                    size,
+                    ..base
+                };
+                measure_round(
+                    &env,
+                    &servers,
+                    &load,
+                    round,
+                    &mut broken,
+                    &mut entries,
+                    &mut notes,
+                );
+            }
+        }
+    }
+
+    // 10 vs 1,000 connections, interleaved: evloop@10 evloop@1000 tokio@10 ...
+    let mut many_entries = Vec::new();
+    let pair: Vec<Server> = servers
+        .iter()
+        .filter(|s| PAIR.contains(&s.name))
+        .cloned()
+        .collect();
+    let many = options.many_conns;
+    if !pair.is_empty() && options.transports.contains(&Transport::Tcp) && many != options.conns {
+        println!(
+            "==> tcp 1024 B, {} vs {many} conns: {} round(s) of {}",
+            options.conns,
+            options.rounds,
+            names(&pair)
+        );
+        for round in 0..options.rounds {
+            for server in &pair {
+                for conns in [options.conns, many] {
+                    let load = Load { conns, ..base };
+                    let one = std::slice::from_ref(server);
+                    measure_round(
+                        &env,
+                        one,
+                        &load,
+                        round,
+                        &mut broken,
+                        &mut many_entries,
+                        &mut notes,
+                    );
+                }
+            }
+        }
+    }
+
+    let mut syscalls = Vec::new();
+    if options.strace && run::available("strace") {
+        let strace_load = Load {
+            duration: if options.quick { 1.0 } else { 2.0 },
+            ..base
+        };
+        for name in ["evloop", "tokio", "raw-epoll"] {
+            let Some(server) = servers
+                .iter()
+                .find(|s| s.name == name && !broken.contains(&s.name))
+            else {
+                continue;
+            };
+            println!(
+                "==> strace -c -f -p <{name}>: tcp 1024 B x {} conns",
+                options.conns
+            );
+            match run::count_syscalls(&env, server, &strace_load, &mut notes) {
+                Ok(count) => syscalls.push(Syscalls {
+                    server: server.name,
+                    requests: count.requests,
+                    total: count.summary.total,
+                    top: count.summary.by_call,
+                }),
+                Err(e) => notes.push(format!("{name}: syscall count failed: {e}")),
+            }
+        }
+    } else if options.strace {
+        notes.push("strace not found: no syscall count (apt-get install strace)".to_owned());
+    }
+
+    // Tables.
+    let names_present: Vec<&'static str> = SERVERS
+        .iter()
+        .copied()
+        .filter(|n| servers.iter().any(|s| s.name == *n))
+        .collect();
+    let main_entries = entries;
+    let mut tables: Vec<Table> = options
+        .transports
+        .iter()
+        .map(|&t| {
+            report::transport_table(
+                &main_entries,
+                t,
+                &options.sizes,
+                options.conns,
+                &names_present,
+                options.rounds,
+            )
+        })
+        .collect();
+    if !many_entries.is_empty() {
+        let pair_names: Vec<&'static str> = PAIR
+            .iter()
+            .copied()
+            .filter(|n| names_present.contains(n))
+            .collect();
+        tables.push(report::conns_table(
+            &many_entries,
+            1024,
+            options.conns,
+            many,
+            &pair_names,
         ));
     }
-    let mut command = Command::new(cargo());
-    command
-        .args(["bench", "-p", "evloop-bench"])
-        .current_dir(root);
-    if !args.is_empty() {
-        command.arg("--").args(args);
+    if !syscalls.is_empty() {
+        tables.push(report::syscall_table(&syscalls, 1024, options.conns));
     }
-    println!("==> cargo bench -p evloop-bench{}", shown_args(args));
-    let status = command
+    tables.push(report::targets_table(
+        &main_entries,
+        &options.transports,
+        &options.sizes,
+        options.conns,
+        &syscalls,
+    ));
+
+    let command = format!("cargo xtask bench {}", args.join(" "))
+        .trim_end()
+        .to_owned();
+    let machine = machine_facts(root, python.as_deref());
+    println!();
+    println!("{machine}");
+    for table in &tables {
+        println!("{}", table.text());
+    }
+    for s in &skipped {
+        println!("skipped: {s}");
+    }
+    for note in &notes {
+        println!("note: {note}");
+    }
+    let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
+    println!("xtask bench: done in {elapsed:.0} s");
+
+    if options.plot {
+        let path = root.join("docs/bench-echo.svg");
+        let title = format!("{command} ({})", date_now());
+        let svg = report::svg(
+            &main_entries,
+            &options.transports,
+            &options.sizes,
+            options.conns,
+            &names_present,
+            &title,
+        );
+        fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("xtask bench: wrote {}", path.display());
+    }
+    if options.record {
+        record(
+            root,
+            &command,
+            &machine,
+            &tables,
+            &skipped,
+            &notes,
+            options.plot,
+        )?;
+    }
+    if main_entries.is_empty() {
+        return Err("xtask bench: every run failed (see the notes above)".to_owned());
+    }
+    Ok(())
+}
+
+/// Runs each server once under `load` (one round of the round-robin).
+fn measure_round(
+    env: &Env,
+    servers: &[Server],
+    load: &Load,
+    round: usize,
+    broken: &mut Vec<&'static str>,
+    entries: &mut Vec<Entry>,
+    notes: &mut Vec<String>,
+) {
+    for server in servers {
+        if broken.contains(&server.name) {
+            continue;
+        }
+        match run::measure(env, server, load, notes) {
+            Ok(sample) => {
+                println!(
+                    "    {:<15} round {}: {:>9.0} req/s  {:>6.2} us CPU/req  p99 {:>7.1} us  client CPU {:>3.0}%",
+                    server.name,
+                    round + 1,
+                    sample.load.rps,
+                    sample.cpu_us_per_request(),
+                    sample.load.p99_us,
+                    sample.load.client_cpu_s / sample.load.seconds * 100.0
+                );
+                entries.push(Entry {
+                    transport: load.transport,
+                    size: load.size,
+                    conns: load.conns,
+                    server: server.name,
+                    round,
+                    sample,
+                });
+            }
+            Err(e) => {
+                println!(
+                    "    {:<15} round {}: FAILED: {}",
+                    server.name,
+                    round + 1,
+                    e.message
+                );
+                notes.push(format!(
+                    "{} {} B x {} conns round {}: {}",
+                    load.transport.name(),
+                    load.size,
+                    load.conns,
+                    round + 1,
+                    e.message
+                ));
+                if e.fatal {
+                    notes.push(format!(
+                        "{}: could not start; its other runs are skipped",
+                        server.name
+                    ));
+                    broken.push(server.name);
+                }
+            }
+        }
+    }
+}
+
+fn names(servers: &[Server]) -> String {
+    servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `cargo ARGS` in `root`, printing it first.
+fn step(root: &Path, args: &[&str]) -> Result<(), String> {
+    println!("==> cargo {}", args.join(" "));
+    let status = Command::new(cargo())
+        .args(args)
+        .current_dir(root)
         .status()
         .map_err(|e| format!("xtask: could not run cargo: {e}"))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!(
-            "xtask: step failed: cargo bench -p evloop-bench{} ({status})",
-            shown_args(args)
+            "xtask: step failed: cargo {} ({status})",
+            args.join(" ")
         ))
     }
 }
 
-fn shown_args(args: &[String]) -> String {
-    if args.is_empty() {
-        String::new()
+/// The venv's python (with uvloop) when asyncio or uvloop is wanted and
+/// Python 3 exists; else `None`, with the reason in `skipped`.
+fn python_venv(root: &Path, wanted: &[&str], skipped: &mut Vec<String>) -> Option<PathBuf> {
+    if !wanted.iter().any(|s| *s == "asyncio" || *s == "uvloop") {
+        return None;
+    }
+    if !run::available("python3") {
+        skipped.push("asyncio, uvloop: python3 not found".to_owned());
+        return None;
+    }
+    println!("==> bash bench/python/setup-venv.sh");
+    let output = Command::new("bash")
+        .arg(root.join("bench/python/setup-venv.sh"))
+        .current_dir(root)
+        .output();
+    match output {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            text.lines().last().map(|l| PathBuf::from(l.trim()))
+        }
+        Ok(out) => {
+            skipped.push(format!(
+                "asyncio, uvloop: no venv with uvloop ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+            None
+        }
+        Err(e) => {
+            skipped.push(format!("asyncio, uvloop: cannot run bash: {e}"));
+            None
+        }
+    }
+}
+
+fn date_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{} UTC", report::utc_date_time(secs))
+}
+
+/// Machine and versions, as Markdown bullet lines.
+fn machine_facts(root: &Path, python: Option<&Path>) -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| parse::cpu_model(&t))
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".to_owned(), |k| k.trim().to_owned());
+    let rustc =
+        run::first_line(Path::new("rustc"), &["--version"]).unwrap_or_else(|| "rustc ?".to_owned());
+    let tokio = fs::read_to_string(root.join("Cargo.lock"))
+        .ok()
+        .and_then(|lock| parse::lock_version(&lock, "tokio"))
+        .unwrap_or_else(|| "?".to_owned());
+    let mut versions = format!("{rustc}, tokio {tokio}");
+    if let Some(python) = python {
+        if let Some(v) = run::first_line(python, &["--version"]) {
+            let _ = std::fmt::Write::write_fmt(&mut versions, format_args!(", {v}"));
+        }
+        if let Some(v) =
+            run::first_line(python, &["-c", "import uvloop; print(uvloop.__version__)"])
+        {
+            let _ = std::fmt::Write::write_fmt(&mut versions, format_args!(", uvloop {v}"));
+        }
+    }
+    format!(
+        "- date: {}\n- machine: {cpu}, {cores} cores, Linux {kernel}\n- versions: {versions}\n- build: \
+         the workspace [profile.release] for every Rust server; no pinning",
+        date_now()
+    )
+}
+
+const INTRO: &str = "`cargo xtask bench` (issue 4): each server in turn under the same load \
+generator (`bench/loadgen`: one thread, edge-triggered epoll, C connections each sending an \
+S-byte message and waiting for the whole echo), servers interleaved round-robin so drift \
+spreads over all of them. Compare ratios within one run only: these machines are noisy \
+(DESIGN.md \"Measured facts\"). Newest run last.";
+
+/// Appends this run to docs/performance.md's "## Echo benchmarks" section.
+fn record(
+    root: &Path,
+    command: &str,
+    machine: &str,
+    tables: &[Table],
+    skipped: &[String],
+    notes: &[String],
+    plotted: bool,
+) -> Result<(), String> {
+    let path = root.join("docs/performance.md");
+    let existing = fs::read_to_string(&path).ok();
+    let mut section = format!("### {} — `{command}`\n\n{machine}\n", date_now());
+    if plotted {
+        section.push_str("- chart: [bench-echo.svg](bench-echo.svg)\n");
+    }
+    section.push('\n');
+    for table in tables {
+        section.push_str(&table.markdown());
+    }
+    for s in skipped {
+        section.push_str(&format!("- skipped: {s}\n"));
+    }
+    for n in notes {
+        section.push_str(&format!("- note: {n}\n"));
+    }
+    let text = report::insert_echo_section(existing.as_deref(), INTRO, &section);
+    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("xtask bench: appended to {}", path.display());
+    Ok(())
+}
+
+/// `cargo xtask bench micro ARGS`: bench/run-micro.sh ARGS.
+fn micro(root: &Path, args: &[String]) -> Result<(), String> {
+    let script = root.join("bench/run-micro.sh");
+    if !script.is_file() {
+        return Err(format!("xtask: {} does not exist", script.display()));
+    }
+    println!("==> bash bench/run-micro.sh {}", args.join(" "));
+    let status = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("xtask: could not run bash: {e}"))?;
+    if status.success() {
+        Ok(())
     } else {
-        format!(" -- {}", args.join(" "))
+        Err(format!("xtask: step failed: bench/run-micro.sh ({status})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn options() {
+        let o = parse_options(&[]).unwrap();
+        assert_eq!((o.rounds, o.conns, o.many_conns), (3, 10, 1000));
+        assert_eq!(o.sizes, [1024, 10240, 102_400]);
+        let q = parse_options(&args(
+            "--quick --sizes 1024 --transport unix --servers tokio,raw-epoll",
+        ))
+        .unwrap();
+        assert_eq!(q.rounds, 1);
+        assert!(q.duration < 1.0);
+        assert_eq!(q.sizes, [1024]);
+        assert_eq!(q.transports, [Transport::Unix]);
+        assert_eq!(q.servers, ["tokio", "raw-epoll"]);
+        let r = parse_options(&args("--quick --rounds 2 --duration 2")).unwrap();
+        assert_eq!(r.rounds, 2);
+        assert!((r.duration - 2.0).abs() < 1e-12);
+        assert!(parse_options(&args("--sizes 1,x")).is_err());
+        assert!(parse_options(&args("--servers nginx")).is_err());
+        assert!(parse_options(&args("--transport udp")).is_err());
+        assert!(parse_options(&args("--rounds")).is_err());
+        assert!(parse_options(&args("--duration 0")).is_err());
+        assert!(parse_options(&args("--bogus")).is_err());
     }
 }

@@ -117,6 +117,9 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         "evloop" => Allowed::Only(ALL_LIBRARIES),
         "evloop-conformance" => Allowed::Only(&["evloop"]),
         "evloop-bench" => Allowed::Anything,
+        // The echo benchmark's client and comparison servers stand apart
+        // from evloop (bench/, driven by `cargo xtask bench`).
+        "evloop-loadgen" | "raw-epoll-echo" | "tokio-echo-bench" => Allowed::Only(&[]),
         _ => return None,
     };
     Some(allowed)

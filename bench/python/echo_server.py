@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Echo server on asyncio or uvloop for `cargo xtask bench`.
+
+The command-line contract of the evloop `echo_server` example (DESIGN.md
+"Examples" item 5), TCP and unix only:
+
+    echo_server.py [--loop asyncio|uvloop] [--tcp HOST:PORT ...] [--unix PATH ...]
+
+One flushed `listening on tcp HOST:PORT` / `listening on unix PATH` line per
+listener (port 0 picks a free port); on SIGINT or SIGTERM it closes the
+servers, waits for them, removes the socket files, prints `shutdown` and
+exits 0. The echo is a plain `asyncio.Protocol` (`data_received` ->
+`transport.write`), the fastest way either loop offers; asyncio and uvloop
+both set TCP_NODELAY on accepted TCP sockets.
+"""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+
+class Echo(asyncio.Protocol):
+    """Writes back every chunk it receives; closes on EOF."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def eof_received(self):
+        # Returning a false value closes the transport once writes drain.
+        return False
+
+
+def split_host_port(addr):
+    host, sep, port = addr.rpartition(":")
+    if not sep:
+        raise SystemExit(f"echo_server.py: --tcp wants HOST:PORT, got {addr!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve(args):
+    loop = asyncio.get_running_loop()
+    servers = []
+    lines = []
+    for addr in args.tcp:
+        host, port = split_host_port(addr)
+        server = await loop.create_server(Echo, host, port)
+        sockname = server.sockets[0].getsockname()
+        shown = f"[{sockname[0]}]" if ":" in sockname[0] else sockname[0]
+        lines.append(f"listening on tcp {shown}:{sockname[1]}")
+        servers.append(server)
+    for path in args.unix:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        server = await loop.create_unix_server(Echo, path)
+        lines.append(f"listening on unix {path}")
+        servers.append(server)
+    for line in lines:
+        print(line, flush=True)
+
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+    for server in servers:
+        await server.wait_closed()
+    for path in args.unix:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    print("shutdown", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
+    parser.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT")
+    parser.add_argument("--unix", action="append", default=[], metavar="PATH")
+    args = parser.parse_args()
+    if not args.tcp and not args.unix:
+        parser.error("give at least one --tcp HOST:PORT or --unix PATH")
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(args))
+    else:
+        asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

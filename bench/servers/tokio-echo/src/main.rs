@@ -1,0 +1,126 @@
+//! `tokio-echo`: a tokio current_thread echo server, the baseline of
+//! `cargo xtask bench` (bench-only: tokio is never a dependency of the evloop
+//! crates).
+//!
+//! Written the way a tokio user would: a `TcpListener`/`UnixListener` accept
+//! loop per listener, a task per connection with a 64 KiB buffer and a
+//! `read`/`write_all` loop, `TCP_NODELAY` on accepted sockets (as asyncio,
+//! uvloop and evloop do). The command-line contract is the evloop
+//! `echo_server` example's (DESIGN.md "Examples" item 5), TCP and unix only:
+//! `--tcp ADDR` (repeatable, port 0 picks a free port), `--unix PATH`; one
+//! flushed `listening on tcp HOST:PORT` / `listening on unix PATH` line per
+//! listener; on SIGINT or SIGTERM it closes the listeners, removes the socket
+//! files, prints `shutdown` and exits 0.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::signal::unix::{signal, SignalKind};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("tokio-echo: runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tokio-echo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: &[String]) -> Result<(), String> {
+    let mut tcp = Vec::new();
+    let mut unix = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--tcp" => tcp.push(value.clone()),
+            "--unix" => unix.push(PathBuf::from(value)),
+            other => return Err(format!("unknown or unsupported argument `{other}`")),
+        }
+    }
+    if tcp.is_empty() && unix.is_empty() {
+        return Err("give at least one --tcp ADDR or --unix PATH".to_owned());
+    }
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+
+    let mut lines = Vec::new();
+    let mut accept_loops = Vec::new();
+    for addr in &tcp {
+        let listener = TcpListener::bind(addr.as_str())
+            .await
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        lines.push(format!("listening on tcp {local}"));
+        accept_loops.push(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(echo(stream));
+            }
+        }));
+    }
+    for path in &unix {
+        let _ = std::fs::remove_file(path);
+        let listener =
+            UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        lines.push(format!("listening on unix {}", path.display()));
+        accept_loops.push(tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(echo(stream));
+            }
+        }));
+    }
+    let mut out = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(out, "{line}").map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())?;
+    drop(out);
+
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    for accept_loop in &accept_loops {
+        accept_loop.abort();
+    }
+    for accept_loop in accept_loops {
+        let _ = accept_loop.await; // the listener is dropped (closed) by now
+    }
+    for path in &unix {
+        let _ = std::fs::remove_file(path);
+    }
+    println!("shutdown");
+    Ok(())
+}
+
+/// Echoes until EOF or an error, through one 64 KiB buffer.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

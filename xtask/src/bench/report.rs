@@ -1,0 +1,742 @@
+//! Turning echo samples into tables (plain text for the terminal, Markdown
+//! for docs/performance.md), the target checks of issue 4, and the SVG chart
+//! of `--plot`, written by hand (xtask is std-only).
+
+use std::fmt::Write as _;
+
+use super::run::{Sample, Transport};
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) transport: Transport,
+    pub(crate) size: usize,
+    pub(crate) conns: usize,
+    pub(crate) server: &'static str,
+    pub(crate) round: usize,
+    pub(crate) sample: Sample,
+}
+
+/// Per-round ratios whose spread exceeds this fraction of their median are
+/// flagged as unstable (DESIGN.md: gaps under 15% are noise here).
+const UNSTABLE: f64 = 0.15;
+
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold((f64::NAN, f64::NAN), |(lo, hi), &x| (lo.min(x), hi.max(x)))
+}
+
+/// The samples of one server at one point, by round.
+pub(crate) fn samples<'a>(
+    entries: &'a [Entry],
+    transport: Transport,
+    size: usize,
+    conns: usize,
+    server: &str,
+) -> Vec<&'a Entry> {
+    entries
+        .iter()
+        .filter(|e| {
+            e.transport == transport && e.size == size && e.conns == conns && e.server == server
+        })
+        .collect()
+}
+
+/// Summary statistics of one server at one point.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Summary {
+    pub(crate) rps: f64,
+    pub(crate) rps_min: f64,
+    pub(crate) rps_max: f64,
+    pub(crate) cpu_us: f64,
+    pub(crate) p99_us: f64,
+    pub(crate) rss_kib: Option<u64>,
+    pub(crate) client_cpu: f64,
+    pub(crate) runs: usize,
+}
+
+pub(crate) fn summarize(runs: &[&Entry]) -> Option<Summary> {
+    if runs.is_empty() {
+        return None;
+    }
+    let rps: Vec<f64> = runs.iter().map(|e| e.sample.load.rps).collect();
+    let cpu: Vec<f64> = runs.iter().map(|e| e.sample.cpu_us_per_request()).collect();
+    let p99: Vec<f64> = runs.iter().map(|e| e.sample.load.p99_us).collect();
+    let client: Vec<f64> = runs
+        .iter()
+        .map(|e| e.sample.load.client_cpu_s / e.sample.load.seconds)
+        .collect();
+    let (rps_min, rps_max) = min_max(&rps);
+    Some(Summary {
+        rps: median(&rps),
+        rps_min,
+        rps_max,
+        cpu_us: median(&cpu),
+        p99_us: median(&p99),
+        rss_kib: runs.iter().filter_map(|e| e.sample.rss_kib).max(),
+        client_cpu: median(&client),
+        runs: runs.len(),
+    })
+}
+
+/// `server / base` req/s for each round both ran.
+fn round_ratios(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
+    a.iter()
+        .filter_map(|x| {
+            let b = base.iter().find(|b| b.round == x.round)?;
+            Some(x.sample.load.rps / b.sample.load.rps)
+        })
+        .collect()
+}
+
+/// A table: a header row and rows of cells.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    pub(crate) title: String,
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
+    pub(crate) notes: Vec<String>,
+}
+
+impl Table {
+    /// Aligned plain text.
+    pub(crate) fn text(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| -> String {
+            let mut out = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                let pad = widths[i] - cell.chars().count();
+                if i == 0 {
+                    out.push_str(cell);
+                    out.push_str(&" ".repeat(pad));
+                } else {
+                    out.push_str("  ");
+                    out.push_str(&" ".repeat(pad));
+                    out.push_str(cell);
+                }
+            }
+            out.trim_end().to_owned() + "\n"
+        };
+        let mut out = format!("== {}\n", self.title);
+        out.push_str(&line(&self.header));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "   {note}");
+        }
+        out
+    }
+
+    /// A Markdown table under a bold title.
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = format!("**{}**\n\n", self.title);
+        let _ = writeln!(out, "| {} |", self.header.join(" | "));
+        let rule: Vec<&str> = self
+            .header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(out, "| {} |", rule.join(" | "));
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        out.push('\n');
+        for note in &self.notes {
+            let _ = writeln!(out, "{note}\n");
+        }
+        out
+    }
+}
+
+fn size_name(size: usize) -> String {
+    if size >= 1024 && size % 1024 == 0 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return "-".to_owned();
+    }
+    // Rounded, non-negative request rates.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let digits = (value.round().max(0.0) as u64).to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn fixed(value: f64, places: usize) -> String {
+    if value.is_finite() {
+        format!("{value:.places$}")
+    } else {
+        "-".to_owned()
+    }
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    fixed(a / b, 2)
+}
+
+fn mib(kib: Option<u64>) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    kib.map_or_else(
+        || "-".to_owned(),
+        |k| format!("{:.1} MiB", k as f64 / 1024.0),
+    )
+}
+
+/// The main table for one transport: every server at every size.
+pub(crate) fn transport_table(
+    entries: &[Entry],
+    transport: Transport,
+    sizes: &[usize],
+    conns: usize,
+    servers: &[&'static str],
+    rounds: usize,
+) -> Table {
+    let mut table = Table {
+        title: format!(
+            "{} echo, {conns} connections: median of {rounds} round(s), servers interleaved",
+            transport.name()
+        ),
+        header: [
+            "server",
+            "size",
+            "req/s",
+            "min-max",
+            "x tokio",
+            "per-round x tokio",
+            "CPU us/req",
+            "x raw-epoll",
+            "p99 us",
+            "peak RSS",
+            "client CPU",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        ..Table::default()
+    };
+    let mut unstable = Vec::new();
+    for &size in sizes {
+        let tokio_runs = samples(entries, transport, size, conns, "tokio");
+        let tokio = summarize(&tokio_runs);
+        let raw = summarize(&samples(entries, transport, size, conns, "raw-epoll"));
+        for &server in servers {
+            let runs = samples(entries, transport, size, conns, server);
+            let Some(s) = summarize(&runs) else {
+                continue;
+            };
+            let per_round = round_ratios(&runs, &tokio_runs);
+            let (lo, hi) = min_max(&per_round);
+            let spread = if per_round.len() > 1 {
+                if (hi - lo) > UNSTABLE * median(&per_round) {
+                    unstable.push(format!("{server} {}", size_name(size)));
+                    format!("{lo:.2}-{hi:.2} !")
+                } else {
+                    format!("{lo:.2}-{hi:.2}")
+                }
+            } else {
+                "-".to_owned()
+            };
+            table.rows.push(vec![
+                server.to_owned(),
+                size_name(size),
+                thousands(s.rps),
+                format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
+                tokio.map_or("-".to_owned(), |t| ratio(s.rps, t.rps)),
+                spread,
+                fixed(s.cpu_us, 2),
+                raw.map_or("-".to_owned(), |r| ratio(s.cpu_us, r.cpu_us)),
+                fixed(s.p99_us, 0),
+                mib(s.rss_kib),
+                format!("{}%", fixed(s.client_cpu * 100.0, 0)),
+            ]);
+        }
+    }
+    table.notes.push(
+        "CPU us/req: the server's CPU time (all threads, /proc schedstat) in the counted window \
+         / requests; client CPU: the load generator's CPU / wall time (100% = its core is the \
+         bottleneck)."
+            .to_owned(),
+    );
+    if rounds < 2 {
+        table.notes.push(
+            "one round: no spread to judge stability by; treat gaps under 15% as noise.".to_owned(),
+        );
+    }
+    if !unstable.is_empty() {
+        table.notes.push(format!(
+            "UNSTABLE (!): per-round ratio to tokio spreads more than 15% for {}; \
+             the machine is too noisy for a firm ratio there.",
+            unstable.join(", ")
+        ));
+    }
+    table
+}
+
+/// The 10 vs 1,000 connections table at one size over TCP.
+pub(crate) fn conns_table(
+    entries: &[Entry],
+    size: usize,
+    few: usize,
+    many: usize,
+    servers: &[&'static str],
+) -> Table {
+    let mut table = Table {
+        title: format!(
+            "tcp echo {}: {few} vs {many} connections (target: within 15%)",
+            size_name(size)
+        ),
+        header: [
+            "server",
+            &format!("req/s @{few}"),
+            &format!("req/s @{many}"),
+            "ratio",
+            "CPU us/req @few",
+            "CPU us/req @many",
+            &format!("p99 us @{many}"),
+            "peak RSS @many",
+            "within 15%",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        ..Table::default()
+    };
+    for &server in servers {
+        let a = summarize(&samples(entries, Transport::Tcp, size, few, server));
+        let b = summarize(&samples(entries, Transport::Tcp, size, many, server));
+        let (Some(a), Some(b)) = (a, b) else {
+            continue;
+        };
+        let r = b.rps / a.rps;
+        table.rows.push(vec![
+            server.to_owned(),
+            thousands(a.rps),
+            thousands(b.rps),
+            fixed(r, 2),
+            fixed(a.cpu_us, 2),
+            fixed(b.cpu_us, 2),
+            fixed(b.p99_us, 0),
+            mib(b.rss_kib),
+            if r >= 0.85 { "yes" } else { "NO" }.to_owned(),
+        ]);
+    }
+    table
+}
+
+/// One server's syscall count.
+#[derive(Debug, Clone)]
+pub(crate) struct Syscalls {
+    pub(crate) server: &'static str,
+    pub(crate) requests: u64,
+    pub(crate) total: u64,
+    pub(crate) top: Vec<(String, u64)>,
+}
+
+pub(crate) fn syscall_table(counts: &[Syscalls], size: usize, conns: usize) -> Table {
+    let mut table = Table {
+        title: format!(
+            "syscalls per echo round trip (strace -c -f on the server; tcp, {}, {conns} connections)",
+            size_name(size)
+        ),
+        header: ["server", "requests", "syscalls", "per request", "x tokio", "largest, per request"]
+            .map(str::to_owned)
+            .to_vec(),
+        ..Table::default()
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let per = |calls: u64, requests: u64| calls as f64 / requests.max(1) as f64;
+    let tokio = counts
+        .iter()
+        .find(|c| c.server == "tokio")
+        .map(|c| per(c.total, c.requests));
+    for c in counts {
+        let top: Vec<String> = c
+            .top
+            .iter()
+            .take(4)
+            .map(|(name, calls)| format!("{name} {:.2}", per(*calls, c.requests)))
+            .collect();
+        table.rows.push(vec![
+            c.server.to_owned(),
+            c.requests.to_string(),
+            c.total.to_string(),
+            fixed(per(c.total, c.requests), 2),
+            tokio.map_or("-".to_owned(), |t| ratio(per(c.total, c.requests), t)),
+            top.join(", "),
+        ]);
+    }
+    table.notes.push(
+        "strace slows the server many times over: these runs count syscalls only, their req/s \
+         mean nothing."
+            .to_owned(),
+    );
+    table
+}
+
+/// Issue 4's targets for evloop, checked against this run.
+pub(crate) fn targets_table(
+    entries: &[Entry],
+    transports: &[Transport],
+    sizes: &[usize],
+    conns: usize,
+    syscalls: &[Syscalls],
+) -> Table {
+    let mut table = Table {
+        title: "issue 4 targets (evloop, ratios within this run)".to_owned(),
+        header: ["target", "measured", "met"].map(str::to_owned).to_vec(),
+        ..Table::default()
+    };
+    let mut push = |target: String, value: f64, goal: f64, at_most: bool| {
+        // Judged on the value as shown (two decimals), so 1.00 never misses 1.0.
+        let shown = (value * 100.0).round() / 100.0;
+        let met = if !value.is_finite() {
+            "n/a"
+        } else if (at_most && shown <= goal) || (!at_most && shown >= goal) {
+            "yes"
+        } else {
+            "MISSED"
+        };
+        table
+            .rows
+            .push(vec![target, fixed(value, 2), met.to_owned()]);
+    };
+    let get = |t: Transport, size: usize, server: &str| {
+        summarize(&samples(entries, t, size, conns, server))
+    };
+    for &t in transports {
+        for &size in sizes {
+            let (Some(tokio), evloop) = (get(t, size, "tokio"), get(t, size, "evloop")) else {
+                continue;
+            };
+            let name = format!("{} {}", t.name(), size_name(size));
+            if let Some(e) = evloop {
+                push(
+                    format!("{name}: evloop req/s >= 1.0x tokio"),
+                    e.rps / tokio.rps,
+                    1.0,
+                    false,
+                );
+                if size == 1024 {
+                    if let Some(raw) = get(t, size, "raw-epoll") {
+                        push(
+                            format!("{name}: evloop CPU/req <= 1.05x raw-epoll"),
+                            e.cpu_us / raw.cpu_us,
+                            1.05,
+                            true,
+                        );
+                    }
+                    #[allow(clippy::cast_precision_loss)]
+                    if let (Some(a), Some(b)) = (e.rss_kib, tokio.rss_kib) {
+                        push(
+                            format!("{name}: evloop peak RSS <= tokio"),
+                            a as f64 / b as f64,
+                            1.0,
+                            true,
+                        );
+                    }
+                }
+            }
+            if let Some(s) = get(t, size, "evloop-streams") {
+                push(
+                    format!("{name}: evloop-streams req/s >= 0.9x tokio"),
+                    s.rps / tokio.rps,
+                    0.9,
+                    false,
+                );
+            }
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let per = |s: &Syscalls| s.total as f64 / s.requests.max(1) as f64;
+    let find = |name: &str| syscalls.iter().find(|s| s.server == name);
+    if let (Some(e), Some(t)) = (find("evloop"), find("tokio")) {
+        push(
+            "syscalls per round trip <= tokio's".to_owned(),
+            per(e) / per(t),
+            1.0,
+            true,
+        );
+    }
+    table
+}
+
+/// A grouped bar chart of median req/s (min-max whiskers): one panel per
+/// transport and size, a bar per server.
+pub(crate) fn svg(
+    entries: &[Entry],
+    transports: &[Transport],
+    sizes: &[usize],
+    conns: usize,
+    servers: &[&'static str],
+    title: &str,
+) -> String {
+    const COLORS: &[&str] = &[
+        "#1f77b4", "#aec7e8", "#d62728", "#7f7f7f", "#2ca02c", "#ff7f0e",
+    ];
+    let (pw, ph) = (300.0_f64, 230.0_f64);
+    let (left, top) = (60.0, 70.0);
+    #[allow(clippy::cast_precision_loss)]
+    let (cols, rows) = (sizes.len().max(1) as f64, transports.len().max(1) as f64);
+    let width = left + cols * (pw + 20.0) + 10.0;
+    let height = top + rows * (ph + 40.0) + 10.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    // Legend.
+    let mut x = left;
+    for (i, server) in servers.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let _ = writeln!(
+            out,
+            r#"<rect x="{x}" y="32" width="12" height="12" fill="{color}"/><text x="{}" y="42">{server}</text>"#,
+            x + 16.0
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let step = 30.0 + 7.0 * server.len() as f64;
+        x += step;
+    }
+    for (ri, &t) in transports.iter().enumerate() {
+        for (ci, &size) in sizes.iter().enumerate() {
+            #[allow(clippy::cast_precision_loss)]
+            let (px, py) = (
+                left + ci as f64 * (pw + 20.0),
+                top + ri as f64 * (ph + 40.0),
+            );
+            let stats: Vec<Option<Summary>> = servers
+                .iter()
+                .map(|s| summarize(&samples(entries, t, size, conns, s)))
+                .collect();
+            let max = stats
+                .iter()
+                .flatten()
+                .map(|s| s.rps_max)
+                .fold(0.0_f64, f64::max)
+                .max(1.0);
+            let scale = nice_ceiling(max);
+            let chart_h = ph - 30.0;
+            let _ = writeln!(
+                out,
+                r#"<text x="{}" y="{}" font-weight="bold">{} {} ({conns} conns)</text>"#,
+                px,
+                py - 6.0,
+                t.name(),
+                size_name(size)
+            );
+            for g in 0..=4 {
+                let v = scale * f64::from(g) / 4.0;
+                let y = py + chart_h - chart_h * f64::from(g) / 4.0;
+                let _ = writeln!(
+                    out,
+                    r##"<line x1="{px}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}k</text>"##,
+                    px + pw,
+                    px - 4.0,
+                    y + 4.0,
+                    fixed(v / 1000.0, 0)
+                );
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let bw = pw / (servers.len().max(1) as f64 + 1.0);
+            for (i, stat) in stats.iter().enumerate() {
+                let Some(s) = stat else { continue };
+                #[allow(clippy::cast_precision_loss)]
+                let bx = px + bw * (i as f64 + 0.5);
+                let h = chart_h * s.rps / scale;
+                let y = py + chart_h - h;
+                let color = COLORS[i % COLORS.len()];
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{bx:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{color}"><title>{}: {} req/s ({}-{})</title></rect>"#,
+                    bw * 0.9,
+                    servers[i],
+                    thousands(s.rps),
+                    thousands(s.rps_min),
+                    thousands(s.rps_max)
+                );
+                if s.runs > 1 {
+                    let cx = bx + bw * 0.45;
+                    let ylo = py + chart_h - chart_h * s.rps_min / scale;
+                    let yhi = py + chart_h - chart_h * s.rps_max / scale;
+                    let _ = writeln!(
+                        out,
+                        r#"<line x1="{cx:.1}" y1="{ylo:.1}" x2="{cx:.1}" y2="{yhi:.1}" stroke="black"/>"#
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
+                    bx + bw * 0.45,
+                    py + chart_h + 12.0,
+                    fixed(s.rps / 1000.0, 0)
+                );
+            }
+            let _ = writeln!(
+                out,
+                r#"<line x1="{px}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
+                py + chart_h,
+                px + pw,
+                py + chart_h
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        r##"<text x="{left}" y="{:.1}" fill="#555">median requests/s (bars, thousands under each), min-max over rounds (whiskers)</text>"##,
+        height - 4.0
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The smallest 1, 2 or 5 times a power of ten that is at least `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    let mut base = 1.0;
+    while base * 10.0 < v {
+        base *= 10.0;
+    }
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if base * m >= v {
+            return base * m;
+        }
+    }
+    base * 10.0
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) of `unix_seconds`.
+pub(crate) fn utc_date_time(unix_seconds: u64) -> String {
+    let days = i64::try_from(unix_seconds / 86_400).unwrap_or(0);
+    let secs = unix_seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60
+    )
+}
+
+/// Inserts `section` at the end of the `## Echo benchmarks` section of a
+/// performance.md (creating the heading, or the whole file, if missing).
+pub(crate) fn insert_echo_section(existing: Option<&str>, intro: &str, section: &str) -> String {
+    const HEADING: &str = "## Echo benchmarks";
+    let text = existing.unwrap_or("# Performance\n");
+    let Some(start) = text.lines().position(|l| l.trim_end() == HEADING) else {
+        let mut out = text.trim_end().to_owned();
+        let _ = write!(out, "\n\n{HEADING}\n\n{intro}\n\n{section}");
+        return out;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with("## "))
+        .map_or(lines.len(), |p| start + 1 + p);
+    let mut out = lines[..end].join("\n").trim_end().to_owned();
+    out.push_str("\n\n");
+    out.push_str(section.trim_end());
+    out.push('\n');
+    if end < lines.len() {
+        out.push('\n');
+        out.push_str(&lines[end..].join("\n"));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_numbers() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-12);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-12);
+        assert!(median(&[]).is_nan());
+        assert_eq!(thousands(1_234_567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(size_name(10 * 1024), "10 KiB");
+        assert_eq!(size_name(100), "100 B");
+        assert!((nice_ceiling(150_000.0) - 200_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_date_time(0), "1970-01-01 00:00");
+        assert_eq!(utc_date_time(951_782_400 + 3_660), "2000-02-29 01:01");
+        assert_eq!(utc_date_time(1_767_225_600), "2026-01-01 00:00");
+    }
+
+    #[test]
+    fn echo_section_goes_into_its_own_section() {
+        let fresh = insert_echo_section(None, "intro", "### run 1\n");
+        assert_eq!(
+            fresh,
+            "# Performance\n\n## Echo benchmarks\n\nintro\n\n### run 1\n"
+        );
+        let two = insert_echo_section(Some(&fresh), "intro", "### run 2\n");
+        assert!(two.ends_with("### run 1\n\n### run 2\n"), "{two}");
+        let with_micro = "# P\n\n## Echo benchmarks\n\n### a\n\n## Micro benchmarks\n\nm\n";
+        let out = insert_echo_section(Some(with_micro), "intro", "### b\n");
+        assert_eq!(
+            out,
+            "# P\n\n## Echo benchmarks\n\n### a\n\n### b\n\n## Micro benchmarks\n\nm\n"
+        );
+        let micro_only = insert_echo_section(Some("# P\n\n## Micro\n\nm\n"), "i", "### c\n");
+        assert_eq!(
+            micro_only,
+            "# P\n\n## Micro\n\nm\n\n## Echo benchmarks\n\ni\n\n### c\n"
+        );
+    }
+}

@@ -1,0 +1,441 @@
+//! Running one echo measurement: start a server, read where it listens,
+//! drive it with the load generator, sample its CPU time and peak RSS from
+//! `/proc` around the counted window, stop it with SIGINT; and the same with
+//! `strace -c` attached, for the syscall count.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::parse::{self, Listening, LoadReport, StraceSummary};
+
+/// How long a server may take to print its `listening on` line (Python
+/// imports uvloop first).
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a server may take to exit after SIGINT.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The transport of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Transport {
+    Tcp,
+    Unix,
+}
+
+impl Transport {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Unix => "unix",
+        }
+    }
+}
+
+/// A server to measure: a name and how to start it (listener flags are
+/// appended).
+#[derive(Debug, Clone)]
+pub(crate) struct Server {
+    pub(crate) name: &'static str,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+}
+
+/// One load run's parameters.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Load {
+    pub(crate) transport: Transport,
+    pub(crate) size: usize,
+    pub(crate) conns: usize,
+    pub(crate) warmup: f64,
+    pub(crate) duration: f64,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Sample {
+    pub(crate) load: LoadReport,
+    /// Server CPU time (all threads, user + system) in the counted window.
+    pub(crate) server_cpu_s: f64,
+    /// Peak resident set size, KiB.
+    pub(crate) rss_kib: Option<u64>,
+}
+
+impl Sample {
+    /// Server CPU microseconds per request.
+    pub(crate) fn cpu_us_per_request(&self) -> f64 {
+        if self.load.requests == 0 {
+            return f64::NAN;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let requests = self.load.requests as f64;
+        self.server_cpu_s * 1e6 / requests
+    }
+}
+
+/// A failed run: `fatal` when the server could not even start (its other
+/// runs are skipped).
+#[derive(Debug, Clone)]
+pub(crate) struct RunError {
+    pub(crate) message: String,
+    pub(crate) fatal: bool,
+}
+
+impl RunError {
+    fn fatal(message: String) -> RunError {
+        RunError {
+            message,
+            fatal: true,
+        }
+    }
+
+    fn run(message: String) -> RunError {
+        RunError {
+            message,
+            fatal: false,
+        }
+    }
+}
+
+/// Paths shared by every run.
+#[derive(Debug, Clone)]
+pub(crate) struct Env {
+    pub(crate) loadgen: PathBuf,
+    /// Unix sockets and server logs go here.
+    pub(crate) work_dir: PathBuf,
+}
+
+/// A started server with its stdout lines arriving on a channel.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    name: &'static str,
+}
+
+impl Running {
+    fn start(
+        env: &Env,
+        server: &Server,
+        transport: Transport,
+    ) -> Result<(Running, String), RunError> {
+        let listener = match transport {
+            Transport::Tcp => vec!["--tcp".to_owned(), "127.0.0.1:0".to_owned()],
+            Transport::Unix => {
+                let path = env.work_dir.join(format!("{}.sock", server.name));
+                vec!["--unix".to_owned(), path.display().to_string()]
+            }
+        };
+        let log_path = env.work_dir.join(format!("{}.log", server.name));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| RunError::fatal(format!("{}: {e}", log_path.display())))?;
+        let mut child = Command::new(&server.program)
+            .args(&server.args)
+            .args(&listener)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                RunError::fatal(format!("cannot start {}: {e}", server.program.display()))
+            })?;
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut running = Running {
+            child,
+            lines,
+            name: server.name,
+        };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match running.lines.recv_timeout(left) {
+                Ok(line) => match parse::listening_line(&line) {
+                    Some(Listening::Tcp(addr)) => return Ok((running, format!("--tcp={addr}"))),
+                    Some(Listening::Unix(path)) => return Ok((running, format!("--unix={path}"))),
+                    None => {}
+                },
+                Err(_) => {
+                    let _ = running.child.kill();
+                    let _ = running.child.wait();
+                    return Err(RunError::fatal(format!(
+                        "{}: no `listening on` line within {} s (see {})",
+                        server.name,
+                        START_TIMEOUT.as_secs(),
+                        log_path.display()
+                    )));
+                }
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, then wait; returns a note if the contract was not kept.
+    fn stop(mut self) -> Option<String> {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+                _ => break None,
+            }
+        };
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            return Some(format!(
+                "{}: did not exit within {} s of SIGINT (killed)",
+                self.name,
+                STOP_TIMEOUT.as_secs()
+            ));
+        };
+        let mut said_shutdown = false;
+        // The reader thread ends (disconnecting) at the child's EOF.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            said_shutdown |= line.trim() == "shutdown";
+        }
+        if !status.success() {
+            Some(format!("{}: exited with {status} after SIGINT", self.name))
+        } else if !said_shutdown {
+            Some(format!(
+                "{}: exited 0 after SIGINT without printing `shutdown`",
+                self.name
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// The server's CPU time so far in seconds: the sum of its threads'
+/// `schedstat` (nanoseconds), else `stat`'s utime + stime (ticks of 10 ms).
+fn server_cpu_s(pid: u32) -> Option<f64> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total_ns = 0_u64;
+    let mut any = false;
+    for task in tasks.filter_map(Result::ok) {
+        if let Some(ns) = fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|text| parse::schedstat_ns(&text))
+        {
+            total_ns += ns;
+            any = true;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    if any {
+        Some(total_ns as f64 / 1e9)
+    } else {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        Some(parse::stat_cpu_ticks(&stat)? as f64 / 100.0)
+    }
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    parse::vm_hwm_kib(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// Spawns the load generator against `target` (`--tcp=ADDR` / `--unix=PATH`).
+fn spawn_loadgen(env: &Env, target: &str, load: &Load) -> Result<Child, RunError> {
+    let (flag, value) = target.split_once('=').unwrap_or((target, ""));
+    Command::new(&env.loadgen)
+        .args([flag, value])
+        .args(["--conns", &load.conns.to_string()])
+        .args(["--size", &load.size.to_string()])
+        .args(["--warmup", &load.warmup.to_string()])
+        .args(["--duration", &load.duration.to_string()])
+        .arg("--mark")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RunError::fatal(format!("cannot start the load generator: {e}")))
+}
+
+/// Reads the load generator's output: calls `at_mark` on `warmup-done` and
+/// returns the result line, or the generator's error.
+fn finish_loadgen(mut child: Child, mut at_mark: impl FnMut()) -> Result<LoadReport, String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut report = None;
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.trim() == "warmup-done" {
+            at_mark();
+        } else if let Some(parsed) = parse::loadgen_line(&line) {
+            report = Some(parsed);
+        }
+    }
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    match report {
+        Some(report) if status.success() => Ok(report),
+        _ => Err(format!(
+            "load generator failed ({status}): {}",
+            stderr.trim()
+        )),
+    }
+}
+
+/// Runs `server` once under `load`.
+///
+/// # Errors
+///
+/// When the server does not start (fatal), or the load generator fails.
+/// A server that breaks the shutdown contract still yields its sample; the
+/// problem goes to `notes`.
+pub(crate) fn measure(
+    env: &Env,
+    server: &Server,
+    load: &Load,
+    notes: &mut Vec<String>,
+) -> Result<Sample, RunError> {
+    let (running, target) = Running::start(env, server, load.transport)?;
+    let pid = running.pid();
+    let loadgen = match spawn_loadgen(env, &target, load) {
+        Ok(child) => child,
+        Err(e) => {
+            notes.extend(running.stop());
+            return Err(e);
+        }
+    };
+    let mut cpu_start = None;
+    let result = finish_loadgen(loadgen, || cpu_start = server_cpu_s(pid));
+    let cpu_end = server_cpu_s(pid);
+    let rss_kib = peak_rss_kib(pid);
+    if let Some(note) = running.stop() {
+        notes.push(note);
+    }
+    let load_report = result.map_err(|e| RunError::run(format!("{}: {e}", server.name)))?;
+    let server_cpu_s = match (cpu_start, cpu_end) {
+        (Some(start), Some(end)) => end - start,
+        _ => f64::NAN,
+    };
+    Ok(Sample {
+        load: load_report,
+        server_cpu_s,
+        rss_kib,
+    })
+}
+
+/// What `strace -c -f` counted while the server echoed `requests` times.
+#[derive(Debug, Clone)]
+pub(crate) struct SyscallCount {
+    pub(crate) requests: u64,
+    pub(crate) summary: StraceSummary,
+}
+
+/// Runs `server` under `load` (its warm-up ignored: all of it is counted)
+/// with `strace -c -f -p PID` attached.
+///
+/// # Errors
+///
+/// When the server, strace or the load generator fail.
+pub(crate) fn count_syscalls(
+    env: &Env,
+    server: &Server,
+    load: &Load,
+    notes: &mut Vec<String>,
+) -> Result<SyscallCount, String> {
+    let (running, target) = Running::start(env, server, load.transport).map_err(|e| e.message)?;
+    let result = strace_run(env, &running, &target, load);
+    notes.extend(running.stop());
+    result
+}
+
+fn strace_run(
+    env: &Env,
+    running: &Running,
+    target: &str,
+    load: &Load,
+) -> Result<SyscallCount, String> {
+    let out: PathBuf = env.work_dir.join(format!("{}.strace", running.name));
+    let _ = fs::remove_file(&out);
+    let mut strace = Command::new("strace")
+        .args(["-c", "-f", "-p", &running.pid().to_string(), "-o"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start strace: {e}"))?;
+    // strace says `Process PID attached` on stderr once it is in.
+    let stderr = strace.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("attached") {
+                let _ = tx.send(true);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if rx.recv_timeout(Duration::from_secs(5)).is_err() {
+        let _ = strace.kill();
+        let _ = strace.wait();
+        return Err("strace did not attach (is ptrace allowed here?)".to_owned());
+    }
+    let counted = Load {
+        warmup: 0.0,
+        ..*load
+    };
+    let report = spawn_loadgen(env, target, &counted)
+        .map_err(|e| e.message)
+        .and_then(|child| finish_loadgen(child, || {}));
+    let _ = Command::new("kill")
+        .args(["-INT", &strace.id().to_string()])
+        .status();
+    let _ = strace.wait();
+    let report = report?;
+    let text = fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let summary = parse::strace_summary(&text)
+        .ok_or_else(|| format!("no `total` row in {}", out.display()))?;
+    Ok(SyscallCount {
+        requests: report.requests,
+        summary,
+    })
+}
+
+/// Whether `program` runs (`program --version` exits 0).
+pub(crate) fn available(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The first line `program args` prints on stdout, if it succeeds.
+pub(crate) fn first_line(program: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    text.lines().next().map(|l| l.trim().to_owned())
+}
