@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evloop_core::EventLoop;
@@ -22,11 +22,18 @@ struct Counting;
 thread_local! {
     static ARMED: Cell<bool> = const { Cell::new(false) };
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    /// The size of the first allocation counted, to name the culprit.
+    static FIRST_SIZE: Cell<usize> = const { Cell::new(0) };
 }
 
-fn note_alloc() {
+fn note_alloc(size: usize) {
     if ARMED.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+        let _ = ALLOCS.try_with(|n| {
+            if n.get() == 0 {
+                let _ = FIRST_SIZE.try_with(|s| s.set(size));
+            }
+            n.set(n.get() + 1);
+        });
     }
 }
 
@@ -34,17 +41,17 @@ fn note_alloc() {
 // only `const`-initialised `Cell` thread-locals, which never allocate.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
+        note_alloc(layout.size());
         // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
+        note_alloc(layout.size());
         // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
+        note_alloc(new_size);
         // SAFETY: forwarded as is; `ptr` came from `System`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -73,6 +80,7 @@ fn round_trips(stream: &mut TcpStream, count: usize) {
 
 /// Allocations counted between the markers; `u64::MAX` until measured.
 static MEASURED_ALLOCS: AtomicU64 = AtomicU64::new(u64::MAX);
+static FIRST_ALLOC_SIZE: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
 fn steady_state_echo_round_trip_allocates_nothing_on_the_loop_thread() {
@@ -91,13 +99,20 @@ fn steady_state_echo_round_trip_allocates_nothing_on_the_loop_thread() {
             })
             .unwrap();
         round_trips(&mut stream, MEASURED);
+        // Keep the connection open until the count is taken: its closing is
+        // not steady state.
+        let (counted, wait_counted) = std::sync::mpsc::channel();
         remote
-            .call_soon_threadsafe(|| {
+            .call_soon_threadsafe(move || {
                 ARMED.with(|a| a.set(false));
                 MEASURED_ALLOCS.store(ALLOCS.with(Cell::get), Ordering::SeqCst);
+                FIRST_ALLOC_SIZE.store(FIRST_SIZE.with(Cell::get), Ordering::SeqCst);
+                let _ = counted.send(());
                 EventLoop::current().unwrap().stop();
             })
             .unwrap();
+        wait_counted.recv().unwrap();
+        drop(stream);
     });
     let guard = {
         let lp = fx.lp.clone();
@@ -110,8 +125,11 @@ fn steady_state_echo_round_trip_allocates_nothing_on_the_loop_thread() {
     client.join().unwrap();
     let allocations = MEASURED_ALLOCS.load(Ordering::SeqCst);
     assert_eq!(
-        allocations, 0,
-        "{allocations} allocations on the loop thread over {MEASURED} echo round trips"
+        allocations,
+        0,
+        "{allocations} allocations on the loop thread over {MEASURED} echo round trips \
+         (the first of {} bytes)",
+        FIRST_ALLOC_SIZE.load(Ordering::SeqCst)
     );
     support::close_server(&fx, &server);
     fx.finish();
