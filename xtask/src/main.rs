@@ -35,21 +35,26 @@ commands:
                 4. cargo test -p <crate> --all-targets, for each crate alone
                 5. cargo test --workspace --all-targets
                 6. cargo test --workspace --doc
-                7. the reactor, core and facade tests again with
-                   RUSTFLAGS='--cfg evloop_polling_backend'
+                7. the reactor, core, transports, facade and conformance tests
+                   again with RUSTFLAGS='--cfg evloop_polling_backend'
                 8. cargo build --release -p evloop --examples, then run the
                    contract examples and check their output exactly
   tidy        only step 3: every .rs file starts with //! docs; dependency arrows
               point down only; no placeholder macros or ignored tests;
               #![forbid(unsafe_code)] where promised
   examples    only step 8: build the release examples and check them
-  bench       run the benchmarks (bench/micro), passing any further args on
+  bench       the echo benchmarks: evloop (Protocol and streams), tokio, raw epoll,
+              asyncio and uvloop under one load generator, round-robin
+              (`cargo xtask bench --help` for the options: --quick, --plot, ...)
+  bench micro the micro benchmarks beside tokio, asyncio and uvloop
   help        print this message (also: -h, --help, or `<command> --help`)
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let wants_help = args.iter().any(|a| a == "-h" || a == "--help");
+    // `bench` has its own options and help.
+    let wants_help = args.first().is_some_and(|c| c != "bench")
+        && args.iter().any(|a| a == "-h" || a == "--help");
     let Some(command) = args.first().map(String::as_str) else {
         eprint!("{USAGE}");
         return ExitCode::from(2);
