@@ -27,16 +27,16 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use evloop_core::{Error, ErrorContext, EventLoop, FdClaim, LoopFuture};
+use evloop_core::{Error, EventLoop, LoopFuture};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrAny, SocketAddrUnix};
 
 use crate::address::Address;
-use crate::flow::WaterMarks;
+use crate::flow::{Flow, WaterMarks};
 use crate::protocol::DatagramProtocol;
 use crate::read_buffer::ReadBuffer;
+use crate::watch::{self, guarded, FdWatch};
 
 /// Datagrams read per readiness event, at most (asyncio reads one).
 pub(crate) const MAX_DATAGRAMS_PER_EVENT: usize = 16;
@@ -96,10 +96,7 @@ struct State {
     queue: VecDeque<Queued>,
     /// Sum of the queued payload lengths.
     buffered: usize,
-    marks: WaterMarks,
-    protocol_paused: bool,
-    reader_armed: bool,
-    writer_armed: bool,
+    flow: Flow,
     closing: bool,
     /// asyncio's `_conn_lost`: non-zero once `connection_lost` is scheduled;
     /// sends after that are counted here and dropped.
@@ -114,7 +111,7 @@ pub(crate) struct DatagramInner {
     family: DatagramFamily,
     raw_fd: RawFd,
     fd: RefCell<Option<OwnedFd>>,
-    claim: RefCell<Option<FdClaim>>,
+    watch: FdWatch,
     protocol: RefCell<Option<Proto>>,
     state: RefCell<State>,
     peername: Option<Address>,
@@ -141,7 +138,7 @@ impl DatagramTransport {
             family: spec.family,
             raw_fd,
             fd: RefCell::new(Some(spec.fd)),
-            claim: RefCell::new(Some(claim)),
+            watch: FdWatch::new(claim),
             protocol: RefCell::new(Some(protocol)),
             state: RefCell::new(State::default()),
             peername: spec.peername,
@@ -252,7 +249,7 @@ impl DatagramTransport {
 
     /// `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let marks = self.inner.state.borrow().marks;
+        let marks = self.inner.state.borrow().flow.marks;
         (marks.low, marks.high)
     }
 
@@ -267,7 +264,7 @@ impl DatagramTransport {
         low: Option<usize>,
     ) -> Result<(), Error> {
         let marks = WaterMarks::new(high, low)?;
-        self.inner.state.borrow_mut().marks = marks;
+        self.inner.state.borrow_mut().flow.marks = marks;
         self.inner.maybe_pause_protocol();
         Ok(())
     }
@@ -383,27 +380,20 @@ impl DatagramInner {
     /// Runs a protocol callback; a panic is reported with the endpoint's
     /// context and closes the endpoint with an error (asyncio's `_fatal_error`).
     fn guard<R>(self: &Rc<Self>, what: &str, f: impl FnOnce() -> R) -> Option<R> {
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(value) => Some(value),
-            Err(payload) => {
-                let error = Error::from_panic(&*payload);
-                let message = format!("Fatal error: protocol.{what}() call failed.");
-                self.report(&message, error.clone());
-                self.force_close(Some(io::Error::other(error.to_string())));
-                None
-            }
-        }
+        guarded(what, |message, error| self.report(message, error), f)
+            .map_err(|error| self.force_close(Some(error)))
+            .ok()
     }
 
     fn report(&self, message: &str, error: Error) {
-        self.event_loop.call_exception_handler(ErrorContext {
-            message: message.to_owned(),
-            error: Some(error),
-            protocol: Some("DatagramProtocol".to_owned()),
-            transport: Some(self.describe()),
-            socket: Some(self.raw_fd),
-            ..ErrorContext::default()
-        });
+        watch::report(
+            &self.event_loop,
+            "DatagramProtocol",
+            self.describe(),
+            self.raw_fd,
+            message,
+            error,
+        );
     }
 
     /// Calls a protocol method now, or — if the protocol is busy in one of
@@ -441,45 +431,17 @@ impl DatagramInner {
     }
 
     fn arm_reader(self: &Rc<Self>, on: bool) {
-        if self.state.borrow().reader_armed == on {
-            return;
-        }
-        let claim = self.claim.borrow();
-        let Some(claim) = claim.as_ref() else {
-            return;
-        };
-        let armed = if on {
+        self.watch.set_reader(on, || {
             let me = self.clone();
-            match claim.set_reader(move || me.on_readable()) {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::debug!(target: "evloop::transports", %error, "arming reader failed");
-                    false
-                }
-            }
-        } else {
-            claim.clear_reader();
-            false
-        };
-        self.state.borrow_mut().reader_armed = armed;
+            move || me.on_readable()
+        });
     }
 
     fn arm_writer(self: &Rc<Self>, on: bool) {
-        if self.state.borrow().writer_armed == on {
-            return;
-        }
-        let claim = self.claim.borrow();
-        let Some(claim) = claim.as_ref() else {
-            return;
-        };
-        let armed = if on {
+        self.watch.set_writer(on, || {
             let me = self.clone();
-            claim.set_writer(move || me.on_writable()).is_ok()
-        } else {
-            claim.clear_writer();
-            false
-        };
-        self.state.borrow_mut().writer_armed = armed;
+            move || me.on_writable()
+        });
     }
 
     fn send_fd(&self, data: &[u8], to: Option<&SocketAddrAny>) -> io::Result<usize> {
@@ -633,9 +595,8 @@ impl DatagramInner {
     fn maybe_pause_protocol(self: &Rc<Self>) {
         let pause = {
             let mut st = self.state.borrow_mut();
-            let pause = !st.protocol_paused && st.buffered > st.marks.high;
-            st.protocol_paused |= pause;
-            pause
+            let buffered = st.buffered;
+            st.flow.should_pause(buffered)
         };
         if pause {
             self.call_protocol(
@@ -648,9 +609,8 @@ impl DatagramInner {
     fn maybe_resume_protocol(self: &Rc<Self>) {
         let resume = {
             let mut st = self.state.borrow_mut();
-            let resume = st.protocol_paused && st.buffered <= st.marks.low;
-            st.protocol_paused &= !resume;
-            resume
+            let buffered = st.buffered;
+            st.flow.should_resume(buffered)
         };
         if resume {
             self.call_protocol(
@@ -731,12 +691,10 @@ impl DatagramInner {
             let mut st = self.state.borrow_mut();
             st.closing = true;
             st.conn_lost = st.conn_lost.max(1);
-            st.reader_armed = false;
-            st.writer_armed = false;
             st.queue.clear();
             st.buffered = 0;
         }
-        drop(self.claim.borrow_mut().take());
+        self.watch.release();
         drop(self.fd.borrow_mut().take());
         drop(self.protocol.borrow_mut().take());
     }
@@ -757,6 +715,6 @@ impl Drop for DatagramInner {
             tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "unclosed datagram transport dropped");
         }
         // Deregister before the fd closes (field order would close it first).
-        drop(self.claim.get_mut().take());
+        self.watch.release();
     }
 }

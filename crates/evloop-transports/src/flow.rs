@@ -88,3 +88,27 @@ impl WaterMarks {
         Ok(WaterMarks { low, high })
     }
 }
+
+/// The protocol's side of flow control: the water marks, and whether the
+/// protocol was told to pause, so each crossing is reported exactly once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Flow {
+    pub(crate) marks: WaterMarks,
+    paused: bool,
+}
+
+impl Flow {
+    /// True when `buffered` has just risen above high: pause the protocol.
+    pub(crate) fn should_pause(&mut self, buffered: usize) -> bool {
+        let pause = !self.paused && buffered > self.marks.high;
+        self.paused |= pause;
+        pause
+    }
+
+    /// True when `buffered` has just fallen to low: resume the protocol.
+    pub(crate) fn should_resume(&mut self, buffered: usize) -> bool {
+        let resume = self.paused && buffered <= self.marks.low;
+        self.paused &= !resume;
+        resume
+    }
+}

@@ -70,6 +70,7 @@ mod tcp;
 mod transport;
 mod udp;
 mod unix;
+mod watch;
 
 pub use address::Address;
 pub use datagram::DatagramTransport;

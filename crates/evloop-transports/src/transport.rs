@@ -14,15 +14,15 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
-use evloop_core::{Error, ErrorContext, EventLoop, FdClaim, LoopFuture};
+use evloop_core::{Error, EventLoop, LoopFuture};
 
 use crate::address::Address;
-use crate::flow::{WaterMarks, WriteBuffer};
+use crate::flow::{Flow, WaterMarks, WriteBuffer};
 use crate::protocol::{BufferedProtocol, Protocol, ProtocolHandle};
 use crate::read_buffer::ReadBuffer;
+use crate::watch::{self, guarded, FdWatch};
 
 /// What the fd is, which decides the syscalls used on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,12 +67,9 @@ impl Sink {
 #[derive(Debug, Default)]
 struct State {
     buffer: WriteBuffer,
-    marks: WaterMarks,
-    protocol_paused: bool,
+    flow: Flow,
     /// Reading wanted (not paused by the protocol).
     reading: bool,
-    reader_armed: bool,
-    writer_armed: bool,
     closing: bool,
     /// `write_eof` was called; the shutdown happens once the buffer drains.
     eof_requested: bool,
@@ -86,7 +83,7 @@ pub(crate) struct StreamInner {
     kind: FdKind,
     raw_fd: RawFd,
     fd: RefCell<Option<OwnedFd>>,
-    claim: RefCell<Option<FdClaim>>,
+    watch: FdWatch,
     sink: RefCell<Option<Sink>>,
     state: RefCell<State>,
     peername: Option<Address>,
@@ -134,7 +131,7 @@ impl Transport {
             kind: spec.kind,
             raw_fd,
             fd: RefCell::new(Some(spec.fd)),
-            claim: RefCell::new(Some(claim)),
+            watch: FdWatch::new(claim),
             sink: RefCell::new(Some(sink)),
             state: RefCell::new(State {
                 reading: spec.kind != FdKind::WritePipe,
@@ -230,7 +227,7 @@ impl Transport {
 
     /// `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let marks = self.inner.state.borrow().marks;
+        let marks = self.inner.state.borrow().flow.marks;
         (marks.low, marks.high)
     }
 
@@ -245,7 +242,7 @@ impl Transport {
         low: Option<usize>,
     ) -> Result<(), Error> {
         let marks = WaterMarks::new(high, low)?;
-        self.inner.state.borrow_mut().marks = marks;
+        self.inner.state.borrow_mut().flow.marks = marks;
         self.inner.maybe_pause_protocol();
         Ok(())
     }
@@ -291,27 +288,21 @@ impl StreamInner {
     /// Runs a protocol callback; a panic is reported with the transport's
     /// context and closes the transport with an error (asyncio's `_fatal_error`).
     fn guard<R>(self: &Rc<Self>, what: &str, f: impl FnOnce() -> R) -> Option<R> {
-        match catch_unwind(AssertUnwindSafe(f)) {
-            Ok(value) => Some(value),
-            Err(payload) => {
-                let error = Error::from_panic(&*payload);
-                let message = format!("Fatal error: protocol.{what}() call failed.");
-                self.report(&message, error.clone());
-                self.force_close(Some(io::Error::other(error.to_string())));
-                None
-            }
-        }
+        guarded(what, |message, error| self.report(message, error), f)
+            .map_err(|error| self.force_close(Some(error)))
+            .ok()
     }
 
     fn report(&self, message: &str, error: Error) {
-        self.event_loop.call_exception_handler(ErrorContext {
-            message: message.to_owned(),
-            error: Some(error),
-            protocol: self.sink().map(|s| s.type_name().to_owned()),
-            transport: Some(self.describe()),
-            socket: Some(self.raw_fd),
-            ..ErrorContext::default()
-        });
+        let protocol = self.sink().map_or("Protocol", |s| s.type_name());
+        watch::report(
+            &self.event_loop,
+            protocol,
+            self.describe(),
+            self.raw_fd,
+            message,
+            error,
+        );
     }
 
     /// Calls a protocol method now, or — if the protocol is busy in one of
@@ -366,45 +357,17 @@ impl StreamInner {
     }
 
     fn arm_reader(self: &Rc<Self>, on: bool) {
-        if self.state.borrow().reader_armed == on {
-            return;
-        }
-        let claim = self.claim.borrow();
-        let Some(claim) = claim.as_ref() else {
-            return;
-        };
-        let armed = if on {
+        self.watch.set_reader(on, || {
             let me = self.clone();
-            match claim.set_reader(move || me.on_readable()) {
-                Ok(()) => true,
-                Err(error) => {
-                    tracing::debug!(target: "evloop::transports", %error, "arming reader failed");
-                    false
-                }
-            }
-        } else {
-            claim.clear_reader();
-            false
-        };
-        self.state.borrow_mut().reader_armed = armed;
+            move || me.on_readable()
+        });
     }
 
     fn arm_writer(self: &Rc<Self>, on: bool) {
-        if self.state.borrow().writer_armed == on {
-            return;
-        }
-        let claim = self.claim.borrow();
-        let Some(claim) = claim.as_ref() else {
-            return;
-        };
-        let armed = if on {
+        self.watch.set_writer(on, || {
             let me = self.clone();
-            claim.set_writer(move || me.on_writable()).is_ok()
-        } else {
-            claim.clear_writer();
-            false
-        };
-        self.state.borrow_mut().writer_armed = armed;
+            move || me.on_writable()
+        });
     }
 
     fn read_fd(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -630,9 +593,8 @@ impl StreamInner {
     fn maybe_pause_protocol(self: &Rc<Self>) {
         let pause = {
             let mut st = self.state.borrow_mut();
-            let pause = !st.protocol_paused && st.buffer.len() > st.marks.high;
-            st.protocol_paused |= pause;
-            pause
+            let buffered = st.buffer.len();
+            st.flow.should_pause(buffered)
         };
         if pause {
             self.call_protocol("pause_writing", |p| p.pause_writing());
@@ -642,9 +604,8 @@ impl StreamInner {
     fn maybe_resume_protocol(self: &Rc<Self>) {
         let resume = {
             let mut st = self.state.borrow_mut();
-            let resume = st.protocol_paused && st.buffer.len() <= st.marks.low;
-            st.protocol_paused &= !resume;
-            resume
+            let buffered = st.buffer.len();
+            st.flow.should_resume(buffered)
         };
         if resume {
             self.call_protocol("resume_writing", |p| p.resume_writing());
@@ -778,11 +739,9 @@ impl StreamInner {
             let mut st = self.state.borrow_mut();
             st.closing = true;
             st.conn_lost = st.conn_lost.max(1);
-            st.reader_armed = false;
-            st.writer_armed = false;
             st.buffer.clear();
         }
-        drop(self.claim.borrow_mut().take());
+        self.watch.release();
         drop(self.fd.borrow_mut().take());
         drop(self.sink.borrow_mut().take());
         let hook = self.on_lost.borrow_mut().take();
@@ -807,7 +766,7 @@ impl Drop for StreamInner {
             tracing::warn!(target: "evloop::transports", fd = self.raw_fd, "unclosed transport dropped");
         }
         // Deregister before the fd closes (field order would close it first).
-        drop(self.claim.get_mut().take());
+        self.watch.release();
     }
 }
 
