@@ -1,37 +1,14 @@
 //! SPEC 10.1: `getaddrinfo`/`getnameinfo` run on the executor; numeric hosts
 //! resolve inline, without the resolver or a thread hop (R-54..R-57).
 
-use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use evloop::layers::executor::{Job, ShutDown};
 use evloop::{AddrInfo, AddrInfoHints, Error, Executor, ExecutorFuture, ThreadPool};
-use evloop_conformance::Fixture;
+use evloop_conformance::{executor_threads, new_executor_threads, Fixture};
 use futures_lite::future::{block_on, poll_once};
-
-/// The ids of this process's threads whose (15-byte) name is the default
-/// executor's prefix: `evloop-executor-N` shows as `evloop-executor`.
-fn executor_threads() -> HashSet<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return HashSet::new();
-    };
-    tasks
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm.trim_end() == "evloop-executor")
-                .then(|| entry.file_name().to_string_lossy().into_owned())
-        })
-        .collect()
-}
-
-/// Executor threads that did not exist in `before` (threads of earlier
-/// tests' pools may exit meanwhile; that does not matter).
-fn new_executor_threads(before: &HashSet<String>) -> usize {
-    executor_threads().difference(before).count()
-}
 
 /// Polls `fut` exactly once: `Some` if it was ready at the first poll.
 fn first_poll<T>(fut: &mut ExecutorFuture<T>) -> Option<Result<T, Error>> {

@@ -8,13 +8,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
-use evloop::{Error, EventLoop, Remote};
-use evloop_conformance::Fixture;
+use evloop::{Error, EventLoop};
+use evloop_conformance::{Fixture, Watchdog};
 use rustix::process::{getpid, kill_process, Signal};
 
 /// What the kernel does with a signal for this process.
@@ -76,51 +73,6 @@ fn blocked_in_poll(tid: &str) -> bool {
                 Some(state == "S")
             })
             .unwrap_or(false),
-    }
-}
-
-/// Stops the loop from another thread if the test has not finished within a
-/// generous limit, so a lost wake-up fails the test instead of hanging it.
-/// Dropping it (before `finish`) ends its thread and releases its `Remote`.
-struct Watchdog {
-    done: Option<mpsc::Sender<()>>,
-    fired: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new(remote: Remote) -> Watchdog {
-        let (done, wait) = mpsc::channel::<()>();
-        let fired = Arc::new(AtomicBool::new(false));
-        let flag = fired.clone();
-        let thread = thread::spawn(move || {
-            if wait.recv_timeout(Duration::from_secs(30)) == Err(mpsc::RecvTimeoutError::Timeout) {
-                flag.store(true, Ordering::SeqCst);
-                let _ = remote.call_soon_threadsafe(|| {
-                    if let Some(lp) = EventLoop::try_current() {
-                        lp.stop();
-                    }
-                });
-            }
-        });
-        Watchdog {
-            done: Some(done),
-            fired,
-            thread: Some(thread),
-        }
-    }
-
-    fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("watchdog thread");
-        }
     }
 }
 

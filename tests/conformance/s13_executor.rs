@@ -3,42 +3,20 @@
 //! `set_default_executor`, `shutdown_default_executor`, and the closed-loop
 //! cases, including a result that arrives after close (R-50..R-53).
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
 use evloop::layers::executor::{Job, ShutDown};
-use evloop::{Error, EventLoop, Executor, ExecutorFuture, Remote, ThreadPool};
-use evloop_conformance::Fixture;
+use evloop::{Error, EventLoop, Executor, ExecutorFuture, ThreadPool};
+use evloop_conformance::{executor_threads, new_executor_threads, Fixture, Watchdog};
 use futures_lite::future::{block_on, poll_once};
 
 /// Exactly one loop iteration with a zero poll timeout (SPEC 1.3).
 fn iterate(lp: &EventLoop) {
     lp.stop();
     lp.run_forever().expect("one iteration");
-}
-
-/// Thread ids of this process named `evloop-executor-N` (the kernel keeps
-/// 15 bytes of a name: `evloop-executor`).
-fn executor_threads() -> HashSet<String> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return HashSet::new();
-    };
-    tasks
-        .filter_map(|entry| {
-            let entry = entry.ok()?;
-            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
-            (comm.trim_end() == "evloop-executor")
-                .then(|| entry.file_name().to_string_lossy().into_owned())
-        })
-        .collect()
-}
-
-fn new_executor_threads(before: &HashSet<String>) -> usize {
-    executor_threads().difference(before).count()
 }
 
 /// Shuts the default pool down and waits, off the loop, until its threads
@@ -97,51 +75,6 @@ struct Payload(Arc<AtomicUsize>);
 impl Drop for Payload {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// Stops the loop from another thread if the test has not finished within
-/// a generous limit, so a lost wake-up fails the test instead of hanging it.
-/// Dropping it (before `finish`) ends its thread and releases its `Remote`.
-struct Watchdog {
-    done: Option<mpsc::Sender<()>>,
-    fired: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    fn new(remote: Remote) -> Watchdog {
-        let (done, wait) = mpsc::channel::<()>();
-        let fired = Arc::new(AtomicBool::new(false));
-        let flag = fired.clone();
-        let thread = thread::spawn(move || {
-            if wait.recv_timeout(Duration::from_secs(30)) == Err(mpsc::RecvTimeoutError::Timeout) {
-                flag.store(true, Ordering::SeqCst);
-                let _ = remote.call_soon_threadsafe(|| {
-                    if let Some(lp) = EventLoop::try_current() {
-                        lp.stop();
-                    }
-                });
-            }
-        });
-        Watchdog {
-            done: Some(done),
-            fired,
-            thread: Some(thread),
-        }
-    }
-
-    fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.done.take());
-        if let Some(thread) = self.thread.take() {
-            thread.join().expect("watchdog thread");
-        }
     }
 }
 

@@ -7,7 +7,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
 
-use evloop::{ErrorContext, EventLoop};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use evloop::{ErrorContext, EventLoop, Remote};
 
 /// Conformance tests touch process-wide state (fd numbers, signals): one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -105,4 +111,74 @@ impl Default for Fixture {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Stops the loop from another thread if the test has not finished within a
+/// generous limit, so a lost wake-up fails the test instead of hanging it.
+/// Dropping it (before `finish`) ends its thread and releases its `Remote`.
+#[derive(Debug)]
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    fired: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Starts the watchdog thread for the loop behind `remote`.
+    pub fn new(remote: Remote) -> Watchdog {
+        let (done, wait) = mpsc::channel::<()>();
+        let fired = Arc::new(AtomicBool::new(false));
+        let flag = fired.clone();
+        let thread = thread::spawn(move || {
+            if wait.recv_timeout(Duration::from_secs(30)) == Err(mpsc::RecvTimeoutError::Timeout) {
+                flag.store(true, Ordering::SeqCst);
+                let _ = remote.call_soon_threadsafe(|| {
+                    if let Some(lp) = EventLoop::try_current() {
+                        lp.stop();
+                    }
+                });
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            fired,
+            thread: Some(thread),
+        }
+    }
+
+    /// True if the watchdog had to stop the loop.
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("watchdog thread");
+        }
+    }
+}
+
+/// Thread ids of this process named `evloop-executor-N` (the kernel keeps
+/// 15 bytes of a name: `evloop-executor`).
+pub fn executor_threads() -> HashSet<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return HashSet::new();
+    };
+    tasks
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim_end() == "evloop-executor")
+                .then(|| entry.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// Executor threads that did not exist in `before` (threads of earlier
+/// tests' pools may exit meanwhile; that does not matter).
+pub fn new_executor_threads(before: &HashSet<String>) -> usize {
+    executor_threads().difference(before).count()
 }
