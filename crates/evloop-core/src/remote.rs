@@ -55,6 +55,12 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return self.bury(runnable);
         }
+        // Woken on the loop's own thread while it runs (the common case: a
+        // future completed by a callback): straight onto the ready queue, as
+        // asyncio's call_soon of the task step, with no queue hop or wake.
+        let Err(runnable) = crate::run::schedule_on_running_loop(self, runnable) else {
+            return;
+        };
         match self.queue.push(RemoteItem::Task(runnable)) {
             Ok(()) => self.waker.wake(),
             Err(refused) => {

@@ -9,6 +9,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+
+use async_task::Runnable;
 use std::time::Duration;
 
 use crate::event_loop::{EventLoop, Inner};
@@ -22,6 +24,35 @@ use crate::Error;
 thread_local! {
     /// The loop running on this thread, if any.
     static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+}
+
+/// Pushes a task step onto the ready queue of the loop running on this
+/// thread, if that loop is the one `shared` belongs to; gives it back
+/// otherwise (another thread, another loop, not running, queue in use).
+pub(crate) fn schedule_on_running_loop(
+    shared: &Shared,
+    runnable: Runnable,
+) -> Result<(), Runnable> {
+    let mut step = Some(runnable);
+    let _ = CURRENT.try_with(|slot| {
+        let Ok(running) = slot.try_borrow() else {
+            return;
+        };
+        let Some(inner) = running.as_ref() else {
+            return;
+        };
+        if !std::ptr::eq(Arc::as_ptr(&inner.shared), shared) {
+            return;
+        }
+        let Ok(mut ready) = inner.ready.try_borrow_mut() else {
+            return;
+        };
+        if let Some(runnable) = step.take() {
+            ready.push(Entry::Task(runnable));
+        }
+        drop(ready);
+    });
+    step.map_or(Ok(()), Err)
 }
 
 /// Marks the loop as running on this thread for as long as it lives, and
