@@ -34,7 +34,8 @@ commands:
                 3. tidy (in-process, see `cargo xtask tidy`)
                 4. cargo test -p <crate> --all-targets, for each crate alone
                 5. cargo test --workspace --all-targets
-                6. cargo test --workspace --doc
+                6. cargo test --workspace --doc, then
+                   RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
                 7. the reactor, core, transports, facade and conformance tests
                    again with RUSTFLAGS='--cfg evloop_polling_backend'
                 8. cargo build --release -p evloop --examples, then run the

@@ -173,6 +173,12 @@ pub(crate) fn matrix(root: &Path) -> Vec<Step> {
     }
     steps.push(Step::cargo(root, &["test", "--workspace", "--all-targets"]));
     steps.push(Step::cargo(root, &["test", "--workspace", "--doc"]));
+    // Broken intra-doc links and malformed docs fail here, not on docs.rs.
+    steps.push(Step::cargo_with_env(
+        root,
+        &[("RUSTDOCFLAGS", "-D warnings".to_owned())],
+        &["doc", "--workspace", "--no-deps"],
+    ));
     let polling = existing_crates(root, POLLING_BACKEND_CRATES);
     if !polling.is_empty() {
         let mut args = vec!["test"];
