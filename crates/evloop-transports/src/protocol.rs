@@ -1,6 +1,7 @@
 //! The protocol traits a user implements (asyncio's `Protocol`,
-//! `BufferedProtocol`, `DatagramProtocol`), and the handle that reaches a
-//! protocol between callbacks.
+//! `BufferedProtocol`, `DatagramProtocol`), the handle that reaches a
+//! protocol between callbacks, and the `Sink` a stream transport drives
+//! either stream trait through.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -124,5 +125,60 @@ impl<P: ?Sized> fmt::Debug for ProtocolHandle<P> {
         f.debug_struct("ProtocolHandle")
             .field("type", &std::any::type_name::<P>())
             .finish()
+    }
+}
+
+/// The protocol behind a transport, whichever trait it implements.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    Plain(Rc<RefCell<dyn Protocol>>),
+    Buffered(Rc<RefCell<dyn BufferedProtocol>>),
+}
+
+/// Wraps a [`Protocol`] for a transport: the sink it drives and the user's handle.
+pub(crate) fn plain_sink<P: Protocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
+    let inner = Rc::new(RefCell::new(protocol));
+    (Sink::Plain(inner.clone()), ProtocolHandle { inner })
+}
+
+/// Wraps a [`BufferedProtocol`] for a transport: the sink and the user's handle.
+pub(crate) fn buffered_sink<P: BufferedProtocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
+    let inner = Rc::new(RefCell::new(protocol));
+    (Sink::Buffered(inner.clone()), ProtocolHandle { inner })
+}
+
+impl Sink {
+    pub(crate) fn type_name(&self) -> &'static str {
+        match self {
+            Sink::Plain(_) => "Protocol",
+            Sink::Buffered(_) => "BufferedProtocol",
+        }
+    }
+}
+
+/// The callbacks both protocol traits share, for deferred delivery.
+pub(crate) trait ProtocolEvents {
+    fn pause_writing(&mut self);
+    fn resume_writing(&mut self);
+}
+
+pub(crate) struct PlainEvents<'a>(pub(crate) &'a mut dyn Protocol);
+pub(crate) struct BufferedEvents<'a>(pub(crate) &'a mut dyn BufferedProtocol);
+
+impl ProtocolEvents for PlainEvents<'_> {
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
+    }
+}
+
+impl ProtocolEvents for BufferedEvents<'_> {
+    fn pause_writing(&mut self) {
+        self.0.pause_writing();
+    }
+    fn resume_writing(&mut self) {
+        self.0.resume_writing();
     }
 }

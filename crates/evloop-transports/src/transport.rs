@@ -20,7 +20,8 @@ use evloop_core::{Error, EventLoop, LoopFuture};
 
 use crate::address::Address;
 use crate::flow::{Flow, WaterMarks, WriteBuffer};
-use crate::protocol::{BufferedProtocol, Protocol, ProtocolHandle};
+pub(crate) use crate::protocol::{buffered_sink, plain_sink, Sink};
+use crate::protocol::{BufferedEvents, BufferedProtocol, PlainEvents, Protocol, ProtocolEvents};
 use crate::read_buffer::ReadBuffer;
 use crate::watch::{self, guarded, FdWatch};
 
@@ -33,34 +34,6 @@ pub(crate) enum FdKind {
     ReadPipe,
     /// The write end of a pipe or FIFO: `write`; watched for the reader going away.
     WritePipe,
-}
-
-/// The protocol behind a transport, whichever trait it implements.
-#[derive(Clone)]
-pub(crate) enum Sink {
-    Plain(Rc<RefCell<dyn Protocol>>),
-    Buffered(Rc<RefCell<dyn BufferedProtocol>>),
-}
-
-/// Wraps a [`Protocol`] for a transport: the sink it drives and the user's handle.
-pub(crate) fn plain_sink<P: Protocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
-    let inner = Rc::new(RefCell::new(protocol));
-    (Sink::Plain(inner.clone()), ProtocolHandle { inner })
-}
-
-/// Wraps a [`BufferedProtocol`] for a transport: the sink and the user's handle.
-pub(crate) fn buffered_sink<P: BufferedProtocol>(protocol: P) -> (Sink, ProtocolHandle<P>) {
-    let inner = Rc::new(RefCell::new(protocol));
-    (Sink::Buffered(inner.clone()), ProtocolHandle { inner })
-}
-
-impl Sink {
-    fn type_name(&self) -> &'static str {
-        match self {
-            Sink::Plain(_) => "Protocol",
-            Sink::Buffered(_) => "BufferedProtocol",
-        }
-    }
 }
 
 /// Mutable transport state; never borrowed across a protocol call.
@@ -783,32 +756,5 @@ fn clone_io_error(error: &io::Error) -> io::Error {
     match error.raw_os_error() {
         Some(errno) => io::Error::from_raw_os_error(errno),
         None => io::Error::new(error.kind(), error.to_string()),
-    }
-}
-
-/// The callbacks both protocol traits share, for deferred delivery.
-pub(crate) trait ProtocolEvents {
-    fn pause_writing(&mut self);
-    fn resume_writing(&mut self);
-}
-
-struct PlainEvents<'a>(&'a mut dyn Protocol);
-struct BufferedEvents<'a>(&'a mut dyn BufferedProtocol);
-
-impl ProtocolEvents for PlainEvents<'_> {
-    fn pause_writing(&mut self) {
-        self.0.pause_writing();
-    }
-    fn resume_writing(&mut self) {
-        self.0.resume_writing();
-    }
-}
-
-impl ProtocolEvents for BufferedEvents<'_> {
-    fn pause_writing(&mut self) {
-        self.0.pause_writing();
-    }
-    fn resume_writing(&mut self) {
-        self.0.resume_writing();
     }
 }
