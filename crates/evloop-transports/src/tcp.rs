@@ -59,12 +59,9 @@ pub fn create_connection<P: Protocol>(
     port: Option<u16>,
     options: ConnectOptions,
 ) -> impl Future<Output = Result<(Transport, ProtocolHandle<P>), Error>> + 'static {
-    let event_loop = event_loop.clone();
-    let host = host.map(str::to_owned);
-    async move {
-        let fd = open(&event_loop, host, port, options).await?;
-        establish(&event_loop, fd, move || plain_sink(factory())).await
-    }
+    connect_and_establish(event_loop, host, port, options, move || {
+        plain_sink(factory())
+    })
 }
 
 /// [`create_connection`] for a [`BufferedProtocol`].
@@ -78,11 +75,25 @@ pub fn create_connection_buffered<P: BufferedProtocol>(
     port: Option<u16>,
     options: ConnectOptions,
 ) -> impl Future<Output = Result<(Transport, ProtocolHandle<P>), Error>> + 'static {
+    connect_and_establish(event_loop, host, port, options, move || {
+        buffered_sink(factory())
+    })
+}
+
+/// Both `create_connection`s: connect, then build the transport over the
+/// sink `make` returns.
+fn connect_and_establish<P: ?Sized + 'static>(
+    event_loop: &EventLoop,
+    host: Option<&str>,
+    port: Option<u16>,
+    options: ConnectOptions,
+    make: impl FnOnce() -> (Sink, ProtocolHandle<P>) + 'static,
+) -> impl Future<Output = Result<(Transport, ProtocolHandle<P>), Error>> + 'static {
     let event_loop = event_loop.clone();
     let host = host.map(str::to_owned);
     async move {
         let fd = open(&event_loop, host, port, options).await?;
-        establish(&event_loop, fd, move || buffered_sink(factory())).await
+        establish(&event_loop, fd, make).await
     }
 }
 
