@@ -7,61 +7,20 @@
 //! instead of hanging, and an fd count before and after (tests hold a lock
 //! so the process-wide count is theirs alone).
 
+mod support;
+
 use std::cell::RefCell;
 use std::ffi::CString;
-use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use evloop_core::{Error, EventLoop, LoopFuture};
 use evloop_transports::{connect_read_pipe, connect_write_pipe, Protocol, Transport};
 use rustix::fs::{FileType, Mode, OFlags, CWD};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
-
-/// Runs `test` on a fresh loop; checks no exception-handler calls and no
-/// fds left open once the loop is closed.
-fn run<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) -> Fut) {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let before = open_fds();
-    let lp = EventLoop::new().expect("loop");
-    let reports = Rc::new(RefCell::new(Vec::<String>::new()));
-    let sink = reports.clone();
-    lp.set_exception_handler(Some(
-        move |_: &EventLoop, ctx: &evloop_core::ErrorContext| {
-            sink.borrow_mut()
-                .push(format!("{}: {:?}", ctx.message, ctx.error));
-        },
-    ));
-    let stopper = lp.clone();
-    let guard = lp
-        .call_later(Duration::from_secs(20), move || stopper.stop())
-        .expect("guard timer");
-    let outcome = lp.run_until_complete(test(lp.clone()));
-    guard.cancel();
-    outcome.expect("test failed (StoppedBeforeComplete: hung, stopped by the guard timer)");
-    // Let anything the test left scheduled (connection_lost) run.
-    lp.stop();
-    lp.run_forever().expect("final iteration");
-    lp.close().expect("close");
-    drop(lp);
-    assert!(
-        reports.borrow().is_empty(),
-        "exception handler called: {:?}",
-        reports.borrow()
-    );
-    assert_eq!(open_fds(), before, "fds leaked");
-}
+use support::run_on_fresh_loop as run;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Ev {
@@ -567,7 +526,7 @@ fn spec_11_1_regular_files_and_directories_are_rejected() {
 fn spec_11_1_pipe_fds_are_closed_once_and_not_leaked() {
     // `run` checks the process fd count after each test; this one churns.
     run(|lp| async move {
-        let before = open_fds();
+        let before = support::fd_count();
         for _ in 0..20 {
             let (r, w) = pipe();
             let (rf, reader) = recorder(&lp);
@@ -581,7 +540,7 @@ fn spec_11_1_pipe_fds_are_closed_once_and_not_leaked() {
             inp.close();
             inp.close();
         }
-        assert_eq!(open_fds(), before);
+        assert_eq!(support::fd_count(), before);
     });
 }
 

@@ -8,15 +8,13 @@
 //! hanging, and an fd count before and after (tests hold a lock so the
 //! process-wide count is theirs alone).
 
-use std::cell::RefCell;
-use std::future::Future;
+mod support;
+
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use evloop_core::{Error, EventLoop};
 use evloop_transports::{
@@ -26,46 +24,7 @@ use evloop_transports::{
 use futures_lite::future::{poll_once, zip};
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
-}
-
-/// Runs `test` on a fresh loop; checks no exception-handler calls and no
-/// fds left open once the loop is closed.
-fn run<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) -> Fut) {
-    let _serial = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let before = open_fds();
-    let lp = EventLoop::new().expect("loop");
-    let reports = Rc::new(RefCell::new(Vec::<String>::new()));
-    let sink = reports.clone();
-    lp.set_exception_handler(Some(
-        move |_: &EventLoop, ctx: &evloop_core::ErrorContext| {
-            sink.borrow_mut()
-                .push(format!("{}: {:?}", ctx.message, ctx.error));
-        },
-    ));
-    let stopper = lp.clone();
-    let guard = lp
-        .call_later(Duration::from_secs(20), move || stopper.stop())
-        .expect("guard timer");
-    let outcome = lp.run_until_complete(test(lp.clone()));
-    guard.cancel();
-    outcome.expect("test failed (StoppedBeforeComplete: hung, stopped by the guard timer)");
-    lp.stop();
-    lp.run_forever().expect("final iteration");
-    lp.close().expect("close");
-    drop(lp);
-    assert!(
-        reports.borrow().is_empty(),
-        "exception handler called: {:?}",
-        reports.borrow()
-    );
-    assert_eq!(open_fds(), before, "fds leaked");
-}
+use support::run_on_fresh_loop as run;
 
 const NB: SocketFlags = SocketFlags::NONBLOCK.union(SocketFlags::CLOEXEC);
 

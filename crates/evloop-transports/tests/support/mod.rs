@@ -372,3 +372,35 @@ pub fn close_server(fx: &Fixture, server: &evloop_transports::Server) {
 
 pub mod datagram;
 pub mod streams;
+
+/// Runs `test` on a fresh loop under a 20 s guard timer, lets what it left
+/// scheduled (`connection_lost`) run, closes the loop, then checks that the
+/// exception handler was never called and no fd was left open.
+pub fn run_on_fresh_loop<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) -> Fut) {
+    let _serial = serial();
+    let before = fd_count();
+    let lp = EventLoop::new().expect("loop");
+    let reports = Rc::new(RefCell::new(Vec::<String>::new()));
+    let sink = reports.clone();
+    lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {
+        sink.borrow_mut()
+            .push(format!("{}: {:?}", ctx.message, ctx.error));
+    }));
+    let stopper = lp.clone();
+    let guard = lp
+        .call_later(Duration::from_secs(20), move || stopper.stop())
+        .expect("guard timer");
+    let outcome = lp.run_until_complete(test(lp.clone()));
+    guard.cancel();
+    outcome.expect("test failed (StoppedBeforeComplete: hung, stopped by the guard timer)");
+    lp.stop();
+    lp.run_forever().expect("final iteration");
+    lp.close().expect("close");
+    drop(lp);
+    assert!(
+        reports.borrow().is_empty(),
+        "exception handler called: {:?}",
+        reports.borrow()
+    );
+    assert_eq!(fd_count(), before, "fds leaked");
+}
