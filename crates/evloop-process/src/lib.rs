@@ -1,0 +1,3 @@
+//! Subprocesses for evloop (asyncio's `subprocess_exec`/`subprocess_shell`).
+//!
+//! Work in progress: see the crate's issue.

@@ -1,0 +1,1 @@
+//! TLS for evloop (work in progress).
