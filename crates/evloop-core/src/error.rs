@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 /// Everything a loop operation can fail with (asyncio's exceptions, SPEC 0).
 ///
@@ -37,6 +38,92 @@ pub enum Error {
     Panic(String),
     /// An operating-system error.
     Io(io::Error),
+    /// A TLS failure (handshake, certificate, protocol, configuration); the
+    /// TLS library's own error is its [`source`](std::error::Error::source).
+    Tls(TlsError),
+}
+
+/// What kind of TLS failure a [`TlsError`] is, for code that must tell
+/// them apart (an unknown CA from a wrong host name, say).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The peer's certificate chains to no trusted root (unknown CA).
+    UnknownIssuer,
+    /// The certificate is valid but not for the name (or IP) we connected to.
+    HostnameMismatch,
+    /// The certificate is expired, not yet valid, revoked, malformed or
+    /// otherwise rejected.
+    BadCertificate,
+    /// The server requires a client certificate and none was sent.
+    CertificateRequired,
+    /// No application protocol (ALPN) both sides accept.
+    NoApplicationProtocol,
+    /// The peer does not speak TLS (plaintext, random bytes, an oversized or
+    /// corrupt record).
+    NotTls,
+    /// The peer sent a fatal alert.
+    AlertReceived,
+    /// The peer broke the TLS protocol in another way (including a
+    /// renegotiation attempt).
+    Protocol,
+    /// A configuration problem: malformed PEM, no certificate, an
+    /// unsupported key, a key that does not match the certificate.
+    Config,
+}
+
+/// A TLS failure: its [`TlsErrorKind`], a message, and the TLS library's
+/// error as its [`source`](std::error::Error::source).
+#[derive(Clone, Debug)]
+pub struct TlsError {
+    kind: TlsErrorKind,
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl TlsError {
+    /// A TLS error of `kind` with `message`, caused by `source` if any.
+    pub fn new(
+        kind: TlsErrorKind,
+        message: impl Into<String>,
+        source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> TlsError {
+        TlsError {
+            kind,
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> TlsErrorKind {
+        self.kind
+    }
+
+    /// The `TlsError` inside an [`io::Error`] (how a protocol's
+    /// `connection_lost` receives TLS failures), if there is one.
+    pub fn from_io(error: &io::Error) -> Option<&TlsError> {
+        error.get_ref()?.downcast_ref::<TlsError>()
+    }
+
+    /// This error as an [`io::Error`] (`InvalidData`), for `connection_lost`.
+    pub fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
@@ -98,11 +185,15 @@ impl Clone for Error {
             Error::FdInUse(fd) => Error::FdInUse(*fd),
             Error::Panic(s) => Error::Panic(s.clone()),
             Error::Io(e) => Error::Io(clone_io_error(e)),
+            Error::Tls(e) => Error::Tls(e.clone()),
         }
     }
 }
 
 fn clone_io_error(e: &io::Error) -> io::Error {
+    if let Some(tls) = TlsError::from_io(e) {
+        return io::Error::new(e.kind(), tls.clone());
+    }
     match e.raw_os_error() {
         Some(errno) => io::Error::from_raw_os_error(errno),
         None => io::Error::new(e.kind(), e.to_string()),
@@ -129,6 +220,7 @@ impl fmt::Display for Error {
             Error::FdInUse(fd) => write!(f, "file descriptor {fd} is used by a transport"),
             Error::Panic(s) => write!(f, "panicked: {s}"),
             Error::Io(e) => e.fmt(f),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -137,13 +229,19 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
+            Error::Tls(e) => Some(e),
             _ => None,
         }
     }
 }
 
 impl From<io::Error> for Error {
+    /// [`Error::Io`], or [`Error::Tls`] for an `io::Error` that carries a
+    /// [`TlsError`] (as TLS transports hand to `connection_lost`).
     fn from(e: io::Error) -> Self {
-        Error::Io(e)
+        match TlsError::from_io(&e) {
+            Some(tls) => Error::Tls(tls.clone()),
+            None => Error::Io(e),
+        }
     }
 }

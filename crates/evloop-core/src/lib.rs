@@ -60,7 +60,7 @@ mod run;
 mod stats;
 mod task;
 
-pub use error::{panic_message, Error};
+pub use error::{panic_message, Error, TlsError, TlsErrorKind};
 pub use event_loop::{Builder, EventLoop, DEFAULT_SLOW_CALLBACK_DURATION};
 pub use evloop_timers::{Clock, MonotonicClock, VirtualClock};
 pub use exception::{ErrorContext, ExceptionHandler};

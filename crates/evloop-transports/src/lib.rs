@@ -57,6 +57,7 @@
 mod address;
 mod datagram;
 mod flow;
+pub mod layer;
 mod lifecycle;
 mod pipe;
 mod protocol;
@@ -75,6 +76,7 @@ mod watch;
 pub use address::Address;
 pub use datagram::DatagramTransport;
 pub use flow::{WaterMarks, DEFAULT_HIGH_WATER};
+pub use layer::Layer;
 pub use pipe::{connect_read_pipe, connect_write_pipe};
 pub use protocol::{BufferedProtocol, DatagramProtocol, Protocol, ProtocolHandle};
 pub use resolve::{resolve, set_resolver, ResolveFuture, ResolveHints, Resolver};

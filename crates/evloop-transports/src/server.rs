@@ -20,9 +20,11 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketType};
 
 use crate::address::Address;
+use crate::layer::Layer;
 use crate::protocol::Protocol;
 use crate::resolve::{resolve, ResolveHints};
 use crate::socket;
+use crate::tcp::{layered, start_stream};
 use crate::transport::{plain_sink, FdKind, StreamSpec, Transport};
 
 /// How long the accept loop rests after running out of fds or memory.
@@ -48,6 +50,9 @@ pub struct ServerOptions {
     pub reuse_port: bool,
     /// Start accepting at once (true) or at [`Server::start_serving`].
     pub start_serving: bool,
+    /// Run TLS (or another [`Layer`]) over every accepted connection
+    /// (asyncio's `ssl=`): `evloop_tls::ServerTls` converts into one.
+    pub tls: Option<Layer>,
 }
 
 impl Default for ServerOptions {
@@ -61,6 +66,7 @@ impl Default for ServerOptions {
             reuse_address: None,
             reuse_port: false,
             start_serving: true,
+            tls: None,
         }
     }
 }
@@ -487,6 +493,7 @@ pub fn create_server<P: Protocol>(
     let event_loop = event_loop.clone();
     async move {
         let start = options.start_serving;
+        let tls = options.tls.clone();
         let listeners = tcp_listeners(&event_loop, options).await?;
         let lp = event_loop.clone();
         let on_accept: OnAccept = Rc::new(move |fd, peername, sockname| {
@@ -498,7 +505,7 @@ pub fn create_server<P: Protocol>(
                 peername,
                 sockname,
             };
-            Transport::start(&lp, spec, sink, None)
+            start_stream(&lp, spec, sink, layered(tls.clone(), None), None)
         });
         serve(&event_loop, listeners, on_accept, start)
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use evloop_core::{Error, EventLoop, LoopFuture, TimerHandle};
 
+use crate::layer::{AnyProtocol, Layer};
 use crate::protocol::{BufferedProtocol, Protocol, ProtocolHandle};
 use crate::resolve::{resolve, ResolveHints};
 use crate::socket;
@@ -37,6 +38,10 @@ pub struct ConnectOptions {
     /// Reorder addresses by family: the first `n` of the first family, then
     /// alternating. Defaults to 1 when `happy_eyeballs_delay` is set.
     pub interleave: Option<usize>,
+    /// Run TLS (or another [`Layer`]) over the connection (asyncio's
+    /// `ssl=`): `evloop_tls::ClientTls` converts into one. The call then
+    /// completes after the handshake and the protocol sees plaintext.
+    pub tls: Option<Layer>,
 }
 
 /// Connects to `host:port` and runs a [`Protocol`] from `factory` over it.
@@ -92,9 +97,15 @@ fn connect_and_establish<P: ?Sized + 'static>(
     let event_loop = event_loop.clone();
     let host = host.map(str::to_owned);
     async move {
-        let fd = open(&event_loop, host, port, options).await?;
-        establish(&event_loop, fd, make).await
+        let layer = options.tls.clone();
+        let fd = open(&event_loop, host.clone(), port, options).await?;
+        establish(&event_loop, fd, layered(layer, host), make).await
     }
+}
+
+/// The layer a connection runs under, with the host the user asked for.
+pub(crate) fn layered(layer: Option<Layer>, host: Option<String>) -> Option<(Layer, Option<String>)> {
+    layer.map(|layer| (layer, host))
 }
 
 /// Wraps an accepted (connected) stream socket in a transport with a
@@ -107,19 +118,23 @@ pub fn connect_accepted_socket<P: Protocol>(
     event_loop: &EventLoop,
     factory: impl FnOnce() -> P + 'static,
     sock: OwnedFd,
+    tls: Option<Layer>,
 ) -> impl Future<Output = Result<(Transport, ProtocolHandle<P>), Error>> + 'static {
     let event_loop = event_loop.clone();
     async move {
         socket::check_stream(&sock)?;
-        establish(&event_loop, sock, move || plain_sink(factory())).await
+        let layer = layered(tls, None);
+        establish(&event_loop, sock, layer, move || plain_sink(factory())).await
     }
 }
 
-/// Builds the transport over a connected `fd` and waits for
-/// `connection_made`; dropping the future before that aborts the transport.
+/// Builds the transport over a connected `fd` (under `layer`, if any) and
+/// waits for `connection_made`; dropping the future before that aborts the
+/// transport.
 pub(crate) async fn establish<P: ?Sized>(
     event_loop: &EventLoop,
     fd: OwnedFd,
+    layer: Option<(Layer, Option<String>)>,
     make: impl FnOnce() -> (Sink, ProtocolHandle<P>),
 ) -> Result<(Transport, ProtocolHandle<P>), Error> {
     socket::set_nodelay_if_inet(&fd);
@@ -133,7 +148,7 @@ pub(crate) async fn establish<P: ?Sized>(
         peername,
         sockname,
     };
-    let transport = Transport::start(event_loop, spec, sink, Some(waiter.clone()))?;
+    let transport = start_stream(event_loop, spec, sink, layer, Some(waiter.clone()))?;
     let mut guard = AbortOnDrop(Some(transport));
     waiter.await?;
     let transport = guard
@@ -141,6 +156,26 @@ pub(crate) async fn establish<P: ?Sized>(
         .take()
         .ok_or(Error::InvalidState("transport taken"))?;
     Ok((transport, handle))
+}
+
+/// Starts the transport over `spec` driving `sink`, or, under a layer, the
+/// raw transport driving the layer's protocol: the transport the user sees.
+pub(crate) fn start_stream(
+    event_loop: &EventLoop,
+    spec: StreamSpec,
+    sink: Sink,
+    layer: Option<(Layer, Option<String>)>,
+    waiter: Option<LoopFuture<()>>,
+) -> Result<Transport, Error> {
+    let Some((layer, host)) = layer else {
+        return Transport::start(event_loop, spec, sink, waiter);
+    };
+    let session = layer.start(event_loop, host.as_deref(), AnyProtocol(sink), waiter)?;
+    let raw = Transport::start(event_loop, spec, Sink::Plain(session.raw_protocol), None);
+    if raw.is_err() {
+        session.transport.abort();
+    }
+    raw.map(|_| session.transport)
 }
 
 /// Aborts a transport whose creating call was dropped (cancelled).

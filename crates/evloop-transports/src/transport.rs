@@ -20,6 +20,8 @@ use evloop_core::{Error, EventLoop, LoopFuture};
 
 use crate::address::Address;
 use crate::flow::{Flow, WaterMarks, WriteBuffer};
+use crate::layer::{AnyProtocol, TransportImpl};
+use crate::protocol::ProtocolHandle;
 pub(crate) use crate::protocol::{buffered_sink, plain_sink, Sink};
 use crate::protocol::{BufferedEvents, BufferedProtocol, PlainEvents, Protocol, ProtocolEvents};
 use crate::read_buffer::ReadBuffer;
@@ -70,10 +72,18 @@ pub(crate) struct StreamInner {
 }
 
 /// A stream transport handle (asyncio's `Transport`): cheap to clone, usable
-/// from inside protocol callbacks.
+/// from inside protocol callbacks. TCP, unix stream sockets and pipes are
+/// implemented here; a transport layered over one of them (TLS) through
+/// [`TransportImpl`] has the same API.
 #[derive(Clone)]
 pub struct Transport {
-    pub(crate) inner: Rc<StreamInner>,
+    repr: Repr,
+}
+
+#[derive(Clone)]
+enum Repr {
+    Stream(Rc<StreamInner>),
+    Custom(Rc<dyn TransportImpl>),
 }
 
 /// What `start` needs to know about a new stream.
@@ -117,12 +127,14 @@ impl Transport {
             watch_peer,
         });
         crate::lifecycle::track(event_loop, Rc::downgrade(&inner) as _);
-        let transport = Transport { inner };
+        let transport = Transport {
+            repr: Repr::Stream(inner.clone()),
+        };
         let made = transport.clone();
-        event_loop.call_soon(move || made.inner.deliver_connection_made(&made))?;
-        let started = transport.clone();
+        let made_inner = inner.clone();
+        event_loop.call_soon(move || made_inner.deliver_connection_made(&made))?;
         event_loop.call_soon(move || {
-            started.inner.after_connection_made();
+            inner.after_connection_made();
             if let Some(waiter) = waiter {
                 let _ = waiter.set_result(());
             }
@@ -130,10 +142,29 @@ impl Transport {
         Ok(transport)
     }
 
-    /// Runs `hook` once, after `connection_lost` was delivered (servers use
+    /// A transport implemented outside this crate (see [`TransportImpl`]).
+    pub fn from_impl(implementation: Rc<dyn TransportImpl>) -> Transport {
+        Transport {
+            repr: Repr::Custom(implementation),
+        }
+    }
+
+    /// The implementation behind a transport made by [`from_impl`](Self::from_impl),
+    /// if it is a `T` (`evloop-tls` reaches its TLS details this way).
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        match &self.repr {
+            Repr::Stream(_) => None,
+            Repr::Custom(c) => c.as_any().downcast_ref::<T>(),
+        }
+    }
+
+    /// Runs `hook` once, after the connection is gone for good (servers use
     /// it to count their connections).
     pub(crate) fn set_on_lost(&self, hook: impl FnOnce() + 'static) {
-        *self.inner.on_lost.borrow_mut() = Some(Box::new(hook));
+        match &self.repr {
+            Repr::Stream(s) => *s.on_lost.borrow_mut() = Some(Box::new(hook)),
+            Repr::Custom(c) => c.set_on_lost(Box::new(hook)),
+        }
     }
 
     /// Writes `data`: straight to the fd when nothing is buffered (no copy),
@@ -141,7 +172,10 @@ impl Transport {
     /// with nothing buffered) writes are dropped, with a warning from the
     /// fifth on; after `write_eof` they are dropped with a warning.
     pub fn write(&self, data: &[u8]) {
-        self.inner.write(data);
+        match &self.repr {
+            Repr::Stream(s) => s.write(data),
+            Repr::Custom(c) => c.write(data),
+        }
     }
 
     /// Writes each buffer in order.
@@ -152,56 +186,90 @@ impl Transport {
     }
 
     /// Shuts the write side down once the buffer is flushed (`SHUT_WR`; for a
-    /// write pipe, closes it). Reading goes on.
+    /// write pipe, closes it; for TLS, sends `close_notify`). Reading goes on.
     pub fn write_eof(&self) {
-        self.inner.write_eof();
+        match &self.repr {
+            Repr::Stream(s) => s.write_eof(),
+            Repr::Custom(c) => c.write_eof(),
+        }
     }
 
-    /// True for sockets and write pipes.
+    /// True for sockets, write pipes and TLS.
     pub fn can_write_eof(&self) -> bool {
-        self.inner.kind != FdKind::ReadPipe
+        match &self.repr {
+            Repr::Stream(s) => s.kind != FdKind::ReadPipe,
+            Repr::Custom(c) => c.can_write_eof(),
+        }
     }
 
     /// Closes after flushing the buffer; `connection_lost(None)` follows.
     pub fn close(&self) {
-        self.inner.close();
+        match &self.repr {
+            Repr::Stream(s) => s.close(),
+            Repr::Custom(c) => c.close(),
+        }
     }
 
     /// Closes now, dropping the buffer; `connection_lost(None)` follows.
     pub fn abort(&self) {
-        self.inner.force_close(None);
+        match &self.repr {
+            Repr::Stream(s) => s.force_close(None),
+            Repr::Custom(c) => c.abort(),
+        }
     }
 
     /// True once `close`/`abort` was called or the connection was lost.
     pub fn is_closing(&self) -> bool {
-        self.inner.state.borrow().closing
+        match &self.repr {
+            Repr::Stream(s) => s.state.borrow().closing,
+            Repr::Custom(c) => c.is_closing(),
+        }
     }
 
     /// Stops reading until `resume_reading` (holds even inside `connection_made`).
     pub fn pause_reading(&self) {
-        self.inner.set_reading(false);
+        match &self.repr {
+            Repr::Stream(s) => s.set_reading(false),
+            Repr::Custom(c) => c.set_reading(false),
+        }
     }
 
     /// Resumes reading.
     pub fn resume_reading(&self) {
-        self.inner.set_reading(true);
+        match &self.repr {
+            Repr::Stream(s) => s.set_reading(true),
+            Repr::Custom(c) => c.set_reading(true),
+        }
     }
 
     /// True while the transport reads (not paused, not closing).
     pub fn is_reading(&self) -> bool {
-        let state = self.inner.state.borrow();
-        state.reading && !state.closing
+        match &self.repr {
+            Repr::Stream(s) => {
+                let state = s.state.borrow();
+                state.reading && !state.closing
+            }
+            Repr::Custom(c) => c.is_reading(),
+        }
     }
 
     /// Bytes buffered, waiting for the fd.
     pub fn get_write_buffer_size(&self) -> usize {
-        self.inner.state.borrow().buffer.len()
+        match &self.repr {
+            Repr::Stream(s) => s.state.borrow().buffer.len(),
+            Repr::Custom(c) => c.get_write_buffer_size(),
+        }
     }
 
     /// `(low, high)` water marks.
     pub fn get_write_buffer_limits(&self) -> (usize, usize) {
-        let marks = self.inner.state.borrow().flow.marks;
-        (marks.low, marks.high)
+        match &self.repr {
+            Repr::Stream(s) => {
+                let marks = s.state.borrow().flow.marks;
+                (marks.low, marks.high)
+            }
+            Repr::Custom(c) => c.get_write_buffer_limits(),
+        }
     }
 
     /// Sets the water marks with asyncio's defaults (see [`WaterMarks::new`])
@@ -214,38 +282,92 @@ impl Transport {
         high: Option<usize>,
         low: Option<usize>,
     ) -> Result<(), Error> {
-        let marks = WaterMarks::new(high, low)?;
-        self.inner.state.borrow_mut().flow.marks = marks;
-        self.inner.maybe_pause_protocol();
-        Ok(())
+        match &self.repr {
+            Repr::Stream(s) => {
+                let marks = WaterMarks::new(high, low)?;
+                s.state.borrow_mut().flow.marks = marks;
+                s.maybe_pause_protocol();
+                Ok(())
+            }
+            Repr::Custom(c) => c.set_write_buffer_limits(high, low),
+        }
+    }
+
+    /// Hands the connection to another protocol (asyncio's
+    /// `set_protocol`): events from now on go to `protocol`. The old
+    /// protocol gets no `connection_lost`.
+    pub fn set_protocol<P: Protocol>(&self, protocol: &ProtocolHandle<P>) {
+        self.set_any_protocol(AnyProtocol::plain(protocol));
+    }
+
+    /// [`set_protocol`](Self::set_protocol) with a [`BufferedProtocol`].
+    pub fn set_buffered_protocol<P: BufferedProtocol>(&self, protocol: &ProtocolHandle<P>) {
+        self.set_any_protocol(AnyProtocol::buffered(protocol));
+    }
+
+    /// [`set_protocol`](Self::set_protocol) for either kind of protocol.
+    pub fn set_any_protocol(&self, protocol: AnyProtocol) {
+        match &self.repr {
+            Repr::Stream(s) => {
+                let mut sink = s.sink.borrow_mut();
+                // After the connection is lost there is nobody to hand over to.
+                if sink.is_some() {
+                    *sink = Some(protocol.0);
+                }
+            }
+            Repr::Custom(c) => c.set_protocol(protocol),
+        }
     }
 
     /// The peer's address (`get_extra_info('peername')`).
     pub fn peername(&self) -> Option<Address> {
-        self.inner.peername.clone()
+        match &self.repr {
+            Repr::Stream(s) => s.peername.clone(),
+            Repr::Custom(c) => c.peername(),
+        }
     }
 
     /// Our address (`get_extra_info('sockname')`).
     pub fn sockname(&self) -> Option<Address> {
-        self.inner.sockname.clone()
+        match &self.repr {
+            Repr::Stream(s) => s.sockname.clone(),
+            Repr::Custom(c) => c.sockname(),
+        }
     }
 
     /// The fd (`get_extra_info('socket')`/`'pipe'`), until the connection is lost.
     pub fn fd(&self) -> Option<RawFd> {
-        self.inner.fd.borrow().as_ref().map(|_| self.inner.raw_fd)
+        match &self.repr {
+            Repr::Stream(s) => s.fd.borrow().as_ref().map(|_| s.raw_fd),
+            Repr::Custom(c) => c.fd(),
+        }
+    }
+
+    /// True if both handles are the same transport.
+    pub fn ptr_eq(&self, other: &Transport) -> bool {
+        match (&self.repr, &other.repr) {
+            (Repr::Stream(a), Repr::Stream(b)) => Rc::ptr_eq(a, b),
+            (Repr::Custom(a), Repr::Custom(b)) => std::ptr::addr_eq(Rc::as_ptr(a), Rc::as_ptr(b)),
+            _ => false,
+        }
     }
 }
 
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.inner.state.borrow();
-        f.debug_struct("Transport")
-            .field("fd", &self.inner.raw_fd)
-            .field("kind", &self.inner.kind)
-            .field("peername", &self.inner.peername)
-            .field("closing", &state.closing)
-            .field("buffered", &state.buffer.len())
-            .finish()
+        match &self.repr {
+            Repr::Stream(s) => {
+                let state = s.state.borrow();
+                f.debug_struct("Transport")
+                    .field("fd", &s.raw_fd)
+                    .field("kind", &s.kind)
+                    .field("peername", &s.peername)
+                    .field("closing", &state.closing)
+                    .field("buffered", &state.buffer.len())
+                    .finish()
+            }
+            Repr::Custom(c) => f.write_str(&c.describe()),
+        }
     }
 }
 

@@ -320,7 +320,7 @@ fn spec_17_1_reading_pauses_above_twice_limit_and_resumes_at_limit() {
     let mut p = pair(&fx, limit);
     let data = vec![b'x'; 10 * limit];
     p.sw.write(&data);
-    let transport = p.cw.transport().clone();
+    let transport = p.cw.transport();
     assert!(transport.is_reading());
     fx.run(wait_until(|| !transport.is_reading()));
     // Everything received so far is in the buffer: more than 2 × limit.

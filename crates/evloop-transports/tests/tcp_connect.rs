@@ -537,6 +537,7 @@ fn spec_6_4_connect_accepted_socket() {
         &fx.lp,
         Echo::default,
         accepted.into(),
+        None,
     )));
     assert_eq!(transport.peername(), Some(Address::Inet(peer)));
     let reader = std::thread::spawn(move || {
@@ -550,7 +551,7 @@ fn spec_6_4_connect_accepted_socket() {
     assert_eq!(&reader.join().unwrap(), b"ping");
     transport.close();
     let udp = std::os::fd::OwnedFd::from(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
-    let err = fx.run(connect_accepted_socket(&fx.lp, Echo::default, udp));
+    let err = fx.run(connect_accepted_socket(&fx.lp, Echo::default, udp, None));
     assert!(matches!(err, Err(Error::InvalidArgument(_))));
     drop(listener);
     fx.finish();

@@ -46,7 +46,7 @@ mod signals;
 
 pub use event_loop::{run, Builder, EventLoop};
 pub use evloop_core::{
-    panic_message, CallbackId, Clock, Error, ErrorContext, FdClaim, Handle, HandleInfo,
+    panic_message, CallbackId, Clock, Error, ErrorContext, TlsError, TlsErrorKind, FdClaim, Handle, HandleInfo,
     LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, VirtualClock,
 };
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};

@@ -11,7 +11,7 @@ use std::path::Path;
 use evloop_core::Error;
 use evloop_transports as tr;
 use evloop_transports::{
-    Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
+    Address, BufferedProtocol, ConnectOptions, Layer, DatagramOptions, DatagramProtocol,
     DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader, StreamWriter,
     Transport, UnixServerOptions,
 };
@@ -63,16 +63,19 @@ impl EventLoop {
         tr::create_server(self, factory, options)
     }
 
-    /// Wraps an accepted socket (asyncio's `connect_accepted_socket`).
+    /// Wraps an accepted socket (asyncio's `connect_accepted_socket`),
+    /// under `tls` if given (the server side of TLS, asyncio's `ssl=`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if `sock` is not a stream socket.
+    /// [`Error::InvalidArgument`] if `sock` is not a stream socket; the
+    /// TLS handshake's error.
     pub fn connect_accepted_socket<P: Protocol>(
         &self,
         factory: impl FnOnce() -> P + 'static,
         sock: OwnedFd,
+        tls: Option<Layer>,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::connect_accepted_socket(self, factory, sock)
+        tr::connect_accepted_socket(self, factory, sock, tls)
     }
 
     /// Opens a UDP endpoint (asyncio's `create_datagram_endpoint`).
@@ -275,9 +278,10 @@ impl EventLoop {
     pub fn open_unix_connection(
         &self,
         path: impl AsRef<Path>,
+        options: ConnectOptions,
         limit: usize,
     ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
-        tr::open_unix_connection(self, path, limit)
+        tr::open_unix_connection(self, path, options, limit)
     }
 
     /// [`start_server`](Self::start_server) over a unix socket.

@@ -43,10 +43,11 @@ use std::task::{Context, Poll};
 
 use evloop_core::{Error, ErrorContext, EventLoop};
 
+use crate::layer::AnyProtocol;
 use crate::protocol::Protocol;
 use crate::server::{create_server, Server, ServerOptions};
 use crate::tcp::{create_connection, ConnectOptions};
-use crate::transport::Transport;
+use crate::transport::{plain_sink, Transport};
 use crate::unix::stream::{create_unix_connection, create_unix_server, UnixServerOptions};
 
 pub use reader::StreamReader;
@@ -188,6 +189,20 @@ impl Shared {
     fn transport(&self) -> Option<Transport> {
         self.transport.borrow().clone()
     }
+
+    fn set_transport(&self, transport: Transport) {
+        *self.transport.borrow_mut() = Some(transport);
+    }
+
+    /// Another protocol feeding this connection's reader, for a layer
+    /// started over the connection (it gets no `connection_made`).
+    fn fresh_protocol(self: &Rc<Self>) -> AnyProtocol {
+        let (sink, _handle) = plain_sink(StreamProtocol {
+            shared: self.clone(),
+            on_connect: None,
+        });
+        AnyProtocol(sink)
+    }
 }
 
 type OnConnect = Box<dyn FnOnce(&Transport, &Rc<Shared>)>;
@@ -286,6 +301,7 @@ pub fn open_connection(
 pub fn open_unix_connection(
     event_loop: &EventLoop,
     path: impl AsRef<Path>,
+    options: ConnectOptions,
     limit: usize,
 ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
     let shared = Shared::new(event_loop, limit.max(1));
@@ -297,7 +313,7 @@ pub fn open_unix_connection(
             on_connect: None,
         },
         path,
-        ConnectOptions::default(),
+        options,
     );
     async move {
         check_limit(limit)?;

@@ -2,7 +2,9 @@
 //! transport; `drain` waits while the transport's buffer is above its
 //! high-water mark; futures-io's `AsyncWrite` with the same back-pressure.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::future::Future;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -14,6 +16,7 @@ use futures_io::AsyncWrite;
 
 use super::{into_io, Shared, YieldNow};
 use crate::address::Address;
+use crate::layer::AnyProtocol;
 use crate::transport::Transport;
 
 /// The protocol-side half of the writer's state (asyncio's
@@ -111,7 +114,8 @@ impl Shared {
 /// warning, as asyncio 3.13's `StreamWriter.__del__` does): a handler that
 /// just returns does not leak its connection.
 pub struct StreamWriter {
-    transport: Transport,
+    /// Replaced by [`start_layer`](StreamWriter::start_layer) (STARTTLS).
+    transport: RefCell<Transport>,
     shared: Rc<Shared>,
     /// `poll_write`/`poll_flush` is waiting (their next poll is not a first).
     flush_waiting: bool,
@@ -120,7 +124,7 @@ pub struct StreamWriter {
 impl StreamWriter {
     pub(super) fn new(transport: Transport, shared: Rc<Shared>) -> StreamWriter {
         StreamWriter {
-            transport,
+            transport: RefCell::new(transport),
             shared,
             flush_waiting: false,
         }
@@ -130,22 +134,22 @@ impl StreamWriter {
     /// is buffered). Never blocks; use [`drain`](Self::drain) for
     /// back-pressure. Dropped silently once the connection is lost.
     pub fn write(&self, data: &[u8]) {
-        self.transport.write(data);
+        self.transport.borrow().write(data);
     }
 
     /// Writes each buffer in order.
     pub fn writelines<'a>(&self, data: impl IntoIterator<Item = &'a [u8]>) {
-        self.transport.writelines(data);
+        self.transport.borrow().writelines(data);
     }
 
     /// Shuts down the write side once the buffer is flushed; reading goes on.
     pub fn write_eof(&self) {
-        self.transport.write_eof();
+        self.transport.borrow().write_eof();
     }
 
     /// True: stream sockets can half-close.
     pub fn can_write_eof(&self) -> bool {
-        self.transport.can_write_eof()
+        self.transport.borrow().can_write_eof()
     }
 
     /// Waits until the transport's buffer is at or below its low-water mark
@@ -159,7 +163,7 @@ impl StreamWriter {
         if let Some(error) = self.shared.exception() {
             return Err(error);
         }
-        if self.transport.is_closing() {
+        if self.transport.borrow().is_closing() {
             // Let a pending connection_lost run first (asyncio's sleep(0)).
             YieldNow::default().await;
         }
@@ -174,12 +178,12 @@ impl StreamWriter {
 
     /// Closes the transport (after flushing its buffer).
     pub fn close(&self) {
-        self.transport.close();
+        self.transport.borrow().close();
     }
 
     /// True once closing or closed.
     pub fn is_closing(&self) -> bool {
-        self.transport.is_closing()
+        self.transport.borrow().is_closing()
     }
 
     /// Completes after `connection_lost`.
@@ -191,18 +195,41 @@ impl StreamWriter {
     }
 
     /// The underlying transport.
-    pub fn transport(&self) -> &Transport {
-        &self.transport
+    pub fn transport(&self) -> Transport {
+        self.transport.borrow().clone()
+    }
+
+    /// Moves the connection onto a transport layered over the current one
+    /// (`evloop_tls`'s `start_tls` for streams does this): drains the write
+    /// buffer, then `start` gets the current transport and the protocol that
+    /// feeds this connection's reader, and returns the new transport, which
+    /// this writer (and the reader's flow control) use from then on. Bytes
+    /// the reader already holds stay readable.
+    ///
+    /// # Errors
+    /// What `drain` or `start` fails with; the connection is then as
+    /// `start` left it.
+    pub async fn start_layer<F, Fut>(&self, start: F) -> Result<(), Error>
+    where
+        F: FnOnce(Transport, AnyProtocol) -> Fut,
+        Fut: Future<Output = Result<Transport, Error>>,
+    {
+        self.drain().await?;
+        let protocol = self.shared.fresh_protocol();
+        let layered = start(self.transport(), protocol).await?;
+        *self.transport.borrow_mut() = layered.clone();
+        self.shared.set_transport(layered);
+        Ok(())
     }
 
     /// The peer's address.
     pub fn peername(&self) -> Option<Address> {
-        self.transport.peername()
+        self.transport.borrow().peername()
     }
 
     /// Our address.
     pub fn sockname(&self) -> Option<Address> {
-        self.transport.sockname()
+        self.transport.borrow().sockname()
     }
 
     /// `poll_flush`'s and `poll_write`'s wait: drain semantics without the
@@ -245,7 +272,7 @@ impl AsyncWrite for StreamWriter {
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => return Poll::Pending,
         }
-        this.transport.write(buf);
+        this.transport.borrow().write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -260,16 +287,16 @@ impl AsyncWrite for StreamWriter {
     /// [`wait_closed`](StreamWriter::wait_closed).
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.transport.close();
+        this.transport.borrow().close();
         this.shared.poll_closed(cx).map_err(into_io)
     }
 }
 
 impl Drop for StreamWriter {
     fn drop(&mut self) {
-        if !self.transport.is_closing() {
+        if !self.transport.borrow().is_closing() {
             tracing::warn!(target: "evloop::transports", transport = ?self.transport, "unclosed StreamWriter dropped; closing it");
-            self.transport.close();
+            self.transport.borrow().close();
         }
     }
 }
@@ -277,7 +304,7 @@ impl Drop for StreamWriter {
 impl fmt::Debug for StreamWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamWriter")
-            .field("transport", &self.transport)
+            .field("transport", &*self.transport.borrow())
             .field("paused", &self.shared.write.borrow().paused)
             .finish()
     }

@@ -18,7 +18,8 @@ use crate::address::Address;
 use crate::protocol::{Protocol, ProtocolHandle};
 use crate::server::{serve, Listener, OnAccept, Server, SocketFile};
 use crate::socket;
-use crate::tcp::{establish, ConnectOptions};
+use crate::layer::Layer;
+use crate::tcp::{establish, layered, start_stream, ConnectOptions};
 use crate::transport::{plain_sink, FdKind, StreamSpec, Transport};
 
 /// `create_unix_server`'s keyword arguments.
@@ -32,6 +33,8 @@ pub struct UnixServerOptions {
     pub start_serving: bool,
     /// Remove the socket file on close, if it is still ours (true).
     pub cleanup_socket: bool,
+    /// Run TLS (or another [`Layer`]) over every accepted connection.
+    pub tls: Option<Layer>,
 }
 
 impl Default for UnixServerOptions {
@@ -41,6 +44,7 @@ impl Default for UnixServerOptions {
             backlog: 100,
             start_serving: true,
             cleanup_socket: true,
+            tls: None,
         }
     }
 }
@@ -81,6 +85,7 @@ pub fn create_unix_connection<P: Protocol>(
     let event_loop = event_loop.clone();
     let path = path.as_ref().to_path_buf();
     async move {
+        let layer = layered(options.tls, None);
         let fd = match options.sock {
             Some(sock) => {
                 if !path.as_os_str().is_empty() {
@@ -101,7 +106,7 @@ pub fn create_unix_connection<P: Protocol>(
                 fd
             }
         };
-        establish(&event_loop, fd, move || plain_sink(factory())).await
+        establish(&event_loop, fd, layer, move || plain_sink(factory())).await
     }
 }
 
@@ -124,6 +129,7 @@ pub fn create_unix_server<P: Protocol>(
     let event_loop = event_loop.clone();
     let path = path.map(Path::to_path_buf);
     async move {
+        let tls = options.tls;
         let listener = unix_listener(path, options.sock, options.cleanup_socket, options.backlog)?;
         let lp = event_loop.clone();
         let on_accept: OnAccept = Rc::new(move |fd, peername, sockname| {
@@ -134,7 +140,7 @@ pub fn create_unix_server<P: Protocol>(
                 peername: peername.or(Some(Address::UnixUnnamed)),
                 sockname,
             };
-            Transport::start(&lp, spec, sink, None)
+            start_stream(&lp, spec, sink, layered(tls.clone(), None), None)
         });
         serve(
             &event_loop,
