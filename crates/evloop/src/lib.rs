@@ -42,6 +42,8 @@ mod event_loop;
 mod executor;
 mod names;
 mod net;
+#[cfg(feature = "process")]
+mod process;
 mod signals;
 
 pub use event_loop::{run, Builder, EventLoop};
@@ -58,12 +60,19 @@ pub use evloop_transports::{
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};
 pub use net::Connection;
+#[cfg(feature = "process")]
+pub use evloop_process::{
+    Process, ProcessOptions, ProcessReader, ProcessWriter, Reaper, Stdio, SubprocessConnection,
+    SubprocessProtocol, SubprocessProtocolHandle, SubprocessTransport,
+};
 pub use signals::signal_name;
 
 /// The layers the facade is built from, for users who want one of them alone.
 pub mod layers {
     pub use evloop_core as core;
     pub use evloop_executor as executor;
+    #[cfg(feature = "process")]
+    pub use evloop_process as process;
     pub use evloop_reactor as reactor;
     pub use evloop_signals as signals;
     pub use evloop_timers as timers;
