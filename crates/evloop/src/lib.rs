@@ -52,6 +52,11 @@ pub use evloop_core::{
     LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, VirtualClock,
 };
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
+#[cfg(feature = "process")]
+pub use evloop_process::{
+    Process, ProcessOptions, ProcessReader, ProcessWriter, Reaper, Stdio, SubprocessConnection,
+    SubprocessProtocol, SubprocessProtocolHandle, SubprocessTransport,
+};
 pub use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
     DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamError, StreamReader,
@@ -60,11 +65,6 @@ pub use evloop_transports::{
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};
 pub use net::Connection;
-#[cfg(feature = "process")]
-pub use evloop_process::{
-    Process, ProcessOptions, ProcessReader, ProcessWriter, Reaper, Stdio, SubprocessConnection,
-    SubprocessProtocol, SubprocessProtocolHandle, SubprocessTransport,
-};
 pub use signals::signal_name;
 
 /// The layers the facade is built from, for users who want one of them alone.
