@@ -47,8 +47,7 @@ pub(crate) struct Example {
     pub(crate) check: fn(&Binary) -> Result<(), String>,
 }
 
-/// The contract examples, in DESIGN.md order. Add `subprocess` here when it
-/// is written.
+/// The contract examples, in DESIGN.md order.
 pub(crate) const EXAMPLES: &[Example] = &[
     Example {
         name: "hello_world",
@@ -79,6 +78,13 @@ pub(crate) const EXAMPLES: &[Example] = &[
         required: false,
         expects: "tcp + unix + udp echo, then --streams tcp echo; SIGINT: `shutdown`, exit 0",
         check: check_echo_server,
+    },
+    Example {
+        name: "subprocess",
+        required: true,
+        expects:
+            "child stdout/stderr copied, stdin fed, `exit status: N` (-SIGNUM), EPIPE-safe, exit 0",
+        check: check_subprocess,
     },
 ];
 
@@ -746,4 +752,146 @@ mod tests {
         assert!(err.contains("watchdog"), "{err}");
         assert!(run.status.is_some(), "the child was reaped");
     }
+}
+
+// ---------------------------------------------------------------------------
+// The `subprocess` example
+
+/// `subprocess -- PROGRAM ARGS...`: output copied, stdin fed, `exit status:
+/// N` last, exit 0 — for an exit code, a signal death, a large echo through
+/// `cat`, and a child that exits without reading a large stdin (EPIPE).
+fn check_subprocess(bin: &Binary) -> Result<(), String> {
+    let input = b"hello from stdin\n".repeat(100);
+    let script = "cat; echo err >&2; exit 3";
+    let run = run_fed(bin, &["--", "sh", "-c", script], &input)?;
+    run.expect(&[&input[..], b"exit status: 3\n"].concat(), Some(b"err\n"))?;
+
+    let run = run_fed(bin, &["--", "sh", "-c", "kill -TERM $$"], b"")?;
+    run.expect(b"exit status: -15\n", None)?;
+
+    let big = payload(1024 * 1024 + 1);
+    let run = run_fed(bin, &["--", "cat"], &big)?;
+    run.expect(&[&big[..], b"exit status: 0\n"].concat(), None)?;
+
+    // The child never reads: 16 MiB of stdin must neither hang nor kill us.
+    let run = run_fed(bin, &["--", "true"], &payload(16 * 1024 * 1024))?;
+    run.expect(b"exit status: 0\n", None)
+}
+
+/// One finished run of an example fed with stdin.
+struct FedRun {
+    command: String,
+    status: ExitStatus,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl FedRun {
+    /// Exit 0, stdout exactly `stdout`, stderr exactly `stderr` if given.
+    fn expect(&self, stdout: &[u8], stderr: Option<&[u8]>) -> Result<(), String> {
+        let shown = |b: &[u8]| {
+            let text = String::from_utf8_lossy(b);
+            tail(&text).to_owned()
+        };
+        let fail = |what: String| {
+            format!(
+                "example `{}`: {what}\n  status: {}\n  stdout (tail): {:?}\n  stderr: {:?}",
+                self.command,
+                self.status,
+                shown(&self.stdout),
+                shown(&self.stderr)
+            )
+        };
+        if self.status.code() != Some(0) {
+            return Err(fail("expected exit code 0".to_owned()));
+        }
+        if self.stdout != stdout {
+            return Err(fail(format!(
+                "stdout differs: {} bytes, expected {} ending {:?}",
+                self.stdout.len(),
+                stdout.len(),
+                shown(&stdout[stdout.len().saturating_sub(40)..])
+            )));
+        }
+        if let Some(stderr) = stderr {
+            if self.stderr != stderr {
+                return Err(fail(format!("stderr should be {:?}", shown(stderr))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the example with `input` on its stdin (a pipe; write errors such
+/// as EPIPE once the example closed it are expected), collecting stdout and
+/// stderr, under the watchdog.
+fn run_fed(bin: &Binary, args: &[&str], input: &[u8]) -> Result<FedRun, String> {
+    let command = format!(
+        "{} {} (stdin: {} bytes)",
+        bin.name,
+        args.join(" "),
+        input.len()
+    );
+    println!("    running: {command}");
+    let mut child = Command::new(&bin.path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{command}: could not start {}: {e}", bin.path.display()))?;
+    let deadline = Instant::now() + WATCHDOG;
+    let mut stdin = child.stdin.take();
+    let input = input.to_vec();
+    let feeder = thread::spawn(move || {
+        if let Some(pipe) = stdin.as_mut() {
+            let _ = pipe.write_all(&input);
+        }
+        drop(stdin);
+    });
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut data = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut data);
+            }
+            data
+        })
+    };
+    let out = collect(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = collect(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "example `{command}`: still running after the {} s watchdog: killed it",
+                    WATCHDOG.as_secs()
+                ));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("example `{command}`: wait: {e}")),
+        }
+    };
+    let _ = feeder.join();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok(FedRun {
+        command,
+        status,
+        stdout,
+        stderr,
+    })
 }
