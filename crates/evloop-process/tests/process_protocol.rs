@@ -103,8 +103,14 @@ fn grandchild(reaper: Reaper) {
     assert_eq!(code, 0);
     assert_order(&events, &[0, 1, 2]);
     let exited = events.iter().position(|e| *e == Ev::Exited).unwrap();
-    let out_lost = events.iter().position(|e| matches!(e, Ev::PipeLost(1, _))).unwrap();
-    assert!(exited < out_lost, "process_exited before stdout closed: {events:?}");
+    let out_lost = events
+        .iter()
+        .position(|e| matches!(e, Ev::PipeLost(1, _)))
+        .unwrap();
+    assert!(
+        exited < out_lost,
+        "process_exited before stdout closed: {events:?}"
+    );
     assert_eq!(p.with(|p| p.stdout.clone()).unwrap(), b"late go\n");
     lp.close().unwrap();
 }
@@ -234,7 +240,9 @@ fn spec_18_1_stderr_to_stdout_and_devnull() {
     let (t, p) = spawn_sh(&lp, "echo lost; echo lost >&2", options).unwrap();
     assert!(t.get_pipe_transport(1).is_none());
     assert_eq!(finish(&lp, &t, &p).0, 0);
-    assert!(p.with(|p| p.stdout.is_empty() && p.stderr.is_empty()).unwrap());
+    assert!(p
+        .with(|p| p.stdout.is_empty() && p.stderr.is_empty())
+        .unwrap());
     lp.close().unwrap();
 }
 
@@ -247,7 +255,12 @@ fn spec_18_1_cwd_and_env() {
     }
     .env("EVLOOP_TEST_FOO", "bar")
     .env_remove("HOME");
-    let (t, p) = spawn_sh(&lp, "pwd; echo $EVLOOP_TEST_FOO; echo ${HOME-unset}", options).unwrap();
+    let (t, p) = spawn_sh(
+        &lp,
+        "pwd; echo $EVLOOP_TEST_FOO; echo ${HOME-unset}",
+        options,
+    )
+    .unwrap();
     finish(&lp, &t, &p);
     assert_eq!(p.with(|p| p.stdout.clone()).unwrap(), b"/\nbar\nunset\n");
 
@@ -258,7 +271,13 @@ fn spec_18_1_cwd_and_env() {
     .env("ONLY", "1");
     let (t, p) = run(
         &lp,
-        subprocess_exec(&lp, Recorder::default, "/usr/bin/env", [] as [&str; 0], options),
+        subprocess_exec(
+            &lp,
+            Recorder::default,
+            "/usr/bin/env",
+            [] as [&str; 0],
+            options,
+        ),
     )
     .unwrap();
     finish(&lp, &t, &p);
@@ -271,7 +290,13 @@ fn spec_18_1_bad_programs_give_typed_errors() {
     let lp = new_loop();
     let missing = run(
         &lp,
-        subprocess_exec(&lp, Recorder::default, "/nonexistent/program", ["x"], ProcessOptions::default()),
+        subprocess_exec(
+            &lp,
+            Recorder::default,
+            "/nonexistent/program",
+            ["x"],
+            ProcessOptions::default(),
+        ),
     )
     .unwrap_err();
     assert_eq!(missing.io_kind(), Some(ErrorKind::NotFound), "{missing:?}");
@@ -279,14 +304,30 @@ fn spec_18_1_bad_programs_give_typed_errors() {
     std::fs::write(&file, "#!/bin/sh\n").unwrap();
     let not_exec = run(
         &lp,
-        subprocess_exec(&lp, Recorder::default, &file, [] as [&str; 0], ProcessOptions::default()),
+        subprocess_exec(
+            &lp,
+            Recorder::default,
+            &file,
+            [] as [&str; 0],
+            ProcessOptions::default(),
+        ),
     )
     .unwrap_err();
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(not_exec.io_kind(), Some(ErrorKind::PermissionDenied), "{not_exec:?}");
+    assert_eq!(
+        not_exec.io_kind(),
+        Some(ErrorKind::PermissionDenied),
+        "{not_exec:?}"
+    );
     let empty = run(
         &lp,
-        subprocess_exec(&lp, Recorder::default, "", [] as [&str; 0], ProcessOptions::default()),
+        subprocess_exec(
+            &lp,
+            Recorder::default,
+            "",
+            [] as [&str; 0],
+            ProcessOptions::default(),
+        ),
     )
     .unwrap_err();
     assert!(matches!(empty, Error::InvalidArgument(_)), "{empty:?}");
@@ -321,7 +362,13 @@ fn spec_18_1_large_transfers_are_byte_exact() {
         let data = payload(len);
         let (t, p) = run(
             &lp,
-            subprocess_exec(&lp, Recorder::default, "cat", [] as [&str; 0], ProcessOptions::default()),
+            subprocess_exec(
+                &lp,
+                Recorder::default,
+                "cat",
+                [] as [&str; 0],
+                ProcessOptions::default(),
+            ),
         )
         .unwrap();
         let stdin = t.get_pipe_transport(0).unwrap();
@@ -330,7 +377,10 @@ fn spec_18_1_large_transfers_are_byte_exact() {
         let (code, events) = finish(&lp, &t, &p);
         assert_eq!(code, 0);
         assert_order(&events, &[0, 1, 2]);
-        assert!(p.with(|p| p.stdout == data).unwrap(), "{len} bytes echoed exactly");
+        assert!(
+            p.with(|p| p.stdout == data).unwrap(),
+            "{len} bytes echoed exactly"
+        );
     }
     lp.close().unwrap();
 }
@@ -379,7 +429,10 @@ fn spec_18_1_panic_in_protocol_goes_to_the_exception_handler() {
     assert_eq!(run(&lp, t.wait()), 0);
     let seen = seen.borrow();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    assert!(seen[0].contains("pipe_data_received") && seen[0].contains("boom"), "{seen:?}");
+    assert!(
+        seen[0].contains("pipe_data_received") && seen[0].contains("boom"),
+        "{seen:?}"
+    );
     lp.close().unwrap();
 }
 
@@ -401,7 +454,10 @@ fn spec_18_1_pass_fds_reach_the_child_and_nothing_else_does() {
     std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut got).unwrap();
     assert_eq!(got, "passed\n");
     let listed = String::from_utf8(p.with(|p| p.stdout.clone()).unwrap()).unwrap();
-    let mut fds: Vec<i32> = listed.split_whitespace().map(|s| s.parse().unwrap()).collect();
+    let mut fds: Vec<i32> = listed
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
     fds.sort_unstable();
     // 0, 1, 2, the passed fd, and the one `ls` opens for the directory.
     assert_eq!(fds.len(), 5, "child fds: {fds:?}");

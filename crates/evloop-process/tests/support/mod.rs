@@ -26,6 +26,9 @@ pub enum Ev {
     Lost,
 }
 
+/// A hook run on `process_exited`.
+pub type OnExit = Box<dyn FnMut(&SubprocessTransport)>;
+
 /// Records events; `stdout`/`stderr` collect the data.
 #[derive(Default)]
 pub struct Recorder {
@@ -34,7 +37,7 @@ pub struct Recorder {
     pub stderr: Vec<u8>,
     pub transport: Option<SubprocessTransport>,
     /// Called on process_exited (e.g. to write to stdin then).
-    pub on_exit: Option<Box<dyn FnMut(&SubprocessTransport)>>,
+    pub on_exit: Option<OnExit>,
 }
 
 impl SubprocessProtocol for Recorder {
@@ -52,8 +55,7 @@ impl SubprocessProtocol for Recorder {
         }
     }
     fn pipe_connection_lost(&mut self, fd: i32, error: Option<io::Error>) {
-        self.events
-            .push(Ev::PipeLost(fd, error.map(|e| e.kind())));
+        self.events.push(Ev::PipeLost(fd, error.map(|e| e.kind())));
     }
     fn process_exited(&mut self) {
         self.events.push(Ev::Exited);
@@ -122,8 +124,16 @@ pub fn finish(
 pub fn assert_order(events: &[Ev], pipes: &[i32]) {
     assert_eq!(events.first(), Some(&Ev::Made), "{events:?}");
     assert_eq!(events.last(), Some(&Ev::Lost), "{events:?}");
-    assert_eq!(events.iter().filter(|e| **e == Ev::Lost).count(), 1, "{events:?}");
-    assert_eq!(events.iter().filter(|e| **e == Ev::Exited).count(), 1, "{events:?}");
+    assert_eq!(
+        events.iter().filter(|e| **e == Ev::Lost).count(),
+        1,
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == Ev::Exited).count(),
+        1,
+        "{events:?}"
+    );
     for &fd in pipes {
         let lost: Vec<usize> = events
             .iter()
@@ -152,10 +162,7 @@ pub fn open_fds() -> usize {
 pub fn has_children() -> bool {
     use rustix::process::{waitid, WaitId, WaitIdOptions};
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-    match waitid(WaitId::All, options) {
-        Err(rustix::io::Errno::CHILD) => false,
-        _ => true,
-    }
+    !matches!(waitid(WaitId::All, options), Err(rustix::io::Errno::CHILD))
 }
 
 /// Runs the loop until `done()` holds (checked every few ms on the loop's
@@ -163,7 +170,10 @@ pub fn has_children() -> bool {
 pub fn run_until(lp: &EventLoop, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + WATCHDOG;
     while !done() {
-        assert!(std::time::Instant::now() < deadline, "watchdog: condition never held");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "watchdog: condition never held"
+        );
         let stopper = lp.clone();
         lp.call_later(Duration::from_millis(5), move || stopper.stop())
             .unwrap();
