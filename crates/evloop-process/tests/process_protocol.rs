@@ -159,7 +159,9 @@ fn signal_after_exit(reaper: Reaper) {
 
 fn broken_stdin(reaper: Reaper) {
     let lp = new_loop();
-    let (t, p) = spawn_sh(&lp, "exec true", opts(reaper)).unwrap();
+    // The child reads one byte (so it cannot exit before we write), then
+    // exits with most of the 4 MiB still buffered on our side.
+    let (t, p) = spawn_sh(&lp, "head -c 1 >/dev/null", opts(reaper)).unwrap();
     let stdin = t.get_pipe_transport(0).unwrap();
     stdin.write(&payload(4 * 1024 * 1024));
     let (code, events) = finish(&lp, &t, &p);
@@ -447,7 +449,8 @@ fn spec_18_1_pass_fds_reach_the_child_and_nothing_else_does() {
         pass_fds: vec![w],
         ..ProcessOptions::default()
     };
-    let script = format!("echo passed >&{fd}; ls /proc/self/fd");
+    // dash takes one-digit fds only in redirections; reopen through /proc.
+    let script = format!("echo passed > /proc/self/fd/{fd}; ls /proc/self/fd");
     let (t, p) = spawn_sh(&lp, &script, options).unwrap();
     finish(&lp, &t, &p);
     let mut got = String::new();
