@@ -105,6 +105,16 @@ impl<P: ?Sized> Clone for ProtocolHandle<P> {
     }
 }
 
+impl<P> ProtocolHandle<P> {
+    /// A handle to `protocol`, for calls that take one
+    /// ([`Transport::set_protocol`]).
+    pub fn new(protocol: P) -> ProtocolHandle<P> {
+        ProtocolHandle {
+            inner: Rc::new(RefCell::new(protocol)),
+        }
+    }
+}
+
 impl<P: ?Sized> ProtocolHandle<P> {
     /// Runs `f` with the protocol.
     ///

@@ -1,0 +1,342 @@
+//! SPEC 16.1: handshake, byte-exact echo both ways, the details a TLS
+//! transport reports, close_notify in both directions, write_eof,
+//! BufferedProtocol over TLS, flow control under a peer that never reads,
+//! and many connect/close cycles without a leaked fd.
+
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop_tls::{TlsTransportExt, DEFAULT_HANDSHAKE_TIMEOUT};
+use evloop_transports::{
+    create_connection, create_connection_buffered, create_server, BufferedProtocol,
+    ConnectOptions, Protocol, ServerOptions, Transport,
+};
+use support::*;
+
+fn tls_connect(tls: evloop_tls::ClientTls) -> ConnectOptions {
+    ConnectOptions {
+        tls: Some(tls.into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn spec_16_1_handshake_and_1mib_echo_both_ways() {
+    let fx = Fixture::new();
+    let (server, port) = echo_server(&fx, server_tls());
+    let lp = fx.lp.clone();
+    let connect = create_connection(
+        &fx.lp,
+        move || Recorder::new(&lp),
+        Some("127.0.0.1"),
+        Some(port),
+        tls_connect(client_tls()),
+    );
+    let (transport, client) = fx.run(connect).expect("connect");
+    assert!(transport.is_tls());
+    assert_eq!(client.with(|c| c.events.clone()).unwrap(), vec![Event::Made]);
+    let sent = payload(1 << 20);
+    transport.write(&sent);
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || client.with(|c| c.data.len()).unwrap() >= sent.len()));
+    let echoed = client.with(|c| std::mem::take(&mut c.data)).unwrap();
+    assert!(echoed == sent, "echo differs from what was sent");
+    transport.close();
+    let lost = client.with(|c| c.lost.clone()).unwrap();
+    fx.run(lost).unwrap();
+    let events = client.with(|c| c.events.clone()).unwrap();
+    assert_eq!(events.first(), Some(&Event::Made));
+    assert_eq!(events.last(), Some(&Event::Lost(None)));
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_tls_info_reports_version_cipher_certificates_and_sni() {
+    let fx = Fixture::new();
+    let seen = Rc::new(RefCell::new(None));
+    let record = seen.clone();
+    struct Peek(Rc<RefCell<Option<evloop_tls::TlsInfo>>>);
+    impl Protocol for Peek {
+        fn connection_made(&mut self, transport: Transport) {
+            *self.0.borrow_mut() = transport.tls_info();
+            transport.write(b"x");
+        }
+    }
+    let options = ServerOptions {
+        host: vec!["127.0.0.1".into()],
+        tls: Some(server_tls().into()),
+        ..Default::default()
+    };
+    let factory = move || Peek(record.clone());
+    let server = fx.run(create_server(&fx.lp, factory, options)).unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    let lp = fx.lp.clone();
+    let (transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || Recorder::new(&lp),
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls().server_hostname("localhost")),
+        ))
+        .unwrap();
+    let info = transport.tls_info().expect("client info");
+    assert_eq!(info.protocol_version, "TLSv1.3");
+    assert!(info.cipher_suite.starts_with("TLS13_"), "{}", info.cipher_suite);
+    assert_eq!(info.peer_certificates, vec![pki().server_chain[0].to_vec()]);
+    assert!(!info.server_side);
+    assert!(transport.peername().is_some() && transport.fd().is_some());
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || client.with(|c| !c.data.is_empty()).unwrap()));
+    let server_info = seen.borrow().clone().expect("server info");
+    assert!(server_info.server_side);
+    assert_eq!(server_info.server_name.as_deref(), Some("localhost"));
+    assert!(server_info.peer_certificates.is_empty());
+    transport.close();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_close_notify_from_the_server_is_eof_then_lost() {
+    let fx = Fixture::new();
+    // The server says hello and closes at once.
+    struct HelloClose;
+    impl Protocol for HelloClose {
+        fn connection_made(&mut self, transport: Transport) {
+            transport.write(b"bye");
+            transport.close();
+        }
+    }
+    let options = ServerOptions {
+        host: vec!["127.0.0.1".into()],
+        tls: Some(server_tls().into()),
+        ..Default::default()
+    };
+    let server = fx.run(create_server(&fx.lp, || HelloClose, options)).unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    let lp = fx.lp.clone();
+    let (_transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || Recorder::new(&lp),
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls()),
+        ))
+        .unwrap();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    let (events, data) = client.with(|c| (c.events.clone(), c.data.clone())).unwrap();
+    assert_eq!(data, b"bye");
+    assert_eq!(
+        events,
+        vec![Event::Made, Event::Data(3), Event::Eof, Event::Lost(None)]
+    );
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_write_eof_sends_close_notify_and_keeps_reading() {
+    let fx = Fixture::new();
+    // The server answers after the client's close_notify: it keeps its
+    // write side open on EOF, sends a reply, then closes.
+    struct ReplyOnEof(Option<Transport>, usize);
+    impl Protocol for ReplyOnEof {
+        fn connection_made(&mut self, transport: Transport) {
+            self.0 = Some(transport);
+        }
+        fn data_received(&mut self, data: &[u8]) {
+            self.1 += data.len();
+        }
+        fn eof_received(&mut self) -> bool {
+            let t = self.0.take().unwrap();
+            t.write(format!("got {}", self.1).as_bytes());
+            t.close();
+            true
+        }
+    }
+    let options = ServerOptions {
+        host: vec!["127.0.0.1".into()],
+        tls: Some(server_tls().into()),
+        ..Default::default()
+    };
+    let server = fx
+        .run(create_server(&fx.lp, || ReplyOnEof(None, 0), options))
+        .unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    let lp = fx.lp.clone();
+    let (transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || {
+                let mut r = Recorder::new(&lp);
+                r.keep_open_on_eof = true;
+                r
+            },
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls()),
+        ))
+        .unwrap();
+    assert!(transport.can_write_eof());
+    transport.write(&[7u8; 1000]);
+    transport.write_eof();
+    transport.write(b"ignored after write_eof");
+    fx.run(until(&fx.lp.clone(), || {
+        client.with(|c| c.events.contains(&Event::Eof)).unwrap()
+    }));
+    assert_eq!(client.with(|c| c.data.clone()).unwrap(), b"got 1000");
+    transport.close();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    assert_eq!(
+        client.with(|c| c.events.last().cloned()).unwrap(),
+        Some(Event::Lost(None))
+    );
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+/// A buffered protocol with a deliberately small buffer.
+struct Small {
+    buf: [u8; 7],
+    got: Vec<u8>,
+}
+
+impl BufferedProtocol for Small {
+    fn connection_made(&mut self, transport: Transport) {
+        transport.write(&payload(100_000));
+    }
+    fn get_buffer(&mut self, _size_hint: usize) -> &mut [u8] {
+        &mut self.buf
+    }
+    fn buffer_updated(&mut self, nbytes: usize) {
+        self.got.extend_from_slice(&self.buf[..nbytes]);
+    }
+}
+
+#[test]
+fn spec_16_1_buffered_protocol_gets_plaintext_in_its_own_buffer() {
+    let fx = Fixture::new();
+    let (server, port) = echo_server(&fx, server_tls());
+    let (transport, client) = fx
+        .run(create_connection_buffered(
+            &fx.lp,
+            || Small {
+                buf: [0; 7],
+                got: Vec::new(),
+            },
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls()),
+        ))
+        .unwrap();
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || client.with(|c| c.got.len()).unwrap() >= 100_000));
+    assert!(client.with(|c| c.got == payload(100_000)).unwrap());
+    transport.close();
+    fx.settle();
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
+    let fx = Fixture::new();
+    // The server never reads: it pauses reading on connection_made.
+    struct Deaf;
+    impl Protocol for Deaf {
+        fn connection_made(&mut self, transport: Transport) {
+            transport.pause_reading();
+            std::mem::forget(transport);
+        }
+    }
+    let options = ServerOptions {
+        host: vec!["127.0.0.1".into()],
+        tls: Some(server_tls().into()),
+        ..Default::default()
+    };
+    let server = fx.run(create_server(&fx.lp, || Deaf, options)).unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    let lp = fx.lp.clone();
+    let (transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || Recorder::new(&lp),
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls()),
+        ))
+        .unwrap();
+    // Write as a well-behaved producer does: until told to pause.
+    let chunk = vec![1u8; 16 * 1024];
+    let mut written = 0usize;
+    for _ in 0..10_000 {
+        if client.with(|c| c.events.contains(&Event::PauseWriting)).unwrap() {
+            break;
+        }
+        transport.write(&chunk);
+        written += chunk.len();
+        fx.wait(Duration::from_millis(1));
+    }
+    assert!(
+        client.with(|c| c.events.contains(&Event::PauseWriting)).unwrap(),
+        "never paused after {written} bytes"
+    );
+    let buffered = transport.get_write_buffer_size();
+    let (_low, high) = transport.get_write_buffer_limits();
+    assert!(buffered > high, "paused with {buffered} buffered (high {high})");
+    assert!(buffered < high + 64 * 1024, "buffer unbounded: {buffered}");
+    transport.abort();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    server.close();
+    server.abort_clients();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_thousand_connect_close_cycles_leak_no_fd() {
+    let fx = Fixture::new();
+    let (server, port) = echo_server(&fx, server_tls());
+    let before = fd_count();
+    let tls = client_tls();
+    for round in 0..1000 {
+        let lp = fx.lp.clone();
+        let (transport, client) = fx
+            .run(create_connection(
+                &fx.lp,
+                move || Recorder::new(&lp),
+                Some("127.0.0.1"),
+                Some(port),
+                tls_connect(tls.clone()),
+            ))
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        transport.write(b"ping");
+        let lp = fx.lp.clone();
+        fx.run(until(&lp, || client.with(|c| c.data.len()).unwrap() >= 4));
+        transport.close();
+        fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    }
+    fx.settle();
+    assert_eq!(fd_count(), before, "fds changed over 1000 TLS cycles");
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_default_timeouts_are_asyncios() {
+    assert_eq!(DEFAULT_HANDSHAKE_TIMEOUT, Duration::from_secs(60));
+    assert_eq!(evloop_tls::DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs(30));
+}
