@@ -45,6 +45,8 @@ mod net;
 #[cfg(feature = "process")]
 mod process;
 mod signals;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use event_loop::{run, Builder, EventLoop};
 pub use evloop_core::{
@@ -57,9 +59,14 @@ pub use evloop_process::{
     Process, ProcessOptions, ProcessReader, ProcessWriter, Reaper, Stdio, SubprocessConnection,
     SubprocessProtocol, SubprocessProtocolHandle, SubprocessTransport,
 };
+#[cfg(feature = "tls")]
+pub use evloop_tls::{
+    rustls, ClientAuth, ClientTls, ClientTlsBuilder, ServerTls, ServerTlsBuilder,
+    StreamWriterTlsExt, TlsConfig, TlsInfo, TlsTransportExt,
+};
 pub use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamError, StreamReader,
+    DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError, StreamReader,
     StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
 };
 pub use executor::ExecutorFuture;
@@ -76,5 +83,7 @@ pub mod layers {
     pub use evloop_reactor as reactor;
     pub use evloop_signals as signals;
     pub use evloop_timers as timers;
+    #[cfg(feature = "tls")]
+    pub use evloop_tls as tls;
     pub use evloop_transports as transports;
 }
