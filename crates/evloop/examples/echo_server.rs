@@ -4,7 +4,9 @@
 //! listener, echoes every byte (a peer's EOF: finish sending, then close),
 //! keeps memory bounded under a peer that never reads (flow control pauses
 //! reading), and on SIGINT/SIGTERM closes its servers, waits for them,
-//! prints `shutdown` and exits 0. (`--tls-cert`/`--tls-key` arrive with TLS.)
+//! prints `shutdown` and exits 0. With `--tls-cert PEM --tls-key PEM` the
+//! TCP listeners speak TLS (`listening on tls HOST:PORT`): a client's
+//! `close_notify` is answered with ours, then the connection closes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,12 +15,13 @@ use std::time::Duration;
 
 use evloop::{
     Address, DatagramOptions, DatagramProtocol, DatagramTransport, Error, EventLoop, Protocol,
-    Server, ServerOptions, StreamReader, StreamWriter, Transport, UnixServerOptions, DEFAULT_LIMIT,
+    Server, ServerOptions, ServerTls, StreamReader, StreamWriter, Transport, UnixServerOptions,
+    DEFAULT_LIMIT,
 };
 use futures_lite::AsyncBufReadExt;
 
-const USAGE: &str =
-    "usage: echo_server [--tcp HOST:PORT]... [--unix PATH] [--udp HOST:PORT] [--streams]";
+const USAGE: &str = "usage: echo_server [--tcp HOST:PORT]... [--unix PATH] [--udp HOST:PORT] \
+                     [--tls-cert PEM --tls-key PEM] [--streams]";
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 /// How long shutdown lets connections finish sending before aborting them.
@@ -29,6 +32,8 @@ struct Args {
     tcp: Vec<(String, u16)>,
     unix: Option<PathBuf>,
     udp: Option<(String, u16)>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     streams: bool,
 }
 
@@ -41,15 +46,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--unix" => parsed.unix = Some(PathBuf::from(value()?)),
             "--udp" => parsed.udp = Some(host_port(&value()?)?),
             "--streams" => parsed.streams = true,
-            "--tls-cert" | "--tls-key" => {
-                return Err("TLS listeners are not available in this build yet".into())
-            }
+            "--tls-cert" => parsed.tls_cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => parsed.tls_key = Some(PathBuf::from(value()?)),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     if parsed.tcp.is_empty() && parsed.unix.is_none() && parsed.udp.is_none() {
         return Err("give at least one of --tcp, --unix, --udp".into());
+    }
+    if parsed.tls_cert.is_some() != parsed.tls_key.is_some() {
+        return Err("--tls-cert and --tls-key go together".into());
     }
     Ok(parsed)
 }
@@ -140,11 +147,13 @@ async fn tcp_server(
     lp: &EventLoop,
     host: String,
     port: u16,
+    tls: Option<&ServerTls>,
     streams: bool,
 ) -> Result<Server, Error> {
     let options = ServerOptions {
         host: vec![host],
         port,
+        tls: tls.cloned().map(Into::into),
         ..ServerOptions::default()
     };
     if streams {
@@ -173,11 +182,16 @@ async fn serve(lp: EventLoop, args: Args) -> Result<(), Error> {
             let _ = shutdown.set_result(());
         })?;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let tcp_kind = if tls.is_some() { "tls" } else { "tcp" };
     let mut servers = Vec::new();
     for (host, port) in args.tcp {
-        let server = tcp_server(&lp, host, port, args.streams).await?;
+        let server = tcp_server(&lp, host, port, tls.as_ref(), args.streams).await?;
         for addr in server.sockets() {
-            listening("tcp", &addr);
+            listening(tcp_kind, &addr);
         }
         servers.push(server);
     }
