@@ -76,7 +76,7 @@ pub(crate) const EXAMPLES: &[Example] = &[
     Example {
         name: "echo_server",
         required: false,
-        expects: "tcp + unix + udp echo, then --streams tcp echo; SIGINT: `shutdown`, exit 0",
+        expects: "tcp + unix + udp echo, --streams tcp echo, TLS echo (python ssl, plain and --streams); SIGINT: `shutdown`, exit 0",
         check: check_echo_server,
     },
     Example {
@@ -236,7 +236,9 @@ fn signals_once(bin: &Binary, signal: &str) -> Result<(), String> {
 
 fn check_echo_server(bin: &Binary) -> Result<(), String> {
     echo_all_kinds(bin)?;
-    echo_streams(bin)
+    echo_streams(bin)?;
+    echo_tls(bin, false)?;
+    echo_tls(bin, true)
 }
 
 /// TCP, unix and UDP listeners built on protocols.
@@ -281,6 +283,94 @@ fn echo_all_kinds(bin: &Binary) -> Result<(), String> {
             "the unix socket file {} is still there after shutdown",
             socket_path.display()
         )));
+    }
+    Ok(())
+}
+
+/// TLS listeners (with a certificate openssl makes), checked by a client we
+/// did not write: Python's `ssl` module echoes 256 KiB byte-exact, then
+/// `unwrap()` needs our `close_notify` in answer to its own.
+fn echo_tls(bin: &Binary, streams: bool) -> Result<(), String> {
+    let scratch = Scratch::new("echo-tls")?;
+    let (cert, key) = (scratch.dir.join("cert.pem"), scratch.dir.join("key.pem"));
+    make_certificate(&cert, &key)?;
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let mut args = vec![
+        "--tcp",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert_arg,
+        "--tls-key",
+        &key_arg,
+    ];
+    if streams {
+        args.push("--streams");
+    }
+    let mut run = Running::spawn(bin, &args)?;
+    let listeners = read_listeners(&mut run, &["tls"])?;
+    let addr = parse_addr(&mut run, &listeners[0])?;
+    let script = scratch.dir.join("client.py");
+    std::fs::write(&script, TLS_CLIENT_PY).map_err(|e| format!("{}: {e}", script.display()))?;
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&cert)
+        .arg(addr.port().to_string())
+        .output()
+        .map_err(|e| run.fail(format!("python3 (needed for the TLS check): {e}")))?;
+    if !output.status.success() || String::from_utf8_lossy(&output.stdout).trim() != "ok" {
+        return Err(run.fail(format!(
+            "TLS echo{}: python3 client said {:?} {:?}",
+            if streams { " (--streams)" } else { "" },
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    shut_down(&mut run)
+}
+
+/// A client that verifies the certificate, echoes 256 KiB and shuts TLS
+/// down cleanly; prints `ok`.
+const TLS_CLIENT_PY: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=20) as raw:
+    tls = ctx.wrap_socket(raw, server_hostname="localhost")
+    data = bytes((i * 7 + i // 251) % 256 for i in range(256 * 1024))
+    tls.sendall(data)
+    got = bytearray()
+    while len(got) < len(data):
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    assert bytes(got) == data, f"echo differs: {len(got)} bytes back"
+    tls.unwrap()
+print("ok")
+"#;
+
+/// A self-signed certificate for localhost/127.0.0.1 (openssl).
+fn make_certificate(cert: &Path, key: &Path) -> Result<(), String> {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("openssl (needed for the TLS check; .ci/run installs it): {e}"))?;
+    if !status.success() {
+        return Err(format!("openssl req failed: {status}"));
     }
     Ok(())
 }
