@@ -325,7 +325,34 @@ fn echo_tls(bin: &Binary, streams: bool) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr)
         )));
     }
+    if !streams {
+        tls_client_round_trip(bin, &cert, addr.port()).map_err(|e| run.fail(e))?;
+    }
     shut_down(&mut run)
+}
+
+/// The `tls_client` example against the TLS echo server: it verifies the
+/// certificate, gets its line back and names TLS 1.3.
+fn tls_client_round_trip(echo_server: &Binary, cert: &Path, port: u16) -> Result<(), String> {
+    let client = echo_server.path.with_file_name("tls_client");
+    let output = Command::new(&client)
+        .args(["127.0.0.1", &port.to_string(), "--server-name", "localhost"])
+        .arg("--ca")
+        .arg(cert)
+        .args(["--message", "ping over tls"])
+        .output()
+        .map_err(|e| format!("{}: {e}", client.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let expected = ["reply: ping over tls", "version: TLSv1.3"];
+    if !output.status.success() || !expected.iter().all(|line| lines.contains(line)) {
+        return Err(format!(
+            "tls_client: expected lines {expected:?}, got {stdout:?} (stderr {:?}, {})",
+            String::from_utf8_lossy(&output.stderr),
+            output.status
+        ));
+    }
+    Ok(())
 }
 
 /// A client that verifies the certificate, echoes 256 KiB and shuts TLS
@@ -361,6 +388,8 @@ fn make_certificate(cert: &Path, key: &Path) -> Result<(), String> {
         ])
         .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
         .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        // webpki (rustls) refuses a CA certificate as a server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(key)
         .arg("-out")
