@@ -34,7 +34,7 @@
 //! with rcgen):
 //!
 //! ```
-//! use evloop_core::EventLoop;
+//! use evloop_core::{EventLoop, LoopFuture};
 //! use evloop_tls::{ClientTls, ServerTls, TlsTransportExt};
 //! use evloop_transports::{
 //!     create_connection, create_server, ConnectOptions, Protocol, ServerOptions, Transport,
@@ -48,11 +48,16 @@
 //!     fn data_received(&mut self, data: &[u8]) { self.0.as_ref().unwrap().write(data); }
 //! }
 //!
-//! #[derive(Default)]
-//! struct Client(Vec<u8>);
+//! /// Sends a greeting; `echoed` completes when all of it came back.
+//! struct Client { got: Vec<u8>, echoed: LoopFuture<Vec<u8>> }
 //! impl Protocol for Client {
 //!     fn connection_made(&mut self, t: Transport) { t.write(b"hello over TLS"); }
-//!     fn data_received(&mut self, data: &[u8]) { self.0.extend_from_slice(data); }
+//!     fn data_received(&mut self, data: &[u8]) {
+//!         self.got.extend_from_slice(data);
+//!         if self.got.len() == 14 {
+//!             let _ = self.echoed.set_result(self.got.clone());
+//!         }
+//!     }
 //! }
 //!
 //! let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
@@ -71,16 +76,17 @@
 //! };
 //! let server = lp.run_until_complete(create_server(&lp, Echo::default, options))??;
 //! let port = server.sockets()[0].as_inet().unwrap().port();
-//! let options = ConnectOptions { tls: Some(client_tls.into()), ..Default::default() };
-//! let connect = create_connection(&lp, Client::default, Some("localhost"), Some(port), options);
-//! let (transport, client) = lp.run_until_complete(connect)??;
+//! let echoed = lp.create_future();
+//! let client = Client { got: Vec::new(), echoed: echoed.clone() };
+//! // A numeric host needs no resolver; the name to verify is given apart.
+//! let options = ConnectOptions {
+//!     tls: Some(client_tls.server_hostname("localhost").into()),
+//!     ..Default::default()
+//! };
+//! let connect = create_connection(&lp, move || client, Some("127.0.0.1"), Some(port), options);
+//! let (transport, _client) = lp.run_until_complete(connect)??;
 //! assert_eq!(transport.tls_info().unwrap().protocol_version, "TLSv1.3");
-//! let lp2 = lp.clone();
-//! lp.run_until_complete(async move {
-//!     while client.with(|c| c.0.len()).unwrap() < 14 {
-//!         lp2.sleep(std::time::Duration::from_millis(1)).await;
-//!     }
-//! })?;
+//! assert_eq!(lp.run_until_complete(echoed)??, b"hello over TLS");
 //! transport.close();
 //! server.close();
 //! lp.close()?;
@@ -95,15 +101,14 @@ mod session;
 mod start;
 
 pub use config::{
-    crypto_provider, load_certs, load_key, platform_roots, ClientAuth, ClientTls,
-    ClientTlsBuilder, ServerTls, ServerTlsBuilder, Timeouts, DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_SHUTDOWN_TIMEOUT,
+    crypto_provider, load_certs, load_key, platform_roots, ClientAuth, ClientTls, ClientTlsBuilder,
+    ServerTls, ServerTlsBuilder, Timeouts, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 pub use info::{TlsInfo, TlsTransportExt};
-pub use start::{start_tls, start_tls_protocol, StreamWriterTlsExt, TlsConfig};
 /// The rustls version this crate is built on, for [`ClientTls::from_config`]
 /// and [`ServerTls::from_config`] users and for certificate and key types.
 pub use rustls;
+pub use start::{start_tls, start_tls_protocol, StreamWriterTlsExt, TlsConfig};
 
 #[doc(no_inline)]
 pub use evloop_transports::Transport;
