@@ -119,7 +119,9 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         "evloop-bench" => Allowed::Anything,
         // The echo benchmark's client and comparison servers stand apart
         // from evloop (bench/, driven by `cargo xtask bench`).
-        "evloop-loadgen" | "raw-epoll-echo" | "tokio-echo-bench" => Allowed::Only(&[]),
+        "evloop-loadgen" | "raw-epoll-echo" | "tokio-echo-bench" | "tokio-rustls-echo-bench" => {
+            Allowed::Only(&[])
+        }
         _ => return None,
     };
     Some(allowed)

@@ -36,6 +36,9 @@ use std::time::{Duration, Instant};
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
+pub mod tls;
+pub use tls::{Mode, TlsConfig};
+
 /// A run with no completed request for this long fails (the server hung).
 pub const STALL_LIMIT: Duration = Duration::from_secs(10);
 
@@ -66,18 +69,37 @@ pub struct Config {
     pub duration: Duration,
     /// Print [`WARMUP_DONE`] on stdout when counting starts.
     pub mark: bool,
+    /// `--tls`: speak TLS (see [`tls`]); `None` is the plain path.
+    pub tls: Option<TlsConfig>,
+    /// What to do (modes other than echo need `--tls`).
+    pub mode: Mode,
 }
 
 /// The command-line usage.
 pub const USAGE: &str = "\
 usage: evloop-loadgen (--tcp HOST:PORT | --unix PATH) [--conns C] [--size S]
                       [--warmup W] [--duration D] [--mark]
+                      [--tls [--tls-ca PEM] [--server-name NAME]
+                       [--handshakes [--resume] | --idle N]]
+       evloop-loadgen gen-cert DIR
 
   C connections (default 10) each send an S-byte message (default 1024),
   wait for the whole echo, check it, and send the next. W seconds of
   warm-up (default 1) are not counted; then D seconds (default 5) are.
   --mark prints `warmup-done` when counting starts. Prints one line:
-  requests=N seconds=D rps=X p50_us=A p99_us=B client_cpu_s=C";
+  requests=N seconds=D rps=X p50_us=A p99_us=B client_cpu_s=C
+
+  --tls (TCP only): the same over TLS 1.3 (rustls, ring), verifying the
+  server against --tls-ca (default: signature only, no chain check) for
+  NAME (default localhost); the line gets resumed=R tls=VERSION suite=S.
+  --handshakes: C slots each loop connect, handshake, one S-byte round
+  trip, close_notify, wait for the server's close; requests = cycles.
+  --resume keeps TLS 1.3 tickets (one shared client config); without it
+  every handshake is full. --idle N: opens N connections (C at a time),
+  one round trip each, then (with --mark) prints `warmup-done`, holds
+  them D seconds and reports requests=N.
+  gen-cert DIR: writes DIR/ca.pem, DIR/cert.pem, DIR/key.pem (ECDSA P-256,
+  for localhost and 127.0.0.1), fresh each time.";
 
 impl Config {
     /// Parses the arguments after the program name.
@@ -92,10 +114,21 @@ impl Config {
         let mut warmup = Duration::from_secs(1);
         let mut duration = Duration::from_secs(5);
         let mut mark = false;
+        let (mut tls, mut ca, mut server_name, mut resume) = (false, None, None, false);
+        let mut mode = Mode::Echo;
         let mut it = args.iter();
         while let Some(flag) = it.next() {
-            if flag == "--mark" {
-                mark = true;
+            match flag.as_str() {
+                "--mark" => mark = true,
+                "--tls" => tls = true,
+                "--resume" => resume = true,
+                "--handshakes" => mode = Mode::Handshakes,
+                _ => {}
+            }
+            if matches!(
+                flag.as_str(),
+                "--mark" | "--tls" | "--resume" | "--handshakes"
+            ) {
                 continue;
             }
             let value = it
@@ -109,6 +142,9 @@ impl Config {
                 "--size" => size = parse_number(flag, value)?,
                 "--warmup" => warmup = parse_seconds(flag, value)?,
                 "--duration" => duration = parse_seconds(flag, value)?,
+                "--tls-ca" => ca = Some(PathBuf::from(value)),
+                "--server-name" => server_name = Some(value.to_owned()),
+                "--idle" => mode = Mode::Idle(parse_number(flag, value)?),
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -119,6 +155,21 @@ impl Config {
         if duration.is_zero() {
             return Err("--duration must be positive".to_owned());
         }
+        let tls = tls || ca.is_some() || server_name.is_some();
+        if !tls && (resume || mode != Mode::Echo) {
+            return Err("--handshakes, --resume and --idle need --tls".to_owned());
+        }
+        if mode == Mode::Idle(0) {
+            return Err("--idle must be at least 1".to_owned());
+        }
+        if tls && !matches!(target, Target::Tcp(_)) {
+            return Err("--tls needs --tcp".to_owned());
+        }
+        let tls = tls.then(|| TlsConfig {
+            ca,
+            server_name: server_name.unwrap_or_else(|| "localhost".to_owned()),
+            resume,
+        });
         Ok(Config {
             target,
             conns,
@@ -126,6 +177,8 @@ impl Config {
             warmup,
             duration,
             mark,
+            tls,
+            mode,
         })
     }
 }
@@ -584,6 +637,22 @@ mod tests {
         assert!(Config::parse(&args("--tcp x:1 --size 0")).is_err());
         assert!(Config::parse(&args("--tcp x:1 --bogus 1")).is_err());
         assert!(Config::parse(&args("--tcp")).is_err());
+        assert_eq!((c.tls.clone(), c.mode), (None, Mode::Echo));
+        let t = Config::parse(&args("--tcp x:1 --tls-ca /ca.pem --handshakes --resume")).unwrap();
+        assert_eq!(
+            t.tls,
+            Some(TlsConfig {
+                ca: Some("/ca.pem".into()),
+                server_name: "localhost".to_owned(),
+                resume: true
+            })
+        );
+        assert_eq!(t.mode, Mode::Handshakes);
+        let i = Config::parse(&args("--tcp x:1 --tls --idle 1000")).unwrap();
+        assert_eq!((i.mode, i.tls.unwrap().ca), (Mode::Idle(1000), None));
+        assert!(Config::parse(&args("--tcp x:1 --handshakes")).is_err());
+        assert!(Config::parse(&args("--unix /s --tls")).is_err());
+        assert!(Config::parse(&args("--tcp x:1 --tls --idle 0")).is_err());
     }
 
     #[test]

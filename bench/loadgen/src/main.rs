@@ -13,6 +13,19 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if args.first().map(String::as_str) == Some("gen-cert") {
+        let [_, dir] = args.as_slice() else {
+            eprintln!("evloop-loadgen: gen-cert DIR\n{USAGE}");
+            return ExitCode::from(2);
+        };
+        return match evloop_loadgen::tls::generate_cert(std::path::Path::new(dir)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("evloop-loadgen: error: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::parse(&args) {
         Ok(config) => config,
         Err(message) => {
@@ -21,13 +34,18 @@ fn main() -> ExitCode {
         }
     };
     let mark = config.mark;
-    let result = evloop_loadgen::run(&config, || {
+    let on_counting = || {
         if mark {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{WARMUP_DONE}");
             let _ = out.flush();
         }
-    });
+    };
+    let result = match &config.tls {
+        None => evloop_loadgen::run(&config, on_counting).map(|r| r.to_string()),
+        Some(tls) => evloop_loadgen::tls::run(&config, tls, config.mode, on_counting)
+            .map(|r| r.to_string()),
+    };
     match result {
         Ok(report) => {
             println!("{report}");

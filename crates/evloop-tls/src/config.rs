@@ -251,9 +251,7 @@ impl ClientTlsBuilder {
         let builder = if self.no_verification {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(
-                    crypto_provider(),
-                )))
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(crypto_provider())))
         } else {
             let roots = match self.roots {
                 Some(roots) => Arc::new(roots),
@@ -312,7 +310,8 @@ impl ServerTls {
 
     /// A builder over the chain and key in these PEM files.
     pub fn builder(chain: impl AsRef<Path>, key: impl AsRef<Path>) -> ServerTlsBuilder {
-        let identity = load_certs(chain.as_ref()).and_then(|chain| Ok((chain, load_key(key.as_ref())?)));
+        let identity =
+            load_certs(chain.as_ref()).and_then(|chain| Ok((chain, load_key(key.as_ref())?)));
         ServerTlsBuilder {
             identity,
             alpn: Vec::new(),
@@ -421,15 +420,13 @@ impl ServerTlsBuilder {
                     ClientAuth::Required => verifier,
                     ClientAuth::Optional => verifier.allow_unauthenticated(),
                 };
-                let verifier = verifier.build().map_err(|e| {
-                    config_error(format!("client certificate verifier: {e}"))
-                })?;
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| config_error(format!("client certificate verifier: {e}")))?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
-        let mut config = builder
-            .with_single_cert(chain, key)
-            .map_err(rustls_error)?;
+        let mut config = builder.with_single_cert(chain, key).map_err(rustls_error)?;
         config.alpn_protocols = self.alpn;
         Ok(ServerTls::from_config(Arc::new(config)))
     }
@@ -512,7 +509,11 @@ pub fn platform_roots() -> Result<Arc<RootCertStore>, Error> {
             return Err(format!(
                 "no root certificates found in the platform's store (install ca-certificates, \
                  or pass a root store){}",
-                if why.is_empty() { String::new() } else { format!(": {}", why.join("; ")) }
+                if why.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", why.join("; "))
+                }
             ));
         }
         Ok(Arc::new(roots))

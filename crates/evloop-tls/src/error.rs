@@ -41,9 +41,7 @@ fn kind_of(error: &rustls::Error) -> TlsErrorKind {
             TlsErrorKind::NoApplicationProtocol
         }
         E::AlertReceived(_) => TlsErrorKind::AlertReceived,
-        E::InvalidMessage(_) | E::PeerSentOversizedRecord | E::DecryptError => {
-            TlsErrorKind::NotTls
-        }
+        E::InvalidMessage(_) | E::PeerSentOversizedRecord | E::DecryptError => TlsErrorKind::NotTls,
         E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
             TlsErrorKind::Protocol
         }

@@ -133,7 +133,9 @@ impl Session {
     }
 
     fn rc(&self) -> Rc<Session> {
-        self.me.upgrade().expect("a session is alive while its methods run")
+        self.me
+            .upgrade()
+            .expect("a session is alive while its methods run")
     }
 
     /// The user's transport over this session.
@@ -250,10 +252,12 @@ impl Session {
                     let closing = self.state.borrow().closing;
                     match closing {
                         true => Outcome::More,
-                        false => match self.to_app("data_received", |app| app.data_received(&buf[..n])) {
-                            Some(Err(error)) => Outcome::Failed(error),
-                            _ => Outcome::More,
-                        },
+                        false => {
+                            match self.to_app("data_received", |app| app.data_received(&buf[..n])) {
+                                Some(Err(error)) => Outcome::Failed(error),
+                                _ => Outcome::More,
+                            }
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Outcome::Empty,
@@ -342,7 +346,9 @@ impl Session {
         let seconds = self.timeouts.handshake.as_secs_f64();
         let error = io::Error::new(
             io::ErrorKind::TimedOut,
-            format!("TLS handshake is taking longer than {seconds} seconds: aborting the connection"),
+            format!(
+                "TLS handshake is taking longer than {seconds} seconds: aborting the connection"
+            ),
         );
         self.fail(error);
     }
@@ -508,7 +514,9 @@ impl Session {
     fn to_app<R>(&self, what: &str, f: impl FnOnce(&AnyProtocol) -> R) -> Option<R> {
         let app = self.app()?;
         let describe = || self.describe();
-        match guard_protocol(&self.event_loop, &app, &describe, self.fd(), what, || f(&app)) {
+        match guard_protocol(&self.event_loop, &app, &describe, self.fd(), what, || {
+            f(&app)
+        }) {
             Ok(result) => Some(result),
             Err(error) => {
                 self.state.borrow_mut().lost_error = Some(error);
@@ -715,10 +723,15 @@ impl TransportImpl for Session {
     }
 
     fn get_write_buffer_limits(&self) -> (usize, usize) {
-        self.raw().map_or((0, 0), |raw| raw.get_write_buffer_limits())
+        self.raw()
+            .map_or((0, 0), |raw| raw.get_write_buffer_limits())
     }
 
-    fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) -> Result<(), Error> {
+    fn set_write_buffer_limits(
+        &self,
+        high: Option<usize>,
+        low: Option<usize>,
+    ) -> Result<(), Error> {
         match self.raw() {
             Some(raw) => raw.set_write_buffer_limits(high, low),
             None => Ok(()),
@@ -788,11 +801,13 @@ impl Protocol for RawSide {
     }
 
     fn pause_writing(&mut self) {
-        self.0.flow_to_app("pause_writing", AnyProtocol::pause_writing);
+        self.0
+            .flow_to_app("pause_writing", AnyProtocol::pause_writing);
     }
 
     fn resume_writing(&mut self) {
-        self.0.flow_to_app("resume_writing", AnyProtocol::resume_writing);
+        self.0
+            .flow_to_app("resume_writing", AnyProtocol::resume_writing);
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use evloop_tls::{TlsTransportExt, DEFAULT_HANDSHAKE_TIMEOUT};
 use evloop_transports::{
-    create_connection, create_connection_buffered, create_server, BufferedProtocol,
-    ConnectOptions, Protocol, ServerOptions, Transport,
+    create_connection, create_connection_buffered, create_server, BufferedProtocol, ConnectOptions,
+    Protocol, ServerOptions, Transport,
 };
 use support::*;
 
@@ -37,11 +37,16 @@ fn spec_16_1_handshake_and_1mib_echo_both_ways() {
     );
     let (transport, client) = fx.run(connect).expect("connect");
     assert!(transport.is_tls());
-    assert_eq!(client.with(|c| c.events.clone()).unwrap(), vec![Event::Made]);
+    assert_eq!(
+        client.with(|c| c.events.clone()).unwrap(),
+        vec![Event::Made]
+    );
     let sent = payload(1 << 20);
     transport.write(&sent);
     let lp = fx.lp.clone();
-    fx.run(until(&lp, || client.with(|c| c.data.len()).unwrap() >= sent.len()));
+    fx.run(until(&lp, || {
+        client.with(|c| c.data.len()).unwrap() >= sent.len()
+    }));
     let echoed = client.with(|c| std::mem::take(&mut c.data)).unwrap();
     assert!(echoed == sent, "echo differs from what was sent");
     transport.close();
@@ -87,7 +92,11 @@ fn spec_16_1_tls_info_reports_version_cipher_certificates_and_sni() {
         .unwrap();
     let info = transport.tls_info().expect("client info");
     assert_eq!(info.protocol_version, "TLSv1.3");
-    assert!(info.cipher_suite.starts_with("TLS13_"), "{}", info.cipher_suite);
+    assert!(
+        info.cipher_suite.starts_with("TLS13_"),
+        "{}",
+        info.cipher_suite
+    );
     assert_eq!(info.peer_certificates, vec![pki().server_chain[0].to_vec()]);
     assert!(!info.server_side);
     assert!(transport.peername().is_some() && transport.fd().is_some());
@@ -120,7 +129,9 @@ fn spec_16_1_close_notify_from_the_server_is_eof_then_lost() {
         tls: Some(server_tls().into()),
         ..Default::default()
     };
-    let server = fx.run(create_server(&fx.lp, || HelloClose, options)).unwrap();
+    let server = fx
+        .run(create_server(&fx.lp, || HelloClose, options))
+        .unwrap();
     let port = server.sockets()[0].as_inet().unwrap().port();
     let lp = fx.lp.clone();
     let (_transport, client) = fx
@@ -241,7 +252,9 @@ fn spec_16_1_buffered_protocol_gets_plaintext_in_its_own_buffer() {
         ))
         .unwrap();
     let lp = fx.lp.clone();
-    fx.run(until(&lp, || client.with(|c| c.got.len()).unwrap() >= 100_000));
+    fx.run(until(&lp, || {
+        client.with(|c| c.got.len()).unwrap() >= 100_000
+    }));
     assert!(client.with(|c| c.got == payload(100_000)).unwrap());
     transport.close();
     fx.settle();
@@ -282,7 +295,10 @@ fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
     let chunk = vec![1u8; 16 * 1024];
     let mut written = 0usize;
     for _ in 0..10_000 {
-        if client.with(|c| c.events.contains(&Event::PauseWriting)).unwrap() {
+        if client
+            .with(|c| c.events.contains(&Event::PauseWriting))
+            .unwrap()
+        {
             break;
         }
         transport.write(&chunk);
@@ -290,12 +306,17 @@ fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
         fx.wait(Duration::from_millis(1));
     }
     assert!(
-        client.with(|c| c.events.contains(&Event::PauseWriting)).unwrap(),
+        client
+            .with(|c| c.events.contains(&Event::PauseWriting))
+            .unwrap(),
         "never paused after {written} bytes"
     );
     let buffered = transport.get_write_buffer_size();
     let (_low, high) = transport.get_write_buffer_limits();
-    assert!(buffered > high, "paused with {buffered} buffered (high {high})");
+    assert!(
+        buffered > high,
+        "paused with {buffered} buffered (high {high})"
+    );
     assert!(buffered < high + 64 * 1024, "buffer unbounded: {buffered}");
     transport.abort();
     fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
@@ -338,5 +359,8 @@ fn spec_16_1_thousand_connect_close_cycles_leak_no_fd() {
 #[test]
 fn spec_16_1_default_timeouts_are_asyncios() {
     assert_eq!(DEFAULT_HANDSHAKE_TIMEOUT, Duration::from_secs(60));
-    assert_eq!(evloop_tls::DEFAULT_SHUTDOWN_TIMEOUT, Duration::from_secs(30));
+    assert_eq!(
+        evloop_tls::DEFAULT_SHUTDOWN_TIMEOUT,
+        Duration::from_secs(30)
+    );
 }

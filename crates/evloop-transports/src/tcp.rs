@@ -104,7 +104,10 @@ fn connect_and_establish<P: ?Sized + 'static>(
 }
 
 /// The layer a connection runs under, with the host the user asked for.
-pub(crate) fn layered(layer: Option<Layer>, host: Option<String>) -> Option<(Layer, Option<String>)> {
+pub(crate) fn layered(
+    layer: Option<Layer>,
+    host: Option<String>,
+) -> Option<(Layer, Option<String>)> {
     layer.map(|layer| (layer, host))
 }
 

@@ -37,7 +37,12 @@ fn spec_17_1_unix_server_and_connection_echo_lines() {
         UnixServerOptions::default(),
         DEFAULT_LIMIT,
     )));
-    let (mut reader, writer) = ok(fx.run(open_unix_connection(&fx.lp, &path, Default::default(), DEFAULT_LIMIT)));
+    let (mut reader, writer) = ok(fx.run(open_unix_connection(
+        &fx.lp,
+        &path,
+        Default::default(),
+        DEFAULT_LIMIT,
+    )));
     assert_eq!(writer.peername(), Some(Address::UnixPath(path.clone())));
     writer.write(b"one\ntwo\n");
     assert_eq!(fx.run(reader.readline()).unwrap(), b"one\n");
@@ -56,7 +61,9 @@ fn spec_17_1_unix_server_and_connection_echo_lines() {
 fn spec_17_1_unix_limit_zero_is_invalid_argument() {
     let fx = Fixture::new();
     let path = scratch_path("never.sock");
-    let err = fx.run(open_unix_connection(&fx.lp, &path, Default::default(), 0)).unwrap_err();
+    let err = fx
+        .run(open_unix_connection(&fx.lp, &path, Default::default(), 0))
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
     let err = fx
         .run(start_unix_server(

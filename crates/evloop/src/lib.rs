@@ -50,8 +50,9 @@ mod tls;
 
 pub use event_loop::{run, Builder, EventLoop};
 pub use evloop_core::{
-    panic_message, CallbackId, Clock, Error, ErrorContext, TlsError, TlsErrorKind, FdClaim, Handle, HandleInfo,
-    LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, VirtualClock,
+    panic_message, CallbackId, Clock, Error, ErrorContext, FdClaim, Handle, HandleInfo,
+    LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, TlsError,
+    TlsErrorKind, VirtualClock,
 };
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
 #[cfg(feature = "process")]
@@ -66,8 +67,8 @@ pub use evloop_tls::{
 };
 pub use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError, StreamReader,
-    StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
+    DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError,
+    StreamReader, StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
 };
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};

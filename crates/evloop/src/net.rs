@@ -11,9 +11,9 @@ use std::path::Path;
 use evloop_core::Error;
 use evloop_transports as tr;
 use evloop_transports::{
-    Address, BufferedProtocol, ConnectOptions, Layer, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader, StreamWriter,
-    Transport, UnixServerOptions,
+    Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
+    DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader,
+    StreamWriter, Transport, UnixServerOptions,
 };
 
 use crate::EventLoop;

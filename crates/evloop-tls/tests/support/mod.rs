@@ -336,7 +336,8 @@ impl Protocol for Recorder {
         self.keep_open_on_eof
     }
     fn connection_lost(&mut self, error: Option<io::Error>) {
-        self.events.push(Event::Lost(error.as_ref().map(io::Error::kind)));
+        self.events
+            .push(Event::Lost(error.as_ref().map(io::Error::kind)));
         self.lost_error = error;
         self.transport = None;
         let _ = self.lost.set_result(());

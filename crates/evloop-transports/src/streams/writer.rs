@@ -4,8 +4,8 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::future::Future;
 use std::future::poll_fn;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;

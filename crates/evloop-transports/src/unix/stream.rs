@@ -15,10 +15,10 @@ use rustix::fs::FileType;
 use rustix::net::{AddressFamily, SocketAddrUnix, SocketType};
 
 use crate::address::Address;
+use crate::layer::Layer;
 use crate::protocol::{Protocol, ProtocolHandle};
 use crate::server::{serve, Listener, OnAccept, Server, SocketFile};
 use crate::socket;
-use crate::layer::Layer;
 use crate::tcp::{establish, layered, start_stream, ConnectOptions};
 use crate::transport::{plain_sink, FdKind, StreamSpec, Transport};
 
