@@ -173,8 +173,11 @@ impl Session {
     fn received(&self, data: &[u8]) {
         let hold = {
             let mut st = self.state.borrow_mut();
+            // After close() we read on (to see the peer's close_notify),
+            // whether or not the user paused reading.
+            let paused = !st.reading && !st.closing;
             let hold = st.phase == Phase::Done
-                || (st.phase == Phase::Open && (!st.reading || !st.held.is_empty()));
+                || (st.phase == Phase::Open && (paused || !st.held.is_empty()));
             if hold && st.phase != Phase::Done {
                 st.held.extend_from_slice(data);
             }
@@ -669,6 +672,9 @@ impl TransportImpl for Session {
             Phase::Done => self.close_raw(),
             Phase::Open => {
                 self.send_close_notify();
+                // What waited for a paused reader may hold the peer's close_notify.
+                let held = std::mem::take(&mut self.state.borrow_mut().held);
+                self.consume(&held);
                 if self.state.borrow().peer_closed {
                     self.close_raw();
                 } else {

@@ -364,3 +364,39 @@ fn spec_16_1_default_timeouts_are_asyncios() {
         Duration::from_secs(30)
     );
 }
+
+#[test]
+fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
+    let fx = Fixture::new();
+    let (server, port) = echo_server(&fx, server_tls());
+    let lp = fx.lp.clone();
+    let (transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || Recorder::new(&lp),
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls().shutdown_timeout(Duration::from_secs(30))),
+        ))
+        .unwrap();
+    transport.pause_reading();
+    assert!(!transport.is_reading());
+    transport.write(b"echoed while we do not read");
+    fx.wait(Duration::from_millis(50));
+    assert!(client.with(|c| c.data.is_empty()).unwrap(), "data while paused");
+    let start = std::time::Instant::now();
+    transport.close();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "close waited for the shutdown timeout: the peer's close_notify was not seen"
+    );
+    assert_eq!(
+        client.with(|c| c.events.clone()).unwrap(),
+        vec![Event::Made, Event::Lost(None)],
+        "data after close() must be dropped"
+    );
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
