@@ -90,7 +90,7 @@ usage: evloop-loadgen (--tcp HOST:PORT | --unix PATH) [--conns C] [--size S]
   requests=N seconds=D rps=X p50_us=A p99_us=B client_cpu_s=C
 
   --tls (TCP only): the same over TLS 1.3 (rustls, ring), verifying the
-  server against --tls-ca (default: signature only, no chain check) for
+  server against --tls-ca (default: no verification at all) for
   NAME (default localhost); the line gets resumed=R tls=VERSION suite=S.
   --handshakes: C slots each loop connect, handshake, one S-byte round
   trip, close_notify, wait for the server's close; requests = cycles.

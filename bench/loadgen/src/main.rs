@@ -43,8 +43,9 @@ fn main() -> ExitCode {
     };
     let result = match &config.tls {
         None => evloop_loadgen::run(&config, on_counting).map(|r| r.to_string()),
-        Some(tls) => evloop_loadgen::tls::run(&config, tls, config.mode, on_counting)
-            .map(|r| r.to_string()),
+        Some(tls) => {
+            evloop_loadgen::tls::run(&config, tls, config.mode, on_counting).map(|r| r.to_string())
+        }
     };
     match result {
         Ok(report) => {
