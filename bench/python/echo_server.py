@@ -5,6 +5,7 @@ The command-line contract of the evloop `echo_server` example (DESIGN.md
 "Examples" item 5), TCP and unix only:
 
     echo_server.py [--loop asyncio|uvloop] [--tcp HOST:PORT ...] [--unix PATH ...]
+                   [--tls-cert PEM --tls-key PEM]
 
 One flushed `listening on tcp HOST:PORT` / `listening on unix PATH` line per
 listener (port 0 picks a free port); on SIGINT or SIGTERM it closes the
@@ -12,12 +13,18 @@ servers, waits for them, removes the socket files, prints `shutdown` and
 exits 0. The echo is a plain `asyncio.Protocol` (`data_received` ->
 `transport.write`), the fastest way either loop offers; asyncio and uvloop
 both set TCP_NODELAY on accepted TCP sockets.
+
+With `--tls-cert PEM --tls-key PEM` (for `cargo xtask bench tls`) the TCP
+listeners speak TLS through the `ssl` module (`ssl.SSLContext(
+PROTOCOL_TLS_SERVER)`, `load_cert_chain`, everything else default) and say
+`listening on tls HOST:PORT`; unix listeners stay plain.
 """
 
 import argparse
 import asyncio
 import os
 import signal
+import ssl
 import sys
 
 
@@ -46,12 +53,17 @@ async def serve(args):
     loop = asyncio.get_running_loop()
     servers = []
     lines = []
+    context = None
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
     for addr in args.tcp:
         host, port = split_host_port(addr)
-        server = await loop.create_server(Echo, host, port)
+        server = await loop.create_server(Echo, host, port, ssl=context)
         sockname = server.sockets[0].getsockname()
         shown = f"[{sockname[0]}]" if ":" in sockname[0] else sockname[0]
-        lines.append(f"listening on tcp {shown}:{sockname[1]}")
+        kind = "tls" if context else "tcp"
+        lines.append(f"listening on {kind} {shown}:{sockname[1]}")
         servers.append(server)
     for path in args.unix:
         try:
@@ -85,9 +97,13 @@ def main():
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT")
     parser.add_argument("--unix", action="append", default=[], metavar="PATH")
+    parser.add_argument("--tls-cert", metavar="PEM")
+    parser.add_argument("--tls-key", metavar="PEM")
     args = parser.parse_args()
     if not args.tcp and not args.unix:
         parser.error("give at least one --tcp HOST:PORT or --unix PATH")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     if args.loop == "uvloop":
         import uvloop
 

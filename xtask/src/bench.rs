@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: the echo benchmark (DESIGN.md "Benchmarks", issue 4)
-//! and, as `cargo xtask bench micro`, the micro benchmarks.
+//! and, as `cargo xtask bench micro`, the micro benchmarks; `cargo xtask
+//! bench tls` is the TLS benchmark (`bench/tls.rs`, issue 8).
 //!
 //! The echo benchmark builds everything in release (the workspace's one
 //! `[profile.release]` for every Rust server), then for each transport ×
@@ -26,6 +27,7 @@
 mod parse;
 mod report;
 mod run;
+mod tls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,13 +44,16 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400] [--conns
                          [--servers evloop,tokio,...] [--many-conns 1000] [--no-strace]
                          [--no-record]
        cargo xtask bench micro [bench/run-micro.sh args]
+       cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
 
   Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
   uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
   per transport and size. Defaults: W = 1 s, D = 3 s (--quick: 0.2 s, 0.8 s).
   Then 10 vs --many-conns connections at 1 KiB over TCP (evloop, tokio) and
   syscalls per round trip under strace. Results are appended to
-  docs/performance.md unless --no-record; --plot writes docs/bench-echo.svg.";
+  docs/performance.md unless --no-record; --plot writes docs/bench-echo.svg.
+  TLS is not part of this run: `cargo xtask bench tls` (about 4 minutes,
+  --quick about a minute) measures TLS echo, handshakes and idle memory.";
 
 /// The servers, in the order they run in each round.
 const SERVERS: &[&str] = &[
@@ -184,6 +189,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("micro") {
         return micro(root, &args[1..]);
     }
+    if args.first().map(String::as_str) == Some("tls") {
+        return tls::run(root, &args[1..]);
+    }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return Ok(());
@@ -287,6 +295,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let env = Env {
         loadgen: release.join("evloop-loadgen"),
+        loadgen_args: Vec::new(),
         work_dir,
     };
 

@@ -9,18 +9,27 @@ pub(crate) enum Listening {
     Tcp(String),
     /// `listening on unix PATH`.
     Unix(String),
+    /// `listening on tls HOST:PORT` (a TCP listener speaking TLS).
+    Tls(String),
 }
 
-/// Parses one `listening on tcp HOST:PORT` / `listening on unix PATH` line;
+/// Parses one `listening on tcp HOST:PORT` / `listening on unix PATH` /
+/// `listening on tls HOST:PORT` line;
 /// `None` for any other line (or a TCP address without a port).
 pub(crate) fn listening_line(line: &str) -> Option<Listening> {
     let rest = line.trim_end().strip_prefix("listening on ")?;
     let (kind, addr) = rest.split_once(' ')?;
     let addr = addr.trim();
     match kind {
-        "tcp" => {
+        "tcp" | "tls" => {
             let (host, port) = addr.rsplit_once(':')?;
-            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| Listening::Tcp(addr.into()))
+            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| {
+                if kind == "tls" {
+                    Listening::Tls(addr.into())
+                } else {
+                    Listening::Tcp(addr.into())
+                }
+            })
         }
         "unix" if !addr.is_empty() => Some(Listening::Unix(addr.into())),
         _ => None,
@@ -79,6 +88,20 @@ pub(crate) fn vm_hwm_kib(status: &str) -> Option<u64> {
         let rest = line.strip_prefix("VmHWM:")?;
         rest.split_whitespace().next()?.parse().ok()
     })
+}
+
+/// Resident set size in KiB: the `VmRSS:` line of `/proc/PID/status`.
+pub(crate) fn vm_rss_kib(status: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix("VmRSS:")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// A `key=value` field of a load generator line (`resumed`, `tls`, `suite`).
+pub(crate) fn line_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// An `strace -c` summary: total calls and the calls per syscall, largest
@@ -161,6 +184,11 @@ mod tests {
         assert_eq!(listening_line("listening on tcp :80"), None);
         assert_eq!(listening_line("listening on udp 127.0.0.1:9"), None);
         assert_eq!(listening_line("shutdown"), None);
+        assert_eq!(
+            listening_line("listening on tls 127.0.0.1:4433"),
+            Some(Listening::Tls("127.0.0.1:4433".into()))
+        );
+        assert_eq!(listening_line("listening on tls 127.0.0.1"), None);
     }
 
     #[test]
@@ -194,6 +222,12 @@ mod tests {
             "Name:\techo_server\nVmPeak:\t  10000 kB\nVmHWM:\t    2120 kB\nVmRSS:\t 2000 kB\n";
         assert_eq!(vm_hwm_kib(status), Some(2120));
         assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
+        assert_eq!(vm_rss_kib(status), Some(2000));
+        let line = "requests=5 rps=1 resumed=4 tls=TLSv1_3 suite=TLS13_AES_256_GCM_SHA384";
+        assert_eq!(line_field(line, "resumed"), Some("4"));
+        assert_eq!(line_field(line, "suite"), Some("TLS13_AES_256_GCM_SHA384"));
+        assert_eq!(line_field(line, "rps"), Some("1"));
+        assert_eq!(line_field(line, "nope"), None);
     }
 
     #[test]

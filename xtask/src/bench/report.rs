@@ -35,7 +35,7 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     }
 }
 
-fn min_max(values: &[f64]) -> (f64, f64) {
+pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
     values
         .iter()
         .filter(|x| x.is_finite())
@@ -96,7 +96,7 @@ pub(crate) fn summarize(runs: &[&Entry]) -> Option<Summary> {
 }
 
 /// `server / base` req/s for each round both ran.
-fn round_ratios(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
+pub(crate) fn round_ratios(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
     a.iter()
         .filter_map(|x| {
             let b = base.iter().find(|b| b.round == x.round)?;
@@ -171,7 +171,7 @@ impl Table {
     }
 }
 
-fn size_name(size: usize) -> String {
+pub(crate) fn size_name(size: usize) -> String {
     if size >= 1024 && size % 1024 == 0 {
         format!("{} KiB", size / 1024)
     } else {
@@ -179,7 +179,7 @@ fn size_name(size: usize) -> String {
     }
 }
 
-fn thousands(value: f64) -> String {
+pub(crate) fn thousands(value: f64) -> String {
     if !value.is_finite() {
         return "-".to_owned();
     }
@@ -196,7 +196,7 @@ fn thousands(value: f64) -> String {
     out
 }
 
-fn fixed(value: f64, places: usize) -> String {
+pub(crate) fn fixed(value: f64, places: usize) -> String {
     if value.is_finite() {
         format!("{value:.places$}")
     } else {
@@ -204,11 +204,11 @@ fn fixed(value: f64, places: usize) -> String {
     }
 }
 
-fn ratio(a: f64, b: f64) -> String {
+pub(crate) fn ratio(a: f64, b: f64) -> String {
     fixed(a / b, 2)
 }
 
-fn mib(kib: Option<u64>) -> String {
+pub(crate) fn mib(kib: Option<u64>) -> String {
     #[allow(clippy::cast_precision_loss)]
     kib.map_or_else(
         || "-".to_owned(),
@@ -671,11 +671,22 @@ pub(crate) fn utc_date_time(unix_seconds: u64) -> String {
 /// Inserts `section` at the end of the `## Echo benchmarks` section of a
 /// performance.md (creating the heading, or the whole file, if missing).
 pub(crate) fn insert_echo_section(existing: Option<&str>, intro: &str, section: &str) -> String {
-    const HEADING: &str = "## Echo benchmarks";
+    insert_section(existing, "## Echo benchmarks", intro, section)
+}
+
+/// Inserts `section` at the end of the `HEADING` section of a
+/// performance.md (creating the heading, with `intro`, or the whole file,
+/// if missing).
+pub(crate) fn insert_section(
+    existing: Option<&str>,
+    heading: &str,
+    intro: &str,
+    section: &str,
+) -> String {
     let text = existing.unwrap_or("# Performance\n");
-    let Some(start) = text.lines().position(|l| l.trim_end() == HEADING) else {
+    let Some(start) = text.lines().position(|l| l.trim_end() == heading) else {
         let mut out = text.trim_end().to_owned();
-        let _ = write!(out, "\n\n{HEADING}\n\n{intro}\n\n{section}");
+        let _ = write!(out, "\n\n{heading}\n\n{intro}\n\n{section}");
         return out;
     };
     let lines: Vec<&str> = text.lines().collect();

@@ -104,6 +104,8 @@ impl RunError {
 #[derive(Debug, Clone)]
 pub(crate) struct Env {
     pub(crate) loadgen: PathBuf,
+    /// Extra load generator arguments for every run (`--tls ...`).
+    pub(crate) loadgen_args: Vec<String>,
     /// Unix sockets and server logs go here.
     pub(crate) work_dir: PathBuf,
 }
@@ -164,7 +166,9 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match running.lines.recv_timeout(left) {
                 Ok(line) => match parse::listening_line(&line) {
-                    Some(Listening::Tcp(addr)) => return Ok((running, format!("--tcp={addr}"))),
+                    Some(Listening::Tcp(addr) | Listening::Tls(addr)) => {
+                        return Ok((running, format!("--tcp={addr}")))
+                    }
                     Some(Listening::Unix(path)) => return Ok((running, format!("--unix={path}"))),
                     None => {}
                 },
@@ -262,6 +266,7 @@ fn spawn_loadgen(env: &Env, target: &str, load: &Load) -> Result<Child, RunError
         .args(["--size", &load.size.to_string()])
         .args(["--warmup", &load.warmup.to_string()])
         .args(["--duration", &load.duration.to_string()])
+        .args(&env.loadgen_args)
         .arg("--mark")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -336,6 +341,101 @@ pub(crate) fn measure(
         server_cpu_s,
         rss_kib,
     })
+}
+
+/// What [`measure_idle`] read from the server's `/proc/PID/status`, KiB.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct IdleSample {
+    /// Connections held (the load generator's `requests`).
+    pub(crate) conns: u64,
+    /// `VmRSS` / `VmHWM` after start, before any connection.
+    pub(crate) rss_before: u64,
+    pub(crate) hwm_before: u64,
+    /// `VmRSS` / `VmHWM` with every connection up and idle.
+    pub(crate) rss_held: u64,
+    pub(crate) hwm_held: u64,
+}
+
+/// Starts `server`, reads its memory, runs the load generator with
+/// `extra` (`--idle N ...`: it marks when every connection is up and
+/// idle), reads the memory again at the mark, stops the server.
+///
+/// # Errors
+///
+/// As [`measure`]; also when `/proc` cannot be read.
+pub(crate) fn measure_idle(
+    env: &Env,
+    server: &Server,
+    load: &Load,
+    notes: &mut Vec<String>,
+) -> Result<IdleSample, RunError> {
+    let (running, target) = Running::start(env, server, load.transport)?;
+    let pid = running.pid();
+    let memory = || {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        Some((parse::vm_rss_kib(&status)?, parse::vm_hwm_kib(&status)?))
+    };
+    // Let a Python server finish settling after its `listening on` line.
+    thread::sleep(Duration::from_millis(200));
+    let before = memory();
+    let loadgen = match spawn_loadgen(env, &target, load) {
+        Ok(child) => child,
+        Err(e) => {
+            notes.extend(running.stop());
+            return Err(e);
+        }
+    };
+    let mut held = None;
+    let result = finish_loadgen(loadgen, || held = memory());
+    if let Some(note) = running.stop() {
+        notes.push(note);
+    }
+    let report = result.map_err(|e| RunError::run(format!("{}: {e}", server.name)))?;
+    let (Some((rss_before, hwm_before)), Some((rss_held, hwm_held))) = (before, held) else {
+        return Err(RunError::run(format!(
+            "{}: could not read /proc/{pid}/status",
+            server.name
+        )));
+    };
+    Ok(IdleSample {
+        conns: report.requests,
+        rss_before,
+        hwm_before,
+        rss_held,
+        hwm_held,
+    })
+}
+
+/// Runs `server` once under `load` and returns the load generator's
+/// whole result line (a probe: the TLS modes add fields the sample does
+/// not keep, such as the negotiated version and cipher suite).
+///
+/// # Errors
+///
+/// As [`measure`].
+pub(crate) fn probe(env: &Env, server: &Server, load: &Load) -> Result<String, RunError> {
+    let (running, target) = Running::start(env, server, load.transport)?;
+    let child = spawn_loadgen(env, &target, load);
+    let line = child.and_then(|mut child| {
+        let mut out = String::new();
+        if let Some(mut pipe) = child.stdout.take() {
+            let _ = pipe.read_to_string(&mut out);
+        }
+        let mut err = String::new();
+        if let Some(mut pipe) = child.stderr.take() {
+            let _ = pipe.read_to_string(&mut err);
+        }
+        match child.wait() {
+            Ok(status) if status.success() => Ok(out
+                .lines()
+                .find(|l| l.starts_with("requests="))
+                .unwrap_or_default()
+                .to_owned()),
+            _ => Err(RunError::fatal(format!("{}: {}", server.name, err.trim()))),
+        }
+    });
+    let _ = running.stop();
+    line
 }
 
 /// What `strace -c -f` counted while the server echoed `requests` times.
