@@ -19,7 +19,7 @@ use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use evloop_core::{Error, ErrorContext, EventLoop, LoopFuture, TimerHandle, TlsError};
+use evloop_core::{Error, ErrorContext, EventLoop, LoopFuture, TimerHandle, TlsError, TlsErrorKind};
 use evloop_transports::layer::{guard_protocol, AnyProtocol, TransportImpl};
 use evloop_transports::{Address, Protocol, Transport};
 use rustls::Connection;
@@ -70,6 +70,44 @@ struct State {
     lost_error: Option<io::Error>,
     /// `abort()` came before the raw transport was attached.
     abort_pending: bool,
+    /// Where the incoming bytes are relative to record boundaries.
+    records: Records,
+}
+
+/// Where the incoming byte stream stands relative to TLS record
+/// boundaries, so that an EOF inside a record (a truncation attack, or a
+/// broken peer) is told from a clean one; rustls drops a partial record at
+/// EOF without a word.
+#[derive(Debug, Default)]
+struct Records {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: usize,
+}
+
+impl Records {
+    fn advance(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&data[..n]);
+            self.header_len += n;
+            data = &data[n..];
+            if self.header_len == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.header_len = 0;
+            }
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.header_len == 0 && self.body_left == 0
+    }
 }
 
 /// A TLS connection; the user's [`Transport`] is one of these.
@@ -122,6 +160,7 @@ impl Session {
                 writes_after_lost: 0,
                 lost_error: None,
                 abort_pending: false,
+                records: Records::default(),
             }),
             timer: RefCell::new(None),
             on_lost: RefCell::new(None),
@@ -173,6 +212,7 @@ impl Session {
     fn received(&self, data: &[u8]) {
         let hold = {
             let mut st = self.state.borrow_mut();
+            st.records.advance(data);
             // After close() we read on (to see the peer's close_notify),
             // whether or not the user paused reading.
             let paused = !st.reading && !st.closing;
@@ -318,7 +358,19 @@ impl Session {
 
     /// The raw transport saw EOF: let rustls know, drain, end.
     fn raw_eof(&self) {
-        self.state.borrow_mut().raw_eof = true;
+        let truncated = {
+            let mut st = self.state.borrow_mut();
+            st.raw_eof = true;
+            !st.records.at_boundary()
+        };
+        if truncated {
+            let error = TlsError::new(
+                TlsErrorKind::Protocol,
+                "the peer closed the connection in the middle of a TLS record (truncated)",
+                None,
+            );
+            return self.fail(error.into_io());
+        }
         let _ = self.tls.borrow_mut().read_tls(&mut io::empty());
         if self.process() && self.deliver() {
             self.peer_closed();

@@ -82,6 +82,10 @@ impl TlsConfig {
 }
 
 impl StreamLayer for TlsConfig {
+    fn validate(&self) -> Result<(), Error> {
+        self.timeouts().validate()
+    }
+
     fn start(
         &self,
         event_loop: &EventLoop,

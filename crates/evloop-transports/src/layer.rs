@@ -26,6 +26,17 @@ use crate::transport::Transport;
 
 /// A layer of the byte stream between the socket and the user's protocol.
 pub trait StreamLayer: 'static {
+    /// Checks the layer's options before any socket is opened, so that a
+    /// server with bad options fails at `create_server` instead of on every
+    /// connection.
+    ///
+    /// # Errors
+    /// The options' first problem ([`Error::InvalidArgument`] for TLS's
+    /// zero timeouts).
+    fn validate(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// Starts the layer for one new connection.
     ///
     /// `host` is what the user connected to (`None` for accepted
@@ -55,6 +66,10 @@ impl Layer {
     /// Wraps a layer.
     pub fn new(layer: impl StreamLayer) -> Layer {
         Layer(Rc::new(layer))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        self.0.validate()
     }
 
     pub(crate) fn start(

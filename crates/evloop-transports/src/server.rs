@@ -494,6 +494,7 @@ pub fn create_server<P: Protocol>(
     async move {
         let start = options.start_serving;
         let tls = options.tls.clone();
+        tls.as_ref().map_or(Ok(()), Layer::validate)?;
         let listeners = tcp_listeners(&event_loop, options).await?;
         let lp = event_loop.clone();
         let on_accept: OnAccept = Rc::new(move |fd, peername, sockname| {

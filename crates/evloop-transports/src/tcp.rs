@@ -98,6 +98,7 @@ fn connect_and_establish<P: ?Sized + 'static>(
     let host = host.map(str::to_owned);
     async move {
         let layer = options.tls.clone();
+        layer.as_ref().map_or(Ok(()), Layer::validate)?;
         let fd = open(&event_loop, host.clone(), port, options).await?;
         establish(&event_loop, fd, layered(layer, host), make).await
     }
@@ -126,6 +127,7 @@ pub fn connect_accepted_socket<P: Protocol>(
     let event_loop = event_loop.clone();
     async move {
         socket::check_stream(&sock)?;
+        tls.as_ref().map_or(Ok(()), Layer::validate)?;
         let layer = layered(tls, None);
         establish(&event_loop, sock, layer, move || plain_sink(factory())).await
     }

@@ -85,6 +85,7 @@ pub fn create_unix_connection<P: Protocol>(
     let event_loop = event_loop.clone();
     let path = path.as_ref().to_path_buf();
     async move {
+        options.tls.as_ref().map_or(Ok(()), Layer::validate)?;
         let layer = layered(options.tls, None);
         let fd = match options.sock {
             Some(sock) => {
@@ -130,6 +131,7 @@ pub fn create_unix_server<P: Protocol>(
     let path = path.map(Path::to_path_buf);
     async move {
         let tls = options.tls;
+        tls.as_ref().map_or(Ok(()), Layer::validate)?;
         let listener = unix_listener(path, options.sock, options.cleanup_socket, options.backlog)?;
         let lp = event_loop.clone();
         let on_accept: OnAccept = Rc::new(move |fd, peername, sockname| {
