@@ -90,7 +90,7 @@ fn spec_4_1_cancel_marks_cancelled_and_done() {
     assert!(fut.cancel(), "cancel() of a pending future returns true");
     assert!(fut.done());
     assert!(fut.cancelled());
-    assert!(matches!(fut.result(), Err(Error::Cancelled)));
+    assert!(matches!(fut.result(), Err(Error::Cancelled(_))));
     assert!(!fut.cancel(), "second cancel() returns false");
     assert_invalid_state(fut.set_result(1), "set_result after cancel");
     fx.finish();
@@ -235,7 +235,7 @@ fn spec_4_1_awaiting_an_error_or_cancelled_future_yields_it() {
         matches!(first, Err(Error::InvalidArgument(ref m)) if m == "boom"),
         "{first:?}"
     );
-    assert!(matches!(second, Err(Error::Cancelled)), "{second:?}");
+    assert!(matches!(second, Err(Error::Cancelled(_))), "{second:?}");
     fx.finish();
 }
 
@@ -341,7 +341,7 @@ fn spec_4_2_cancel_ends_with_cancelled_and_drops_the_future() {
     let output = lp
         .run_until_complete(&mut task)
         .expect("run_until_complete");
-    assert!(matches!(output, Err(Error::Cancelled)), "{output:?}");
+    assert!(matches!(output, Err(Error::Cancelled(_))), "{output:?}");
     assert_eq!(drops.get(), 1, "the cancelled task's future is dropped");
     assert!(!resumed.get(), "the cancelled future never resumed");
     assert!(task.done());
@@ -367,7 +367,7 @@ fn spec_4_2_cancel_before_first_step_never_runs_the_body() {
         .expect("create_task");
     assert!(task.cancel());
     let output = lp.run_until_complete(task).expect("run_until_complete");
-    assert!(matches!(output, Err(Error::Cancelled)), "{output:?}");
+    assert!(matches!(output, Err(Error::Cancelled(_))), "{output:?}");
     assert!(
         !ran.get(),
         "a task cancelled before its first step never runs"

@@ -24,8 +24,15 @@ pub enum Error {
     NotRunning,
     /// The loop stopped before the future given to `run_until_complete` completed.
     StoppedBeforeComplete,
-    /// The future or task was cancelled (asyncio: `CancelledError`).
-    Cancelled,
+    /// The future or task was cancelled (asyncio: `CancelledError(msg)`),
+    /// with the message given to `cancel_with`, if any. Match it as
+    /// `Error::Cancelled(_)`, or test with [`Error::is_cancelled`].
+    Cancelled(Option<String>),
+    /// A deadline passed before the operation completed (asyncio's
+    /// `TimeoutError` from `wait_for`/`timeout`): what `EventLoop::timeout`
+    /// returns. OS-level timeouts (a socket's `ETIMEDOUT`) stay
+    /// [`Error::Io`].
+    TimedOut,
     /// A future was used in a state that does not allow it (asyncio: `InvalidStateError`).
     InvalidState(&'static str),
     /// A bad argument, naming it (asyncio: `ValueError`).
@@ -142,9 +149,27 @@ impl Error {
         matches!(self, Error::Closed)
     }
 
-    /// True for [`Error::Cancelled`].
+    /// [`Error::Cancelled`] without a message (a plain `cancel()`).
+    pub fn cancelled() -> Self {
+        Error::Cancelled(None)
+    }
+
+    /// True for [`Error::Cancelled`], with or without a message.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Error::Cancelled)
+        matches!(self, Error::Cancelled(_))
+    }
+
+    /// The message of an [`Error::Cancelled`] given to `cancel_with`.
+    pub fn cancel_message(&self) -> Option<&str> {
+        match self {
+            Error::Cancelled(message) => message.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// True for [`Error::TimedOut`].
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Error::TimedOut)
     }
 
     /// The [`io::ErrorKind`] of an [`Error::Io`], `None` otherwise.
@@ -178,7 +203,8 @@ impl Clone for Error {
             Error::Running => Error::Running,
             Error::NotRunning => Error::NotRunning,
             Error::StoppedBeforeComplete => Error::StoppedBeforeComplete,
-            Error::Cancelled => Error::Cancelled,
+            Error::Cancelled(message) => Error::Cancelled(message.clone()),
+            Error::TimedOut => Error::TimedOut,
             Error::InvalidState(s) => Error::InvalidState(s),
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
             Error::UncatchableSignal(n) => Error::UncatchableSignal(*n),
@@ -213,7 +239,9 @@ impl fmt::Display for Error {
             Error::StoppedBeforeComplete => {
                 f.write_str("event loop stopped before future completed")
             }
-            Error::Cancelled => f.write_str("cancelled"),
+            Error::Cancelled(None) => f.write_str("cancelled"),
+            Error::Cancelled(Some(message)) => write!(f, "cancelled: {message}"),
+            Error::TimedOut => f.write_str("timed out"),
             Error::InvalidState(s) => write!(f, "invalid state: {s}"),
             Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
             Error::UncatchableSignal(n) => write!(f, "sig {n} cannot be caught"),

@@ -20,7 +20,7 @@ use crate::io_watch::IoTable;
 use crate::ready::{Entry, ReadyQueue};
 use crate::remote::{Remote, Shared};
 use crate::stats::StatCells;
-use crate::task::TaskFactory;
+use crate::task::{TaskFactory, TaskRegistry};
 use crate::Error;
 
 /// Default `slow_callback_duration` (asyncio's 100 ms).
@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) stats: StatCells,
     pub(crate) exception_handler: RefCell<Option<ExceptionHandler>>,
     pub(crate) task_factory: RefCell<Option<TaskFactory>>,
+    /// Every task created here, weakly, for `all_tasks`.
+    pub(crate) tasks: RefCell<TaskRegistry>,
     extensions: RefCell<Vec<(TypeId, Rc<dyn Any>)>>,
     /// Tasks whose handle was dropped: kept so `close` can drop their
     /// futures on this thread instead of leaking them.
@@ -177,6 +179,7 @@ impl Builder {
             stats: StatCells::default(),
             exception_handler: RefCell::new(None),
             task_factory: RefCell::new(None),
+            tasks: RefCell::new(TaskRegistry::default()),
             extensions: RefCell::new(Vec::new()),
             detached: RefCell::new(DetachedTasks::default()),
             close_hooks: RefCell::new(Vec::new()),

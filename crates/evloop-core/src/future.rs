@@ -14,7 +14,7 @@ type DoneCallback<T> = Box<dyn FnOnce(&LoopFuture<T>)>;
 
 /// Identifies a done callback, for `remove_done_callback`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CallbackId(u64);
+pub struct CallbackId(pub(crate) u64);
 
 struct State<T> {
     outcome: Option<Result<T, Error>>,
@@ -73,7 +73,7 @@ impl<T: 'static> LoopFuture<T> {
 
     /// Cancels the future; false if it was already done.
     pub fn cancel(&self) -> bool {
-        self.complete(Err(Error::Cancelled)).is_ok()
+        self.complete(Err(Error::Cancelled(None))).is_ok()
     }
 
     /// True once a result, an error or a cancellation is set.
@@ -83,7 +83,7 @@ impl<T: 'static> LoopFuture<T> {
 
     /// True if cancelled.
     pub fn cancelled(&self) -> bool {
-        matches!(self.state.borrow().outcome, Some(Err(Error::Cancelled)))
+        matches!(self.state.borrow().outcome, Some(Err(Error::Cancelled(_))))
     }
 
     /// Runs `callback(&future)` on the loop once the future is done (at once
@@ -170,7 +170,7 @@ impl<T> fmt::Debug for LoopFuture<T> {
         let state = match &self.state.borrow().outcome {
             None => "pending",
             Some(Ok(_)) => "finished",
-            Some(Err(Error::Cancelled)) => "cancelled",
+            Some(Err(Error::Cancelled(_))) => "cancelled",
             Some(Err(_)) => "error",
         };
         f.debug_struct("LoopFuture").field("state", &state).finish()

@@ -69,4 +69,4 @@ pub use handle::{Handle, HandleInfo, TimerHandle};
 pub use io_watch::FdClaim;
 pub use remote::Remote;
 pub use stats::LoopStats;
-pub use task::{LocalBoxFuture, Task, TaskFactory};
+pub use task::{LocalBoxFuture, Task, TaskFactory, TaskId, TaskOptions, TaskRef};

@@ -87,7 +87,7 @@ fn tasks_and_futures() {
     assert!(matches!(lp.run_forever(), Ok(())));
     assert!(task.cancel());
     let out = lp.run_until_complete(task).unwrap();
-    assert!(matches!(out, Err(Error::Cancelled)));
+    assert!(matches!(out, Err(Error::Cancelled(_))));
     lp.close().unwrap();
 }
 

@@ -325,7 +325,7 @@ fn spec_6_3_serve_forever_ends_cancelled_on_close() {
         .call_later(Duration::from_millis(20), move || closer.close())
         .unwrap();
     let outcome = fx.run(forever);
-    assert!(matches!(outcome, Err(Error::Cancelled)), "{outcome:?}");
+    assert!(matches!(outcome, Err(Error::Cancelled(_))), "{outcome:?}");
     assert!(!srv.is_serving());
     fx.finish();
 }

@@ -101,7 +101,7 @@ impl<T> fmt::Debug for ExecutorFuture<T> {
 fn job_error(error: JobError) -> Error {
     match error {
         JobError::Panicked(message) => Error::Panic(message),
-        JobError::Dropped => Error::Cancelled,
+        JobError::Dropped => Error::Cancelled(None),
     }
 }
 
