@@ -100,6 +100,10 @@ impl Fixture {
     }
 
     /// Closes the loop and asserts: no fd leaked, no unexpected errors.
+    ///
+    /// This releases the serial lock: drop anything that holds an fd (a
+    /// `Scratch` directory, sockets) before calling it, or the next test
+    /// may count it.
     pub fn finish(self) {
         self.settle();
         let errors = self.take_errors();
