@@ -1,6 +1,7 @@
 //! asyncio's low-level socket coroutines (SPEC 9.1, R-60..R-64):
 //! `sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_connect`,
-//! `sock_accept`, `sock_sendto`, `sock_recvfrom` on a socket the caller owns.
+//! `sock_accept`, `sock_sendto`, `sock_recvfrom`, `sock_recvfrom_into` on a
+//! socket the caller owns (`sock_sendfile` is in `sendfile.rs`).
 //!
 //! Each future tries its syscall first; on `EAGAIN` it waits for the fd with
 //! the loop's public `add_reader`/`add_writer` (so an fd a transport owns
@@ -142,25 +143,74 @@ pub fn sock_sendall<'a>(
     }
 }
 
+/// Where [`sock_connect`] connects: an [`Address`], or a host name (or
+/// numeric host) and a port, as asyncio's `sock_connect(sock, (host,
+/// port))` takes.
+///
+/// Built with `From`: `Address`, `SocketAddr`, `(&str, u16)`, `(String, u16)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectTarget {
+    /// A resolved address (internet or unix).
+    Address(Address),
+    /// A host and port: a numeric host is used as it is, a name is resolved
+    /// off the loop by the loop's [`Resolver`](crate::Resolver) with the
+    /// socket's family, type and protocol; the first address is used.
+    Host(String, u16),
+}
+
+impl From<Address> for ConnectTarget {
+    fn from(addr: Address) -> Self {
+        ConnectTarget::Address(addr)
+    }
+}
+
+impl From<SocketAddr> for ConnectTarget {
+    fn from(addr: SocketAddr) -> Self {
+        ConnectTarget::Address(Address::Inet(addr))
+    }
+}
+
+impl From<(&str, u16)> for ConnectTarget {
+    fn from((host, port): (&str, u16)) -> Self {
+        ConnectTarget::Host(host.to_owned(), port)
+    }
+}
+
+impl From<(String, u16)> for ConnectTarget {
+    fn from((host, port): (String, u16)) -> Self {
+        ConnectTarget::Host(host, port)
+    }
+}
+
 /// Connects the socket to `addr` (asyncio's `sock_connect`): an
-/// [`Address::Inet`] for an internet socket, a unix address for a unix one.
-/// Host names are not accepted; resolve them first (see
-/// [`resolve`](crate::resolve)). On `EINPROGRESS` it waits until the socket
-/// is writable and reads `SO_ERROR`.
+/// [`Address::Inet`] for an internet socket, a unix address for a unix one,
+/// or a host and port (`("localhost", 8080)`), which is resolved first as
+/// asyncio does (R-63): a numeric host inline, a name by the loop's
+/// [`Resolver`](crate::Resolver) (off the loop; the facade installs one)
+/// with the socket's family, type and protocol, taking the first address.
+/// On `EINPROGRESS` it waits until the socket is writable and reads
+/// `SO_ERROR`.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] for a blocking socket or
-/// [`Address::UnixUnnamed`]; [`Error::Io`] with the connect error's errno
-/// (`ECONNREFUSED`, …); otherwise as [`sock_recv`].
+/// [`Error::InvalidArgument`] for a blocking socket,
+/// [`Address::UnixUnnamed`], a host for a socket that is not an internet
+/// one, or a name with no resolver installed; the resolver's error;
+/// [`Error::Io`] with the connect error's errno (`ECONNREFUSED`, …);
+/// otherwise as [`sock_recv`].
 pub fn sock_connect<'a>(
     lp: &EventLoop,
     sock: &'a impl AsFd,
-    addr: Address,
+    addr: impl Into<ConnectTarget>,
 ) -> impl Future<Output = Result<(), Error>> + 'a {
     let lp = lp.clone();
     let fd = sock.as_fd();
+    let addr = addr.into();
     async move {
-        let mut wait = Wait::new(lp, fd, Direction::Write)?;
+        let mut wait = Wait::new(lp.clone(), fd, Direction::Write)?;
+        let addr = match addr {
+            ConnectTarget::Address(addr) => addr,
+            ConnectTarget::Host(host, port) => resolve_for(&lp, fd, &host, port).await?,
+        };
         let target = to_any(&addr)?;
         loop {
             match rustix::net::connect(fd, &target) {
@@ -256,6 +306,88 @@ pub fn sock_recvfrom<'a>(
     }
 }
 
+/// Receives one datagram into `buf` (asyncio's `sock_recvfrom_into`; the
+/// slice's length is asyncio's `nbytes`: pass `&mut buf[..n]` to take at
+/// most `n` bytes); returns the number of bytes received and the sender's
+/// address (as [`sock_recvfrom`]). A datagram longer than `buf` is
+/// truncated, as `recvfrom` does.
+///
+/// # Errors
+/// As [`sock_recv`].
+///
+/// # Examples
+///
+/// ```
+/// use evloop_core::EventLoop;
+/// use evloop_transports::{sock_recvfrom_into, sock_sendto, Address};
+///
+/// let lp = EventLoop::new()?;
+/// let a = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// let b = std::net::UdpSocket::bind("127.0.0.1:0")?;
+/// a.set_nonblocking(true)?;
+/// b.set_nonblocking(true)?;
+/// let to = Address::Inet(b.local_addr()?);
+/// let mut buf = [0u8; 16];
+/// let (n, from) = lp.run_until_complete(async {
+///     sock_sendto(&lp, &a, b"hello", to).await?;
+///     sock_recvfrom_into(&lp, &b, &mut buf).await
+/// })??;
+/// assert_eq!(&buf[..n], b"hello");
+/// assert_eq!(from, Some(Address::Inet(a.local_addr()?)));
+/// lp.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn sock_recvfrom_into<'a>(
+    lp: &EventLoop,
+    sock: &'a impl AsFd,
+    buf: &'a mut [u8],
+) -> impl Future<Output = Result<(usize, Option<Address>), Error>> + 'a {
+    let lp = lp.clone();
+    let fd = sock.as_fd();
+    async move {
+        let mut wait = Wait::new(lp, fd, Direction::Read)?;
+        let (n, _, from) = wait
+            .retry(|fd| rustix::net::recvfrom(fd, &mut *buf, RecvFlags::empty()))
+            .await?;
+        Ok((n, from.as_ref().and_then(address_of)))
+    }
+}
+
+/// Resolves `host:port` for the socket `fd` (asyncio's `_ensure_resolved`
+/// with the socket's family, type and protocol): the first address.
+async fn resolve_for(
+    lp: &EventLoop,
+    fd: BorrowedFd<'_>,
+    host: &str,
+    port: u16,
+) -> Result<Address, Error> {
+    let family = rustix::net::getsockname(fd)
+        .map_err(io_error)?
+        .address_family();
+    if family != AddressFamily::INET && family != AddressFamily::INET6 {
+        return Err(Error::invalid_argument(
+            "addr: a host and port need an internet (AF_INET/AF_INET6) socket",
+        ));
+    }
+    let socktype = rustix::net::sockopt::socket_type(fd).map_err(io_error)?;
+    let protocol = rustix::net::sockopt::socket_protocol(fd)
+        .ok()
+        .flatten()
+        .map_or(0, |p| i32::try_from(p.as_raw().get()).unwrap_or(0));
+    let hints = crate::resolve::ResolveHints {
+        family: i32::from(family.as_raw()),
+        socktype: i32::try_from(socktype.as_raw()).unwrap_or(0),
+        protocol,
+        flags: 0,
+    };
+    let addrs = crate::resolve::resolve(lp, Some(host), port, hints).await?;
+    addrs
+        .into_iter()
+        .next()
+        .map(Address::Inet)
+        .ok_or_else(|| Error::invalid_argument(format!("addr: {host:?} resolved to nothing")))
+}
+
 /// The address the kernel reported. An unnamed unix peer comes back with
 /// only the family (length 2); rustix 1.1 turns that into an empty abstract
 /// name, so it is caught here first.
@@ -285,13 +417,13 @@ fn to_any(addr: &Address) -> Result<SocketAddrAny, Error> {
     }
 }
 
-fn io_error(errno: Errno) -> Error {
+pub(crate) fn io_error(errno: Errno) -> Error {
     Error::Io(io::Error::from(errno))
 }
 
 /// Which watcher a future waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Direction {
+pub(crate) enum Direction {
     Read,
     Write,
 }
@@ -459,7 +591,7 @@ fn remove_watcher(lp: &EventLoop, fd: RawFd, direction: Direction) {
 }
 
 /// One sock_* future's wait on its fd: leaves the registry on drop.
-struct Wait<'a> {
+pub(crate) struct Wait<'a> {
     lp: EventLoop,
     registry: Rc<Registry>,
     fd: BorrowedFd<'a>,
@@ -470,7 +602,11 @@ struct Wait<'a> {
 impl<'a> Wait<'a> {
     /// Checks the socket is non-blocking (asyncio checks only in debug mode;
     /// a blocking socket would block the loop, so evloop always checks).
-    fn new(lp: EventLoop, fd: BorrowedFd<'a>, direction: Direction) -> Result<Self, Error> {
+    pub(crate) fn new(
+        lp: EventLoop,
+        fd: BorrowedFd<'a>,
+        direction: Direction,
+    ) -> Result<Self, Error> {
         if lp.is_closed() {
             return Err(Error::Closed);
         }
@@ -489,7 +625,7 @@ impl<'a> Wait<'a> {
 
     /// Runs `op` until it does not report `EAGAIN`, waiting for readiness in
     /// between; `EINTR` retries at once.
-    async fn retry<T>(
+    pub(crate) async fn retry<T>(
         &mut self,
         mut op: impl FnMut(BorrowedFd<'a>) -> rustix::io::Result<T>,
     ) -> Result<T, Error> {

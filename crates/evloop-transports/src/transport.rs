@@ -13,8 +13,9 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
 
 use evloop_core::{Error, EventLoop, LoopFuture};
 
@@ -51,6 +52,53 @@ struct State {
     /// asyncio's `_conn_lost`: non-zero once `connection_lost` is scheduled;
     /// writes after that are counted here and dropped.
     conn_lost: u32,
+    /// A sendfile in progress (driven by `sendfile.rs`): while it lasts,
+    /// writes are buffered behind the file and the writer serves it.
+    sendfile: Option<SendfileSlot>,
+}
+
+/// The transport's side of a sendfile in progress.
+#[derive(Debug, Default)]
+struct SendfileSlot {
+    /// Bytes at the front of the buffer written before the sendfile began:
+    /// they go out first, then the file, then the rest of the buffer.
+    ahead: usize,
+    /// The sendfile may try its syscall now (nothing ahead, and the fd was
+    /// writable since it last got `EAGAIN`).
+    go: bool,
+    waker: Option<Waker>,
+    /// The connection failed or was closed under the sendfile.
+    failed: Option<io::Error>,
+}
+
+/// Wakers of sendfile fallbacks waiting for some transport's buffer to
+/// drain (a loop extension): every stream transport of the loop wakes them
+/// when its buffer falls to its low-water mark, and they check their own
+/// transport's size again. A transport implemented outside this crate
+/// (TLS) buffers in a stream transport of this crate, so this is how its
+/// drain is seen without any protocol cooperation.
+#[derive(Debug, Default)]
+pub(crate) struct DrainWaiters(RefCell<Vec<Waker>>);
+
+impl DrainWaiters {
+    pub(crate) fn of(event_loop: &EventLoop) -> Rc<DrainWaiters> {
+        event_loop.extension(DrainWaiters::default)
+    }
+
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut waiters = self.0.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+    }
+
+    fn wake_all(&self) {
+        let wakers = match self.0.try_borrow_mut() {
+            Ok(mut waiters) if !waiters.is_empty() => std::mem::take(&mut *waiters),
+            _ => return,
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
 }
 
 pub(crate) struct StreamInner {
@@ -69,6 +117,7 @@ pub(crate) struct StreamInner {
     /// notice the reader going away. Not a tty/pty, whose master turns
     /// readable with the slave's output (echo) — asyncio skips those too.
     watch_peer: bool,
+    drain: Rc<DrainWaiters>,
 }
 
 /// A stream transport handle (asyncio's `Transport`): cheap to clone, usable
@@ -125,6 +174,7 @@ impl Transport {
             on_lost: RefCell::new(None),
             lost_delivered: Cell::new(false),
             watch_peer,
+            drain: DrainWaiters::of(event_loop),
         });
         crate::lifecycle::track(event_loop, Rc::downgrade(&inner) as _);
         let transport = Transport {
@@ -155,6 +205,23 @@ impl Transport {
         match &self.repr {
             Repr::Stream(_) => None,
             Repr::Custom(c) => c.as_any().downcast_ref::<T>(),
+        }
+    }
+
+    /// The stream transport behind this handle, unless it is implemented
+    /// outside this crate.
+    pub(crate) fn stream(&self) -> Option<&Rc<StreamInner>> {
+        match &self.repr {
+            Repr::Stream(s) => Some(s),
+            Repr::Custom(_) => None,
+        }
+    }
+
+    /// A one-line description for error messages (asyncio's repr).
+    pub(crate) fn describe(&self) -> String {
+        match &self.repr {
+            Repr::Stream(s) => s.describe(),
+            Repr::Custom(c) => c.describe(),
         }
     }
 
@@ -445,10 +512,14 @@ impl StreamInner {
             // A write pipe is watched for readability: the reader going away
             // shows up as an error/hang-up event.
             let read = read || (open && self.watch_peer && !st.closing);
-            (read, open && !st.buffer.is_empty())
+            // During a sendfile the writer is the sendfile's to arm.
+            let write = (st.sendfile.is_none() && !st.buffer.is_empty()).then_some(open);
+            (read, write)
         };
         self.arm_reader(want_read);
-        self.arm_writer(want_write);
+        if let Some(want_write) = want_write {
+            self.arm_writer(want_write);
+        }
     }
 
     fn arm_reader(self: &Rc<Self>, on: bool) {
@@ -612,6 +683,13 @@ impl StreamInner {
             return;
         }
         let mut rest = data;
+        if st.sendfile.is_some() {
+            // Behind the file: flushed once the sendfile ends.
+            st.buffer.push(data);
+            drop(st);
+            self.maybe_pause_protocol();
+            return;
+        }
         if st.buffer.is_empty() {
             match self.write_fd(data) {
                 Ok(n) if n == data.len() => return,
@@ -635,6 +713,9 @@ impl StreamInner {
     }
 
     fn on_writable(self: &Rc<Self>) {
+        if self.state.borrow().sendfile.is_some() {
+            return self.on_writable_sendfile();
+        }
         let outcome = {
             let st = self.state.borrow();
             if st.conn_lost > 0 || st.buffer.is_empty() {
@@ -662,6 +743,7 @@ impl StreamInner {
             }
         }
         self.maybe_resume_protocol();
+        self.notify_drain();
         let (drained, closing, eof) = {
             let st = self.state.borrow();
             (st.buffer.is_empty(), st.closing, st.eof_requested)
@@ -707,6 +789,181 @@ impl StreamInner {
         }
     }
 
+    /// Wakes the sendfile fallbacks waiting for a drain once this buffer is
+    /// at its low-water mark (they check their own transport again).
+    fn notify_drain(&self) {
+        let low_enough = {
+            let st = self.state.borrow();
+            st.buffer.len() <= st.flow.marks.low
+        };
+        if low_enough {
+            self.drain.wake_all();
+        }
+    }
+
+    /// What the fd is (sendfile chooses its path by it).
+    pub(crate) fn kind(&self) -> FdKind {
+        self.kind
+    }
+
+    /// Runs `f` on the fd, unless it is closed already.
+    pub(crate) fn with_fd<R>(&self, f: impl FnOnce(BorrowedFd<'_>) -> R) -> Option<R> {
+        self.fd.borrow().as_ref().map(|fd| f(fd.as_fd()))
+    }
+
+    /// Starts a sendfile: what is buffered now goes out first, writes from
+    /// now on wait behind the file until [`sendfile_end`](Self::sendfile_end).
+    pub(crate) fn sendfile_begin(&self) -> Result<(), Error> {
+        let mut st = self.state.borrow_mut();
+        if st.closing || st.conn_lost > 0 {
+            return Err(Error::InvalidState("Transport is closing"));
+        }
+        if st.eof_requested {
+            return Err(Error::InvalidState("write_eof() was called"));
+        }
+        if st.sendfile.is_some() {
+            return Err(Error::InvalidState("sendfile is in progress"));
+        }
+        let ahead = st.buffer.len();
+        // With bytes ahead the writer is armed already and flushes them first.
+        st.sendfile = Some(SendfileSlot {
+            ahead,
+            go: ahead == 0,
+            ..SendfileSlot::default()
+        });
+        Ok(())
+    }
+
+    /// Ready when the sendfile may try its syscall: nothing is ahead of it
+    /// and the fd was writable since it last got `EAGAIN`; the error if the
+    /// connection failed or was closed meanwhile.
+    pub(crate) fn sendfile_poll(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.state.borrow_mut();
+        let Some(slot) = st.sendfile.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        if let Some(error) = slot.failed.take() {
+            return Poll::Ready(Err(error));
+        }
+        if slot.go {
+            return Poll::Ready(Ok(()));
+        }
+        if !slot.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            slot.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The sendfile's syscall got `EAGAIN`: wait for the fd to be writable.
+    pub(crate) fn sendfile_blocked(self: &Rc<Self>) {
+        match self.state.borrow_mut().sendfile.as_mut() {
+            Some(slot) => slot.go = false,
+            None => return,
+        }
+        self.arm_writer(true);
+    }
+
+    /// Writes part of the file (the chunked path), as `write` would.
+    pub(crate) fn sendfile_write(&self, data: &[u8]) -> io::Result<usize> {
+        self.write_fd(data)
+    }
+
+    /// The sendfile's own syscall failed: the transport fails as it does
+    /// on a write error (`connection_lost` with the error, the exception
+    /// handler unless it is a reset or broken pipe).
+    pub(crate) fn sendfile_failed(self: &Rc<Self>, error: io::Error) {
+        self.state.borrow_mut().sendfile = None;
+        self.fatal_error(error, "Fatal write error on transport");
+    }
+
+    /// Ends the sendfile: what was written meanwhile is flushed, and a
+    /// `close` or `write_eof` called meanwhile goes ahead.
+    pub(crate) fn sendfile_end(self: &Rc<Self>) {
+        let (flush, lose, eof) = {
+            let mut st = self.state.borrow_mut();
+            if st.sendfile.take().is_none() || st.conn_lost > 0 {
+                return;
+            }
+            let empty = st.buffer.is_empty();
+            let lose = empty && st.closing;
+            if lose {
+                st.conn_lost = 1;
+            }
+            (!empty, lose, empty && st.eof_requested)
+        };
+        self.arm_writer(flush);
+        if lose {
+            self.schedule_connection_lost(None);
+        } else if eof {
+            self.shutdown_write();
+        }
+    }
+
+    /// The connection failed under a sendfile: wake it with `error`.
+    fn fail_sendfile(&self, error: io::Error) {
+        let waker = {
+            let mut st = self.state.borrow_mut();
+            let Some(slot) = st.sendfile.as_mut() else {
+                return;
+            };
+            slot.failed = Some(error);
+            slot.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The writer during a sendfile: flushes what is ahead of the file,
+    /// then lets the sendfile go on.
+    fn on_writable_sendfile(self: &Rc<Self>) {
+        let outcome = {
+            let st = self.state.borrow();
+            let ahead = st.sendfile.as_ref().map_or(0, |slot| slot.ahead);
+            (st.conn_lost == 0 && ahead > 0).then(|| self.write_fd(&st.buffer.pending()[..ahead]))
+        };
+        match outcome {
+            None => {}
+            Some(Ok(n)) => {
+                let mut st = self.state.borrow_mut();
+                st.buffer.consume(n);
+                if let Some(slot) = st.sendfile.as_mut() {
+                    slot.ahead -= n;
+                }
+            }
+            Some(Err(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return
+            }
+            Some(Err(error)) => {
+                self.state.borrow_mut().buffer.clear();
+                self.arm_writer(false);
+                self.fatal_error(error, "Fatal write error on transport");
+                return;
+            }
+        }
+        self.maybe_resume_protocol();
+        let waker = {
+            let mut st = self.state.borrow_mut();
+            let Some(slot) = st.sendfile.as_mut() else {
+                return;
+            };
+            if slot.ahead > 0 {
+                return;
+            }
+            slot.go = true;
+            slot.waker.take()
+        };
+        self.arm_writer(false);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     fn write_eof(self: &Rc<Self>) {
         let shut_now = {
             let mut st = self.state.borrow_mut();
@@ -714,7 +971,7 @@ impl StreamInner {
                 return;
             }
             st.eof_requested = true;
-            st.buffer.is_empty()
+            st.buffer.is_empty() && st.sendfile.is_none()
         };
         if shut_now {
             self.shutdown_write();
@@ -753,7 +1010,8 @@ impl StreamInner {
                 return;
             }
             st.closing = true;
-            let lose_now = st.buffer.is_empty() && st.conn_lost == 0;
+            // A sendfile in progress is flushed like buffered data.
+            let lose_now = st.buffer.is_empty() && st.conn_lost == 0 && st.sendfile.is_none();
             if lose_now {
                 st.conn_lost = 1;
             }
@@ -778,6 +1036,16 @@ impl StreamInner {
         }
         self.arm_writer(false);
         self.arm_reader(false);
+        self.fail_sendfile(error.as_ref().map_or_else(
+            || {
+                io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the transport was aborted",
+                )
+            },
+            clone_io_error,
+        ));
+        self.notify_drain();
         self.schedule_connection_lost(error);
     }
 
@@ -836,6 +1104,11 @@ impl StreamInner {
             st.conn_lost = st.conn_lost.max(1);
             st.buffer.clear();
         }
+        self.fail_sendfile(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "the transport was closed",
+        ));
+        self.notify_drain();
         self.watch.release();
         drop(self.fd.borrow_mut().take());
         drop(self.sink.borrow_mut().take());
