@@ -28,7 +28,7 @@ pub const DEFAULT_SLOW_CALLBACK_DURATION: Duration = Duration::from_millis(100);
 
 /// How far in the future a deadline may be; later ones are clamped here
 /// (about 100 years), so huge delays neither overflow nor panic.
-const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Events fetched per poll.
 const EVENTS_CAPACITY: usize = 1024;

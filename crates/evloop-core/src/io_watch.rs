@@ -132,8 +132,8 @@ fn sync_interest(
     }
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(crate) enum Direction {
     Read,
     Write,
 }
@@ -214,7 +214,7 @@ impl EventLoop {
         })
     }
 
-    fn add_watcher(
+    pub(crate) fn add_watcher(
         &self,
         fd: RawFd,
         direction: Direction,
@@ -245,7 +245,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn remove_watcher(&self, fd: RawFd, direction: Direction, owner: bool) -> bool {
+    pub(crate) fn remove_watcher(&self, fd: RawFd, direction: Direction, owner: bool) -> bool {
         let poller = self.inner.poller.borrow();
         let Some(poller) = poller.as_ref() else {
             return false;

@@ -5,7 +5,9 @@
 //! `call_soon`/`call_later`/`call_at` with cancellable [`Handle`]s and
 //! [`TimerHandle`]s, [`Remote`] for `call_soon_threadsafe`, fd watchers
 //! (`add_reader`/`add_writer`) and fd claims for transports, [`LoopFuture`],
-//! [`Task`] and the task factory, the exception handler with
+//! [`Task`]/[`TaskRef`] and the task factory, time as futures ([`Sleep`],
+//! `timeout`, [`Interval`]) on the loop's clock, fd readiness futures
+//! ([`Readiness`]), [`RemoteTask`] for `Remote::spawn`, the exception handler with
 //! [`ErrorContext`], debug mode, [`LoopStats`], and the one [`Error`] type.
 //!
 //! **Does not own:** fd readiness (`evloop-reactor`), the timer heap and clocks
@@ -54,11 +56,14 @@ mod exception;
 mod future;
 mod handle;
 mod io_watch;
+mod readiness;
 mod ready;
 mod remote;
 mod run;
+mod spawn;
 mod stats;
 mod task;
+mod time;
 
 pub use error::{panic_message, Error, TlsError, TlsErrorKind};
 pub use event_loop::{Builder, EventLoop, DEFAULT_SLOW_CALLBACK_DURATION};
@@ -67,6 +72,9 @@ pub use exception::{ErrorContext, ExceptionHandler};
 pub use future::{CallbackId, LoopFuture};
 pub use handle::{Handle, HandleInfo, TimerHandle};
 pub use io_watch::FdClaim;
+pub use readiness::Readiness;
 pub use remote::Remote;
+pub use spawn::RemoteTask;
 pub use stats::LoopStats;
 pub use task::{LocalBoxFuture, Task, TaskFactory, TaskId, TaskOptions, TaskRef};
+pub use time::{Interval, Sleep};
