@@ -25,6 +25,7 @@
 //! client for all, the spread reported.
 
 mod parse;
+mod process;
 mod report;
 mod run;
 mod tls;
@@ -188,6 +189,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if args.first().map(String::as_str) == Some("micro") {
         return micro(root, &args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("process") {
+        return process::run(root, &args[1..]);
     }
     if args.first().map(String::as_str) == Some("tls") {
         return tls::run(root, &args[1..]);

@@ -117,6 +117,8 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         "evloop" => Allowed::Only(ALL_LIBRARIES),
         "evloop-conformance" => Allowed::Only(&["evloop"]),
         "evloop-bench" => Allowed::Anything,
+        // `cargo xtask bench process`: evloop-process beside tokio::process.
+        "process-spawn-bench" => Allowed::Anything,
         // The echo benchmark's client and comparison servers stand apart
         // from evloop (bench/, driven by `cargo xtask bench`).
         "evloop-loadgen" | "raw-epoll-echo" | "tokio-echo-bench" | "tokio-rustls-echo-bench" => {

@@ -55,10 +55,8 @@ mod streams;
 mod sys;
 mod transport;
 
+pub use evloop_transports::{StreamReader, StreamWriter};
 pub use options::{ProcessOptions, Reaper, Stdio};
 pub use protocol::{SubprocessProtocol, SubprocessProtocolHandle};
-pub use streams::{
-    create_subprocess_exec, create_subprocess_shell, Process, ProcessReader, ProcessWriter,
-    DEFAULT_LIMIT,
-};
+pub use streams::{create_subprocess_exec, create_subprocess_shell, Process, DEFAULT_LIMIT};
 pub use transport::{subprocess_exec, subprocess_shell, SubprocessConnection, SubprocessTransport};

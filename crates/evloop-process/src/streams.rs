@@ -1,428 +1,102 @@
 //! The streams-level API (asyncio's `asyncio.subprocess`):
 //! [`create_subprocess_exec`]/[`create_subprocess_shell`] give a
-//! [`Process`] whose piped stdin is a [`ProcessWriter`] and whose piped
-//! stdout/stderr are [`ProcessReader`]s (futures-io `AsyncWrite`/`AsyncRead`).
+//! [`Process`] whose piped stdin is a [`StreamWriter`] and whose piped
+//! stdout/stderr are [`StreamReader`]s — `evloop-transports`' stream types,
+//! with futures-io's `AsyncWrite`/`AsyncRead`/`AsyncBufRead`.
 //!
-//! An internal protocol (asyncio's `SubprocessStreamProtocol`) feeds the
-//! readers from `pipe_data_received` and tracks the stdin pipe's flow
-//! control. A reader pauses its pipe's reading above `2 × limit` buffered
-//! bytes and resumes it at `≤ limit`, as asyncio's `StreamReader`.
+//! An internal protocol (asyncio's `SubprocessStreamProtocol`) drives them
+//! through [`StreamFeed`]s: `pipe_data_received` feeds a reader,
+//! `pipe_connection_lost` feeds its EOF (or error), the stdin pipe's
+//! `pause_writing`/`resume_writing`/loss drive the writer's `drain` and
+//! `wait_closed`. A reader pauses its pipe's reading above `2 × limit`
+//! buffered bytes and resumes it at `≤ limit`, as asyncio's `StreamReader`.
 //!
-//! `evloop-transports`' `StreamReader`/`StreamWriter` have no public
-//! constructor over a pipe that another protocol feeds, so these two small
-//! types stand in for them with the same method names.
+//! Dropping [`Process::stdin`] closes the pipe (after flushing what was
+//! written): the child reads EOF.
 
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
 use evloop_core::{Error, EventLoop};
-use evloop_transports::Transport;
-use futures_io::{AsyncRead, AsyncWrite};
+use evloop_transports::{StreamFeed, StreamReader, StreamWriter};
 
 use crate::options::ProcessOptions;
 use crate::protocol::SubprocessProtocol;
 use crate::transport::{subprocess_exec, subprocess_shell, SubprocessTransport};
 
-/// The default reader limit (asyncio's `2**16`).
-pub const DEFAULT_LIMIT: usize = 64 * 1024;
+pub use evloop_transports::DEFAULT_LIMIT;
 
-fn wake_all(wakers: &mut Vec<Waker>) {
-    std::mem::take(wakers).into_iter().for_each(Waker::wake);
-}
-
-fn register(wakers: &mut Vec<Waker>, waker: &Waker) {
-    if !wakers.iter().any(|w| w.will_wake(waker)) {
-        wakers.push(waker.clone());
-    }
-}
-
-fn copy_error(error: &io::Error) -> io::Error {
-    match error.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(error.kind(), error.to_string()),
-    }
-}
-
-#[derive(Default)]
-struct ReadState {
-    buf: Vec<u8>,
-    pos: usize,
-    eof: bool,
-    error: Option<io::Error>,
-    waker: Option<Waker>,
-    paused: bool,
-    transport: Option<Transport>,
-}
-
-impl ReadState {
-    fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        let n = n.min(self.buffered());
-        let out = self.buf[self.pos..self.pos + n].to_vec();
-        self.pos += n;
-        if self.pos == self.buf.len() {
-            self.buf.clear();
-            self.pos = 0;
-        }
-        out
-    }
-}
-
-struct ReaderShared {
-    limit: usize,
-    state: RefCell<ReadState>,
-}
-
-impl ReaderShared {
-    fn feed(&self, data: &[u8]) {
-        let (waker, pause) = {
-            let mut st = self.state.borrow_mut();
-            st.buf.extend_from_slice(data);
-            let pause = !st.paused && st.buffered() > self.limit.saturating_mul(2);
-            st.paused |= pause;
-            (
-                st.waker.take(),
-                pause.then(|| st.transport.clone()).flatten(),
-            )
-        };
-        if let Some(transport) = pause {
-            transport.pause_reading();
-        }
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    fn end(&self, error: Option<io::Error>) {
-        let waker = {
-            let mut st = self.state.borrow_mut();
-            st.eof = true;
-            st.error = error;
-            st.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-
-    /// Bytes left the buffer: resume reading at `≤ limit`.
-    fn consumed(&self) {
-        let resume = {
-            let mut st = self.state.borrow_mut();
-            let resume = st.paused && st.buffered() <= self.limit;
-            st.paused &= !resume;
-            resume.then(|| st.transport.clone()).flatten()
-        };
-        if let Some(transport) = resume {
-            transport.resume_reading();
-        }
-    }
-
-    /// Polls for `want(state)` to be ready; registers the waker otherwise.
-    fn poll_ready(&self, cx: &Context<'_>, want: impl Fn(&ReadState) -> bool) -> Poll<()> {
-        let mut st = self.state.borrow_mut();
-        if want(&st) || st.eof {
-            return Poll::Ready(());
-        }
-        // Waiting for more than the pause threshold needs reading on.
-        let resume = st.paused.then(|| st.transport.clone()).flatten();
-        st.paused = false;
-        st.waker = Some(cx.waker().clone());
-        drop(st);
-        if let Some(transport) = resume {
-            transport.resume_reading();
-        }
-        Poll::Pending
-    }
-}
-
-/// A child's stdout or stderr (asyncio's `StreamReader` on
-/// `Process.stdout`). Reads take `&mut self` and are cancel-safe.
-pub struct ProcessReader {
-    shared: Rc<ReaderShared>,
-}
-
-impl ProcessReader {
-    /// Up to `n` bytes, waiting for at least one; empty at EOF (or for `n == 0`).
-    ///
-    /// # Errors
-    /// The pipe's read error, once the buffer is empty.
-    pub async fn read(&mut self, n: usize) -> Result<Vec<u8>, Error> {
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        poll_fn(|cx| self.shared.poll_ready(cx, |st| st.buffered() > 0)).await;
-        self.finish_read(n)
-    }
-
-    /// Everything until EOF.
-    ///
-    /// # Errors
-    /// The pipe's read error.
-    pub async fn read_to_end(&mut self) -> Result<Vec<u8>, Error> {
-        poll_fn(|cx| self.shared.poll_ready(cx, |_| false)).await;
-        self.finish_read(usize::MAX)
-    }
-
-    /// One line with its `\n` (without one at EOF); empty at EOF.
-    ///
-    /// # Errors
-    /// The pipe's read error.
-    pub async fn readline(&mut self) -> Result<Vec<u8>, Error> {
-        poll_fn(|cx| {
-            self.shared
-                .poll_ready(cx, |st| st.buf[st.pos..].contains(&b'\n'))
-        })
-        .await;
-        let n = {
-            let st = self.shared.state.borrow();
-            st.buf[st.pos..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(st.buffered(), |i| i + 1)
-        };
-        self.finish_read(n)
-    }
-
-    fn finish_read(&mut self, n: usize) -> Result<Vec<u8>, Error> {
-        let out = {
-            let mut st = self.shared.state.borrow_mut();
-            if st.buffered() == 0 {
-                if let Some(error) = &st.error {
-                    return Err(Error::Io(copy_error(error)));
-                }
-            }
-            st.take(n)
-        };
-        self.shared.consumed();
-        Ok(out)
-    }
-
-    /// True once EOF was seen and the buffer is empty.
-    pub fn at_eof(&self) -> bool {
-        let st = self.shared.state.borrow();
-        st.eof && st.buffered() == 0
-    }
-
-    /// The reader's buffer limit.
-    pub fn limit(&self) -> usize {
-        self.shared.limit
-    }
-}
-
-impl AsyncRead for ProcessReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if out.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let this = self.get_mut();
-        if this
-            .shared
-            .poll_ready(cx, |st| st.buffered() > 0)
-            .is_pending()
-        {
-            return Poll::Pending;
-        }
-        match this.finish_read(out.len()) {
-            Ok(data) => {
-                out[..data.len()].copy_from_slice(&data);
-                Poll::Ready(Ok(data.len()))
-            }
-            Err(Error::Io(e)) => Poll::Ready(Err(e)),
-            Err(e) => Poll::Ready(Err(io::Error::other(e))),
-        }
-    }
-}
-
-impl fmt::Debug for ProcessReader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let st = self.shared.state.borrow();
-        f.debug_struct("ProcessReader")
-            .field("buffered", &st.buffered())
-            .field("eof", &st.eof)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Default)]
-struct WriteState {
-    paused: bool,
-    /// `Some` once the pipe is gone: `None` inside for a clean close.
-    lost: Option<Option<io::Error>>,
-    wakers: Vec<Waker>,
-}
-
-/// A child's stdin (asyncio's `StreamWriter` on `Process.stdin`).
-pub struct ProcessWriter {
-    transport: Transport,
-    state: Rc<RefCell<WriteState>>,
-}
-
-impl ProcessWriter {
-    /// Writes `data` (buffered by the pipe transport past what the pipe
-    /// takes). Dropped silently once the pipe is gone.
-    pub fn write(&self, data: &[u8]) {
-        self.transport.write(data);
-    }
-
-    /// Flushes, then closes the pipe: the child reads EOF.
-    pub fn write_eof(&self) {
-        self.transport.write_eof();
-    }
-
-    /// Closes the pipe (after flushing).
-    pub fn close(&self) {
-        self.transport.close();
-    }
-
-    /// True once the pipe is closing or closed.
-    pub fn is_closing(&self) -> bool {
-        self.transport.is_closing()
-    }
-
-    /// The stdin pipe transport.
-    pub fn transport(&self) -> &Transport {
-        &self.transport
-    }
-
-    /// Waits while the pipe's buffer is above its high-water mark.
-    ///
-    /// # Errors
-    /// `BrokenPipe` (or the pipe's error) once the child closed its end;
-    /// `ConnectionReset` once the pipe closed cleanly.
-    pub async fn drain(&self) -> Result<(), Error> {
-        poll_fn(|cx| self.poll_drain(cx)).await.map_err(Error::Io)
-    }
-
-    fn poll_drain(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
-        let mut st = self.state.borrow_mut();
-        match &st.lost {
-            Some(Some(e)) => return Poll::Ready(Err(copy_error(e))),
-            Some(None) => {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    "Connection lost",
-                )))
-            }
-            None => {}
-        }
-        if !st.paused {
-            return Poll::Ready(Ok(()));
-        }
-        register(&mut st.wakers, cx.waker());
-        Poll::Pending
-    }
-
-    /// Waits until the pipe is closed.
-    pub async fn wait_closed(&self) {
-        poll_fn(|cx| {
-            let mut st = self.state.borrow_mut();
-            if st.lost.is_some() {
-                return Poll::Ready(());
-            }
-            register(&mut st.wakers, cx.waker());
-            Poll::Pending
-        })
-        .await;
-    }
-}
-
-impl AsyncWrite for ProcessWriter {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.poll_drain(cx) {
-            Poll::Ready(Ok(())) => {
-                self.transport.write(buf);
-                Poll::Ready(Ok(buf.len()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_drain(cx)
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.transport.close();
-        let mut st = self.state.borrow_mut();
-        match &st.lost {
-            Some(Some(e)) => Poll::Ready(Err(copy_error(e))),
-            Some(None) => Poll::Ready(Ok(())),
-            None => {
-                register(&mut st.wakers, cx.waker());
-                Poll::Pending
-            }
-        }
-    }
-}
-
-impl fmt::Debug for ProcessWriter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProcessWriter")
-            .field("transport", &self.transport)
-            .finish_non_exhaustive()
-    }
-}
+/// The stdin writer, made in `connection_made` and taken by `into_process`.
+type StdinSlot = Rc<RefCell<Option<StreamWriter>>>;
 
 /// asyncio's `SubprocessStreamProtocol`.
 struct StreamsProtocol {
-    readers: [Option<Rc<ReaderShared>>; 3],
-    writer: Rc<RefCell<WriteState>>,
+    event_loop: EventLoop,
+    /// The feeds of the stdout (1) and stderr (2) readers; 0 is unused.
+    readers: [Option<StreamFeed>; 3],
+    stdin: StdinSlot,
+    /// The stdin writer's feed, once `connection_made` made the writer.
+    stdin_feed: Option<StreamFeed>,
+}
+
+impl StreamsProtocol {
+    fn reader(&self, fd: i32) -> Option<&StreamFeed> {
+        match fd {
+            1 | 2 => self.readers[fd as usize].as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl SubprocessProtocol for StreamsProtocol {
     fn connection_made(&mut self, transport: SubprocessTransport) {
         for fd in 1..=2 {
-            if let Some(reader) = &self.readers[fd] {
-                reader.state.borrow_mut().transport = transport.get_pipe_transport(fd as i32);
+            if let (Some(feed), Some(pipe)) = (self.reader(fd), transport.get_pipe_transport(fd)) {
+                feed.set_transport(pipe);
             }
+        }
+        if let Some(pipe) = transport.get_pipe_transport(0) {
+            let (writer, feed) = StreamWriter::with_feed(&self.event_loop, pipe);
+            *self.stdin.borrow_mut() = Some(writer);
+            self.stdin_feed = Some(feed);
         }
     }
 
     fn pipe_data_received(&mut self, fd: i32, data: &[u8]) {
-        if let Some(Some(reader)) = usize::try_from(fd).ok().and_then(|i| self.readers.get(i)) {
-            reader.feed(data);
+        if let Some(feed) = self.reader(fd) {
+            feed.feed_data(data);
         }
     }
 
     fn pipe_connection_lost(&mut self, fd: i32, error: Option<io::Error>) {
         if fd == 0 {
-            let mut st = self.writer.borrow_mut();
-            st.lost = Some(error);
-            wake_all(&mut st.wakers);
+            if let Some(feed) = &self.stdin_feed {
+                feed.connection_lost(error);
+            }
             return;
         }
-        if let Some(Some(reader)) = usize::try_from(fd).ok().and_then(|i| self.readers.get(i)) {
-            reader.end(error);
+        if let Some(feed) = self.reader(fd) {
+            match error {
+                None => feed.feed_eof(),
+                Some(error) => feed.set_exception(Error::Io(error)),
+            }
         }
     }
 
     fn pause_writing(&mut self) {
-        self.writer.borrow_mut().paused = true;
+        if let Some(feed) = &self.stdin_feed {
+            feed.pause_writing();
+        }
     }
 
     fn resume_writing(&mut self) {
-        let mut st = self.writer.borrow_mut();
-        st.paused = false;
-        wake_all(&mut st.wakers);
+        if let Some(feed) = &self.stdin_feed {
+            feed.resume_writing();
+        }
     }
 }
 
@@ -430,11 +104,13 @@ impl SubprocessProtocol for StreamsProtocol {
 /// [`create_subprocess_shell`] (asyncio's `asyncio.subprocess.Process`).
 pub struct Process {
     /// The child's stdin, when it is [`Stdio::Pipe`](crate::Stdio::Pipe).
-    pub stdin: Option<ProcessWriter>,
+    /// Dropping it (or [`close`](StreamWriter::close)) closes the pipe
+    /// once what was written is flushed: the child reads EOF.
+    pub stdin: Option<StreamWriter>,
     /// The child's stdout, when it is a pipe.
-    pub stdout: Option<ProcessReader>,
+    pub stdout: Option<StreamReader>,
     /// The child's stderr, when it is a pipe.
-    pub stderr: Option<ProcessReader>,
+    pub stderr: Option<StreamReader>,
     transport: SubprocessTransport,
 }
 
@@ -529,7 +205,7 @@ impl Process {
     }
 }
 
-async fn read_all(reader: Option<&mut ProcessReader>) -> Option<Result<Vec<u8>, Error>> {
+async fn read_all(reader: Option<&mut StreamReader>) -> Option<Result<Vec<u8>, Error>> {
     match reader {
         Some(reader) => Some(reader.read_to_end().await),
         None => None,
@@ -545,20 +221,46 @@ impl fmt::Debug for Process {
     }
 }
 
-fn streams_protocol(options: &ProcessOptions, limit: usize) -> StreamsProtocol {
+/// The protocol and the user's halves of its streams.
+struct Streams {
+    stdout: Option<StreamReader>,
+    stderr: Option<StreamReader>,
+    stdin: StdinSlot,
+}
+
+fn streams_protocol(
+    event_loop: &EventLoop,
+    options: &ProcessOptions,
+    limit: usize,
+) -> (StreamsProtocol, Streams) {
     use crate::options::Stdio;
     let reader = |s: &Stdio| {
-        matches!(s, Stdio::Pipe).then(|| {
-            Rc::new(ReaderShared {
-                limit,
-                state: RefCell::new(ReadState::default()),
-            })
-        })
+        if !matches!(s, Stdio::Pipe) {
+            return (None, None);
+        }
+        match StreamReader::with_feed(event_loop, limit) {
+            Ok((reader, feed)) => (Some(reader), Some(feed)),
+            // limit == 0: the spawn fails on check_limit first.
+            Err(_) => (None, None),
+        }
     };
-    StreamsProtocol {
-        readers: [None, reader(&options.stdout), reader(&options.stderr)],
-        writer: Rc::new(RefCell::new(WriteState::default())),
-    }
+    let (stdout, out_feed) = reader(&options.stdout);
+    let (stderr, err_feed) = reader(&options.stderr);
+    let stdin = StdinSlot::default();
+    let protocol = StreamsProtocol {
+        event_loop: event_loop.clone(),
+        readers: [None, out_feed, err_feed],
+        stdin: stdin.clone(),
+        stdin_feed: None,
+    };
+    (
+        protocol,
+        Streams {
+            stdout,
+            stderr,
+            stdin,
+        },
+    )
 }
 
 fn check_limit(limit: usize) -> Result<(), Error> {
@@ -568,21 +270,12 @@ fn check_limit(limit: usize) -> Result<(), Error> {
     Ok(())
 }
 
-fn into_process(
-    transport: SubprocessTransport,
-    readers: [Option<Rc<ReaderShared>>; 3],
-    writer: Rc<RefCell<WriteState>>,
-) -> Process {
-    let [_, out, err] = readers;
+fn into_process(transport: SubprocessTransport, streams: Streams) -> Process {
+    let stdin = streams.stdin.borrow_mut().take();
     Process {
-        stdin: transport
-            .get_pipe_transport(0)
-            .map(|transport| ProcessWriter {
-                transport,
-                state: writer,
-            }),
-        stdout: out.map(|shared| ProcessReader { shared }),
-        stderr: err.map(|shared| ProcessReader { shared }),
+        stdin,
+        stdout: streams.stdout,
+        stderr: streams.stderr,
         transport,
     }
 }
@@ -621,13 +314,12 @@ pub fn create_subprocess_exec<A: AsRef<OsStr>>(
     options: ProcessOptions,
     limit: usize,
 ) -> impl Future<Output = Result<Process, Error>> + 'static {
-    let protocol = streams_protocol(&options, limit.max(1));
-    let (readers, writer) = (protocol.readers.clone(), protocol.writer.clone());
+    let (protocol, streams) = streams_protocol(event_loop, &options, limit);
     let spawn = subprocess_exec(event_loop, move || protocol, program, args, options);
     async move {
         check_limit(limit)?;
         let (transport, _) = spawn.await?;
-        Ok(into_process(transport, readers, writer))
+        Ok(into_process(transport, streams))
     }
 }
 
@@ -642,12 +334,11 @@ pub fn create_subprocess_shell(
     options: ProcessOptions,
     limit: usize,
 ) -> impl Future<Output = Result<Process, Error>> + 'static {
-    let protocol = streams_protocol(&options, limit.max(1));
-    let (readers, writer) = (protocol.readers.clone(), protocol.writer.clone());
+    let (protocol, streams) = streams_protocol(event_loop, &options, limit);
     let spawn = subprocess_shell(event_loop, move || protocol, cmd, options);
     async move {
         check_limit(limit)?;
         let (transport, _) = spawn.await?;
-        Ok(into_process(transport, readers, writer))
+        Ok(into_process(transport, streams))
     }
 }

@@ -4,8 +4,12 @@
 
 mod support;
 
+use std::io::ErrorKind;
+
+use evloop_core::Error;
 use evloop_process::{
-    create_subprocess_exec, create_subprocess_shell, ProcessOptions, Stdio, DEFAULT_LIMIT,
+    create_subprocess_exec, create_subprocess_shell, ProcessOptions, Stdio, StreamReader,
+    StreamWriter, DEFAULT_LIMIT,
 };
 use futures_io::AsyncRead;
 use support::*;
@@ -117,4 +121,77 @@ fn spec_18_1_two_loops_on_two_threads() {
     for t in threads {
         t.join().unwrap();
     }
+}
+
+#[test]
+fn spec_18_1_process_pipes_are_stream_reader_and_writer() {
+    let lp = new_loop();
+    let spawn = create_subprocess_exec(
+        &lp,
+        "cat",
+        [] as [&str; 0],
+        ProcessOptions::default(),
+        DEFAULT_LIMIT,
+    );
+    run(&lp, async {
+        let mut child = spawn.await.unwrap();
+        let stdin: StreamWriter = child.stdin.take().unwrap();
+        let mut stdout: StreamReader = child.stdout.take().unwrap();
+        assert_eq!(stdout.limit(), DEFAULT_LIMIT);
+        stdin.write(b"abc\nrest");
+        // Dropping the writer flushes, then closes the pipe: cat reads EOF.
+        drop(stdin);
+        assert_eq!(stdout.readuntil(b"\n").await.unwrap(), b"abc\n");
+        assert_eq!(stdout.read_to_end().await.unwrap(), b"rest");
+        assert!(stdout.at_eof());
+        assert_eq!(child.wait().await, 0);
+        let mut stderr = child.stderr.take().unwrap();
+        assert_eq!(stderr.read_to_end().await.unwrap(), b"");
+    });
+    lp.close().unwrap();
+}
+
+#[test]
+fn spec_18_1_stdin_writer_reports_a_child_that_stopped_reading() {
+    let lp = new_loop();
+    // Reads one byte, then exits with the rest of 4 MiB unread.
+    let spawn = create_subprocess_shell(
+        &lp,
+        "head -c 1 >/dev/null",
+        ProcessOptions::default(),
+        DEFAULT_LIMIT,
+    );
+    run(&lp, async {
+        let mut child = spawn.await.unwrap();
+        let stdin = child.stdin.take().unwrap();
+        stdin.write(&payload(4 << 20));
+        let waited = stdin.drain().await.unwrap_err();
+        assert!(
+            matches!(&waited, Error::Io(e) if e.kind() == ErrorKind::BrokenPipe),
+            "{waited:?}"
+        );
+        let closed = stdin.wait_closed().await.unwrap_err();
+        assert!(
+            matches!(&closed, Error::Io(e) if e.kind() == ErrorKind::BrokenPipe),
+            "{closed:?}"
+        );
+        assert!(stdin.is_closing());
+        let again = stdin.drain().await.unwrap_err();
+        assert!(
+            matches!(&again, Error::Io(e) if e.kind() == ErrorKind::ConnectionReset),
+            "{again:?}"
+        );
+        assert_eq!(child.wait().await, 0);
+    });
+
+    // A child that exits without reading an idle stdin: the pipe closes
+    // cleanly and wait_closed completes.
+    let spawn = create_subprocess_shell(&lp, "exit 0", ProcessOptions::default(), DEFAULT_LIMIT);
+    run(&lp, async {
+        let mut child = spawn.await.unwrap();
+        let stdin = child.stdin.take().unwrap();
+        assert_eq!(child.wait().await, 0);
+        stdin.wait_closed().await.unwrap();
+    });
+    lp.close().unwrap();
 }

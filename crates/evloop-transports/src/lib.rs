@@ -89,8 +89,8 @@ pub use sock::{
 };
 pub use socket::os_errno;
 pub use streams::{
-    open_connection, open_unix_connection, start_server, start_unix_server, StreamError,
-    StreamReader, StreamWriter, DEFAULT_LIMIT,
+    open_connection, open_unix_connection, start_server, start_unix_server, stream_pair,
+    StreamError, StreamFeed, StreamReader, StreamWriter, DEFAULT_LIMIT,
 };
 pub use tcp::{
     connect_accepted_socket, create_connection, create_connection_buffered, ConnectOptions,

@@ -57,8 +57,8 @@ pub use evloop_core::{
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
 #[cfg(feature = "process")]
 pub use evloop_process::{
-    Process, ProcessOptions, ProcessReader, ProcessWriter, Reaper, Stdio, SubprocessConnection,
-    SubprocessProtocol, SubprocessProtocolHandle, SubprocessTransport,
+    Process, ProcessOptions, Reaper, Stdio, SubprocessConnection, SubprocessProtocol,
+    SubprocessProtocolHandle, SubprocessTransport,
 };
 #[cfg(feature = "tls")]
 pub use evloop_tls::{

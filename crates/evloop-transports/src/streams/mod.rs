@@ -1,7 +1,9 @@
 //! High-level streams (asyncio's `asyncio.streams`, SPEC 17.1): a
 //! [`StreamReader`]/[`StreamWriter`] pair over a stream transport, built by
 //! [`open_connection`], [`start_server`], [`open_unix_connection`] and
-//! [`start_unix_server`].
+//! [`start_unix_server`], or fed from outside through a [`StreamFeed`]
+//! ([`StreamReader::with_feed`], [`StreamWriter::with_feed`],
+//! [`stream_pair`]; a subprocess's pipes use these).
 //!
 //! The pieces follow asyncio 3.11 (reference R-139..R-141):
 //!
@@ -28,6 +30,7 @@
 //! or [`io::ErrorKind::InvalidData`] (limit overrun) whose inner error is the
 //! `StreamError` itself; [`StreamError::find`] gets it back.
 
+mod feed;
 mod reader;
 mod writer;
 
@@ -50,6 +53,7 @@ use crate::tcp::{create_connection, ConnectOptions};
 use crate::transport::{plain_sink, Transport};
 use crate::unix::stream::{create_unix_connection, create_unix_server, UnixServerOptions};
 
+pub use feed::{stream_pair, StreamFeed};
 pub use reader::StreamReader;
 pub use writer::StreamWriter;
 

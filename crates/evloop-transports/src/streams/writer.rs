@@ -112,13 +112,18 @@ impl Shared {
 ///
 /// Dropping a writer whose transport is still open closes it (with a
 /// warning, as asyncio 3.13's `StreamWriter.__del__` does): a handler that
-/// just returns does not leak its connection.
+/// just returns does not leak its connection. A writer made by
+/// [`with_feed`](StreamWriter::with_feed) (a child's stdin) closes without
+/// the warning: dropping it is how the child gets EOF.
 pub struct StreamWriter {
     /// Replaced by [`start_layer`](StreamWriter::start_layer) (STARTTLS).
     transport: RefCell<Transport>,
     shared: Rc<Shared>,
     /// `poll_write`/`poll_flush` is waiting (their next poll is not a first).
     flush_waiting: bool,
+    /// Dropping it open warns (a connection's writer); a fed writer
+    /// ([`StreamWriter::with_feed`]) closes quietly.
+    pub(super) warn_on_drop: bool,
 }
 
 impl StreamWriter {
@@ -127,6 +132,7 @@ impl StreamWriter {
             transport: RefCell::new(transport),
             shared,
             flush_waiting: false,
+            warn_on_drop: true,
         }
     }
 
@@ -295,7 +301,11 @@ impl AsyncWrite for StreamWriter {
 impl Drop for StreamWriter {
     fn drop(&mut self) {
         if !self.transport.borrow().is_closing() {
-            tracing::warn!(target: "evloop::transports", transport = ?self.transport, "unclosed StreamWriter dropped; closing it");
+            if self.warn_on_drop {
+                tracing::warn!(target: "evloop::transports", transport = ?self.transport, "unclosed StreamWriter dropped; closing it");
+            } else {
+                tracing::debug!(target: "evloop::transports", transport = ?self.transport, "StreamWriter dropped; closing its transport");
+            }
             self.transport.borrow().close();
         }
     }
