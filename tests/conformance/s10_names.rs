@@ -48,7 +48,7 @@ impl Recording {
 /// the result, and (see the lead's bug report: `close()` leaves the reactor
 /// fds open while any waker lives) the fixture's fd count would race with it.
 fn join_default_pool(lp: &evloop::EventLoop) {
-    block_on(lp.shutdown_default_executor()).expect("shutdown_default_executor");
+    block_on(lp.shutdown_default_executor(None)).expect("shutdown_default_executor");
 }
 
 impl Executor for Recording {

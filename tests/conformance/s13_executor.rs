@@ -23,7 +23,7 @@ fn iterate(lp: &EventLoop) {
 /// exited, so no worker still holds the loop's waker (and with it the
 /// reactor's fds, see the bug report) when the fixture counts fds.
 fn join_default_pool(lp: &EventLoop) {
-    block_on(lp.shutdown_default_executor()).expect("shutdown_default_executor");
+    block_on(lp.shutdown_default_executor(None)).expect("shutdown_default_executor");
 }
 
 fn thread_name() -> String {
@@ -408,7 +408,7 @@ fn spec_13_1_shutdown_default_executor_waits_for_queued_calls() {
             "late"
         })
         .expect("run_in_executor");
-    let shutdown = lp.shutdown_default_executor();
+    let shutdown = lp.shutdown_default_executor(None);
     release.send(()).expect("release the job");
     // Awaited off the loop so that no helper thread keeps the loop's waker.
     block_on(shutdown).expect("shutdown_default_executor");
@@ -439,7 +439,7 @@ fn spec_13_1_shutdown_default_executor_without_a_pool_resolves_at_once() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let before = executor_threads();
-    let mut shutdown: ExecutorFuture<()> = lp.shutdown_default_executor();
+    let mut shutdown: ExecutorFuture<()> = lp.shutdown_default_executor(None);
     let ready = block_on(poll_once(&mut shutdown)).expect("no pool: ready at the first poll");
     ready.expect("shutdown_default_executor");
     assert_eq!(new_executor_threads(&before), 0);

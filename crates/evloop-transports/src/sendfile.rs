@@ -74,6 +74,7 @@ const DRAIN_RECHECK: Duration = Duration::from_millis(50);
 /// [`io::ErrorKind::Unsupported`] whose inner error is this type; find it
 /// with [`SendfileNotAvailable::find`]. (A clone of that `Error` keeps the
 /// kind and the message, not this type.)
+#[doc(alias = "SendfileNotAvailableError")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendfileNotAvailable {
     message: String,
@@ -118,10 +119,27 @@ impl std::error::Error for SendfileNotAvailable {}
 ///
 /// Zero-copy `sendfile(2)` on TCP and unix stream transports (waiting for
 /// writability on the loop, never blocking it), a chunked copy otherwise
-/// (pipes, TLS) when `fallback` is true; see the [module
-/// documentation](self) for the table. The transport's buffered data goes
-/// first; writes made meanwhile wait behind the file. Afterwards the file's
-/// position is `offset` + bytes sent, whatever happened.
+/// when `fallback` is true:
+///
+/// | transport | path |
+/// |---|---|
+/// | TCP or unix stream | `sendfile(2)`; the chunked copy if the kernel refuses (not a regular file, a file system without it) |
+/// | write pipe | the chunked copy (asyncio refuses pipes altogether) |
+/// | implemented outside this crate (TLS) | 16 KiB chunks through [`Transport::write`], each after the buffer drained to its low-water mark |
+/// | read pipe | not supported ([`Error::InvalidArgument`]) |
+///
+/// On TCP, unix and pipe transports the transport's buffered data goes
+/// first and writes made meanwhile wait behind the file; `close()` waits
+/// for the file as for buffered data; reading goes on. Through a transport
+/// implemented outside this crate (TLS) the chunks are ordinary writes, so
+/// writes made meanwhile interleave with them, as in asyncio's fallback.
+/// The chunked copy reads the file with `pread` on the loop thread (this
+/// crate has no thread pool; asyncio reads in its executor).
+///
+/// Afterwards — success, error, or the future dropped part-way — the
+/// file's position (its fd's offset, shared with its dups) is `offset` +
+/// bytes sent, as asyncio's `file.tell()` shows; after an argument error or
+/// [`SendfileNotAvailable`] it is untouched.
 ///
 /// # Errors
 /// - [`Error::InvalidArgument`]: `count` is `Some(0)` ("count must be a

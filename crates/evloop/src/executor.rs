@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use evloop_core::Error;
 use evloop_executor::{spawn_blocking, BlockingTask, Executor, JobError, ShutDown, ThreadPool};
@@ -30,6 +31,10 @@ enum State<T> {
     Running(BlockingTask<T>),
     /// A call that itself returns `Result<T, Error>` (name lookups).
     Fallible(BlockingTask<Result<T, Error>>),
+    /// `shutdown_default_executor(Some(timeout))`: `true` if the threads
+    /// were joined in time, `false` warns; either way the output is the
+    /// value held here (`()`).
+    Joining(BlockingTask<bool>, Duration, Option<T>),
     Ready(Option<Result<T, Error>>),
 }
 
@@ -75,6 +80,27 @@ impl<T> Future for ExecutorFuture<T> {
             State::Fallible(task) => Pin::new(task)
                 .poll(cx)
                 .map(|r| r.map_err(job_error).and_then(|inner| inner)),
+            State::Joining(task, timeout, output) => {
+                let timeout = *timeout;
+                let mut done = || {
+                    output
+                        .take()
+                        .ok_or(Error::InvalidState("future polled after completion"))
+                };
+                Pin::new(task).poll(cx).map(|joined| match joined {
+                    Ok(true) => done(),
+                    Ok(false) => {
+                        // asyncio's RuntimeWarning, word for word (sic).
+                        tracing::warn!(
+                            target: "evloop",
+                            "The executor did not finishing joining its threads within {} seconds.",
+                            timeout.as_secs_f64()
+                        );
+                        done()
+                    }
+                    Err(error) => Err(job_error(error)),
+                })
+            }
             State::Ready(output) => Poll::Ready(
                 output
                     .take()
@@ -89,7 +115,8 @@ impl<T> fmt::Debug for ExecutorFuture<T> {
         let state = match &self.state {
             State::Running(task) if task.is_finished() => "finished",
             State::Fallible(task) if task.is_finished() => "finished",
-            State::Running(_) | State::Fallible(_) => "running",
+            State::Joining(task, ..) if task.is_finished() => "finished",
+            State::Running(_) | State::Fallible(_) | State::Joining(..) => "running",
             State::Ready(_) => "ready",
         };
         f.debug_struct("ExecutorFuture")
@@ -183,25 +210,48 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Shuts the default executor down and resolves once its threads have
-    /// finished their queued calls and exited (the wait happens off the loop).
-    /// Later `run_in_executor(None, …)` calls fail with `InvalidState`.
-    pub fn shutdown_default_executor(&self) -> ExecutorFuture<()> {
+    /// Shuts the default executor down (asyncio 3.12's
+    /// `shutdown_default_executor(timeout)`): no new calls are accepted
+    /// (later `run_in_executor(None, …)` calls fail with `InvalidState`),
+    /// and the future resolves once the executor's threads have finished
+    /// their queued calls and exited — the joining happens on a helper
+    /// thread, never on the loop. Without an executor it resolves at once.
+    ///
+    /// With `Some(timeout)` it waits at most that long (wall-clock time,
+    /// whatever the loop's clock): if the threads are still running then, it
+    /// warns `The executor did not finishing joining its threads within
+    /// {timeout} seconds.` (asyncio's `RuntimeWarning`, as a `tracing`
+    /// warning with target `evloop`) and resolves anyway; the threads finish
+    /// their calls in the background. `None` waits as long as it takes.
+    pub fn shutdown_default_executor(&self, timeout: Option<Duration>) -> ExecutorFuture<()> {
         let state = self.default_executor_state();
         state.shut_down.set(true);
         let Some(pool) = state.pool.borrow_mut().take() else {
             return ExecutorFuture::ready(Ok(()));
         };
-        let waiter = ThreadPool::new();
-        let task = spawn_blocking(&waiter, move || pool.shutdown(true));
+        let waiter = ThreadPool::builder()
+            .thread_name_prefix("evloop-shutdown")
+            .build()
+            .unwrap_or_default();
+        let task = match timeout {
+            None => {
+                spawn_blocking(&waiter, move || pool.shutdown(true)).map(ExecutorFuture::running)
+            }
+            Some(timeout) => {
+                spawn_blocking(&waiter, move || join_within(pool, timeout)).map(|task| {
+                    ExecutorFuture {
+                        state: State::Joining(task, timeout, Some(())),
+                    }
+                })
+            }
+        };
         waiter.shutdown(false);
-        match task {
-            Ok(task) => ExecutorFuture::running(task),
-            Err(e) => ExecutorFuture::ready(Err(shut_down_error(e))),
-        }
+        task.unwrap_or_else(|e| ExecutorFuture::ready(Err(shut_down_error(e))))
     }
 
     /// Blocks until the default executor's threads exit (for `evloop::run`).
+    /// See [`shutdown_default_executor`](Self::shutdown_default_executor)
+    /// for the asynchronous form with a timeout.
     pub(crate) fn shutdown_default_executor_blocking(&self) {
         let state = self.default_executor_state();
         state.shut_down.set(true);
@@ -209,5 +259,22 @@ impl EventLoop {
         if let Some(pool) = pool {
             pool.shutdown(true);
         }
+    }
+}
+
+/// Joins `pool`'s threads on one more thread and waits at most `timeout`
+/// for it: `true` if they were joined in time. If no thread can be
+/// spawned, the pool is told to stop without waiting.
+fn join_within(pool: Arc<dyn Executor>, timeout: Duration) -> bool {
+    let (joined, wait) = std::sync::mpsc::channel();
+    let joiner = std::thread::Builder::new()
+        .name("evloop-join".to_owned())
+        .spawn(move || {
+            pool.shutdown(true);
+            let _ = joined.send(());
+        });
+    match joiner {
+        Ok(_) => wait.recv_timeout(timeout).is_ok(),
+        Err(_) => false,
     }
 }

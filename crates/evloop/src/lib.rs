@@ -70,6 +70,7 @@ pub use evloop_transports::{
     DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError,
     StreamReader, StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
 };
+pub use evloop_transports::{ConnectTarget, SendfileNotAvailable};
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};
 pub use net::Connection;

@@ -1,5 +1,5 @@
 //! Connections, servers, datagrams, unix sockets, pipes, low-level socket
-//! calls and streams (SPEC 5–7, 9, 11, 17): the facade's face of
+//! calls, sendfile and streams (SPEC 5–7, 9, 11, 17, 19): the facade's face of
 //! `evloop-transports`. Each method returns the transport layer's future;
 //! host names are resolved by the resolver the facade installs on its loops
 //! (`getaddrinfo` on the executor).
@@ -11,7 +11,7 @@ use std::path::Path;
 use evloop_core::Error;
 use evloop_transports as tr;
 use evloop_transports::{
-    Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
+    Address, BufferedProtocol, ConnectOptions, ConnectTarget, DatagramOptions, DatagramProtocol,
     DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader,
     StreamWriter, Transport, UnixServerOptions,
 };
@@ -189,14 +189,21 @@ impl EventLoop {
         tr::sock_sendall(self, sock, data)
     }
 
-    /// Connects a non-blocking socket to `addr`.
+    /// Connects a non-blocking socket to `addr`: an [`Address`], a
+    /// `SocketAddr`, or a host and port (`("localhost", 8080)`), which is
+    /// resolved first as asyncio does — a numeric host inline, a name with
+    /// `getaddrinfo` on the executor (off the loop), using the socket's
+    /// family, type and protocol; the first address is used.
     ///
     /// # Errors
-    /// As [`sock_recv`](Self::sock_recv).
+    /// The resolver's error; [`Error::InvalidArgument`] for a host on a
+    /// socket that is not an internet one; otherwise as
+    /// [`sock_recv`](Self::sock_recv), with the connect errno
+    /// (`ECONNREFUSED`, …).
     pub fn sock_connect<'a>(
         &self,
         sock: &'a impl AsFd,
-        addr: Address,
+        addr: impl Into<ConnectTarget>,
     ) -> impl Future<Output = Result<(), Error>> + 'a {
         tr::sock_connect(self, sock, addr)
     }
@@ -235,6 +242,107 @@ impl EventLoop {
         n: usize,
     ) -> impl Future<Output = Result<(Vec<u8>, Option<Address>), Error>> + 'a {
         tr::sock_recvfrom(self, sock, n)
+    }
+
+    /// Receives a datagram into `buf` (its length is asyncio's `nbytes`):
+    /// the number of bytes and the sender.
+    ///
+    /// # Errors
+    /// As [`sock_recv`](Self::sock_recv).
+    pub fn sock_recvfrom_into<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = Result<(usize, Option<Address>), Error>> + 'a {
+        tr::sock_recvfrom_into(self, sock, buf)
+    }
+
+    /// Sends `file` over a non-blocking stream socket: `count` bytes from
+    /// `offset` (to the end when `None`) with zero-copy `sendfile(2)`, or —
+    /// if `fallback` — 256 KiB chunks read and sent when the kernel cannot
+    /// (not a regular file). Returns the bytes sent; the file's position
+    /// ends at `offset` + bytes sent. See
+    /// [`evloop_transports::sock_sendfile`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `count == Some(0)`, a blocking or
+    /// non-`SOCK_STREAM` socket; [`SendfileNotAvailable`](crate::SendfileNotAvailable)
+    /// (an [`Error::Io`] of kind `Unsupported`) when only the fallback
+    /// would do and `fallback` is false; OS errors.
+    pub fn sock_sendfile<'a>(
+        &self,
+        sock: &'a impl AsFd,
+        file: &'a impl AsFd,
+        offset: u64,
+        count: Option<u64>,
+        fallback: bool,
+    ) -> impl Future<Output = Result<u64, Error>> + 'a {
+        tr::sock_sendfile(self, sock, file, offset, count, fallback)
+    }
+
+    /// Sends `file` over `transport` (asyncio's `loop.sendfile`): `count`
+    /// bytes from `offset` (to the end when `None`). Zero-copy
+    /// `sendfile(2)` on TCP and unix stream transports; with `fallback`, a
+    /// chunked copy that respects flow control on transports that cannot
+    /// (pipes, TLS). What the transport had buffered goes first, writes
+    /// made meanwhile go after the file (on TLS they interleave, as in
+    /// asyncio). Returns the bytes sent; the file's position ends at
+    /// `offset` + bytes sent, whatever happens. See
+    /// [`evloop_transports::sendfile`] for the full table.
+    ///
+    /// # Errors
+    /// [`Error::InvalidState`] on a closing transport or one already in a
+    /// sendfile; [`Error::InvalidArgument`] for `count == Some(0)` or a
+    /// read-pipe transport; [`SendfileNotAvailable`](crate::SendfileNotAvailable)
+    /// (an [`Error::Io`] of kind `Unsupported`) when only the fallback would
+    /// do and `fallback` is false; the connection's error if it fails
+    /// mid-file (the protocol gets it in `connection_lost` too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use evloop::{EventLoop, Protocol};
+    ///
+    /// struct Quiet;
+    /// impl Protocol for Quiet {}
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let port = listener.local_addr()?.port();
+    /// let receiver = std::thread::spawn(move || {
+    ///     let mut got = Vec::new();
+    ///     listener.accept().unwrap().0.read_to_end(&mut got).unwrap();
+    ///     got
+    /// });
+    /// let path = std::env::temp_dir().join(format!("evloop-doc-sendfile-{}", std::process::id()));
+    /// std::fs::write(&path, b"file contents")?;
+    /// let file = std::fs::File::open(&path)?;
+    ///
+    /// let lp = EventLoop::new()?;
+    /// let sent = lp.run_until_complete(async {
+    ///     let (transport, _) = lp
+    ///         .create_connection(|| Quiet, Some("127.0.0.1"), Some(port), Default::default())
+    ///         .await?;
+    ///     let sent = lp.sendfile(&transport, &file, 0, None, true).await?;
+    ///     transport.close();
+    ///     Ok::<u64, evloop::Error>(sent)
+    /// })??;
+    /// assert_eq!(sent, 13);
+    /// lp.run_until_complete(async {})?; // lets the close finish
+    /// lp.close()?;
+    /// assert_eq!(receiver.join().unwrap(), b"file contents");
+    /// std::fs::remove_file(&path)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sendfile<'a>(
+        &self,
+        transport: &Transport,
+        file: &'a impl AsFd,
+        offset: u64,
+        count: Option<u64>,
+        fallback: bool,
+    ) -> impl Future<Output = Result<u64, Error>> + 'a {
+        tr::sendfile(self, transport, file, offset, count, fallback)
     }
 
     /// Opens a TCP connection as a reader/writer pair (asyncio's
