@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::layers::core::EventLoop as CoreLoop;
+use evloop::layers::core::TaskOptions;
 use evloop::{Error, EventLoop, LocalBoxFuture, LoopFuture};
 use evloop_conformance::Fixture;
 
@@ -621,5 +622,216 @@ fn spec_4_4_awaited_task_panic_goes_to_the_awaiter_only() {
         errors.is_empty(),
         "a retrieved panic is not reported: {errors:?}"
     );
+    fx.finish();
+}
+
+// ---- 4.2 the task API as asyncio users know it -----------------------------
+
+#[test]
+fn spec_4_2_default_names_are_task_n_and_names_can_be_set() {
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    let first = lp.create_task(async {}).expect("create_task");
+    let second = lp.create_task(async {}).expect("create_task");
+    assert_eq!(first.name(), format!("Task-{}", first.id()));
+    assert_eq!(
+        second.id().as_u64(),
+        first.id().as_u64() + 1,
+        "ids count up"
+    );
+    let named = lp
+        .create_task_with(async {}, TaskOptions::new().name("worker"))
+        .expect("create_task_with");
+    assert_eq!(named.name(), "worker");
+    named.set_name("renamed");
+    assert_eq!(named.task_ref().name(), "renamed");
+    for task in [first, second, named] {
+        lp.run_until_complete(task).expect("run").expect("output");
+    }
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_cancel_with_a_message_reaches_the_result() {
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    let never = lp.create_future::<()>();
+    let mut task = lp.create_task(never).expect("create_task");
+    iterate(lp);
+    assert!(task.cancel_with("shutting down"));
+    let output = lp.run_until_complete(&mut task).expect("run");
+    match &output {
+        Err(e @ Error::Cancelled(Some(message))) => {
+            assert_eq!(message, "shutting down");
+            assert_eq!(e.cancel_message(), Some("shutting down"));
+            assert!(e.is_cancelled());
+        }
+        other => panic!("expected Cancelled(Some(..)), got {other:?}"),
+    }
+    assert!(task.cancelled());
+    assert!(matches!(task.exception(), Err(Error::Cancelled(Some(_)))));
+    drop(task);
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_result_and_exception_accessors() {
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    let ok = lp.create_task(async { 7 }).expect("create_task");
+    let failed = lp
+        .create_task(async { panic!("accessor boom") })
+        .expect("create_task");
+    assert_invalid_state(ok.result(), "result() of a pending task");
+    assert_invalid_state(ok.exception(), "exception() of a pending task");
+    iterate(lp);
+    assert_eq!(ok.result().expect("result"), 7);
+    assert_eq!(
+        ok.result().expect("result again"),
+        7,
+        "result() does not consume"
+    );
+    assert!(matches!(ok.exception(), Ok(None)));
+    assert!(matches!(failed.result(), Err(Error::Panic(ref m)) if m == "accessor boom"));
+    assert!(matches!(failed.exception(), Ok(Some(Error::Panic(_)))));
+    drop((ok, failed));
+    assert!(
+        fx.take_errors().is_empty(),
+        "a panic read through result()/exception() counts as retrieved"
+    );
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_done_callbacks_run_via_the_loop_in_order() {
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let task = lp.create_task(async { 1 }).expect("create_task");
+    for name in ["a", "b", "c"] {
+        let s = seen.clone();
+        task.add_done_callback(move |t| {
+            assert!(t.done());
+            s.borrow_mut().push(name);
+        });
+    }
+    let s = seen.clone();
+    let removed = task.add_done_callback(move |_| s.borrow_mut().push("removed"));
+    assert_eq!(task.remove_done_callback(removed), 1);
+    iterate(lp);
+    assert!(task.done());
+    assert!(seen.borrow().is_empty(), "callbacks are not run inline");
+    iterate(lp);
+    assert_eq!(*seen.borrow(), ["a", "b", "c"]);
+    // On a done task, a new callback is scheduled, not run inline.
+    let s = seen.clone();
+    task.add_done_callback(move |_| s.borrow_mut().push("late"));
+    assert_eq!(seen.borrow().len(), 3);
+    iterate(lp);
+    assert_eq!(*seen.borrow(), ["a", "b", "c", "late"]);
+    drop(task);
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_current_task_and_all_tasks() {
+    let fx = Fixture::new();
+    let lp = &fx.lp;
+    assert!(lp.current_task().is_none(), "no task outside a task");
+    let never = lp.create_future::<()>();
+    let blocked = lp
+        .create_task_with(never, TaskOptions::new().name("blocked"))
+        .expect("create_task");
+    let probe = lp.clone();
+    let inner = lp
+        .create_task(async move {
+            let me = probe.current_task().expect("current_task inside a task");
+            let all: Vec<String> = probe.all_tasks().iter().map(|t| t.name()).collect();
+            (me.name(), all)
+        })
+        .expect("create_task");
+    let inner_name = inner.name();
+    let (me, all) = lp.run_until_complete(inner).expect("run").expect("output");
+    assert_eq!(me, inner_name);
+    assert_eq!(
+        all,
+        ["blocked".to_owned(), inner_name],
+        "creation order, current included"
+    );
+    let all = lp.all_tasks();
+    assert_eq!(all.len(), 1, "finished tasks are not listed");
+    assert_eq!(all[0], blocked.task_ref());
+    assert!(all[0].cancel());
+    iterate(lp);
+    assert!(blocked.cancelled());
+    assert!(lp.all_tasks().is_empty());
+    assert!(lp.current_task().is_none());
+    drop(blocked);
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_run_cancels_leftover_tasks_and_waits_for_them() {
+    // Holds the fixture for its serialisation and fd accounting only.
+    let fx = Fixture::new();
+    let cleaned = Rc::new(Cell::new(0));
+    let c = cleaned.clone();
+    let output = evloop::run(async move {
+        let lp = EventLoop::current().expect("running loop");
+        for _ in 0..3 {
+            let guard = DropCount(c.clone());
+            let lp2 = lp.clone();
+            drop(
+                lp.create_task(async move {
+                    let _guard = guard;
+                    lp2.sleep(Duration::from_secs(3600)).await;
+                })
+                .expect("create_task"),
+            );
+        }
+        "main done"
+    })
+    .expect("run");
+    assert_eq!(output, "main done");
+    assert_eq!(
+        cleaned.get(),
+        3,
+        "every leftover task was cancelled and dropped"
+    );
+    fx.finish();
+}
+
+#[test]
+fn spec_4_2_run_shutdown_reports_a_held_panicked_task_once() {
+    // Holds the fixture for its serialisation and fd accounting only.
+    let fx = Fixture::new();
+    let reports = Rc::new(RefCell::new(Vec::new()));
+    let r = reports.clone();
+    evloop::run(async move {
+        let lp = EventLoop::current().expect("running loop");
+        lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &evloop::ErrorContext| {
+            r.borrow_mut().push(ctx.message.clone());
+        }));
+        // Fails before shutdown but is still held, so not yet reported: the
+        // handle lives in a task that shutdown cancels.
+        let failing = lp
+            .create_task(async { panic!("late boom") })
+            .expect("create_task");
+        let lp2 = lp.clone();
+        drop(lp.create_task(async move {
+            let _keep = failing;
+            lp2.sleep(Duration::from_secs(3600)).await;
+        }));
+        lp.sleep(Duration::ZERO).await; // one iteration: both tasks run
+        assert_eq!(lp.all_tasks().len(), 1, "only the holder is pending");
+    })
+    .expect("run");
+    let reports = reports.borrow();
+    assert_eq!(
+        *reports,
+        ["Task exception was never retrieved".to_owned()],
+        "the panicked task is reported once, when its last handle goes"
+    );
+    drop(reports);
     fx.finish();
 }

@@ -1,8 +1,10 @@
 //! The `EventLoop` facade type, its builder, and `evloop::run`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,15 +132,76 @@ impl EventLoop {
     }
 }
 
-/// Creates a loop, runs `future` to completion on it, closes it (asyncio's
-/// `asyncio.run`, without its task cancellation sweep).
+/// Creates a loop, runs `future` to completion on it, and shuts it down as
+/// `asyncio.run` does (asyncio's `asyncio.run(main())`):
+///
+/// 1. cancel every task still pending when `future` ends, and run the loop
+///    until they have all finished; a task that ended with an error other
+///    than cancellation (a panic) is reported to the exception handler as
+///    `unhandled exception during evloop.run() shutdown`;
+/// 2. shut down the default executor, waiting for its threads;
+/// 3. close the loop.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let answer = evloop::run(async {
+///     let lp = evloop::EventLoop::current()?;
+///     // Left running: cancelled by run's shutdown, not leaked.
+///     let sleeper = lp.clone();
+///     let _ticker = lp.create_task(async move { sleeper.sleep(Duration::from_secs(3600)).await })?;
+///     Ok::<_, evloop::Error>(42)
+/// })??;
+/// assert_eq!(answer, 42);
+/// # Ok::<(), evloop::Error>(())
+/// ```
 ///
 /// # Errors
 /// Those of [`EventLoop::new`] and `run_until_complete`.
+#[doc(alias = "asyncio.run")]
 pub fn run<F: Future>(future: F) -> Result<F::Output, Error> {
     let event_loop = EventLoop::new()?;
     let output = event_loop.run_until_complete(future);
+    cancel_all_tasks(&event_loop);
     event_loop.shutdown_default_executor_blocking();
     event_loop.close()?;
     output
+}
+
+/// asyncio.run's `_cancel_all_tasks`: cancel what is left, run the loop
+/// until every one of them is done, report the ones that failed. (A task
+/// cannot intercept its cancellation in evloop, so a cancelled task ends
+/// cancelled; the report is kept for parity and for task factories.)
+fn cancel_all_tasks(event_loop: &EventLoop) {
+    let tasks = event_loop.all_tasks();
+    if tasks.is_empty() {
+        return;
+    }
+    let all_done = event_loop.create_future::<()>();
+    let remaining = Rc::new(Cell::new(tasks.len()));
+    for task in &tasks {
+        task.cancel();
+        let (remaining, all_done) = (remaining.clone(), all_done.clone());
+        task.add_done_callback(move |_| {
+            remaining.set(remaining.get() - 1);
+            if remaining.get() == 0 {
+                let _ = all_done.set_result(());
+            }
+        });
+    }
+    if let Err(error) = event_loop.run_until_complete(all_done) {
+        tracing::warn!(target: "evloop", %error, "evloop::run: shutdown did not wait for every task");
+    }
+    for task in tasks {
+        if let Ok(Some(error)) = task.exception() {
+            event_loop.call_exception_handler(ErrorContext {
+                message: "unhandled exception during evloop.run() shutdown".into(),
+                error: Some(error),
+                task: Some(task.describe()),
+                ..ErrorContext::default()
+            });
+        }
+    }
 }
