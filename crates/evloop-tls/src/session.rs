@@ -126,6 +126,9 @@ pub(crate) struct Session {
     /// `connection_made` is due to the user's protocol (false for `start_tls`).
     announce: bool,
     released: Cell<bool>,
+    /// Set while received bytes are processed: what the user writes from
+    /// its callbacks goes out in one send at the end, not one per record.
+    corked: Cell<bool>,
 }
 
 /// The session as the raw transport's protocol.
@@ -168,6 +171,7 @@ impl Session {
             timeouts,
             announce,
             released: Cell::new(false),
+            corked: Cell::new(false),
         })
     }
 
@@ -224,7 +228,9 @@ impl Session {
             hold
         };
         if !hold {
+            self.corked.set(true);
             self.consume(data);
+            self.corked.set(false);
         }
         self.flush();
     }
@@ -488,13 +494,27 @@ impl Session {
     }
 
     fn encrypt(&self, mut data: &[u8]) {
+        let mut stalled = false;
         while !data.is_empty() {
             let taken = self.tls.borrow_mut().writer().write(data);
             match taken {
-                Ok(n) if n > 0 => data = &data[n..],
+                Ok(n) if n > 0 => {
+                    data = &data[n..];
+                    stalled = false;
+                }
+                // rustls's send buffer stays full: nothing can take records.
+                _ if stalled => {
+                    tracing::warn!(target: "evloop::tls", dropped = data.len(), "TLS send buffer stuck: write dropped");
+                    return;
+                }
                 // rustls's send buffer is full: empty it into the raw transport.
-                _ => {}
+                _ => {
+                    stalled = true;
+                    self.flush();
+                }
             }
+        }
+        if !self.corked.get() {
             self.flush();
         }
     }
