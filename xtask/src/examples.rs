@@ -803,76 +803,6 @@ impl Drop for Scratch {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listening_lines() {
-        assert_eq!(
-            parse_listening("listening on tcp 127.0.0.1:4321\n"),
-            Some(("tcp", "127.0.0.1:4321"))
-        );
-        assert_eq!(
-            parse_listening("listening on unix /tmp/x y.sock"),
-            Some(("unix", "/tmp/x y.sock"))
-        );
-        assert_eq!(
-            parse_listening("listening on udp [::1]:53\r\n"),
-            Some(("udp", "[::1]:53"))
-        );
-        assert_eq!(parse_listening("listening on tcp"), None);
-        assert_eq!(parse_listening("shutdown"), None);
-    }
-
-    #[test]
-    fn echo_comparison_names_the_first_difference() {
-        assert!(compare_echo(b"abc", b"abc").is_ok());
-        let short = compare_echo(b"abcd", b"ab").unwrap_err();
-        assert!(short.contains("got 2 back"), "{short}");
-        let wrong = compare_echo(b"abcd", b"abXd").unwrap_err();
-        assert!(wrong.contains("at byte 2"), "{wrong}");
-    }
-
-    #[test]
-    fn payload_is_not_periodic_at_powers_of_two() {
-        let data = payload(ECHO_BYTES);
-        assert_eq!(data.len(), ECHO_BYTES);
-        for stride in [256, 1024, 4096, 32768] {
-            assert_ne!(data[..stride], data[stride..2 * stride]);
-        }
-    }
-
-    #[test]
-    fn every_example_is_in_the_contract_once() {
-        let mut names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
-        names.sort_unstable();
-        names.dedup();
-        assert_eq!(names.len(), EXAMPLES.len());
-        for required in ["hello_world", "display_date", "watch_fd", "signals"] {
-            assert!(EXAMPLES.iter().any(|e| e.name == required && e.required));
-        }
-    }
-
-    #[test]
-    fn a_child_that_hangs_is_bounded_and_named() {
-        // `sleep` stands in for an example; the watchdog is shortened here.
-        let bin = Binary {
-            name: "sleep",
-            path: PathBuf::from("/bin/sleep"),
-        };
-        if !bin.path.is_file() {
-            return;
-        }
-        let mut run = Running::spawn(&bin, &["60"]).expect("spawn sleep");
-        run.deadline = Instant::now() + Duration::from_millis(200);
-        let err = run.read_to_eof().unwrap_err();
-        assert!(err.contains("example `sleep 60`"), "{err}");
-        assert!(err.contains("watchdog"), "{err}");
-        assert!(run.status.is_some(), "the child was reaped");
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The `subprocess` example
 
@@ -1013,4 +943,74 @@ fn run_fed(bin: &Binary, args: &[&str], input: &[u8]) -> Result<FedRun, String> 
         stdout,
         stderr,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_lines() {
+        assert_eq!(
+            parse_listening("listening on tcp 127.0.0.1:4321\n"),
+            Some(("tcp", "127.0.0.1:4321"))
+        );
+        assert_eq!(
+            parse_listening("listening on unix /tmp/x y.sock"),
+            Some(("unix", "/tmp/x y.sock"))
+        );
+        assert_eq!(
+            parse_listening("listening on udp [::1]:53\r\n"),
+            Some(("udp", "[::1]:53"))
+        );
+        assert_eq!(parse_listening("listening on tcp"), None);
+        assert_eq!(parse_listening("shutdown"), None);
+    }
+
+    #[test]
+    fn echo_comparison_names_the_first_difference() {
+        assert!(compare_echo(b"abc", b"abc").is_ok());
+        let short = compare_echo(b"abcd", b"ab").unwrap_err();
+        assert!(short.contains("got 2 back"), "{short}");
+        let wrong = compare_echo(b"abcd", b"abXd").unwrap_err();
+        assert!(wrong.contains("at byte 2"), "{wrong}");
+    }
+
+    #[test]
+    fn payload_is_not_periodic_at_powers_of_two() {
+        let data = payload(ECHO_BYTES);
+        assert_eq!(data.len(), ECHO_BYTES);
+        for stride in [256, 1024, 4096, 32768] {
+            assert_ne!(data[..stride], data[stride..2 * stride]);
+        }
+    }
+
+    #[test]
+    fn every_example_is_in_the_contract_once() {
+        let mut names: Vec<&str> = EXAMPLES.iter().map(|e| e.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EXAMPLES.len());
+        for required in ["hello_world", "display_date", "watch_fd", "signals"] {
+            assert!(EXAMPLES.iter().any(|e| e.name == required && e.required));
+        }
+    }
+
+    #[test]
+    fn a_child_that_hangs_is_bounded_and_named() {
+        // `sleep` stands in for an example; the watchdog is shortened here.
+        let bin = Binary {
+            name: "sleep",
+            path: PathBuf::from("/bin/sleep"),
+        };
+        if !bin.path.is_file() {
+            return;
+        }
+        let mut run = Running::spawn(&bin, &["60"]).expect("spawn sleep");
+        run.deadline = Instant::now() + Duration::from_millis(200);
+        let err = run.read_to_eof().unwrap_err();
+        assert!(err.contains("example `sleep 60`"), "{err}");
+        assert!(err.contains("watchdog"), "{err}");
+        assert!(run.status.is_some(), "the child was reaped");
+    }
 }
