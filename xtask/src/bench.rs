@@ -28,6 +28,7 @@ mod parse;
 mod process;
 mod report;
 mod run;
+mod sendfile;
 mod tls;
 
 use std::fs;
@@ -195,6 +196,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     if args.first().map(String::as_str) == Some("tls") {
         return tls::run(root, &args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("sendfile") {
+        return sendfile::run(root, &args[1..]);
     }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
