@@ -19,7 +19,9 @@ use std::os::fd::RawFd;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use evloop_core::{Error, ErrorContext, EventLoop, LoopFuture, TimerHandle, TlsError, TlsErrorKind};
+use evloop_core::{
+    Error, ErrorContext, EventLoop, LoopFuture, TimerHandle, TlsError, TlsErrorKind,
+};
 use evloop_transports::layer::{guard_protocol, AnyProtocol, TransportImpl};
 use evloop_transports::{Address, Protocol, Transport};
 use rustls::Connection;

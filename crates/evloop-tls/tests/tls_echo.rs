@@ -383,7 +383,10 @@ fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
     assert!(!transport.is_reading());
     transport.write(b"echoed while we do not read");
     fx.wait(Duration::from_millis(50));
-    assert!(client.with(|c| c.data.is_empty()).unwrap(), "data while paused");
+    assert!(
+        client.with(|c| c.data.is_empty()).unwrap(),
+        "data while paused"
+    );
     let start = std::time::Instant::now();
     transport.close();
     fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();

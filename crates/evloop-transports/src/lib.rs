@@ -81,8 +81,8 @@ pub use layer::Layer;
 pub use pipe::{connect_read_pipe, connect_write_pipe};
 pub use protocol::{BufferedProtocol, DatagramProtocol, Protocol, ProtocolHandle};
 pub use resolve::{resolve, set_resolver, ResolveFuture, ResolveHints, Resolver};
-pub use server::{create_server, Server, ServerOptions};
 pub use sendfile::{sendfile, sock_sendfile, SendfileNotAvailable};
+pub use server::{create_server, Server, ServerOptions};
 pub use sock::{
     sock_accept, sock_connect, sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into,
     sock_sendall, sock_sendto, ConnectTarget,
