@@ -3,7 +3,6 @@
 //! loop.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -203,7 +202,7 @@ fn spec_1_3_stop_before_run_runs_ready_work_in_one_iteration() {
     let (rx, tx) = rustix::pipe::pipe().unwrap();
     rustix::io::write(&tx, b"x").unwrap();
     let s = seen.clone();
-    lp.add_reader(rx.as_raw_fd(), move || s.borrow_mut().push("reader"))
+    lp.add_reader(&rx, move || s.borrow_mut().push("reader"))
         .unwrap();
     push_later(lp, &seen, Duration::ZERO, "expired timer");
     push_later(lp, &seen, Duration::from_secs(10), "far timer");
@@ -230,7 +229,7 @@ fn spec_1_3_stop_before_run_runs_ready_work_in_one_iteration() {
     assert_eq!(after.timers_fired, before.timers_fired + 1);
     assert_eq!(lp.pending_timers(), 1, "the far timer stays pending");
 
-    assert!(lp.remove_reader(rx.as_raw_fd()));
+    assert!(lp.remove_reader(&rx));
     drop((rx, tx));
     fx.finish();
 }
@@ -632,9 +631,8 @@ fn spec_1_7_after_close_every_scheduling_call_is_closed() {
     let fx = Fixture::virtual_clock();
     let lp = &fx.lp;
     let (rx, tx) = rustix::pipe::pipe().unwrap();
-    let (rfd, wfd) = (rx.as_raw_fd(), tx.as_raw_fd());
-    lp.add_reader(rfd, || {}).unwrap();
-    lp.add_writer(wfd, || {}).unwrap();
+    lp.add_reader(&rx, || {}).unwrap();
+    lp.add_writer(&tx, || {}).unwrap();
     let remote = lp.remote();
     lp.close().unwrap();
 
@@ -655,9 +653,9 @@ fn spec_1_7_after_close_every_scheduling_call_is_closed() {
     assert!(matches!(res, Err(Error::Closed)), "call_at: {res:?}");
     let res = lp.create_task(async {});
     assert!(matches!(res, Err(Error::Closed)), "create_task: {res:?}");
-    let res = lp.add_reader(rfd, || {});
+    let res = lp.add_reader(&rx, || {});
     assert!(matches!(res, Err(Error::Closed)), "add_reader: {res:?}");
-    let res = lp.add_writer(wfd, || {});
+    let res = lp.add_writer(&tx, || {});
     assert!(matches!(res, Err(Error::Closed)), "add_writer: {res:?}");
     let res = remote.call_soon_threadsafe(|| {});
     assert!(
@@ -691,9 +689,9 @@ fn spec_1_7_after_close_every_scheduling_call_is_closed() {
     );
 
     // remove_reader/remove_writer report false, also for fds watched before.
-    assert!(!lp.remove_reader(rfd));
-    assert!(!lp.remove_writer(wfd));
-    assert!(!lp.remove_reader(12345));
+    assert!(!lp.remove_reader(&rx));
+    assert!(!lp.remove_writer(&tx));
+    assert!(!lp.as_core().remove_reader(12345));
     drop((rx, tx));
     fx.finish();
 }

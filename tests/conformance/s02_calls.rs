@@ -2,7 +2,6 @@
 //! and panics inside callbacks.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
@@ -388,7 +387,7 @@ fn spec_2_3_threadsafe_wakes_a_loop_blocked_in_poll() {
     let (wd_rx, wd_tx) = rustix::pipe::pipe().unwrap();
     let wd_rx = Rc::new(wd_rx);
     let r = wd_rx.clone();
-    lp.add_reader(wd_rx.as_raw_fd(), move || {
+    lp.add_reader(&wd_rx, move || {
         let _ = rustix::io::read(&*r, &mut [0u8; 8]);
     })
     .unwrap();
@@ -443,7 +442,7 @@ fn spec_2_3_threadsafe_wakes_a_loop_blocked_in_poll() {
         );
     }
     assert_eq!(lp.pending_timers(), 0);
-    assert!(lp.remove_reader(wd_rx.as_raw_fd()));
+    assert!(lp.remove_reader(&wd_rx));
     drop(wd_rx);
     fx.finish();
 }

@@ -3,7 +3,6 @@
 //! timers, one iteration's order, `time()`, and the virtual clock.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -558,7 +557,7 @@ fn spec_3_6_order_ready_then_io_then_expired_timers() {
     lp.call_later(Duration::ZERO, move || s.borrow_mut().push("timer"))
         .unwrap();
     let s = seen.clone();
-    lp.add_reader(rx.as_raw_fd(), move || s.borrow_mut().push("reader"))
+    lp.add_reader(&rx, move || s.borrow_mut().push("reader"))
         .unwrap();
     let s = seen.clone();
     lp.call_soon(move || s.borrow_mut().push("soon")).unwrap();
@@ -567,7 +566,7 @@ fn spec_3_6_order_ready_then_io_then_expired_timers() {
     fx.run_forever();
     assert_eq!(*seen.borrow(), ["soon", "reader", "timer"]);
     assert_eq!(iterations(lp), before + 1);
-    assert!(lp.remove_reader(rx.as_raw_fd()));
+    assert!(lp.remove_reader(&rx));
     drop((rx, tx));
     fx.finish();
 }
@@ -616,11 +615,10 @@ fn spec_3_6_self_rescheduling_callback_does_not_starve_io() {
     let fx = Fixture::virtual_clock();
     let lp = &fx.lp;
     let (rx, tx) = rustix::pipe::pipe().unwrap();
-    let rfd = rx.as_raw_fd();
     let tx = Rc::new(tx);
     let reader_ran_in = Rc::new(Cell::new(None));
     let (r, l) = (reader_ran_in.clone(), lp.clone());
-    lp.add_reader(rfd, move || {
+    lp.add_reader(&rx, move || {
         if r.get().is_none() {
             r.set(Some(iterations(&l)));
         }
@@ -648,7 +646,7 @@ fn spec_3_6_self_rescheduling_callback_does_not_starve_io() {
         Some(wrote_in.get() + 1),
         "the reader ran on the iteration after the fd became readable"
     );
-    assert!(lp.remove_reader(rfd));
+    assert!(lp.remove_reader(&rx));
     drop((rx, tx));
     // The pending link of the chain holds the last clone of `tx`: close frees it.
     fx.finish();
@@ -696,7 +694,7 @@ fn spec_3_6_poll_timeout_is_zero_while_callbacks_are_ready_real_clock() {
     let (wd_rx, wd_tx) = rustix::pipe::pipe().unwrap();
     let wd_rx = Rc::new(wd_rx);
     let r = wd_rx.clone();
-    lp.add_reader(wd_rx.as_raw_fd(), move || {
+    lp.add_reader(&wd_rx, move || {
         let _ = rustix::io::read(&*r, &mut [0u8; 8]);
     })
     .unwrap();
@@ -725,7 +723,7 @@ fn spec_3_6_poll_timeout_is_zero_while_callbacks_are_ready_real_clock() {
         took < Duration::from_secs(5),
         "20 ready iterations took {took:?}"
     );
-    assert!(lp.remove_reader(wd_rx.as_raw_fd()));
+    assert!(lp.remove_reader(&wd_rx));
     drop(wd_rx);
     fx.finish();
 }

@@ -5,7 +5,6 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop::layers::core::EventLoop as CoreLoop;
 use evloop::layers::core::TaskOptions;
 use evloop::{Error, EventLoop, LocalBoxFuture, LoopFuture};
 use evloop_conformance::Fixture;
@@ -447,7 +446,7 @@ fn spec_4_2_task_steps_are_fifo_with_call_soon() {
 
 // ---- 4.3 task factory ------------------------------------------------------
 
-type Factory = fn(&CoreLoop, LocalBoxFuture) -> LocalBoxFuture;
+type Factory = fn(&EventLoop, LocalBoxFuture) -> LocalBoxFuture;
 
 #[test]
 fn spec_4_3_task_factory_wraps_every_create_task() {
@@ -460,12 +459,12 @@ fn spec_4_3_task_factory_wraps_every_create_task() {
     // Identify the loop by an extension, not a captured clone (which would
     // make a reference cycle through the loop's factory slot).
     struct Marker;
-    let _ = lp.extension(|| Marker);
+    let _ = lp.as_core().extension(|| Marker);
     let (c, same, l) = (calls.clone(), same_loop.clone(), log.clone());
     lp.set_task_factory(Some(
-        move |on: &CoreLoop, body: LocalBoxFuture| -> LocalBoxFuture {
+        move |on: &EventLoop, body: LocalBoxFuture| -> LocalBoxFuture {
             c.set(c.get() + 1);
-            same.set(same.get() && on.get_extension::<Marker>().is_some());
+            same.set(same.get() && on.as_core().get_extension::<Marker>().is_some());
             let l = l.clone();
             Box::pin(async move {
                 l.borrow_mut().push("enter");
@@ -497,7 +496,7 @@ fn spec_4_3_task_factory_wraps_every_create_task() {
     );
     // The loop keeps a reference to the factory it was given.
     let factory = lp.get_task_factory().expect("factory set");
-    drop(factory(lp.as_core(), Box::pin(async {})));
+    drop(factory(lp, Box::pin(async {})));
     assert_eq!(
         calls.get(),
         3,
@@ -512,7 +511,7 @@ fn spec_4_3_none_restores_the_default_factory() {
     let lp = &fx.lp;
     let calls = counter();
     let c = calls.clone();
-    lp.set_task_factory(Some(move |_: &CoreLoop, body: LocalBoxFuture| {
+    lp.set_task_factory(Some(move |_: &EventLoop, body: LocalBoxFuture| {
         c.set(c.get() + 1);
         body
     }));
@@ -789,7 +788,7 @@ fn spec_4_2_run_cancels_leftover_tasks_and_waits_for_them() {
                 .expect("create_task"),
             );
         }
-        "main done"
+        Ok::<_, evloop::Error>("main done")
     })
     .expect("run");
     assert_eq!(output, "main done");
@@ -824,6 +823,7 @@ fn spec_4_2_run_shutdown_reports_a_held_panicked_task_once() {
         }));
         lp.sleep(Duration::ZERO).await; // one iteration: both tasks run
         assert_eq!(lp.all_tasks().len(), 1, "only the holder is pending");
+        Ok::<_, evloop::Error>(())
     })
     .expect("run");
     let reports = reports.borrow();

@@ -50,7 +50,7 @@ fn spec_8_1_reader_runs_on_readiness() {
     let got = Rc::new(RefCell::new(Vec::new()));
     let sink = got.clone();
     let mut reader = a.try_clone().expect("dup");
-    lp.add_reader(a.as_raw_fd(), move || {
+    lp.add_reader(&a, move || {
         let mut buf = [0u8; 16];
         let n = reader.read(&mut buf).expect("read in reader callback");
         sink.borrow_mut().extend_from_slice(&buf[..n]);
@@ -68,7 +68,7 @@ fn spec_8_1_reader_runs_on_readiness() {
     b.write_all(b"!").expect("write");
     iterate(lp);
     assert_eq!(*got.borrow(), b"ping!");
-    assert!(lp.remove_reader(a.as_raw_fd()));
+    assert!(lp.remove_reader(&a));
     b.write_all(b"?").expect("write");
     iterate(lp);
     assert_eq!(*got.borrow(), b"ping!", "a removed reader never runs");
@@ -84,8 +84,7 @@ fn spec_8_1_writer_runs_when_writable() {
     let lp = &fx.lp;
     let (a, b) = socketpair();
     let runs = counter();
-    lp.add_writer(a.as_raw_fd(), bump(&runs))
-        .expect("add_writer");
+    lp.add_writer(&a, bump(&runs)).expect("add_writer");
     assert_eq!(runs.get(), 0, "the writer does not run inline");
     iterate(lp);
     assert_eq!(runs.get(), 1);
@@ -95,7 +94,7 @@ fn spec_8_1_writer_runs_when_writable() {
         2,
         "level-triggered: runs every iteration while writable"
     );
-    assert!(lp.remove_writer(a.as_raw_fd()));
+    assert!(lp.remove_writer(&a));
     iterate(lp);
     assert_eq!(runs.get(), 2);
     drop((a, b));
@@ -108,17 +107,15 @@ fn spec_8_1_writer_on_a_pipe() {
     let lp = &fx.lp;
     let (read, write) = rustix::pipe::pipe().expect("pipe");
     let (readable, writable) = (counter(), counter());
-    lp.add_reader(read.as_raw_fd(), bump(&readable))
-        .expect("add_reader");
-    lp.add_writer(write.as_raw_fd(), bump(&writable))
-        .expect("add_writer");
+    lp.add_reader(&read, bump(&readable)).expect("add_reader");
+    lp.add_writer(&write, bump(&writable)).expect("add_writer");
     iterate(lp);
     assert_eq!((readable.get(), writable.get()), (0, 1));
     rustix::io::write(&write, b"x").expect("write");
     iterate(lp);
     assert_eq!((readable.get(), writable.get()), (1, 2));
-    assert!(lp.remove_reader(read.as_raw_fd()));
-    assert!(lp.remove_writer(write.as_raw_fd()));
+    assert!(lp.remove_reader(&read));
+    assert!(lp.remove_writer(&write));
     drop((read, write));
     fx.finish();
 }
@@ -138,22 +135,21 @@ fn spec_8_1_re_adding_a_reader_replaces_it() {
     }
     let guard = SetOnDrop(old_dropped.clone());
     let mut old_cb = bump(&old);
-    lp.add_reader(a.as_raw_fd(), move || {
+    lp.add_reader(&a, move || {
         let _guard = &guard;
         old_cb();
     })
     .expect("add_reader");
     b.write_all(b"x").expect("write");
-    lp.add_reader(a.as_raw_fd(), bump(&new))
-        .expect("add_reader again");
+    lp.add_reader(&a, bump(&new)).expect("add_reader again");
     assert!(old_dropped.get(), "the replaced reader is dropped at once");
     // Never drained, so the fd stays readable: the new reader runs each time.
     iterate(lp);
     iterate(lp);
     assert_eq!(old.get(), 0, "the replaced reader never runs");
     assert_eq!(new.get(), 2);
-    assert!(lp.remove_reader(a.as_raw_fd()));
-    assert!(!lp.remove_reader(a.as_raw_fd()), "only one reader per fd");
+    assert!(lp.remove_reader(&a));
+    assert!(!lp.remove_reader(&a), "only one reader per fd");
     drop((a, b));
     fx.finish();
 }
@@ -164,14 +160,12 @@ fn spec_8_1_re_adding_a_writer_replaces_it() {
     let lp = &fx.lp;
     let (a, b) = socketpair();
     let (old, new) = (counter(), counter());
-    lp.add_writer(a.as_raw_fd(), bump(&old))
-        .expect("add_writer");
-    lp.add_writer(a.as_raw_fd(), bump(&new))
-        .expect("add_writer again");
+    lp.add_writer(&a, bump(&old)).expect("add_writer");
+    lp.add_writer(&a, bump(&new)).expect("add_writer again");
     iterate(lp);
     assert_eq!((old.get(), new.get()), (0, 1));
-    assert!(lp.remove_writer(a.as_raw_fd()));
-    assert!(!lp.remove_writer(a.as_raw_fd()), "only one writer per fd");
+    assert!(lp.remove_writer(&a));
+    assert!(!lp.remove_writer(&a), "only one writer per fd");
     drop((a, b));
     fx.finish();
 }
@@ -181,18 +175,20 @@ fn spec_8_1_remove_returns_whether_something_was_removed() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let (a, b) = socketpair();
-    let fd = a.as_raw_fd();
-    assert!(!lp.remove_reader(fd), "nothing to remove");
-    assert!(!lp.remove_writer(fd), "nothing to remove");
-    assert!(!lp.remove_reader(-1), "a negative fd is simply not watched");
-    lp.add_reader(fd, || ()).expect("add_reader");
-    assert!(!lp.remove_writer(fd), "a reader is not a writer");
-    assert!(lp.remove_reader(fd));
-    assert!(!lp.remove_reader(fd));
-    lp.add_writer(fd, || ()).expect("add_writer");
-    assert!(!lp.remove_reader(fd), "a writer is not a reader");
-    assert!(lp.remove_writer(fd));
-    assert!(!lp.remove_writer(fd));
+    assert!(!lp.remove_reader(&a), "nothing to remove");
+    assert!(!lp.remove_writer(&a), "nothing to remove");
+    assert!(
+        !lp.as_core().remove_reader(-1),
+        "a negative fd is simply not watched"
+    );
+    lp.add_reader(&a, || ()).expect("add_reader");
+    assert!(!lp.remove_writer(&a), "a reader is not a writer");
+    assert!(lp.remove_reader(&a));
+    assert!(!lp.remove_reader(&a));
+    lp.add_writer(&a, || ()).expect("add_writer");
+    assert!(!lp.remove_reader(&a), "a writer is not a reader");
+    assert!(lp.remove_writer(&a));
+    assert!(!lp.remove_writer(&a));
     drop((a, b));
     fx.finish();
 }
@@ -202,23 +198,22 @@ fn spec_8_1_reader_and_writer_on_one_fd_coexist() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let (a, mut b) = socketpair();
-    let fd = a.as_raw_fd();
     let (readable, writable) = (counter(), counter());
-    lp.add_reader(fd, bump(&readable)).expect("add_reader");
-    lp.add_writer(fd, bump(&writable)).expect("add_writer");
+    lp.add_reader(&a, bump(&readable)).expect("add_reader");
+    lp.add_writer(&a, bump(&writable)).expect("add_writer");
     b.write_all(b"x").expect("write");
     iterate(lp);
     assert_eq!((readable.get(), writable.get()), (1, 1));
     // Removing one keeps the other.
-    assert!(lp.remove_reader(fd));
+    assert!(lp.remove_reader(&a));
     iterate(lp);
     assert_eq!((readable.get(), writable.get()), (1, 2));
-    lp.add_reader(fd, bump(&readable))
+    lp.add_reader(&a, bump(&readable))
         .expect("add_reader again");
-    assert!(lp.remove_writer(fd));
+    assert!(lp.remove_writer(&a));
     iterate(lp);
     assert_eq!((readable.get(), writable.get()), (2, 2));
-    assert!(lp.remove_reader(fd));
+    assert!(lp.remove_reader(&a));
     drop((a, b));
     fx.finish();
 }
@@ -227,11 +222,11 @@ fn spec_8_1_reader_and_writer_on_one_fd_coexist() {
 fn spec_8_1_negative_fd_is_invalid_argument() {
     let fx = Fixture::new();
     let lp = &fx.lp;
-    let r = lp.add_reader(-1, || ());
+    let r = lp.as_core().add_reader(-1, || ());
     assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
-    let w = lp.add_writer(-1, || ());
+    let w = lp.as_core().add_writer(-1, || ());
     assert!(matches!(w, Err(Error::InvalidArgument(_))), "{w:?}");
-    let c = lp.claim_fd(-1);
+    let c = lp.as_core().claim_fd(-1);
     assert!(matches!(c, Err(Error::InvalidArgument(_))), "{c:?}");
     fx.finish();
 }
@@ -244,17 +239,20 @@ fn spec_8_1_closed_fd_is_ebadf() {
     let fd: RawFd = read.as_raw_fd();
     drop((read, write));
     assert_io_errno(
-        lp.add_reader(fd, || ()),
+        lp.as_core().add_reader(fd, || ()),
         libc::EBADF,
         "add_reader on a closed fd",
     );
     assert_io_errno(
-        lp.add_writer(fd, || ()),
+        lp.as_core().add_writer(fd, || ()),
         libc::EBADF,
         "add_writer on a closed fd",
     );
-    assert!(!lp.remove_reader(fd), "a failed add leaves nothing behind");
-    assert!(!lp.remove_writer(fd));
+    assert!(
+        !lp.as_core().remove_reader(fd),
+        "a failed add leaves nothing behind"
+    );
+    assert!(!lp.as_core().remove_writer(fd));
     fx.finish();
 }
 
@@ -267,12 +265,12 @@ fn spec_8_1_huge_fd_number_is_ebadf() {
         // In the child: a crash here must not take the whole binary down.
         let lp = EventLoop::new().expect("loop");
         assert_io_errno(
-            lp.add_reader(i32::MAX, || ()),
+            lp.as_core().add_reader(i32::MAX, || ()),
             libc::EBADF,
             "add_reader(i32::MAX)",
         );
         assert_io_errno(
-            lp.add_writer(i32::MAX, || ()),
+            lp.as_core().add_writer(i32::MAX, || ()),
             libc::EBADF,
             "add_writer(i32::MAX)",
         );
@@ -303,18 +301,17 @@ fn spec_8_1_regular_file_is_eperm() {
     let lp = &fx.lp;
     let file = std::fs::File::open(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .expect("open a regular file");
-    let fd = file.as_raw_fd();
     assert_io_errno(
-        lp.add_reader(fd, || ()),
+        lp.add_reader(&file, || ()),
         libc::EPERM,
         "add_reader on a regular file",
     );
     assert_io_errno(
-        lp.add_writer(fd, || ()),
+        lp.add_writer(&file, || ()),
         libc::EPERM,
         "add_writer on a regular file",
     );
-    assert!(!lp.remove_reader(fd));
+    assert!(!lp.remove_reader(&file));
     drop(file);
     fx.finish();
 }
@@ -325,13 +322,13 @@ fn spec_8_1_claimed_fd_is_fd_in_use_until_released() {
     let lp = &fx.lp;
     let (a, mut b) = socketpair();
     let fd = a.as_raw_fd();
-    let claim = lp.claim_fd(fd).expect("claim_fd");
+    let claim = lp.as_core().claim_fd(fd).expect("claim_fd");
     assert_eq!(claim.fd(), fd);
-    let r = lp.add_reader(fd, || ());
+    let r = lp.add_reader(&a, || ());
     assert!(matches!(r, Err(Error::FdInUse(n)) if n == fd), "{r:?}");
-    let w = lp.add_writer(fd, || ());
+    let w = lp.add_writer(&a, || ());
     assert!(matches!(w, Err(Error::FdInUse(n)) if n == fd), "{w:?}");
-    let again = lp.claim_fd(fd);
+    let again = lp.as_core().claim_fd(fd);
     assert!(
         matches!(again, Err(Error::FdInUse(n)) if n == fd),
         "{again:?}"
@@ -340,7 +337,7 @@ fn spec_8_1_claimed_fd_is_fd_in_use_until_released() {
     let owner_reads = counter();
     claim.set_reader(bump(&owner_reads)).expect("set_reader");
     assert!(
-        !lp.remove_reader(fd),
+        !lp.remove_reader(&a),
         "remove_reader must not touch a claimed fd"
     );
     b.write_all(b"x").expect("write");
@@ -354,12 +351,15 @@ fn spec_8_1_claimed_fd_is_fd_in_use_until_released() {
         "releasing the claim removes its watchers"
     );
     let user_reads = counter();
-    lp.add_reader(fd, bump(&user_reads))
+    lp.add_reader(&a, bump(&user_reads))
         .expect("add_reader after the claim is released");
     iterate(lp);
     assert_eq!(user_reads.get(), 1);
-    assert!(lp.remove_reader(fd));
-    let claim = lp.claim_fd(fd).expect("claim again once released");
+    assert!(lp.remove_reader(&a));
+    let claim = lp
+        .as_core()
+        .claim_fd(fd)
+        .expect("claim again once released");
     drop(claim);
     drop((a, b));
     fx.finish();
@@ -372,9 +372,9 @@ fn spec_8_1_claim_over_an_existing_watcher_is_refused_to_users() {
     let (a, b) = socketpair();
     let fd = a.as_raw_fd();
     let writes = counter();
-    lp.add_writer(fd, bump(&writes)).expect("add_writer");
-    let claim = lp.claim_fd(fd).expect("claim_fd");
-    let r = lp.add_writer(fd, || ());
+    lp.add_writer(&a, bump(&writes)).expect("add_writer");
+    let claim = lp.as_core().claim_fd(fd).expect("claim_fd");
+    let r = lp.add_writer(&a, || ());
     assert!(matches!(r, Err(Error::FdInUse(_))), "{r:?}");
     drop(claim);
     drop((a, b));
@@ -386,13 +386,13 @@ fn spec_8_1_reader_that_removes_itself() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let (a, mut b) = socketpair();
-    let fd = a.as_raw_fd();
+    let a = Rc::new(a);
     let runs = counter();
     let removed = Rc::new(Cell::new(None));
-    let (r, rm, lp2) = (runs.clone(), removed.clone(), lp.clone());
-    lp.add_reader(fd, move || {
+    let (r, rm, lp2, me) = (runs.clone(), removed.clone(), lp.clone(), a.clone());
+    lp.add_reader(&a, move || {
         r.set(r.get() + 1);
-        rm.set(Some(lp2.remove_reader(fd)));
+        rm.set(Some(lp2.remove_reader(&me)));
     })
     .expect("add_reader");
     b.write_all(b"x").expect("write");
@@ -411,13 +411,13 @@ fn spec_8_1_reader_that_removes_itself() {
         1,
         "a reader that removed itself never runs again"
     );
-    assert!(!lp.remove_reader(fd));
+    assert!(!lp.remove_reader(&a));
     // The fd can be watched again.
     let again = counter();
-    lp.add_reader(fd, bump(&again)).expect("add_reader again");
+    lp.add_reader(&a, bump(&again)).expect("add_reader again");
     iterate(lp);
     assert_eq!(again.get(), 1);
-    assert!(lp.remove_reader(fd));
+    assert!(lp.remove_reader(&a));
     drop((a, b));
     fx.finish();
 }
@@ -427,12 +427,12 @@ fn spec_8_1_reader_that_replaces_itself() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let (a, mut b) = socketpair();
-    let fd = a.as_raw_fd();
+    let a = Rc::new(a);
     let (first, second) = (counter(), counter());
-    let (f, lp2, s) = (first.clone(), lp.clone(), second.clone());
-    lp.add_reader(fd, move || {
+    let (f, lp2, s, me) = (first.clone(), lp.clone(), second.clone(), a.clone());
+    lp.add_reader(&a, move || {
         f.set(f.get() + 1);
-        lp2.add_reader(fd, bump(&s))
+        lp2.add_reader(&me, bump(&s))
             .expect("add_reader from a reader");
     })
     .expect("add_reader");
@@ -440,7 +440,7 @@ fn spec_8_1_reader_that_replaces_itself() {
     iterate(lp);
     iterate(lp);
     assert_eq!((first.get(), second.get()), (1, 1));
-    assert!(lp.remove_reader(fd));
+    assert!(lp.remove_reader(&a));
     drop((a, b));
     fx.finish();
 }
@@ -452,7 +452,7 @@ fn spec_8_1_fd_closed_without_remove_then_number_reused() {
     let (read, write) = rustix::pipe::pipe().expect("pipe");
     let fd = read.as_raw_fd();
     let old = counter();
-    lp.add_reader(fd, bump(&old)).expect("add_reader");
+    lp.add_reader(&read, bump(&old)).expect("add_reader");
     rustix::io::write(&write, b"x").expect("write");
     iterate(lp);
     assert_eq!(old.get(), 1);
@@ -465,7 +465,7 @@ fn spec_8_1_fd_closed_without_remove_then_number_reused() {
         "test premise: the lowest free fd number is reused"
     );
     let new = counter();
-    lp.add_reader(fd, bump(&new))
+    lp.add_reader(&read2, bump(&new))
         .expect("add_reader on the reused number");
     iterate(lp);
     assert_eq!(new.get(), 0, "the new pipe is empty");
@@ -473,8 +473,8 @@ fn spec_8_1_fd_closed_without_remove_then_number_reused() {
     iterate(lp);
     assert_eq!(old.get(), 1, "the old reader never runs again");
     assert_eq!(new.get(), 1, "the reader on the reused number runs");
-    assert!(lp.remove_reader(fd));
-    assert!(!lp.remove_reader(fd));
+    assert!(lp.remove_reader(&read2));
+    assert!(!lp.remove_reader(&read2));
     drop((read2, write2));
     fx.finish();
 }
@@ -485,16 +485,16 @@ fn spec_8_1_closed_loop_refuses_watchers_and_removes_nothing() {
     let lp = &fx.lp;
     let (a, b) = socketpair();
     let fd = a.as_raw_fd();
-    lp.add_reader(fd, || ()).expect("add_reader");
+    lp.add_reader(&a, || ()).expect("add_reader");
     lp.close().expect("close");
     assert!(
-        !lp.remove_reader(fd),
+        !lp.remove_reader(&a),
         "remove_reader after close is false (R-11)"
     );
-    assert!(!lp.remove_writer(fd));
-    assert!(matches!(lp.add_reader(fd, || ()), Err(Error::Closed)));
-    assert!(matches!(lp.add_writer(fd, || ()), Err(Error::Closed)));
-    assert!(matches!(lp.claim_fd(fd), Err(Error::Closed)));
+    assert!(!lp.remove_writer(&a));
+    assert!(matches!(lp.add_reader(&a, || ()), Err(Error::Closed)));
+    assert!(matches!(lp.add_writer(&a, || ()), Err(Error::Closed)));
+    assert!(matches!(lp.as_core().claim_fd(fd), Err(Error::Closed)));
     drop((a, b));
     fx.finish();
 }

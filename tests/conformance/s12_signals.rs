@@ -228,9 +228,9 @@ fn spec_12_1_panicking_callback_goes_to_the_exception_handler() {
     assert!(inner.remove_signal_handler(signum).expect("remove"));
     // Put the fixture's recording handler back (dropping the loop clone the
     // test's handler captured).
-    lp.as_core().set_exception_handler(Some(
-        move |l: &evloop::layers::core::EventLoop, ctx: &evloop::ErrorContext| saved(l, ctx),
-    ));
+    lp.set_exception_handler(Some(move |l: &EventLoop, ctx: &evloop::ErrorContext| {
+        saved(l, ctx)
+    }));
     drop(inner);
     fx.finish();
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
-use evloop::layers::core::{EventLoop as CoreLoop, ExceptionHandler};
+use evloop::ExceptionHandler;
 use evloop::{Error, ErrorContext, EventLoop};
 use evloop_conformance::Fixture;
 use tracing::field::{Field, Visit};
@@ -79,8 +79,7 @@ impl Capture {
 /// Puts the fixture's recording handler (taken with `get_exception_handler`)
 /// back, so `finish` checks the rest of the test as usual.
 fn restore(lp: &EventLoop, saved: ExceptionHandler) {
-    lp.as_core()
-        .set_exception_handler(Some(move |l: &CoreLoop, ctx: &ErrorContext| saved(l, ctx)));
+    lp.set_exception_handler(Some(move |l: &EventLoop, ctx: &ErrorContext| saved(l, ctx)));
 }
 
 fn econnreset() -> Error {
@@ -135,14 +134,14 @@ fn spec_14_1_set_and_get_exception_handler() {
     let s = seen.clone();
     lp.set_exception_handler(Some(move |on: &EventLoop, ctx: &ErrorContext| {
         // The handler is given the facade loop it was set on.
-        let marked = on.get_extension::<Marker>().is_some();
+        let marked = on.as_core().get_extension::<Marker>().is_some();
         s.borrow_mut().push((ctx.message.clone(), marked));
     }));
     struct Marker;
-    let _ = lp.extension(|| Marker);
+    let _ = lp.as_core().extension(|| Marker);
     let custom = lp.get_exception_handler().expect("custom handler set");
     lp.call_exception_handler(ErrorContext::new("via the loop", None));
-    custom(lp.as_core(), &ErrorContext::new("via get", None));
+    custom(lp, &ErrorContext::new("via get", None));
     assert_eq!(
         *seen.borrow(),
         [

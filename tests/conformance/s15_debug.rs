@@ -3,7 +3,6 @@
 
 use std::cell::Cell;
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,14 +314,14 @@ fn spec_15_2_stats_counters_move_as_expected() {
     // One readable fd: one I/O event, one reader call.
     let (rx, tx) = rustix::pipe::pipe().unwrap();
     rustix::io::write(&tx, b"x").unwrap();
-    lp.add_reader(rx.as_raw_fd(), || {}).unwrap();
+    lp.add_reader(&rx, || {}).unwrap();
     lp.stop();
     fx.run_forever();
     let s3 = lp.stats();
     assert_eq!(s3.iterations - s2.iterations, 1);
     assert_eq!(s3.io_events - s2.io_events, 1);
     assert_eq!(s3.callbacks - s2.callbacks, 1);
-    assert!(lp.remove_reader(rx.as_raw_fd()));
+    assert!(lp.remove_reader(&rx));
     drop((rx, tx));
 
     assert_eq!(s3.slow_iterations, 0);

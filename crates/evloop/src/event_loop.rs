@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::ops::Deref;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,19 +10,26 @@ use std::time::Duration;
 use evloop_core::{Clock, Error, ErrorContext};
 
 /// Python asyncio's event loop with its whole API: one per thread, `!Send`,
-/// cheap to clone. Derefs to [`evloop_core::EventLoop`] for the core methods
-/// (`call_soon`, `run_forever`, `create_task`, …).
+/// cheap to clone (an `Rc` inside).
+///
+/// Callbacks, exception handlers and task factories see this type; the
+/// layer crates (`evloop::layers`) take the core loop, reached with
+/// [`as_core`](Self::as_core).
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(evloop::EventLoop::new().unwrap()); // EventLoop is !Send
+/// ```
+///
+/// ```compile_fail
+/// // The exception handler gets the facade loop, not the core one.
+/// let lp = evloop::EventLoop::new().unwrap();
+/// lp.set_exception_handler(Some(|_: &evloop::layers::core::EventLoop, _: &evloop::ErrorContext| {}));
+/// ```
 #[derive(Clone)]
+#[doc(alias = "AbstractEventLoop")]
 pub struct EventLoop {
     core: evloop_core::EventLoop,
-}
-
-impl Deref for EventLoop {
-    type Target = evloop_core::EventLoop;
-
-    fn deref(&self) -> &Self::Target {
-        &self.core
-    }
 }
 
 impl From<evloop_core::EventLoop> for EventLoop {
@@ -113,22 +119,10 @@ impl EventLoop {
         evloop_core::EventLoop::try_current().map(EventLoop::from)
     }
 
-    /// The core loop this facade wraps.
+    /// The core loop this facade wraps, for calling a layer crate
+    /// (`evloop::layers::*`) directly.
     pub fn as_core(&self) -> &evloop_core::EventLoop {
         &self.core
-    }
-
-    /// Sets the exception handler; `None` restores the default
-    /// (`None::<fn(&EventLoop, &ErrorContext)>`). The handler sees the facade loop.
-    pub fn set_exception_handler<H>(&self, handler: Option<H>)
-    where
-        H: Fn(&EventLoop, &ErrorContext) + 'static,
-    {
-        self.core.set_exception_handler(handler.map(|h| {
-            move |core: &evloop_core::EventLoop, ctx: &ErrorContext| {
-                h(&EventLoop::from(core.clone()), ctx);
-            }
-        }));
     }
 }
 
@@ -153,17 +147,21 @@ impl EventLoop {
 ///     let sleeper = lp.clone();
 ///     let _ticker = lp.create_task(async move { sleeper.sleep(Duration::from_secs(3600)).await })?;
 ///     Ok::<_, evloop::Error>(42)
-/// })??;
+/// })?;
 /// assert_eq!(answer, 42);
 /// # Ok::<(), evloop::Error>(())
 /// ```
 ///
+/// `future` returns a `Result` (as a `main` does); its error and the
+/// loop's come back as one.
+///
 /// # Errors
-/// Those of [`EventLoop::new`] and `run_until_complete`.
+/// The future's error; those of [`EventLoop::new`] and
+/// `run_until_complete`.
 #[doc(alias = "asyncio.run")]
-pub fn run<F: Future>(future: F) -> Result<F::Output, Error> {
+pub fn run<T, E: From<Error>>(future: impl Future<Output = Result<T, E>>) -> Result<T, E> {
     let event_loop = EventLoop::new()?;
-    let output = event_loop.run_until_complete(future);
+    let output = event_loop.block_on(future);
     cancel_all_tasks(&event_loop);
     event_loop.shutdown_default_executor_blocking();
     event_loop.close()?;

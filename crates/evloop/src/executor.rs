@@ -139,14 +139,14 @@ fn shut_down_error(_: ShutDown) -> Error {
 impl EventLoop {
     fn default_executor_state(&self) -> std::rc::Rc<DefaultExecutor> {
         let mut created = false;
-        let state = self.extension(|| {
+        let state = self.as_core().extension(|| {
             created = true;
             DefaultExecutor::default()
         });
         if created {
             let hook_state = state.clone();
             // Closing never waits for running calls (asyncio: shutdown(wait=False)).
-            let _ = self.add_close_hook(move |_| {
+            let _ = self.as_core().add_close_hook(move |_| {
                 if let Some(pool) = hook_state.pool.borrow_mut().take() {
                     pool.shutdown(false);
                 }

@@ -38,6 +38,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod core_api;
 mod event_loop;
 mod executor;
 mod names;
@@ -48,11 +49,12 @@ mod signals;
 #[cfg(feature = "tls")]
 mod tls;
 
+pub use core_api::{ExceptionHandler, TaskFactory};
 pub use event_loop::{run, Builder, EventLoop};
 pub use evloop_core::{
-    panic_message, CallbackId, Clock, Error, ErrorContext, FdClaim, Handle, HandleInfo,
-    LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Remote, Task, TimerHandle, TlsError,
-    TlsErrorKind, VirtualClock,
+    panic_message, CallbackId, Clock, Error, ErrorContext, Handle, HandleInfo, Interval,
+    LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Readiness, Remote, RemoteTask, Sleep,
+    Task, TaskId, TaskOptions, TaskRef, TimerHandle, TlsError, TlsErrorKind, VirtualClock,
 };
 pub use evloop_executor::{Executor, JobError, ThreadPool, ThreadPoolBuilder};
 #[cfg(feature = "process")]

@@ -34,7 +34,7 @@ impl EventLoop {
         port: Option<u16>,
         options: ConnectOptions,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::create_connection(self, factory, host, port, options)
+        tr::create_connection(self.as_core(), factory, host, port, options)
     }
 
     /// [`create_connection`](Self::create_connection) with a [`BufferedProtocol`].
@@ -48,7 +48,7 @@ impl EventLoop {
         port: Option<u16>,
         options: ConnectOptions,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::create_connection_buffered(self, factory, host, port, options)
+        tr::create_connection_buffered(self.as_core(), factory, host, port, options)
     }
 
     /// Listens on TCP (asyncio's `create_server`).
@@ -60,7 +60,7 @@ impl EventLoop {
         factory: impl Fn() -> P + 'static,
         options: ServerOptions,
     ) -> impl Future<Output = Result<Server, Error>> + 'static {
-        tr::create_server(self, factory, options)
+        tr::create_server(self.as_core(), factory, options)
     }
 
     /// Wraps an accepted socket (asyncio's `connect_accepted_socket`),
@@ -75,7 +75,7 @@ impl EventLoop {
         sock: OwnedFd,
         tls: Option<Layer>,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::connect_accepted_socket(self, factory, sock, tls)
+        tr::connect_accepted_socket(self.as_core(), factory, sock, tls)
     }
 
     /// Opens a UDP endpoint (asyncio's `create_datagram_endpoint`).
@@ -87,7 +87,7 @@ impl EventLoop {
         factory: impl FnOnce() -> P + 'static,
         options: DatagramOptions,
     ) -> impl Future<Output = Result<(DatagramTransport, ProtocolHandle<P>), Error>> + 'static {
-        tr::create_datagram_endpoint(self, factory, options)
+        tr::create_datagram_endpoint(self.as_core(), factory, options)
     }
 
     /// Opens a unix datagram endpoint; a path starting with NUL is abstract.
@@ -100,7 +100,7 @@ impl EventLoop {
         local_path: Option<&Path>,
         remote_path: Option<&Path>,
     ) -> impl Future<Output = Result<(DatagramTransport, ProtocolHandle<P>), Error>> + 'static {
-        tr::create_unix_datagram_endpoint(self, factory, local_path, remote_path)
+        tr::create_unix_datagram_endpoint(self.as_core(), factory, local_path, remote_path)
     }
 
     /// Connects to a unix stream socket (asyncio's `create_unix_connection`).
@@ -113,7 +113,7 @@ impl EventLoop {
         path: impl AsRef<Path>,
         options: ConnectOptions,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::create_unix_connection(self, factory, path, options)
+        tr::create_unix_connection(self.as_core(), factory, path, options)
     }
 
     /// Listens on a unix stream socket (asyncio's `create_unix_server`).
@@ -126,7 +126,7 @@ impl EventLoop {
         path: Option<&Path>,
         options: UnixServerOptions,
     ) -> impl Future<Output = Result<Server, Error>> + 'static {
-        tr::create_unix_server(self, factory, path, options)
+        tr::create_unix_server(self.as_core(), factory, path, options)
     }
 
     /// Reads a pipe, FIFO, socket or tty through a protocol.
@@ -138,7 +138,7 @@ impl EventLoop {
         factory: impl FnOnce() -> P + 'static,
         pipe: OwnedFd,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::connect_read_pipe(self, factory, pipe)
+        tr::connect_read_pipe(self.as_core(), factory, pipe)
     }
 
     /// Writes a pipe, FIFO, socket or tty through a transport.
@@ -150,7 +150,7 @@ impl EventLoop {
         factory: impl FnOnce() -> P + 'static,
         pipe: OwnedFd,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
-        tr::connect_write_pipe(self, factory, pipe)
+        tr::connect_write_pipe(self.as_core(), factory, pipe)
     }
 
     /// Receives up to `n` bytes from a non-blocking socket.
@@ -162,7 +162,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         n: usize,
     ) -> impl Future<Output = Result<Vec<u8>, Error>> + 'a {
-        tr::sock_recv(self, sock, n)
+        tr::sock_recv(self.as_core(), sock, n)
     }
 
     /// Receives into `buf`.
@@ -174,7 +174,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         buf: &'a mut [u8],
     ) -> impl Future<Output = Result<usize, Error>> + 'a {
-        tr::sock_recv_into(self, sock, buf)
+        tr::sock_recv_into(self.as_core(), sock, buf)
     }
 
     /// Sends all of `data`.
@@ -186,7 +186,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         data: &'a [u8],
     ) -> impl Future<Output = Result<(), Error>> + 'a {
-        tr::sock_sendall(self, sock, data)
+        tr::sock_sendall(self.as_core(), sock, data)
     }
 
     /// Connects a non-blocking socket to `addr`: an [`Address`], a
@@ -205,7 +205,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         addr: impl Into<ConnectTarget>,
     ) -> impl Future<Output = Result<(), Error>> + 'a {
-        tr::sock_connect(self, sock, addr)
+        tr::sock_connect(self.as_core(), sock, addr)
     }
 
     /// Accepts a connection on a listening socket.
@@ -216,7 +216,7 @@ impl EventLoop {
         &self,
         sock: &'a impl AsFd,
     ) -> impl Future<Output = Result<(OwnedFd, Option<Address>), Error>> + 'a {
-        tr::sock_accept(self, sock)
+        tr::sock_accept(self.as_core(), sock)
     }
 
     /// Sends a datagram to `addr`.
@@ -229,7 +229,7 @@ impl EventLoop {
         data: &'a [u8],
         addr: Address,
     ) -> impl Future<Output = Result<usize, Error>> + 'a {
-        tr::sock_sendto(self, sock, data, addr)
+        tr::sock_sendto(self.as_core(), sock, data, addr)
     }
 
     /// Receives a datagram of up to `n` bytes and its sender.
@@ -241,7 +241,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         n: usize,
     ) -> impl Future<Output = Result<(Vec<u8>, Option<Address>), Error>> + 'a {
-        tr::sock_recvfrom(self, sock, n)
+        tr::sock_recvfrom(self.as_core(), sock, n)
     }
 
     /// Receives a datagram into `buf` (its length is asyncio's `nbytes`):
@@ -254,7 +254,7 @@ impl EventLoop {
         sock: &'a impl AsFd,
         buf: &'a mut [u8],
     ) -> impl Future<Output = Result<(usize, Option<Address>), Error>> + 'a {
-        tr::sock_recvfrom_into(self, sock, buf)
+        tr::sock_recvfrom_into(self.as_core(), sock, buf)
     }
 
     /// Sends `file` over a non-blocking stream socket: `count` bytes from
@@ -277,7 +277,7 @@ impl EventLoop {
         count: Option<u64>,
         fallback: bool,
     ) -> impl Future<Output = Result<u64, Error>> + 'a {
-        tr::sock_sendfile(self, sock, file, offset, count, fallback)
+        tr::sock_sendfile(self.as_core(), sock, file, offset, count, fallback)
     }
 
     /// Sends `file` over `transport` (asyncio's `loop.sendfile`): `count`
@@ -342,7 +342,7 @@ impl EventLoop {
         count: Option<u64>,
         fallback: bool,
     ) -> impl Future<Output = Result<u64, Error>> + 'a {
-        tr::sendfile(self, transport, file, offset, count, fallback)
+        tr::sendfile(self.as_core(), transport, file, offset, count, fallback)
     }
 
     /// Opens a TCP connection as a reader/writer pair (asyncio's
@@ -358,7 +358,7 @@ impl EventLoop {
         options: ConnectOptions,
         limit: usize,
     ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
-        tr::open_connection(self, host, port, options, limit)
+        tr::open_connection(self.as_core(), host, port, options, limit)
     }
 
     /// Serves TCP with a reader/writer pair per connection, each handled by
@@ -376,7 +376,7 @@ impl EventLoop {
         F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        tr::start_server(self, client_connected, options, limit)
+        tr::start_server(self.as_core(), client_connected, options, limit)
     }
 
     /// [`open_connection`](Self::open_connection) over a unix socket.
@@ -389,7 +389,7 @@ impl EventLoop {
         options: ConnectOptions,
         limit: usize,
     ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
-        tr::open_unix_connection(self, path, options, limit)
+        tr::open_unix_connection(self.as_core(), path, options, limit)
     }
 
     /// [`start_server`](Self::start_server) over a unix socket.
@@ -407,6 +407,6 @@ impl EventLoop {
         F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
         Fut: Future<Output = ()> + 'static,
     {
-        tr::start_unix_server(self, client_connected, path, options, limit)
+        tr::start_unix_server(self.as_core(), client_connected, path, options, limit)
     }
 }

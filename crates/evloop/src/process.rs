@@ -32,7 +32,7 @@ impl EventLoop {
         P: SubprocessProtocol,
         A: AsRef<OsStr>,
     {
-        pr::subprocess_exec(self, factory, program, args, options)
+        pr::subprocess_exec(self.as_core(), factory, program, args, options)
     }
 
     /// Runs `cmd` through `/bin/sh -c` (asyncio's `loop.subprocess_shell`).
@@ -46,7 +46,7 @@ impl EventLoop {
         cmd: impl AsRef<OsStr>,
         options: ProcessOptions,
     ) -> impl Future<Output = Result<SubprocessConnection<P>, Error>> + 'static {
-        pr::subprocess_shell(self, factory, cmd, options)
+        pr::subprocess_shell(self.as_core(), factory, cmd, options)
     }
 
     /// Starts `program args…` with stream pipes and returns a [`Process`]
@@ -64,7 +64,7 @@ impl EventLoop {
         options: ProcessOptions,
         limit: usize,
     ) -> impl Future<Output = Result<Process, Error>> + 'static {
-        pr::create_subprocess_exec(self, program, args, options, limit)
+        pr::create_subprocess_exec(self.as_core(), program, args, options, limit)
     }
 
     /// [`create_subprocess_exec`](Self::create_subprocess_exec) through
@@ -79,6 +79,6 @@ impl EventLoop {
         options: ProcessOptions,
         limit: usize,
     ) -> impl Future<Output = Result<Process, Error>> + 'static {
-        pr::create_subprocess_shell(self, cmd, options, limit)
+        pr::create_subprocess_shell(self.as_core(), cmd, options, limit)
     }
 }

@@ -19,7 +19,7 @@ impl EventLoop {
         signum: i32,
         callback: impl FnMut() + 'static,
     ) -> Result<(), Error> {
-        evloop_signals::add_signal_handler(self, signum, callback)
+        evloop_signals::add_signal_handler(self.as_core(), signum, callback)
     }
 
     /// Removes the handler and restores the default disposition; `Ok(false)`
@@ -28,6 +28,6 @@ impl EventLoop {
     /// # Errors
     /// [`Error::InvalidArgument`] for an invalid number.
     pub fn remove_signal_handler(&self, signum: i32) -> Result<bool, Error> {
-        evloop_signals::remove_signal_handler(self, signum)
+        evloop_signals::remove_signal_handler(self.as_core(), signum)
     }
 }

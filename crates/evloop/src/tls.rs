@@ -28,7 +28,7 @@ impl EventLoop {
         protocol: &ProtocolHandle<P>,
         tls: impl Into<TlsConfig>,
     ) -> impl Future<Output = Result<Transport, Error>> + 'static {
-        evloop_tls::start_tls(self, transport, AnyProtocol::plain(protocol), tls)
+        evloop_tls::start_tls(self.as_core(), transport, AnyProtocol::plain(protocol), tls)
     }
 
     /// [`start_tls`](Self::start_tls) for a [`BufferedProtocol`].
@@ -41,6 +41,11 @@ impl EventLoop {
         protocol: &ProtocolHandle<P>,
         tls: impl Into<TlsConfig>,
     ) -> impl Future<Output = Result<Transport, Error>> + 'static {
-        evloop_tls::start_tls(self, transport, AnyProtocol::buffered(protocol), tls)
+        evloop_tls::start_tls(
+            self.as_core(),
+            transport,
+            AnyProtocol::buffered(protocol),
+            tls,
+        )
     }
 }
