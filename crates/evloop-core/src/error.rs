@@ -13,29 +13,37 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum Error {
     /// The loop is closed (asyncio: `RuntimeError('Event loop is closed')`).
+    #[doc(alias = "RuntimeError")]
     Closed,
     /// `run_*` was called on a loop that is already running.
+    #[doc(alias = "RuntimeError")]
     AlreadyRunning,
     /// Another loop is running on this thread.
     AnotherLoopRunning,
     /// `close()` was called on a running loop.
+    #[doc(alias = "RuntimeError")]
     Running,
     /// An operation needs a running loop and none is running.
     NotRunning,
     /// The loop stopped before the future given to `run_until_complete` completed.
+    #[doc(alias = "RuntimeError")]
     StoppedBeforeComplete,
     /// The future or task was cancelled (asyncio: `CancelledError(msg)`),
     /// with the message given to `cancel_with`, if any. Match it as
     /// `Error::Cancelled(_)`, or test with [`Error::is_cancelled`].
+    #[doc(alias = "CancelledError")]
     Cancelled(Option<String>),
     /// A deadline passed before the operation completed (asyncio's
     /// `TimeoutError` from `wait_for`/`timeout`): what `EventLoop::timeout`
     /// returns. OS-level timeouts (a socket's `ETIMEDOUT`) stay
     /// [`Error::Io`].
+    #[doc(alias = "TimeoutError")]
     TimedOut,
     /// A future was used in a state that does not allow it (asyncio: `InvalidStateError`).
+    #[doc(alias = "InvalidStateError")]
     InvalidState(&'static str),
     /// A bad argument, naming it (asyncio: `ValueError`).
+    #[doc(alias = "ValueError")]
     InvalidArgument(Cow<'static, str>),
     /// `SIGKILL` or `SIGSTOP` cannot have a handler.
     UncatchableSignal(i32),
@@ -44,9 +52,11 @@ pub enum Error {
     /// A callback, task or future panicked; the payload's message.
     Panic(String),
     /// An operating-system error.
+    #[doc(alias = "OSError")]
     Io(io::Error),
     /// A TLS failure (handshake, certificate, protocol, configuration); the
     /// TLS library's own error is its [`source`](std::error::Error::source).
+    #[doc(alias("SSLError", "SSLCertVerificationError"))]
     Tls(TlsError),
 }
 

@@ -111,6 +111,7 @@ impl Inner {
 ///
 /// See the crate docs for an example.
 #[derive(Clone)]
+#[doc(alias("AbstractEventLoop", "BaseEventLoop"))]
 pub struct EventLoop {
     pub(crate) inner: Rc<Inner>,
 }
@@ -200,6 +201,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`Error::Io`] if the reactor cannot be created.
+    #[doc(alias = "new_event_loop")]
     pub fn new() -> Result<EventLoop, Error> {
         Builder::default().build()
     }

@@ -25,6 +25,7 @@ struct State<T> {
 
 /// A value that will be set later, awaitable, with done callbacks run by the
 /// loop (never inline). Clones share the same future.
+#[doc(alias = "Future")]
 pub struct LoopFuture<T> {
     state: Rc<RefCell<State<T>>>,
     event_loop: Weak<Inner>,

@@ -126,6 +126,7 @@ impl Drop for Shared {
 /// A `Send + Sync + Clone` handle for posting callbacks to a loop from any
 /// thread (asyncio's `call_soon_threadsafe`).
 #[derive(Clone)]
+#[doc(alias = "call_soon_threadsafe")]
 pub struct Remote {
     pub(crate) shared: Arc<Shared>,
 }

@@ -113,11 +113,13 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`Error::NotRunning`] when no loop runs on this thread.
+    #[doc(alias("get_running_loop", "get_event_loop"))]
     pub fn current() -> Result<EventLoop, Error> {
         Self::try_current().ok_or(Error::NotRunning)
     }
 
     /// The loop running on this thread, if any.
+    #[doc(alias = "_get_running_loop")]
     pub fn try_current() -> Option<EventLoop> {
         CURRENT.with(|current| current.borrow().clone().map(EventLoop::from_inner))
     }

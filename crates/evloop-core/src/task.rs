@@ -375,6 +375,7 @@ impl EventLoop {
     /// # Errors
     /// [`Error::Closed`] on a closed loop.
     #[track_caller]
+    #[doc(alias = "create_task")]
     pub fn create_task_with<F>(
         &self,
         future: F,

@@ -79,6 +79,7 @@ pub trait Executor: Send + Sync + fmt::Debug {
 /// );
 /// # Ok::<(), evloop_executor::ShutDown>(())
 /// ```
+#[doc(alias("run_in_executor", "to_thread"))]
 pub fn spawn_blocking<T: Send + 'static>(
     executor: &(impl Executor + ?Sized),
     f: impl FnOnce() -> T + Send + 'static,

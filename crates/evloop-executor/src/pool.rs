@@ -58,6 +58,7 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// # Ok::<(), evloop_executor::ShutDown>(())
 /// ```
 #[derive(Clone)]
+#[doc(alias = "ThreadPoolExecutor")]
 pub struct ThreadPool {
     handle: Arc<PoolHandle>,
 }

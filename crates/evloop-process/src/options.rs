@@ -13,16 +13,19 @@ pub enum Stdio {
     /// A new pipe whose other end the loop watches (asyncio's `PIPE`): the
     /// default.
     #[default]
+    #[doc(alias = "PIPE")]
     Pipe,
     /// The parent's own stream (asyncio's `None`).
     Inherit,
     /// `/dev/null` (asyncio's `DEVNULL`).
+    #[doc(alias = "DEVNULL")]
     Null,
     /// An fd the caller opened (a file, a socket, a pipe end). It is closed
     /// in the parent once the child has started.
     Fd(OwnedFd),
     /// For `stderr` only: the same place as the child's stdout (asyncio's
     /// `STDOUT`). Anywhere else it is [`Error::InvalidArgument`](evloop_core::Error::InvalidArgument).
+    #[doc(alias = "STDOUT")]
     Stdout,
 }
 
@@ -40,6 +43,7 @@ impl fmt::Debug for Stdio {
 
 /// How the loop learns that a child exited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[doc(alias("ChildWatcher", "PidfdChildWatcher"))]
 pub enum Reaper {
     /// A pidfd watched by the loop where the kernel has one (Linux ≥ 5.3),
     /// else [`Reaper::Sigchld`]: the default.
@@ -91,6 +95,7 @@ pub struct ProcessOptions {
     pub process_group: Option<i32>,
     /// Start a new session (`setsid`, asyncio's `start_new_session`). Not
     /// together with `process_group`.
+    #[doc(alias = "start_new_session")]
     pub new_session: bool,
     /// Extra fds the child inherits, at the same numbers (asyncio's
     /// `pass_fds`). They are closed in the parent once the child has

@@ -338,6 +338,7 @@ impl Protocol for PipeProtocol {
 
 impl SubprocessTransport {
     /// The child's pid (asyncio's `get_pid()`).
+    #[doc(alias = "get_pid")]
     pub fn pid(&self) -> u32 {
         self.inner.pid.unsigned_abs()
     }
@@ -345,6 +346,7 @@ impl SubprocessTransport {
     /// The exit code, `-signum` if a signal killed the child, `None` while it
     /// runs (asyncio's `get_returncode()`). A child reaped by someone else
     /// reports 255.
+    #[doc(alias = "get_returncode")]
     pub fn returncode(&self) -> Option<i32> {
         self.inner.state.borrow().returncode
     }

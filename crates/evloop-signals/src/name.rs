@@ -12,6 +12,7 @@
 /// assert_eq!(signal_name(15), "SIGTERM");
 /// assert_eq!(signal_name(1000), "SIG1000");
 /// ```
+#[doc(alias = "Signals")]
 pub fn signal_name(signum: i32) -> String {
     match known_name(signum) {
         Some(name) => name.to_owned(),

@@ -19,8 +19,10 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, S
 use crate::error::rustls_error;
 
 /// asyncio's `SSL_HANDSHAKE_TIMEOUT`: 60 s.
+#[doc(alias = "SSL_HANDSHAKE_TIMEOUT")]
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// asyncio's `SSL_SHUTDOWN_TIMEOUT`: 30 s.
+#[doc(alias = "SSL_SHUTDOWN_TIMEOUT")]
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The crypto provider this build uses: `ring`, or `aws-lc-rs` with that
@@ -83,7 +85,36 @@ impl Timeouts {
 /// Verification is on by default, against the platform's root store;
 /// the name checked is `server_hostname`, else the host connected to (an IP
 /// address is checked against the certificate's IP SANs).
+///
+/// # Examples
+///
+/// Trust one private CA instead of the platform's roots, offer ALPN, and
+/// verify a name other than the address connected to:
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_tls::{rustls, ClientTls};
+/// use evloop_transports::ConnectOptions;
+///
+/// // A throw-away CA certificate; in real use, `root_pem_file("ca.pem")`.
+/// let ca = rcgen::generate_simple_self_signed(vec!["db.internal".into()]).unwrap();
+/// let mut roots = rustls::RootCertStore::empty();
+/// roots.add(rustls::pki_types::CertificateDer::from(ca.cert.der().to_vec())).unwrap();
+///
+/// let tls = ClientTls::builder()
+///     .root_store(roots)
+///     .alpn(["h2", "http/1.1"])
+///     .build()?
+///     .server_hostname("db.internal")
+///     .handshake_timeout(Duration::from_secs(10));
+/// // `ClientTls::new()?` is asyncio's `ssl.create_default_context()`.
+/// let mut options = ConnectOptions::default();
+/// options.tls = Some(tls.into());
+/// assert!(options.tls.is_some()); // ready for create_connection or open_connection
+/// # Ok::<(), evloop_core::Error>(())
+/// ```
 #[derive(Clone)]
+#[doc(alias("ssl", "SSLContext", "create_default_context"))]
 pub struct ClientTls {
     pub(crate) config: Arc<ClientConfig>,
     pub(crate) server_hostname: Option<String>,
@@ -96,6 +127,7 @@ impl ClientTls {
     ///
     /// # Errors
     /// [`Error::Tls`] (`Config`) if the platform has no root certificates.
+    #[doc(alias = "create_default_context")]
     pub fn new() -> Result<ClientTls, Error> {
         ClientTls::builder().build()
     }
@@ -122,12 +154,14 @@ impl ClientTls {
     }
 
     /// The handshake timeout (60 s by default).
+    #[doc(alias = "ssl_handshake_timeout")]
     pub fn handshake_timeout(mut self, timeout: Duration) -> ClientTls {
         self.timeouts.handshake = timeout;
         self
     }
 
     /// The shutdown timeout (30 s by default).
+    #[doc(alias = "ssl_shutdown_timeout")]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ClientTls {
         self.timeouts.shutdown = timeout;
         self
@@ -175,6 +209,7 @@ pub struct ClientTlsBuilder {
 
 impl ClientTlsBuilder {
     /// Trusts exactly these roots instead of the platform's.
+    #[doc(alias = "load_verify_locations")]
     pub fn root_store(mut self, roots: RootCertStore) -> Self {
         self.roots = Some(roots);
         self
@@ -182,6 +217,7 @@ impl ClientTlsBuilder {
 
     /// Trusts the certificates in a PEM file (instead of the platform's
     /// roots; call again to add more files).
+    #[doc(alias("load_verify_locations", "cafile"))]
     pub fn root_pem_file(mut self, path: impl AsRef<Path>) -> Self {
         match load_certs(path.as_ref()) {
             Ok(certs) => {
@@ -200,6 +236,7 @@ impl ClientTlsBuilder {
     }
 
     /// The application protocols to offer (ALPN), most preferred first.
+    #[doc(alias = "set_alpn_protocols")]
     pub fn alpn<I, P>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -220,6 +257,7 @@ impl ClientTlsBuilder {
     }
 
     /// Presents the certificate chain and key in these PEM files.
+    #[doc(alias = "load_cert_chain")]
     pub fn client_cert_pem_files(self, chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
         match (load_certs(chain.as_ref()), load_key(key.as_ref())) {
             (Ok(chain), Ok(key)) => self.client_cert(chain, key),
@@ -230,6 +268,7 @@ impl ClientTlsBuilder {
     /// **Dangerous:** accepts any certificate for any name, so anyone on
     /// the path can read and change the traffic. For tests against
     /// throw-away certificates only.
+    #[doc(alias("check_hostname", "verify_mode", "CERT_NONE"))]
     pub fn dangerous_disable_certificate_verification(mut self) -> Self {
         self.no_verification = true;
         self
@@ -288,7 +327,47 @@ impl fmt::Debug for ClientTlsBuilder {
 
 /// The server side of TLS: what `ServerOptions::tls` takes (asyncio's
 /// `ssl=` with a server context).
+///
+/// # Examples
+///
+/// A TLS server from a certificate chain and key in PEM files:
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_core::EventLoop;
+/// use evloop_tls::ServerTls;
+/// use evloop_transports::{create_server, Protocol, ServerOptions};
+///
+/// struct Quiet;
+/// impl Protocol for Quiet {}
+///
+/// // A throw-away certificate and key, written as PEM files.
+/// let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// let dir = std::env::temp_dir().join(format!("evloop-server-tls-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let (chain, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+/// std::fs::write(&chain, cert.cert.pem())?;
+/// std::fs::write(&key, cert.key_pair.serialize_pem())?;
+///
+/// let tls = ServerTls::from_pem_files(&chain, &key)?.handshake_timeout(Duration::from_secs(10));
+/// // The builder adds ALPN and client certificates.
+/// let _h2 = ServerTls::builder(&chain, &key).alpn(["h2", "http/1.1"]).build()?;
+/// let missing = ServerTls::from_pem_files(dir.join("missing.pem"), &key).unwrap_err();
+/// assert_eq!(missing.io_kind(), Some(std::io::ErrorKind::NotFound));
+///
+/// let lp = EventLoop::new()?;
+/// let mut options = ServerOptions::default();
+/// options.host = vec!["127.0.0.1".into()];
+/// options.tls = Some(tls.into());
+/// let server = lp.run_until_complete(create_server(&lp, || Quiet, options))??;
+/// println!("TLS on port {}", server.sockets()[0].as_inet().unwrap().port());
+/// server.close();
+/// lp.close()?;
+/// std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
+#[doc(alias("ssl", "SSLContext"))]
 pub struct ServerTls {
     pub(crate) config: Arc<ServerConfig>,
     pub(crate) timeouts: Timeouts,
@@ -304,6 +383,7 @@ impl ServerTls {
     /// [`Error::Tls`] (`Config`) for malformed PEM, a file with no
     /// certificate or no private key, an unsupported key, or a key that does
     /// not match the certificate.
+    #[doc(alias = "load_cert_chain")]
     pub fn from_pem_files(chain: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self, Error> {
         ServerTls::builder(chain, key).build()
     }
@@ -340,12 +420,14 @@ impl ServerTls {
     }
 
     /// The handshake timeout (60 s by default).
+    #[doc(alias = "ssl_handshake_timeout")]
     pub fn handshake_timeout(mut self, timeout: Duration) -> ServerTls {
         self.timeouts.handshake = timeout;
         self
     }
 
     /// The shutdown timeout (30 s by default).
+    #[doc(alias = "ssl_shutdown_timeout")]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> ServerTls {
         self.timeouts.shutdown = timeout;
         self
@@ -368,6 +450,7 @@ impl fmt::Debug for ServerTls {
 
 /// Whether a server asks for client certificates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[doc(alias("verify_mode", "CERT_REQUIRED", "CERT_OPTIONAL"))]
 pub enum ClientAuth {
     /// A client without a certificate is refused.
     Required,
@@ -385,6 +468,7 @@ pub struct ServerTlsBuilder {
 impl ServerTlsBuilder {
     /// The application protocols to accept (ALPN), most preferred first. A
     /// client that offers only others is refused (`NoApplicationProtocol`).
+    #[doc(alias = "set_alpn_protocols")]
     pub fn alpn<I, P>(mut self, protocols: I) -> Self
     where
         I: IntoIterator<Item = P>,
@@ -395,6 +479,7 @@ impl ServerTlsBuilder {
     }
 
     /// Verifies client certificates against `roots`.
+    #[doc(alias("verify_mode", "CERT_REQUIRED"))]
     pub fn client_auth(mut self, mode: ClientAuth, roots: RootCertStore) -> Self {
         self.client_auth = Some((mode, roots));
         self
@@ -498,6 +583,7 @@ fn config_error(message: String) -> Error {
 ///
 /// # Errors
 /// [`Error::Tls`] (`Config`) when none could be loaded.
+#[doc(alias("load_default_certs", "set_default_verify_paths"))]
 pub fn platform_roots() -> Result<Arc<RootCertStore>, Error> {
     static ROOTS: OnceLock<Result<Arc<RootCertStore>, String>> = OnceLock::new();
     let roots = ROOTS.get_or_init(|| {

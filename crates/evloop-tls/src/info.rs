@@ -9,6 +9,7 @@ use crate::session::Session;
 
 /// The negotiated parameters of a TLS connection, copied out of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[doc(alias("SSLObject", "peercert", "cipher"))]
 pub struct TlsInfo {
     /// `"TLSv1.3"` or `"TLSv1.2"` (Python's `SSLObject.version()` names).
     pub protocol_version: String,
@@ -60,6 +61,14 @@ impl TlsInfo {
 pub trait TlsTransportExt {
     /// The connection's TLS parameters, if this transport is TLS and its
     /// handshake is done; `None` for a plain transport.
+    #[doc(alias(
+        "get_extra_info",
+        "peercert",
+        "getpeercert",
+        "cipher",
+        "ssl_object",
+        "selected_alpn_protocol"
+    ))]
     fn tls_info(&self) -> Option<TlsInfo>;
 
     /// True if this transport is a TLS one.

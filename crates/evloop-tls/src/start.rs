@@ -18,6 +18,7 @@ use crate::session::{RawSide, Session};
 
 /// Either side's TLS configuration: what [`start_tls`] takes.
 #[derive(Clone, Debug)]
+#[doc(alias("SSLContext", "server_side"))]
 pub enum TlsConfig {
     /// We are the client.
     Client(ClientTls),
@@ -118,6 +119,90 @@ impl StreamLayer for TlsConfig {
 /// or a zero timeout, [`Error::InvalidState`] for a closing transport, the
 /// handshake's error (the transport is then closed). Dropping the future
 /// before the handshake completes aborts the connection.
+///
+/// # Examples
+///
+/// STARTTLS: a client connects in plaintext, asks the server to switch, and
+/// both upgrade the live connection (the server through the streams
+/// version, [`StreamWriterTlsExt::start_tls`]):
+///
+/// ```
+/// use evloop_core::{Error, EventLoop, LoopFuture};
+/// use evloop_tls::{start_tls, ClientTls, ServerTls, StreamWriterTlsExt};
+/// use evloop_transports::layer::AnyProtocol;
+/// use evloop_transports::{
+///     create_connection, start_server, ConnectOptions, Protocol, ProtocolHandle, ServerOptions,
+///     DEFAULT_LIMIT,
+/// };
+/// # use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+/// # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+/// # let der = CertificateDer::from(cert.cert.der().to_vec());
+/// # let key = PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der());
+/// # let server_tls = ServerTls::builder_der(vec![der.clone()], key.into()).build()?;
+/// # let mut roots = rustls::RootCertStore::empty();
+/// # roots.add(der).unwrap();
+/// # let client_tls = ClientTls::builder().root_store(roots).build()?;
+/// // `server_tls: ServerTls` and `client_tls: ClientTls` for "localhost",
+/// // made as in the crate's example.
+///
+/// /// Completes `line` with the next line received, plaintext or TLS.
+/// #[derive(Default)]
+/// struct Client { got: Vec<u8>, line: Option<LoopFuture<Vec<u8>>> }
+/// impl Protocol for Client {
+///     fn data_received(&mut self, data: &[u8]) {
+///         self.got.extend_from_slice(data);
+///         if self.got.ends_with(b"\n") {
+///             if let Some(line) = self.line.take() {
+///                 let _ = line.set_result(std::mem::take(&mut self.got));
+///             }
+///         }
+///     }
+/// }
+/// fn next_line(lp: &EventLoop, client: &ProtocolHandle<Client>) -> LoopFuture<Vec<u8>> {
+///     let line = lp.create_future();
+///     let _ = client.with(|c| c.line = Some(line.clone()));
+///     line
+/// }
+///
+/// let lp = EventLoop::new()?;
+/// let handler_lp = lp.clone();
+/// let mut options = ServerOptions::default();
+/// options.host = vec!["127.0.0.1".into()];
+/// let serve = start_server(&lp, move |mut reader, writer| {
+///     let (lp, tls) = (handler_lp.clone(), server_tls.clone());
+///     async move {
+///         if matches!(reader.readline().await, Ok(line) if line == b"STARTTLS\n") {
+///             writer.write(b"GO\n");
+///             writer.start_tls(&lp, tls).await.unwrap();
+///             let line = reader.readline().await.unwrap();
+///             writer.write(&line); // echoed over TLS
+///         }
+///     }
+/// }, options, DEFAULT_LIMIT);
+/// let server = lp.run_until_complete(serve)??;
+/// let port = server.sockets()[0].as_inet().unwrap().port();
+///
+/// let echoed = lp.run_until_complete(async {
+///     let options = ConnectOptions::default();
+///     let connect = create_connection(&lp, Client::default, Some("127.0.0.1"), Some(port), options);
+///     let (plain, client) = connect.await?;
+///     let go = next_line(&lp, &client);
+///     plain.write(b"STARTTLS\n");
+///     assert_eq!(go.await?, b"GO\n");
+///     // No host to default to: the name to verify must be given.
+///     let tls = client_tls.server_hostname("localhost");
+///     let transport = start_tls(&lp, &plain, AnyProtocol::plain(&client), tls).await?;
+///     let echo = next_line(&lp, &client);
+///     transport.write(b"secret\n");
+///     let echoed = echo.await?;
+///     transport.close();
+///     Ok::<_, Error>(echoed)
+/// })??;
+/// assert_eq!(echoed, b"secret\n");
+/// server.close();
+/// lp.close()?;
+/// # Ok::<(), Error>(())
+/// ```
 pub fn start_tls(
     event_loop: &EventLoop,
     transport: &Transport,

@@ -213,6 +213,7 @@ impl DatagramTransport {
     /// # Errors
     /// [`Error::InvalidArgument`] for a host name (`"… requires a DNS
     /// lookup"`), and as [`sendto`](Self::sendto).
+    #[doc(alias = "sendto")]
     pub fn sendto_host(&self, data: &[u8], host: &str, port: u16) -> Result<(), Error> {
         let bare = host
             .strip_prefix('[')
@@ -271,16 +272,19 @@ impl DatagramTransport {
 
     /// The connected peer's address (`get_extra_info('peername')`), `None`
     /// on an unconnected endpoint.
+    #[doc(alias = "get_extra_info")]
     pub fn peername(&self) -> Option<Address> {
         self.inner.peername.clone()
     }
 
     /// Our address (`get_extra_info('sockname')`).
+    #[doc(alias = "get_extra_info")]
     pub fn sockname(&self) -> Option<Address> {
         self.inner.sockname.clone()
     }
 
     /// The socket's fd (`get_extra_info('socket')`), until the endpoint is lost.
+    #[doc(alias = "get_extra_info")]
     pub fn fd(&self) -> Option<RawFd> {
         self.inner.fd.borrow().as_ref().map(|_| self.inner.raw_fd)
     }

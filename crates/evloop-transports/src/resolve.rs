@@ -60,6 +60,7 @@ pub fn set_resolver(event_loop: &EventLoop, resolver: Rc<dyn Resolver>) {
 /// # Errors
 /// [`Error::InvalidArgument`] for a name when no resolver is installed;
 /// the resolver's error otherwise.
+#[doc(alias = "getaddrinfo")]
 pub async fn resolve(
     event_loop: &EventLoop,
     host: Option<&str>,

@@ -52,6 +52,7 @@ pub struct ServerOptions {
     pub start_serving: bool,
     /// Run TLS (or another [`Layer`]) over every accepted connection
     /// (asyncio's `ssl=`): `evloop_tls::ServerTls` converts into one.
+    #[doc(alias = "ssl")]
     pub tls: Option<Layer>,
 }
 
@@ -485,6 +486,52 @@ impl ServerInner {
 /// [`Error::InvalidArgument`] for host/port together with `sock`, or a
 /// non-stream `sock`; bind errors as [`Error::Io`] keeping their kind and
 /// errno (as the source) and naming the address; resolver errors.
+///
+/// # Examples
+///
+/// A server that answers once in capitals and hangs up, and a blocking
+/// client on another thread:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use evloop_core::EventLoop;
+/// use evloop_transports::{create_server, Protocol, ServerOptions, Transport};
+///
+/// struct Shout { lp: EventLoop, transport: Option<Transport> }
+/// impl Protocol for Shout {
+///     fn connection_made(&mut self, transport: Transport) { self.transport = Some(transport); }
+///     fn data_received(&mut self, data: &[u8]) {
+///         let transport = self.transport.as_ref().unwrap();
+///         transport.write(&data.to_ascii_uppercase());
+///         transport.close(); // flushes, then closes
+///     }
+///     fn connection_lost(&mut self, _error: Option<std::io::Error>) {
+///         self.lp.stop(); // one client is enough for this example
+///     }
+/// }
+///
+/// let lp = EventLoop::new()?;
+/// let mut options = ServerOptions::default(); // port 0: any free port
+/// options.host = vec!["127.0.0.1".into()]; // empty: every interface, v4 and v6
+/// let factory_lp = lp.clone();
+/// let factory = move || Shout { lp: factory_lp.clone(), transport: None };
+/// let server = lp.run_until_complete(create_server(&lp, factory, options))??;
+/// let port = server.sockets()[0].as_inet().unwrap().port();
+///
+/// let client = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+///     stream.write_all(b"hello")?;
+///     let mut answer = Vec::new();
+///     stream.read_to_end(&mut answer)?;
+///     Ok(answer)
+/// });
+/// lp.run_forever()?; // until the connection is lost
+/// assert_eq!(client.join().unwrap()?, b"HELLO");
+/// server.close();
+/// lp.run_until_complete(server.wait_closed())?;
+/// lp.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn create_server<P: Protocol>(
     event_loop: &EventLoop,
     factory: impl Fn() -> P + 'static,

@@ -41,6 +41,7 @@ pub struct ConnectOptions {
     /// Run TLS (or another [`Layer`]) over the connection (asyncio's
     /// `ssl=`): `evloop_tls::ClientTls` converts into one. The call then
     /// completes after the handshake and the protocol sees plaintext.
+    #[doc(alias = "ssl")]
     pub tls: Option<Layer>,
 }
 
@@ -57,6 +58,51 @@ pub struct ConnectOptions {
 /// one address was tried; one aggregated [`Error::Io`] (`Multiple
 /// exceptions: addr: error, …`, with the first error's kind) when several
 /// failed; resolver errors.
+///
+/// # Examples
+///
+/// A client that says hello to a blocking peer on another thread and waits
+/// for the answer:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use evloop_core::{EventLoop, LoopFuture};
+/// use evloop_transports::{create_connection, ConnectOptions, Protocol, Transport};
+///
+/// /// Says hello; `reply` completes with the peer's 8-byte answer.
+/// struct Hello { got: Vec<u8>, reply: LoopFuture<Vec<u8>> }
+/// impl Protocol for Hello {
+///     fn connection_made(&mut self, transport: Transport) { transport.write(b"hello"); }
+///     fn data_received(&mut self, data: &[u8]) {
+///         self.got.extend_from_slice(data);
+///         if self.got.len() == 8 {
+///             let _ = self.reply.set_result(self.got.clone());
+///         }
+///     }
+/// }
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let port = listener.local_addr()?.port();
+/// let peer = std::thread::spawn(move || -> std::io::Result<[u8; 5]> {
+///     let (mut stream, _) = listener.accept()?;
+///     let mut hello = [0; 5];
+///     stream.read_exact(&mut hello)?;
+///     stream.write_all(b"hi there")?;
+///     Ok(hello)
+/// });
+///
+/// let lp = EventLoop::new()?;
+/// let reply = lp.create_future();
+/// let protocol = Hello { got: Vec::new(), reply: reply.clone() };
+/// let options = ConnectOptions::default(); // happy eyeballs, local_addr, tls, …
+/// let connect = create_connection(&lp, move || protocol, Some("127.0.0.1"), Some(port), options);
+/// let (transport, _protocol) = lp.run_until_complete(connect)??;
+/// assert_eq!(lp.run_until_complete(reply)??, b"hi there");
+/// assert_eq!(&peer.join().unwrap()?, b"hello");
+/// transport.close();
+/// lp.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn create_connection<P: Protocol>(
     event_loop: &EventLoop,
     factory: impl FnOnce() -> P + 'static,

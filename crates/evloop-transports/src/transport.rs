@@ -125,6 +125,7 @@ pub(crate) struct StreamInner {
 /// implemented here; a transport layered over one of them (TLS) through
 /// [`TransportImpl`] has the same API.
 #[derive(Clone)]
+#[doc(alias("BaseTransport", "ReadTransport", "WriteTransport"))]
 pub struct Transport {
     repr: Repr,
 }
@@ -387,6 +388,7 @@ impl Transport {
     }
 
     /// The peer's address (`get_extra_info('peername')`).
+    #[doc(alias = "get_extra_info")]
     pub fn peername(&self) -> Option<Address> {
         match &self.repr {
             Repr::Stream(s) => s.peername.clone(),
@@ -395,6 +397,7 @@ impl Transport {
     }
 
     /// Our address (`get_extra_info('sockname')`).
+    #[doc(alias = "get_extra_info")]
     pub fn sockname(&self) -> Option<Address> {
         match &self.repr {
             Repr::Stream(s) => s.sockname.clone(),
@@ -403,6 +406,7 @@ impl Transport {
     }
 
     /// The fd (`get_extra_info('socket')`/`'pipe'`), until the connection is lost.
+    #[doc(alias = "get_extra_info")]
     pub fn fd(&self) -> Option<RawFd> {
         match &self.repr {
             Repr::Stream(s) => s.fd.borrow().as_ref().map(|_| s.raw_fd),

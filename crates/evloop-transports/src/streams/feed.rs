@@ -159,6 +159,7 @@ impl StreamWriter {
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] for `limit == 0`.
+#[doc(alias = "StreamReaderProtocol")]
 pub fn stream_pair(
     event_loop: &EventLoop,
     transport: Transport,

@@ -66,11 +66,13 @@ pub const DEFAULT_LIMIT: usize = 64 * 1024;
 /// A stream read that failed: asyncio's `IncompleteReadError` and
 /// `LimitOverrunError`, or any other error.
 #[derive(Debug, Clone)]
+#[doc(alias("IncompleteReadError", "LimitOverrunError"))]
 pub enum StreamError {
     /// EOF came before the read could complete (asyncio's
     /// `IncompleteReadError`). `partial` holds the bytes read (they are no
     /// longer in the buffer); `expected` is the size asked for, `None` for
     /// `readuntil`.
+    #[doc(alias = "IncompleteReadError")]
     IncompleteRead {
         /// The bytes read before EOF.
         partial: Vec<u8>,
@@ -79,6 +81,7 @@ pub enum StreamError {
     },
     /// The separator was not found within the limit (asyncio's
     /// `LimitOverrunError`; `readline` raises it as `ValueError`).
+    #[doc(alias = "LimitOverrunError")]
     LimitOverrun {
         /// asyncio's message: `Separator is not found, and chunk exceed the
         /// limit` or `Separator is found, but chunk is longer than limit`.
@@ -269,6 +272,44 @@ fn check_limit(limit: usize) -> Result<(), Error> {
 /// # Errors
 /// [`Error::InvalidArgument`] for `limit == 0`; otherwise as
 /// [`create_connection`].
+///
+/// # Examples
+///
+/// Read a server's greeting line and say goodbye (the server is a blocking
+/// peer on another thread):
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use evloop_core::{Error, EventLoop};
+/// use evloop_transports::{open_connection, ConnectOptions, DEFAULT_LIMIT};
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let port = listener.local_addr()?.port();
+/// let peer = std::thread::spawn(move || -> std::io::Result<Vec<u8>> {
+///     let (mut stream, _) = listener.accept()?;
+///     stream.write_all(b"220 ready\r\n")?;
+///     let mut rest = Vec::new();
+///     stream.read_to_end(&mut rest)?;
+///     Ok(rest)
+/// });
+///
+/// let lp = EventLoop::new()?;
+/// let greeting = lp.run_until_complete(async {
+///     let options = ConnectOptions::default();
+///     let (mut reader, writer) =
+///         open_connection(&lp, Some("127.0.0.1"), Some(port), options, DEFAULT_LIMIT).await?;
+///     let greeting = reader.readline().await?;
+///     writer.write(b"QUIT\r\n");
+///     writer.drain().await?;
+///     writer.close();
+///     writer.wait_closed().await?;
+///     Ok::<_, Error>(greeting)
+/// })??;
+/// assert_eq!(greeting, b"220 ready\r\n");
+/// assert_eq!(peer.join().unwrap()?, b"QUIT\r\n");
+/// lp.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn open_connection(
     event_loop: &EventLoop,
     host: Option<&str>,

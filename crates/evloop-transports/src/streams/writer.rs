@@ -229,11 +229,13 @@ impl StreamWriter {
     }
 
     /// The peer's address.
+    #[doc(alias = "get_extra_info")]
     pub fn peername(&self) -> Option<Address> {
         self.transport.borrow().peername()
     }
 
     /// Our address.
+    #[doc(alias = "get_extra_info")]
     pub fn sockname(&self) -> Option<Address> {
         self.transport.borrow().sockname()
     }

@@ -34,6 +34,7 @@ pub struct UnixServerOptions {
     /// Remove the socket file on close, if it is still ours (true).
     pub cleanup_socket: bool,
     /// Run TLS (or another [`Layer`]) over every accepted connection.
+    #[doc(alias = "ssl")]
     pub tls: Option<Layer>,
 }
 
