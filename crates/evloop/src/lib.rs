@@ -1,8 +1,8 @@
 //! evloop: Python asyncio's event loop (`AbstractEventLoop`) in Rust.
 //!
 //! **Owns:** the [`EventLoop`] facade with the whole API — the core's
-//! scheduling, running, futures, tasks and error handling (through `Deref`),
-//! plus the methods of the layers above the core: transports and servers,
+//! scheduling, running, futures, tasks and error handling (forwarded, so
+//! that every callback sees this one type), plus the methods of the layers above the core: transports and servers,
 //! streams, signal handlers, `run_in_executor` and the default executor,
 //! `getaddrinfo`/`getnameinfo`;
 //! [`run`]; re-exports; the contract examples.
@@ -14,9 +14,9 @@
 //!
 //! # Implementation
 //!
-//! `EventLoop` is a newtype over `evloop_core::EventLoop` that derefs to it,
-//! so every core method is a facade method; what the layers above add is
-//! implemented here, one file per asyncio documentation section. Per-loop
+//! `EventLoop` is a newtype over `evloop_core::EventLoop` that forwards the
+//! core's API (`core_api.rs`) without exposing its plumbing; what the layers
+//! above add is implemented here, one file per asyncio documentation section. Per-loop
 //! state of those layers lives in the core loop's extensions and is torn
 //! down by its close hooks.
 //!
@@ -69,8 +69,9 @@ pub use evloop_tls::{
 };
 pub use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError,
-    StreamReader, StreamWriter, Transport, UnixServerOptions, WaterMarks, DEFAULT_LIMIT,
+    DatagramTransport, Family, Layer, Protocol, ProtocolHandle, Server, ServerOptions,
+    StreamError, StreamReader, StreamWriter, Transport, UnixConnectOptions, UnixServerOptions,
+    WaterMarks, DEFAULT_LIMIT,
 };
 pub use evloop_transports::{ConnectTarget, SendfileNotAvailable};
 pub use executor::ExecutorFuture;
