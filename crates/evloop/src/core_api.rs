@@ -1,4 +1,4 @@
-//! The core's API on the facade type (SPEC 1–4, 8, 14, 15): running and
+//! The core's API on the facade type (docs/behaviour.md 1–4, 8, 14, 15): running and
 //! stopping, callbacks and time, futures and tasks, fd watchers, errors and
 //! debug, and the Rust conveniences (sleep, timeout, interval, readiness).
 //!
@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ impl EventLoop {
         self.as_core().extension(Hooks::default)
     }
 
-    // ----- running (SPEC 1) ---------------------------------------------
+    // ----- running (docs/behaviour.md 1) ---------------------------------------------
 
     /// Runs until [`stop`](Self::stop) (asyncio's `run_forever`).
     ///
@@ -81,6 +81,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// The future's error, or the loop's (as `run_until_complete`).
+    #[doc(alias = "run_until_complete")]
     pub fn block_on<T, E: From<Error>>(
         &self,
         future: impl Future<Output = Result<T, E>>,
@@ -113,7 +114,7 @@ impl EventLoop {
         self.as_core().close()
     }
 
-    // ----- callbacks and time (SPEC 2, 3) -------------------------------
+    // ----- callbacks and time (docs/behaviour.md 2, 3) -------------------------------
 
     /// Runs `f` on the next iteration, after the callbacks already queued
     /// (asyncio's `call_soon`).
@@ -159,6 +160,7 @@ impl EventLoop {
 
     /// The `Send + Sync` handle for other threads (`call_soon_threadsafe`,
     /// `spawn`).
+    #[doc(alias = "call_soon_threadsafe")]
     pub fn remote(&self) -> Remote {
         self.as_core().remote()
     }
@@ -209,7 +211,7 @@ impl EventLoop {
         self.as_core().interval_at(start, period)
     }
 
-    // ----- futures and tasks (SPEC 4) -------------------------------------
+    // ----- futures and tasks (docs/behaviour.md 4) -------------------------------------
 
     /// A future settled by hand (asyncio's `create_future`).
     pub fn create_future<T: 'static>(&self) -> LoopFuture<T> {
@@ -233,6 +235,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`Error::Closed`].
+    #[doc(alias = "create_task")]
     pub fn create_task_with<F>(
         &self,
         future: F,
@@ -276,7 +279,7 @@ impl EventLoop {
         self.hooks().task_factory.borrow().clone()
     }
 
-    // ----- fd watchers (SPEC 8) -------------------------------------------
+    // ----- fd watchers (docs/behaviour.md 8) -------------------------------------------
 
     /// Calls `callback` whenever `fd` is readable, until
     /// [`remove_reader`](Self::remove_reader) (asyncio's `add_reader`). One
@@ -292,7 +295,7 @@ impl EventLoop {
         fd: &impl AsFd,
         callback: impl FnMut() + 'static,
     ) -> Result<(), Error> {
-        self.as_core().add_reader(fd.as_fd().as_raw_fd(), callback)
+        self.as_core().add_reader(fd, callback)
     }
 
     /// As [`add_reader`](Self::add_reader), for writability.
@@ -305,31 +308,33 @@ impl EventLoop {
         fd: &impl AsFd,
         callback: impl FnMut() + 'static,
     ) -> Result<(), Error> {
-        self.as_core().add_writer(fd.as_fd().as_raw_fd(), callback)
+        self.as_core().add_writer(fd, callback)
     }
 
     /// Stops watching `fd` for reading; true if a reader was removed.
     pub fn remove_reader(&self, fd: &impl AsFd) -> bool {
-        self.as_core().remove_reader(fd.as_fd().as_raw_fd())
+        self.as_core().remove_reader(fd)
     }
 
     /// Stops watching `fd` for writing; true if a writer was removed.
     pub fn remove_writer(&self, fd: &impl AsFd) -> bool {
-        self.as_core().remove_writer(fd.as_fd().as_raw_fd())
+        self.as_core().remove_writer(fd)
     }
 
     /// Completes when `fd` is readable (tokio's `AsyncFd::readable`);
     /// dropping it stops watching.
+    #[doc(alias = "AsyncFd")]
     pub fn readable<'fd>(&self, fd: &'fd impl AsFd) -> Readiness<'fd> {
         self.as_core().readable(fd)
     }
 
     /// Completes when `fd` is writable.
+    #[doc(alias = "AsyncFd")]
     pub fn writable<'fd>(&self, fd: &'fd impl AsFd) -> Readiness<'fd> {
         self.as_core().writable(fd)
     }
 
-    // ----- errors and debug (SPEC 14, 15) ----------------------------------
+    // ----- errors and debug (docs/behaviour.md 14, 15) ----------------------------------
 
     /// Sets the exception handler; `None` restores the default
     /// (`None::<fn(&EventLoop, &ErrorContext)>`). The handler sees this

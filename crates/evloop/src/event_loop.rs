@@ -90,6 +90,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`Error::Io`] if the reactor cannot be created.
+    #[doc(alias = "new_event_loop")]
     pub fn new() -> Result<EventLoop, Error> {
         evloop_core::EventLoop::new().map(EventLoop::with_resolver)
     }
@@ -110,6 +111,8 @@ impl EventLoop {
     ///
     /// # Errors
     /// [`Error::NotRunning`] when none runs.
+    #[doc(alias = "get_running_loop")]
+    #[doc(alias = "get_event_loop")]
     pub fn current() -> Result<EventLoop, Error> {
         evloop_core::EventLoop::current().map(EventLoop::from)
     }

@@ -1,5 +1,5 @@
 //! Connections, servers, datagrams, unix sockets, pipes, low-level socket
-//! calls, sendfile and streams (SPEC 5–7, 9, 11, 17, 19): the facade's face of
+//! calls, sendfile and streams (docs/behaviour.md 5–7, 9, 11, 17, 19): the facade's face of
 //! `evloop-transports`. Each method returns the transport layer's future;
 //! host names are resolved by the resolver the facade installs on its loops
 //! (`getaddrinfo` on the executor).
@@ -13,7 +13,7 @@ use evloop_transports as tr;
 use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, ConnectTarget, DatagramOptions, DatagramProtocol,
     DatagramTransport, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamReader,
-    StreamWriter, Transport, UnixServerOptions,
+    StreamWriter, Transport, UnixConnectOptions, UnixServerOptions,
 };
 
 use crate::EventLoop;
@@ -41,6 +41,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// As `create_connection`.
+    #[doc(alias = "create_connection")]
     pub fn create_connection_buffered<P: BufferedProtocol>(
         &self,
         factory: impl FnOnce() -> P + 'static,
@@ -94,6 +95,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// Socket errors with their errno.
+    #[doc(alias = "create_datagram_endpoint")]
     pub fn create_unix_datagram_endpoint<P: DatagramProtocol>(
         &self,
         factory: impl FnOnce() -> P + 'static,
@@ -111,7 +113,7 @@ impl EventLoop {
         &self,
         factory: impl FnOnce() -> P + 'static,
         path: impl AsRef<Path>,
-        options: ConnectOptions,
+        options: UnixConnectOptions,
     ) -> impl Future<Output = Result<Connection<P>, Error>> + 'static {
         tr::create_unix_connection(self.as_core(), factory, path, options)
     }
@@ -386,7 +388,7 @@ impl EventLoop {
     pub fn open_unix_connection(
         &self,
         path: impl AsRef<Path>,
-        options: ConnectOptions,
+        options: UnixConnectOptions,
         limit: usize,
     ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
         tr::open_unix_connection(self.as_core(), path, options, limit)

@@ -1,4 +1,4 @@
-//! TLS (SPEC 16.1): the facade's face of `evloop-tls`. TLS on new
+//! TLS (docs/behaviour.md 16.1): the facade's face of `evloop-tls`. TLS on new
 //! connections is the `tls` field of the connection calls' options
 //! (asyncio's `ssl=`); this file adds `start_tls` on live connections.
 
@@ -22,6 +22,7 @@ impl EventLoop {
     /// [`Error::InvalidArgument`] for a client without `server_hostname`;
     /// the handshake's error ([`Error::Tls`], or a timeout), after which the
     /// connection is closed.
+    #[doc(alias = "ssl")]
     pub fn start_tls<P: Protocol>(
         &self,
         transport: &Transport,
@@ -35,6 +36,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// As `start_tls`.
+    #[doc(alias = "start_tls")]
     pub fn start_tls_buffered<P: BufferedProtocol>(
         &self,
         transport: &Transport,
