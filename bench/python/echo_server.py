@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Echo server on asyncio or uvloop for `cargo xtask bench`.
 
-The command-line contract of the evloop `echo_server` example (DESIGN.md
-"Examples" item 5), TCP and unix only:
+The command-line contract of the evloop `echo_server` example (README,
+contract example 5), TCP and unix only:
 
     echo_server.py [--loop asyncio|uvloop] [--tcp HOST:PORT ...] [--unix PATH ...]
                    [--tls-cert PEM --tls-key PEM]

@@ -1,5 +1,5 @@
-//! SPEC conformance tests, black-box through the `evloop` facade: one module
-//! per SPEC area, each test named `spec_<section>_<line>_<what>`.
+//! Conformance tests of docs/behaviour.md, black-box through the `evloop` facade: one module
+//! per section, each test named `spec_<section>_<line>_<what>`.
 
 mod s01_running;
 mod s02_calls;

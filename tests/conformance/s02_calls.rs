@@ -1,4 +1,4 @@
-//! SPEC 2: calls — `call_soon` FIFO, `Handle::cancel`, `Remote::call_soon_threadsafe`
+//! docs/behaviour.md 2: calls — `call_soon` FIFO, `Handle::cancel`, `Remote::call_soon_threadsafe`
 //! and panics inside callbacks.
 
 use std::cell::{Cell, RefCell};

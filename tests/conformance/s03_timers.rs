@@ -1,4 +1,4 @@
-//! SPEC 3: delayed calls — `call_later`/`call_at` and `TimerHandle`, deadline
+//! docs/behaviour.md 3: delayed calls — `call_later`/`call_at` and `TimerHandle`, deadline
 //! accuracy, FIFO among equal deadlines, zero/past/huge deadlines, cancelled
 //! timers, one iteration's order, `time()`, and the virtual clock.
 
@@ -837,7 +837,7 @@ fn spec_3_6_stop_from_a_timer_still_runs_the_other_due_timers() {
     assert_eq!(
         *seen.borrow(),
         [("stopper", k), ("due with the stopper", k)],
-        "the batch finishes before run_forever returns (SPEC 1.2)"
+        "the batch finishes before run_forever returns (docs/behaviour.md 1.2)"
     );
     lp.stop();
     fx.run_forever();

@@ -1,4 +1,4 @@
-//! SPEC 4: futures and tasks — `LoopFuture` (4.1), `Task` (4.2), the task
+//! docs/behaviour.md 4: futures and tasks — `LoopFuture` (4.1), `Task` (4.2), the task
 //! factory (4.3) and where task panics go (4.4).
 
 use std::cell::{Cell, RefCell};
@@ -9,7 +9,7 @@ use evloop::layers::core::TaskOptions;
 use evloop::{Error, EventLoop, LocalBoxFuture, LoopFuture};
 use evloop_conformance::Fixture;
 
-/// Exactly one loop iteration with a zero poll timeout (SPEC 1.3).
+/// Exactly one loop iteration with a zero poll timeout (docs/behaviour.md 1.3).
 fn iterate(lp: &EventLoop) {
     lp.stop();
     lp.run_forever().expect("one iteration");
@@ -296,7 +296,7 @@ fn spec_4_2_awaited_task_is_not_cancelled() {
 
 #[test]
 fn spec_4_2_task_handle_kept_past_close_holds_no_fd() {
-    // SPEC 1.7: close() closes the loop's internal fds. A finished task's
+    // docs/behaviour.md 1.7: close() closes the loop's internal fds. A finished task's
     // handle that outlives the loop must not keep them open.
     let fx = Fixture::new();
     let lp = &fx.lp;

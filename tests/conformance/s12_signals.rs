@@ -1,6 +1,6 @@
-//! SPEC 12.1: `add_signal_handler`/`remove_signal_handler` — argument
+//! docs/behaviour.md 12.1: `add_signal_handler`/`remove_signal_handler` — argument
 //! errors, uncatchable signals, callbacks run on the loop (even while it
-//! blocks in poll), and the default disposition restored (R-123..R-126).
+//! blocks in poll), and the default disposition restored.
 //!
 //! Dispositions are read from `/proc/self/status` (`SigCgt`/`SigIgn`): a
 //! signal is at `SIG_DFL` exactly when it is neither caught nor ignored. That

@@ -1,7 +1,7 @@
-//! SPEC 13.1: `run_in_executor` (the lazily created default pool with
+//! docs/behaviour.md 13.1: `run_in_executor` (the lazily created default pool with
 //! threads named `evloop-executor-N`, or a given executor),
 //! `set_default_executor`, `shutdown_default_executor`, and the closed-loop
-//! cases, including a result that arrives after close (R-50..R-53).
+//! cases, including a result that arrives after close.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -13,7 +13,7 @@ use evloop::{Error, EventLoop, Executor, ExecutorFuture, ThreadPool};
 use evloop_conformance::{executor_threads, new_executor_threads, Fixture, Watchdog};
 use futures_lite::future::{block_on, poll_once};
 
-/// Exactly one loop iteration with a zero poll timeout (SPEC 1.3).
+/// Exactly one loop iteration with a zero poll timeout (docs/behaviour.md 1.3).
 fn iterate(lp: &EventLoop) {
     lp.stop();
     lp.run_forever().expect("one iteration");

@@ -1,5 +1,5 @@
-//! SPEC 14: the exception handler API (14.1) and a handler that panics
-//! (14.2) (R-40..R-44). The default handler logs through `tracing`; a small
+//! docs/behaviour.md 14: the exception handler API (14.1) and a handler that panics
+//! (14.2). The default handler logs through `tracing`; a small
 //! capturing subscriber, scoped to the test's thread, reads what it logged.
 
 use std::cell::RefCell;
@@ -15,7 +15,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Exactly one loop iteration with a zero poll timeout (SPEC 1.3).
+/// Exactly one loop iteration with a zero poll timeout (docs/behaviour.md 1.3).
 fn iterate(lp: &EventLoop) {
     lp.stop();
     lp.run_forever().expect("one iteration");

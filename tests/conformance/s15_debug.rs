@@ -1,4 +1,4 @@
-//! SPEC 15: debug mode (`EVLOOP_DEBUG`, `set_debug`, slow callbacks, the
+//! docs/behaviour.md 15: debug mode (`EVLOOP_DEBUG`, `set_debug`, slow callbacks, the
 //! thread check) and the always-on loop counters of `stats()`.
 
 use std::cell::Cell;

@@ -38,7 +38,7 @@ impl Fixture {
         Self::build(|_| ())
     }
 
-    /// A fixture over a loop with a virtual clock (SPEC 3.8).
+    /// A fixture over a loop with a virtual clock (docs/behaviour.md 3.8).
     pub fn virtual_clock() -> Fixture {
         Self::build(|b| {
             b.virtual_clock();

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the echo benchmark (DESIGN.md "Benchmarks", issue 4)
+//! `cargo xtask bench`: the echo benchmark (docs/performance.md, issue 4)
 //! and, as `cargo xtask bench micro`, the micro benchmarks; `cargo xtask
 //! bench tls` is the TLS benchmark (`bench/tls.rs`, issue 8).
 //!
@@ -21,7 +21,7 @@
 //! - `bench/run.rs` runs one measurement,
 //! - `bench/report.rs` makes tables, target checks and the chart.
 //!
-//! No pinning (DESIGN.md "Measured facts": taskset made it worse), the same
+//! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
 mod parse;
@@ -35,6 +35,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use lexopt::Arg::Long;
 
 use crate::cargo;
 use report::{Entry, Syscalls, Table};
@@ -101,73 +103,40 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         servers: SERVERS.to_vec(),
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("xtask bench: {flag} needs a value\n\n{USAGE}"))
-        };
-        let bad = |v: &str| format!("xtask bench: bad value `{v}` for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--quick" => o.quick = true,
-            "--plot" => o.plot = true,
-            "--no-record" => o.record = false,
-            "--no-strace" => o.strace = false,
-            "--sizes" => {
-                let v = value()?;
-                o.sizes = v
-                    .split(',')
-                    .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(v))?;
+    let mut cli = Cli::new("bench", USAGE, args);
+    while let Some(arg) = cli.next()? {
+        match arg {
+            Long("quick") => o.quick = true,
+            Long("plot") => o.plot = true,
+            Long("no-record") => o.record = false,
+            Long("no-strace") => o.strace = false,
+            Long("sizes") => {
+                o.sizes = cli.parsed("--sizes", |v| {
+                    v.split(',')
+                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
+                        .collect()
+                })?;
             }
-            "--conns" | "--many-conns" | "--rounds" => {
-                let v = value()?;
-                let n: usize = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(v))?;
-                match flag.as_str() {
-                    "--conns" => o.conns = n,
-                    "--many-conns" => o.many_conns = n,
-                    _ => rounds = Some(n),
-                }
+            Long("conns") => o.conns = cli.positive("--conns")?,
+            Long("many-conns") => o.many_conns = cli.positive("--many-conns")?,
+            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
+            Long("duration") => duration = Some(cli.seconds("--duration")?),
+            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
+            Long("transport") => {
+                o.transports = cli.parsed("--transport", |v| {
+                    v.split(',')
+                        .map(|t| match t.trim() {
+                            "tcp" => Some(Transport::Tcp),
+                            "unix" => Some(Transport::Unix),
+                            _ => None,
+                        })
+                        .collect()
+                })?;
             }
-            "--duration" | "--warmup" => {
-                let v = value()?;
-                let s: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| bad(v))?;
-                if flag == "--duration" {
-                    duration = Some(s);
-                } else {
-                    warmup = Some(s);
-                }
-            }
-            "--transport" => {
-                let v = value()?;
-                o.transports = v
-                    .split(',')
-                    .map(|t| match t.trim() {
-                        "tcp" => Some(Transport::Tcp),
-                        "unix" => Some(Transport::Unix),
-                        _ => None,
-                    })
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(v))?;
-            }
-            "--servers" => {
-                let v = value()?;
-                o.servers = v
-                    .split(',')
-                    .map(|s| SERVERS.iter().copied().find(|&k| k == s.trim()))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(v))?;
-            }
+            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
             other => {
-                return Err(format!(
-                    "xtask bench: unknown argument `{other}`\n\n{USAGE}"
-                ))
+                let e = other.unexpected();
+                return Err(cli.fail(&e));
             }
         }
     }
@@ -178,6 +147,85 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         return Err("xtask bench: --duration must be positive".to_owned());
     }
     Ok(o)
+}
+
+/// The command line of a bench subcommand, read with `lexopt`: errors come
+/// back as `xtask <name>: <what>` followed by the usage text.
+pub(crate) struct Cli {
+    parser: lexopt::Parser,
+    name: &'static str,
+    usage: &'static str,
+}
+
+impl Cli {
+    pub(crate) fn new(name: &'static str, usage: &'static str, args: &[String]) -> Cli {
+        Cli {
+            parser: lexopt::Parser::from_args(args),
+            name,
+            usage,
+        }
+    }
+
+    /// The next option, or `None` at the end.
+    pub(crate) fn next(&mut self) -> Result<Option<lexopt::Arg<'_>>, String> {
+        let (name, usage) = (self.name, self.usage);
+        self.parser
+            .next()
+            .map_err(|e| format!("xtask {name}: {e}\n\n{usage}"))
+    }
+
+    /// An argument that was not expected here (`arg.unexpected()`).
+    pub(crate) fn fail(&self, e: &lexopt::Error) -> String {
+        self.error(e)
+    }
+
+    fn error(&self, e: &dyn std::fmt::Display) -> String {
+        format!("xtask {}: {e}\n\n{}", self.name, self.usage)
+    }
+
+    /// The value of option `flag` (just read), as text.
+    pub(crate) fn value(&mut self, flag: &str) -> Result<String, String> {
+        match self.parser.value().map(lexopt::ValueExt::string) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) | Err(e) => Err(self.error(&format_args!("{flag}: {e}"))),
+        }
+    }
+
+    /// The value of `flag` parsed by `parse`, which returns `None` for a
+    /// value out of range.
+    pub(crate) fn parsed<T>(
+        &mut self,
+        flag: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, String> {
+        let v = self.value(flag)?;
+        parse(&v).ok_or_else(|| self.error(&format_args!("bad value `{v}` for {flag}")))
+    }
+
+    /// The value of `flag` as a positive whole number.
+    pub(crate) fn positive(&mut self, flag: &str) -> Result<usize, String> {
+        self.parsed(flag, |v| v.parse().ok().filter(|&n: &usize| n > 0))
+    }
+
+    /// The value of `flag` as a finite, non-negative number of seconds.
+    pub(crate) fn seconds(&mut self, flag: &str) -> Result<f64, String> {
+        self.parsed(flag, |v| {
+            v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
+        })
+    }
+
+    /// The value of `flag` as a comma-separated list of `known` names.
+    pub(crate) fn names(
+        &mut self,
+        flag: &str,
+        known: &[&'static str],
+    ) -> Result<Vec<&'static str>, String> {
+        self.parsed(flag, |v| {
+            v.split(',')
+                .map(|s| known.iter().copied().find(|k| *k == s.trim()))
+                .collect()
+        })
+    }
 }
 
 /// Runs `cargo xtask bench ARGS` for the workspace at `root`.
@@ -667,7 +715,7 @@ const INTRO: &str = "`cargo xtask bench` (issue 4): each server in turn under th
 generator (`bench/loadgen`: one thread, edge-triggered epoll, C connections each sending an \
 S-byte message and waiting for the whole echo), servers interleaved round-robin so drift \
 spreads over all of them. Compare ratios within one run only: these machines are noisy \
-(DESIGN.md \"Measured facts\"). Newest run last.";
+(docs/performance.md). Newest run last.";
 
 /// Appends this run to docs/performance.md's "## Echo benchmarks" section.
 fn record(

@@ -1,4 +1,4 @@
-//! The contract examples (DESIGN.md "Examples"): build them in release mode,
+//! The contract examples (docs/testing.md, step 8): build them in release mode,
 //! run each binary from `target/release/examples/`, and check what it prints,
 //! exactly.
 //!
@@ -47,7 +47,7 @@ pub(crate) struct Example {
     pub(crate) check: fn(&Binary) -> Result<(), String>,
 }
 
-/// The contract examples, in DESIGN.md order.
+/// The contract examples, in the order of docs/testing.md.
 pub(crate) const EXAMPLES: &[Example] = &[
     Example {
         name: "hello_world",
@@ -128,7 +128,7 @@ pub(crate) fn steps(root: &Path) -> Vec<Step> {
                 if !source_path.is_file() {
                     return Err(format!(
                         "{}: missing; the `{}` example is required by the contract \
-                         (DESIGN.md \"Examples\")",
+                         (docs/testing.md, step 8)",
                         source.display(),
                         binary.name
                     ));

@@ -1,4 +1,5 @@
-//! `cargo xtask`: evloop's project automation, in std-only Rust.
+//! `cargo xtask`: evloop's project automation, in Rust: std, `lexopt` for
+//! the command lines and `cargo_metadata` for the manifests.
 //!
 //! `cargo xtask test` is the whole CI (`.ci/run` runs exactly that): fmt,
 //! clippy, tidy, every crate's tests alone, the workspace, doc tests, the
@@ -7,7 +8,8 @@
 //!
 //! - `test.rs` holds the matrix and the step runner,
 //! - `tidy.rs` the repository invariants (also run as `#[test]`s),
-//! - `examples.rs` the checks of the contract examples (DESIGN.md "Examples"),
+//! - `examples.rs` the checks of the contract examples (README and
+//!   docs/testing.md, step 8),
 //! - `bench.rs` the entry point of `cargo xtask bench`.
 //!
 //! The workspace root is the parent of this crate's manifest directory, and
@@ -52,35 +54,66 @@ commands:
 ";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    // `bench` has its own options and help.
-    let wants_help = args.first().is_some_and(|c| c != "bench")
-        && args.iter().any(|a| a == "-h" || a == "--help");
-    let Some(command) = args.first().map(String::as_str) else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    if wants_help || command == "help" {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
+    match parse_command(lexopt::Parser::from_env()) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Run(command, rest)) => run(&command, &rest),
+        Err(message) => {
+            eprintln!("xtask: {message}\n");
+            eprint!("{USAGE}");
+            ExitCode::from(2)
+        }
     }
-    let rest = &args[1..];
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Command {
+    Help,
+    /// A command and, for `bench`, its own arguments (it has its own help).
+    Run(String, Vec<String>),
+}
+
+/// Reads `cargo xtask <command> [args]` with lexopt.
+fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let command = match parser.next().map_err(|e| e.to_string())? {
+        None => return Err("no command given".to_owned()),
+        Some(Short('h') | Long("help")) => return Ok(Command::Help),
+        Some(Value(command)) => command.string().map_err(|e| e.to_string())?,
+        Some(other) => return Err(other.unexpected().to_string()),
+    };
+    match command.as_str() {
+        "help" => Ok(Command::Help),
+        "bench" => {
+            let rest = parser
+                .raw_args()
+                .map_err(|e| e.to_string())?
+                .map(|a| a.into_string().map_err(|a| format!("not UTF-8: {a:?}")))
+                .collect::<Result<_, _>>()?;
+            Ok(Command::Run(command, rest))
+        }
+        "test" | "tidy" | "examples" => match parser.next().map_err(|e| e.to_string())? {
+            None => Ok(Command::Run(command, Vec::new())),
+            Some(Short('h') | Long("help")) => Ok(Command::Help),
+            Some(other) => Err(format!(
+                "`{command}` takes no arguments ({})",
+                other.unexpected()
+            )),
+        },
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn run(command: &str, rest: &[String]) -> ExitCode {
     let root = workspace_root();
     let result = match command {
-        "test" | "tidy" | "examples" if !rest.is_empty() => {
-            eprintln!("xtask: `{command}` takes no arguments (got {rest:?})\n");
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
         "test" => test::run_steps(&test::matrix(&root)),
         "tidy" => test::run_steps(&[test::tidy_step(&root)]),
         "examples" => test::run_steps(&examples::steps(&root)),
-        "bench" => bench::run(&root, rest),
-        other => {
-            eprintln!("xtask: unknown command `{other}`\n");
-            eprint!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        _ => bench::run(&root, rest),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,4 +134,35 @@ pub(crate) fn workspace_root() -> PathBuf {
 /// built xtask.
 pub(crate) fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        parse_command(lexopt::Parser::from_args(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_lines() {
+        let run = |c: &str, rest: &[&str]| {
+            Command::Run(c.to_owned(), rest.iter().map(|a| (*a).to_owned()).collect())
+        };
+        assert_eq!(parse(&["tidy"]), Ok(run("tidy", &[])));
+        assert_eq!(parse(&["help"]), Ok(Command::Help));
+        assert_eq!(parse(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse(&["test", "-h"]), Ok(Command::Help));
+        assert_eq!(
+            parse(&["bench", "--quick", "--help"]),
+            Ok(run("bench", &["--quick", "--help"]))
+        );
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["tidy", "extra"])
+            .unwrap_err()
+            .contains("takes no arguments"));
+        assert!(parse(&["frobnicate"])
+            .unwrap_err()
+            .contains("unknown command"));
+    }
 }

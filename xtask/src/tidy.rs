@@ -6,18 +6,27 @@
 //!    `//!` module docs (its first non-empty line).
 //! 2. Arrows point down only: every `evloop*` edge in a member's
 //!    `[dependencies]`, `[dev-dependencies]` or `[build-dependencies]` is in
-//!    the layering table of DESIGN.md / STYLE.md §4 ([`allowed_deps`]); a leaf
-//!    crate never takes the facade `evloop` as a dev-dependency.
+//!    the layering table of docs/architecture.md ([`allowed_deps`]); a leaf
+//!    crate never takes the facade `evloop` as a dev-dependency. No external
+//!    edge the architecture forbids: tokio only under bench/, evloop-timers
+//!    std-only. Every crate under crates/ and bench/ is a workspace member.
 //! 3. No placeholder macros and no ignored tests in crates/, tests/, xtask/
 //!    (the needles are built with `concat!` so this file passes itself).
 //! 4. The crates that promise `#![forbid(unsafe_code)]` have it at the root.
+//! 5. No unused dependency in any member's Cargo.toml ([`unused_deps`]).
+//! 6. No reference to a file outside the repository ([`outside_refs`]).
 //!
 //! Crates that do not exist yet are skipped, not reported. Manifests are read
-//! with a deliberately small TOML reader (section headers and `key = value`
-//! lines), enough for Cargo.toml files written the usual way.
+//! by cargo (`cargo metadata`, see [`manifests`]), never by hand.
+
+mod manifests;
+mod outside_refs;
+mod unused_deps;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use manifests::{DepKind, Manifest};
 
 /// Runs every tidy check over the workspace at `root`.
 ///
@@ -27,9 +36,16 @@ use std::path::{Path, PathBuf};
 pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut problems = Vec::new();
     problems.extend(check_file_docs(root));
-    problems.extend(check_layering(root));
+    match manifests::load(root) {
+        Ok(manifests) => {
+            problems.extend(check_layering(&manifests, root));
+            problems.extend(unused_deps::check(root, &manifests));
+        }
+        Err(e) => problems.push(e),
+    }
     problems.extend(check_no_placeholders(root));
     problems.extend(check_forbid_unsafe(root));
+    problems.extend(outside_refs::check(root));
     if problems.is_empty() {
         println!("tidy: ok");
         Ok(())
@@ -88,7 +104,7 @@ pub(crate) enum Allowed {
     Anything,
 }
 
-/// The layering table (DESIGN.md "Layers", STYLE.md §4), or `None` for a
+/// The layering table (docs/architecture.md, code map), or `None` for a
 /// package that is not placed in it yet.
 pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
     const ALL_LIBRARIES: &[&str] = &[
@@ -135,265 +151,13 @@ const FACADE: &str = "evloop";
 /// Packages above the facade, which may use it.
 const ABOVE_FACADE: &[&str] = &["evloop", "evloop-conformance", "evloop-bench"];
 
-/// The kind of a dependency section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DepKind {
-    Normal,
-    Dev,
-    Build,
-}
-
-impl DepKind {
-    fn section(self) -> &'static str {
-        match self {
-            DepKind::Normal => "[dependencies]",
-            DepKind::Dev => "[dev-dependencies]",
-            DepKind::Build => "[build-dependencies]",
-        }
-    }
-}
-
-/// One dependency of a manifest: the real package name (after a
-/// `package = "..."` rename) and where it was declared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Dep {
-    pub(crate) name: String,
-    pub(crate) kind: DepKind,
-    /// 1-based line number in the manifest.
-    pub(crate) line: usize,
-}
-
-/// What tidy needs from a Cargo.toml.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Manifest {
-    /// `[package] name`.
-    pub(crate) package: Option<String>,
-    /// Every dependency in every dependency section (target-specific ones
-    /// included).
-    pub(crate) deps: Vec<Dep>,
-    /// `[workspace] members`.
-    pub(crate) members: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Section {
-    Package,
-    Workspace,
-    /// `[dependencies]`, `[target.'cfg(..)'.dev-dependencies]`, ...
-    Deps(DepKind),
-    /// `[dependencies.NAME]`: the dep was pushed at this index of `deps`.
-    DepTable(usize),
-    Other,
-}
-
-/// Parses the parts of a Cargo.toml that tidy needs.
-///
-/// Handles section headers (including `[target.'cfg(..)'.dependencies]` and
-/// `[dependencies.NAME]`), `name.workspace = true`, `name = { .. }` (with
-/// `package = ".."` renames), `name = ".."`, comments, and multi-line arrays.
-pub(crate) fn parse_manifest(text: &str) -> Manifest {
-    let mut manifest = Manifest::default();
-    let mut section = Section::Other;
-    // Inside a multi-line array value: its open-bracket depth, and whether
-    // it is `[workspace] members` (whose strings we collect).
-    let mut open_array: Option<(i32, bool)> = None;
-    for (index, raw) in text.lines().enumerate() {
-        let line = strip_comment(raw).trim();
-        if let Some((depth, collect)) = open_array {
-            if collect {
-                manifest.members.extend(quoted_strings(line));
-            }
-            let depth = depth + bracket_balance(line);
-            open_array = (depth > 0).then_some((depth, collect));
-            continue;
-        }
-        if line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            section = parse_header(line, index + 1, &mut manifest.deps);
-            continue;
-        }
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        let key = key.trim();
-        let value = value.trim();
-        let depth = bracket_balance(value);
-        let is_members = section == Section::Workspace && key == "members";
-        if is_members {
-            manifest.members.extend(quoted_strings(value));
-        }
-        if depth > 0 {
-            open_array = Some((depth, is_members));
-        }
-        match section {
-            Section::Package if key == "name" => manifest.package = Some(unquote(value)),
-            Section::Deps(kind) => {
-                let declared = split_dotted(key).into_iter().next().unwrap_or_default();
-                let name = inline_table_value(value, "package").unwrap_or(declared);
-                manifest.deps.push(Dep {
-                    name,
-                    kind,
-                    line: index + 1,
-                });
-            }
-            Section::DepTable(at) if key == "package" => manifest.deps[at].name = unquote(value),
-            _ => {}
-        }
-    }
-    manifest
-}
-
-fn parse_header(line: &str, line_no: usize, deps: &mut Vec<Dep>) -> Section {
-    let inner = line
-        .trim_start_matches('[')
-        .split(']')
-        .next()
-        .unwrap_or_default();
-    let parts = split_dotted(inner);
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-    let (kind_and_name, _target) = match parts.as_slice() {
-        ["target", target, rest @ ..] => (rest, Some(*target)),
-        all => (all, None),
-    };
-    match kind_and_name {
-        ["package"] => Section::Package,
-        ["workspace"] => Section::Workspace,
-        [kind] => dep_kind(kind).map_or(Section::Other, Section::Deps),
-        [kind, name] => match dep_kind(kind) {
-            Some(kind) => {
-                deps.push(Dep {
-                    name: (*name).to_owned(),
-                    kind,
-                    line: line_no,
-                });
-                Section::DepTable(deps.len() - 1)
-            }
-            None => Section::Other,
-        },
-        _ => Section::Other,
-    }
-}
-
-fn dep_kind(word: &str) -> Option<DepKind> {
-    match word {
-        "dependencies" => Some(DepKind::Normal),
-        "dev-dependencies" | "dev_dependencies" => Some(DepKind::Dev),
-        "build-dependencies" | "build_dependencies" => Some(DepKind::Build),
-        _ => None,
-    }
-}
-
-/// Drops a `#` comment that is not inside a string.
-fn strip_comment(line: &str) -> &str {
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        match quote {
-            Some('"') if escaped => escaped = false,
-            Some('"') if c == '\\' => escaped = true,
-            Some(q) if c == q => quote = None,
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' => return &line[..i],
-            _ => {}
-        }
-    }
-    line
-}
-
-/// Splits `a.b."c.d"` into `a`, `b`, `c.d`, trimming each part.
-fn split_dotted(key: &str) -> Vec<String> {
-    split_outside_quotes(key, '.')
-        .into_iter()
-        .map(|part| unquote(&part))
-        .collect()
-}
-
-/// Splits at `sep` where it is outside quotes and brackets.
-fn split_outside_quotes(text: &str, sep: char) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut quote: Option<char> = None;
-    let mut depth = 0_i32;
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '[' || c == '{' => depth += 1,
-            None if c == ']' || c == '}' => depth -= 1,
-            None if c == sep && depth == 0 => {
-                parts.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    parts.push(current);
-    parts
-}
-
-/// `"x"` or `'x'` → `x`; anything else is trimmed and returned as is.
-fn unquote(text: &str) -> String {
-    let text = text.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = text.strip_prefix(q).and_then(|rest| rest.strip_suffix(q)) {
-            return inner.to_owned();
-        }
-    }
-    text.to_owned()
-}
-
-/// The value of `key` inside an inline table `{ a = 1, key = "v" }`.
-fn inline_table_value(value: &str, key: &str) -> Option<String> {
-    let inner = value
-        .trim()
-        .strip_prefix('{')?
-        .trim_end()
-        .strip_suffix('}')?;
-    split_outside_quotes(inner, ',')
-        .into_iter()
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (unquote(k) == key).then(|| unquote(v))
-        })
-}
-
-/// Open minus close square brackets outside strings.
-fn bracket_balance(text: &str) -> i32 {
-    let mut quote: Option<char> = None;
-    let mut balance = 0;
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '[' => balance += 1,
-            None if c == ']' => balance -= 1,
-            _ => {}
-        }
-    }
-    balance
-}
-
-/// Every `"..."` string in `text`.
-fn quoted_strings(text: &str) -> Vec<String> {
-    text.split('"')
-        .skip(1)
-        .step_by(2)
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Checks `manifest` (of the member at `path`) against the layering table.
 pub(crate) fn layering_problems(path: &str, manifest: &Manifest) -> Vec<String> {
-    let Some(package) = manifest.package.as_deref() else {
-        return vec![format!("{path}: no [package] name")];
-    };
+    let package = manifest.package.as_str();
     let Some(allowed) = allowed_deps(package) else {
         return vec![format!(
             "{path}: package `{package}` is not in the layering table; place it in \
-             DESIGN.md \"Layers\" and in xtask/src/tidy.rs `allowed_deps`"
+             docs/architecture.md (code map) and in xtask/src/tidy.rs `allowed_deps`"
         )];
     };
     let Allowed::Only(ok) = allowed else {
@@ -431,54 +195,69 @@ pub(crate) fn layering_problems(path: &str, manifest: &Manifest) -> Vec<String> 
     problems
 }
 
-fn check_layering(root: &Path) -> Vec<String> {
+fn check_layering(manifests: &[Manifest], root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    for manifest_path in member_manifests(root) {
-        let shown = rel(root, &manifest_path);
-        match fs::read_to_string(&manifest_path) {
-            Ok(text) => problems.extend(layering_problems(&shown, &parse_manifest(&text))),
-            Err(e) => problems.push(format!("{shown}: unreadable: {e}")),
+    for manifest in manifests {
+        problems.extend(layering_problems(&rel(root, &manifest.path), manifest));
+        problems.extend(external_problems(&rel(root, &manifest.path), manifest));
+    }
+    problems.extend(non_members(root, manifests));
+    problems
+}
+
+/// External dependencies the architecture forbids: tokio (and its family)
+/// anywhere outside bench/, and any normal dependency of evloop-timers,
+/// which is std-only (docs/architecture.md).
+fn external_problems(path: &str, manifest: &Manifest) -> Vec<String> {
+    let package = manifest.package.as_str();
+    let in_bench = path.starts_with("bench/");
+    let mut problems = Vec::new();
+    for dep in &manifest.deps {
+        let place = format!("{path}:{}", dep.line);
+        if !in_bench && dep.name.starts_with("tokio") {
+            problems.push(format!(
+                "{place}: `{package}` -> `{}`: tokio is a benchmark baseline only, never a \
+                 dependency of the evloop crates",
+                dep.name
+            ));
+        } else if package == "evloop-timers" && dep.kind == DepKind::Normal {
+            problems.push(format!(
+                "{place}: `evloop-timers` -> `{}`: evloop-timers is std-only \
+                 (docs/architecture.md)",
+                dep.name
+            ));
         }
     }
     problems
 }
 
-/// The Cargo.toml of every workspace member that exists, plus any crate
-/// under crates/ or bench/ that is not a member yet (it will be soon).
-fn member_manifests(root: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Ok(text) = fs::read_to_string(root.join("Cargo.toml")) {
-        for member in parse_manifest(&text).members {
-            match member.strip_suffix("/*") {
-                Some(parent) => dirs.extend(subdirs(&root.join(parent))),
-                None => dirs.push(root.join(member)),
+/// Crates under crates/ or bench/ that are not workspace members: cargo
+/// would refuse to build them, and tidy would not see their manifests.
+fn non_members(root: &Path, manifests: &[Manifest]) -> Vec<String> {
+    let members: Vec<&Path> = manifests.iter().map(|m| m.path.as_path()).collect();
+    let mut candidates = Vec::new();
+    for tree in ["crates", "bench", "bench/servers"] {
+        let Ok(entries) = fs::read_dir(root.join(tree)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let manifest = entry.path().join("Cargo.toml");
+            if manifest.is_file() && !is_skipped_dir(&entry.path()) {
+                candidates.push(manifest);
             }
         }
     }
-    dirs.extend(subdirs(&root.join("crates")));
-    dirs.push(root.join("bench"));
-    dirs.extend(subdirs(&root.join("bench")));
-    let mut manifests: Vec<PathBuf> = dirs
+    candidates.sort();
+    candidates
         .into_iter()
-        .map(|dir| dir.join("Cargo.toml"))
-        .filter(|path| path.is_file())
-        .collect();
-    manifests.sort();
-    manifests.dedup();
-    manifests
-}
-
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| path.is_dir() && !is_skipped_dir(path))
-        .collect();
-    dirs.sort();
-    dirs
+        .filter(|c| !members.contains(&c.as_path()))
+        .map(|c| {
+            format!(
+                "{}: not a workspace member; list it in the root Cargo.toml's `members`",
+                rel(root, &c)
+            )
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -555,7 +334,7 @@ fn check_forbid_unsafe(root: &Path) -> Vec<String> {
         match fs::read_to_string(&path) {
             Ok(text) if forbids_unsafe(&text) => {}
             Ok(_) => problems.push(format!(
-                "{shown}: `{package}` must say `#![forbid(unsafe_code)]` (DESIGN.md \"Layers\")"
+                "{shown}: `{package}` must say `#![forbid(unsafe_code)]` (docs/architecture.md)"
             )),
             Err(e) => problems.push(format!("{shown}: `{package}` has no readable root: {e}")),
         }
@@ -589,6 +368,16 @@ fn rust_files(root: &Path, trees: &[&str]) -> Vec<PathBuf> {
 }
 
 fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let mut all = Vec::new();
+    collect_files(dir, &mut all);
+    files.extend(
+        all.into_iter()
+            .filter(|path| path.extension().is_some_and(|ext| ext == "rs")),
+    );
+}
+
+/// Every file under `dir`, skipping `target/` and hidden directories.
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -599,9 +388,9 @@ fn collect_rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
         };
         if kind.is_dir() {
             if !is_skipped_dir(&path) {
-                collect_rust_files(&path, files);
+                collect_files(&path, files);
             }
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
+        } else {
             files.push(path);
         }
     }
@@ -641,9 +430,22 @@ mod tests {
         ok(&check_file_docs(&crate::workspace_root()));
     }
 
+    fn workspace() -> (PathBuf, Vec<Manifest>) {
+        let root = crate::workspace_root();
+        let manifests = manifests::load(&root).expect("cargo metadata");
+        (root, manifests)
+    }
+
     #[test]
     fn arrows_point_down_only() {
-        ok(&check_layering(&crate::workspace_root()));
+        let (root, manifests) = workspace();
+        ok(&check_layering(&manifests, &root));
+    }
+
+    #[test]
+    fn no_unused_dependencies() {
+        let (root, manifests) = workspace();
+        ok(&unused_deps::check(&root, &manifests));
     }
 
     #[test]
@@ -658,110 +460,20 @@ mod tests {
 
     // The checks themselves, on small inline inputs.
 
-    fn names(manifest: &Manifest) -> Vec<(&str, DepKind)> {
-        manifest
-            .deps
-            .iter()
-            .map(|d| (d.name.as_str(), d.kind))
-            .collect()
-    }
-
-    #[test]
-    fn parses_package_and_dependency_forms() {
-        let manifest = parse_manifest(
-            r#"
-[package]
-name = "evloop-signals" # trailing comment
-version.workspace = true
-
-[dependencies]
-evloop-core.workspace = true
-"evloop-reactor" = { workspace = true, features = ["a", "b"] }
-libc = "0.2"
-renamed = { package = "evloop-timers", version = "0.1" }
-# evloop-tls.workspace = true
-
-[dev-dependencies]
-evloop.workspace = true
-rustix = { workspace = true, features = [
-    "pipe", "fs",
-] }
-
-[target.'cfg(unix)'.build-dependencies]
-evloop-process = { path = "../evloop-process" }
-
-[dependencies.evloop-executor]
-workspace = true
-
-[dependencies.alias]
-package = "evloop-transports"
-version = "0.1"
-
-[[test]]
-name = "not-a-package"
-
-[lints]
-workspace = true
-"#,
-        );
-        assert_eq!(manifest.package.as_deref(), Some("evloop-signals"));
-        assert_eq!(
-            names(&manifest),
-            vec![
-                ("evloop-core", DepKind::Normal),
-                ("evloop-reactor", DepKind::Normal),
-                ("libc", DepKind::Normal),
-                ("evloop-timers", DepKind::Normal),
-                ("evloop", DepKind::Dev),
-                ("rustix", DepKind::Dev),
-                ("evloop-process", DepKind::Build),
-                ("evloop-executor", DepKind::Normal),
-                ("evloop-transports", DepKind::Normal),
-            ]
-        );
-        assert_eq!(manifest.deps[0].line, 7);
-    }
-
-    #[test]
-    fn parses_workspace_members_and_ignores_workspace_dependencies() {
-        let manifest = parse_manifest(
-            r#"
-[workspace]
-resolver = "2"
-# a comment with "quotes"
-members = [
-    "crates/evloop-reactor", # bottom
-    "crates/evloop",
-    "tests",
-]
-
-[workspace.dependencies]
-evloop-core = { path = "crates/evloop-core", version = "0.1.0" }
-"#,
-        );
-        assert_eq!(manifest.package, None);
-        assert_eq!(
-            manifest.members,
-            vec!["crates/evloop-reactor", "crates/evloop", "tests"]
-        );
-        assert!(manifest.deps.is_empty());
-        let one_line = parse_manifest("[workspace]\nmembers = [\"a\", \"b\"]\n");
-        assert_eq!(one_line.members, vec!["a", "b"]);
-    }
-
     fn manifest(package: &str, deps: &[(&str, DepKind)]) -> Manifest {
         Manifest {
-            package: Some(package.to_owned()),
+            package: package.to_owned(),
             deps: deps
                 .iter()
                 .enumerate()
-                .map(|(i, (name, kind))| Dep {
+                .map(|(i, (name, kind))| manifests::Dep {
                     name: (*name).to_owned(),
+                    ident: name.replace('-', "_"),
                     kind: *kind,
                     line: i + 1,
                 })
                 .collect(),
-            members: Vec::new(),
+            ..Manifest::default()
         }
     }
 
@@ -831,6 +543,21 @@ evloop-core = { path = "crates/evloop-core", version = "0.1.0" }
     }
 
     #[test]
+    fn forbidden_external_edges_fail() {
+        use DepKind::{Dev, Normal};
+        let tokio = manifest("evloop-core", &[("tokio", Dev)]);
+        let problems = external_problems("crates/evloop-core/Cargo.toml", &tokio);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("tokio is a benchmark baseline only"));
+        let timers = manifest("evloop-timers", &[("libc", Normal), ("proptest", Dev)]);
+        let problems = external_problems("crates/evloop-timers/Cargo.toml", &timers);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("std-only"), "{problems:?}");
+        let bench = manifest("tokio-echo-bench", &[("tokio", Normal)]);
+        assert!(external_problems("bench/servers/tokio-echo/Cargo.toml", &bench).is_empty());
+    }
+
+    #[test]
     fn unknown_packages_must_be_placed() {
         let problems = layering_problems("x/Cargo.toml", &manifest("evloop-new", &[]));
         assert_eq!(problems.len(), 1);
@@ -871,23 +598,5 @@ evloop-core = { path = "crates/evloop-core", version = "0.1.0" }
         assert!(!forbids_unsafe("#![deny(unsafe_code)]"));
         assert!(!forbids_unsafe("// #![forbid(unsafe_code)] some day"));
         assert!(!forbids_unsafe("#![forbid(unsafe_op_in_unsafe_fn)]"));
-    }
-
-    #[test]
-    fn comments_and_quotes() {
-        assert_eq!(strip_comment(r#"a = "x#y" # c"#), r#"a = "x#y" "#);
-        assert_eq!(
-            strip_comment("[target.'cfg(a#b)'.dependencies]"),
-            "[target.'cfg(a#b)'.dependencies]"
-        );
-        assert_eq!(
-            split_dotted("target.'cfg(all(unix, x.y))'.dependencies").len(),
-            3
-        );
-        assert_eq!(
-            inline_table_value(r#"{ version = "1", package = "evloop-core" }"#, "package"),
-            Some("evloop-core".to_owned())
-        );
-        assert_eq!(inline_table_value(r#""0.1""#, "package"), None);
     }
 }

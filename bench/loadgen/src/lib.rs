@@ -1,5 +1,5 @@
-//! The echo load generator behind `cargo xtask bench` (DESIGN.md
-//! "Benchmarks"), as a library so its parts can be tested; `main.rs` is the
+//! The echo load generator behind `cargo xtask bench` (see
+//! docs/performance.md), as a library so its parts can be tested; `main.rs` is the
 //! command line.
 //!
 //! One thread, one edge-triggered epoll set (rustix), `C` connections (TCP or
@@ -33,6 +33,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use lexopt::Arg::Long;
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
@@ -116,35 +117,42 @@ impl Config {
         let mut mark = false;
         let (mut tls, mut ca, mut server_name, mut resume) = (false, None, None, false);
         let mut mode = Mode::Echo;
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            let flag = match arg {
+                Long("mark") => {
+                    mark = true;
+                    continue;
+                }
+                Long("tls") => {
+                    tls = true;
+                    continue;
+                }
+                Long("resume") => {
+                    resume = true;
+                    continue;
+                }
+                Long("handshakes") => {
+                    mode = Mode::Handshakes;
+                    continue;
+                }
+                Long(flag) if VALUE_OPTIONS.contains(&flag) => format!("--{flag}"),
+                other => return Err(other.unexpected().to_string()),
+            };
+            let value = parser
+                .value()
+                .and_then(lexopt::ValueExt::string)
+                .map_err(|e| e.to_string())?;
             match flag.as_str() {
-                "--mark" => mark = true,
-                "--tls" => tls = true,
-                "--resume" => resume = true,
-                "--handshakes" => mode = Mode::Handshakes,
-                _ => {}
-            }
-            if matches!(
-                flag.as_str(),
-                "--mark" | "--tls" | "--resume" | "--handshakes"
-            ) {
-                continue;
-            }
-            let value = it
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value"))?
-                .as_str();
-            match flag.as_str() {
-                "--tcp" => target = Some(Target::Tcp(value.to_owned())),
+                "--tcp" => target = Some(Target::Tcp(value)),
                 "--unix" => target = Some(Target::Unix(PathBuf::from(value))),
-                "--conns" => conns = parse_number(flag, value)?,
-                "--size" => size = parse_number(flag, value)?,
-                "--warmup" => warmup = parse_seconds(flag, value)?,
-                "--duration" => duration = parse_seconds(flag, value)?,
+                "--conns" => conns = parse_number(&flag, &value)?,
+                "--size" => size = parse_number(&flag, &value)?,
+                "--warmup" => warmup = parse_seconds(&flag, &value)?,
+                "--duration" => duration = parse_seconds(&flag, &value)?,
                 "--tls-ca" => ca = Some(PathBuf::from(value)),
-                "--server-name" => server_name = Some(value.to_owned()),
-                "--idle" => mode = Mode::Idle(parse_number(flag, value)?),
+                "--server-name" => server_name = Some(value),
+                "--idle" => mode = Mode::Idle(parse_number(&flag, &value)?),
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
@@ -182,6 +190,19 @@ impl Config {
         })
     }
 }
+
+/// The options that take a value (without their `--`).
+const VALUE_OPTIONS: &[&str] = &[
+    "tcp",
+    "unix",
+    "conns",
+    "size",
+    "warmup",
+    "duration",
+    "tls-ca",
+    "server-name",
+    "idle",
+];
 
 fn parse_number(flag: &str, value: &str) -> Result<usize, String> {
     value

@@ -9,6 +9,7 @@ use evloop_loadgen::{Config, USAGE, WARMUP_DONE};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `-h`/`--help` anywhere wins, as before lexopt read the options.
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return ExitCode::SUCCESS;

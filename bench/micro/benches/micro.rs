@@ -1,6 +1,6 @@
 //! `cargo bench -p evloop-bench --bench micro [-- OPTIONS]`: the loop core's
-//! micro benchmarks against tokio's nearest equivalents (DESIGN.md
-//! "Benchmarks").
+//! micro benchmarks against tokio's nearest equivalents (see
+//! docs/performance.md).
 //!
 //! Workloads (N = 1,000,000 by default), each run once to warm up and then
 //! `--runs` times (default 5), implementations interleaved (A B A B …), one

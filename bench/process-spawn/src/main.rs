@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use evloop_core::EventLoop;
 use evloop_process::{subprocess_exec, ProcessOptions, Stdio, SubprocessProtocol};
+use lexopt::Arg::Long;
 
 const PROGRAM: &str = "/bin/true";
 
@@ -30,12 +31,10 @@ struct Quiet;
 impl SubprocessProtocol for Quiet {}
 
 fn null_options() -> ProcessOptions {
-    ProcessOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Null,
-        stderr: Stdio::Null,
-        ..ProcessOptions::default()
-    }
+    ProcessOptions::default()
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null)
 }
 
 /// One spawn-to-exit on evloop.
@@ -140,7 +139,8 @@ fn run_tokio(
     })
 }
 
-fn usage() -> ExitCode {
+fn usage(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("process-spawn: {error}");
     eprintln!("usage: process-spawn --impl evloop|tokio [--seq N] [--conc M] [--inflight K]");
     ExitCode::from(2)
 }
@@ -148,30 +148,34 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mut which, mut seq, mut conc, mut inflight) = (None, 200usize, 1000usize, 64usize);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let Some(value) = it.next() else {
-            return usage();
+    let mut parser = lexopt::Parser::from_args(args);
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return usage(&e),
         };
-        match flag.as_str() {
-            "--impl" => which = Some(value.clone()),
-            "--seq" | "--conc" | "--inflight" => {
-                let Ok(n) = value.parse::<usize>() else {
-                    return usage();
-                };
-                match flag.as_str() {
-                    "--seq" => seq = n,
-                    "--conc" => conc = n,
-                    _ => inflight = n.max(1),
-                }
-            }
-            _ => return usage(),
+        let number =
+            |parser: &mut lexopt::Parser| lexopt::ValueExt::parse::<usize>(&parser.value()?);
+        let parsed = match arg {
+            Long("impl") => parser
+                .value()
+                .and_then(lexopt::ValueExt::string)
+                .map(|v| which = Some(v)),
+            Long("seq") => number(&mut parser).map(|n| seq = n),
+            Long("conc") => number(&mut parser).map(|n| conc = n),
+            Long("inflight") => number(&mut parser).map(|n| inflight = n.max(1)),
+            other => Err(other.unexpected()),
+        };
+        if let Err(e) = parsed {
+            return usage(&e);
         }
     }
     let outcome = match which.as_deref() {
         Some("evloop") => run_evloop(seq, conc, inflight),
         Some("tokio") => run_tokio(seq, conc, inflight),
-        _ => return usage(),
+        Some(other) => return usage(&format_args!("unknown --impl `{other}`")),
+        None => return usage(&"--impl is required"),
     };
     match outcome {
         Ok((latencies, total)) => {

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 
-/// Everything a loop operation can fail with (asyncio's exceptions, SPEC 0).
+/// Everything a loop operation can fail with (asyncio's exceptions, docs/behaviour.md 0).
 ///
 /// OS errors keep their [`io::ErrorKind`] and errno in [`Error::Io`].
 #[derive(Debug)]

@@ -132,7 +132,7 @@ impl Builder {
     }
 
     /// Uses a fresh [`VirtualClock`]: time stands still until the loop would
-    /// sleep, then jumps to the next deadline (SPEC 3.8).
+    /// sleep, then jumps to the next deadline (docs/behaviour.md 3.8).
     pub fn virtual_clock(&mut self) -> &mut Self {
         self.clock(Arc::new(VirtualClock::new()))
     }

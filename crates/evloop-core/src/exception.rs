@@ -1,4 +1,4 @@
-//! The exception handler API (SPEC 14): where panics and errors that no
+//! The exception handler API (docs/behaviour.md 14): where panics and errors that no
 //! caller can receive are reported.
 
 use std::fmt;
@@ -90,7 +90,7 @@ impl EventLoop {
 
     /// Reports `ctx` to the custom handler, or the default one. A handler that
     /// panics is reported by the default handler, with the original context;
-    /// the loop goes on (SPEC 14.2).
+    /// the loop goes on (docs/behaviour.md 14.2).
     pub fn call_exception_handler(&self, ctx: ErrorContext) {
         let handler = self.get_exception_handler();
         let Some(handler) = handler else {

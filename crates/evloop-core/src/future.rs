@@ -1,4 +1,4 @@
-//! `LoopFuture<T>`: asyncio's `Future`, bound to a loop (SPEC 4.1).
+//! `LoopFuture<T>`: asyncio's `Future`, bound to a loop (docs/behaviour.md 4.1).
 
 use std::cell::RefCell;
 use std::fmt;

@@ -180,7 +180,7 @@ impl EventLoop {
         }
     }
 
-    /// One iteration (asyncio's `_run_once`, SPEC 3.6): compute the timeout,
+    /// One iteration (asyncio's `_run_once`, docs/behaviour.md 3.6): compute the timeout,
     /// poll once, queue I/O callbacks, queue expired timers, then run exactly
     /// the callbacks that were ready at that point.
     pub(crate) fn run_once(&self) {
@@ -243,7 +243,7 @@ impl EventLoop {
             .set(inner.stats.io_events.get() + count);
     }
 
-    /// Moves the timers due now (never earlier: SPEC 3.2) to the due list,
+    /// Moves the timers due now (never earlier: docs/behaviour.md 3.2) to the due list,
     /// in deadline order, recording the loop lag; returns how many.
     fn take_due_timers(&self) -> usize {
         let inner = &*self.inner;

@@ -1,5 +1,5 @@
 //! Debug mode switches and the always-on counters of `EventLoop::stats()`
-//! (SPEC 15).
+//! (docs/behaviour.md 15).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ impl StatCells {
 }
 
 impl EventLoop {
-    /// The loop's counters (SPEC 15.2).
+    /// The loop's counters (docs/behaviour.md 15.2).
     pub fn stats(&self) -> LoopStats {
         self.inner.stats.snapshot()
     }

@@ -1,4 +1,4 @@
-//! `Task<T>`: a future driven by the loop (SPEC 4.2–4.4), over async-task,
+//! `Task<T>`: a future driven by the loop (docs/behaviour.md 4.2–4.4), over async-task,
 //! with the task API asyncio users know: names, cancellation with a message,
 //! `done`/`cancelled`/`result`/`exception`, done callbacks, and the loop's
 //! `current_task`/`all_tasks` through the untyped [`TaskRef`].

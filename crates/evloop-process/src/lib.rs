@@ -1,6 +1,6 @@
 //! Subprocesses for evloop: asyncio's `loop.subprocess_exec` /
 //! `subprocess_shell` and `asyncio.create_subprocess_exec` / `_shell`
-//! (SPEC 18.1, reference R-116..R-122).
+//! (docs/behaviour.md 18.1).
 //!
 //! **Owns:** spawning a child per [`ProcessOptions`] (stdio as pipes,
 //! inherited, `/dev/null`, a caller's fd or stderr → stdout; cwd; env;

@@ -1,5 +1,5 @@
 //! Unix signal handlers for the evloop event loop: asyncio's
-//! `add_signal_handler` / `remove_signal_handler` (SPEC 12).
+//! `add_signal_handler` / `remove_signal_handler` (docs/behaviour.md 12).
 //!
 //! **Owns:** [`add_signal_handler`], [`remove_signal_handler`],
 //! [`signal_name`]; the process-global table of which loop handles which

@@ -1,7 +1,7 @@
 //! [`Clock`]: where the loop's `time()` comes from — the real monotonic clock
 //! or a virtual one for tests.
 //!
-//! This is the only file in evloop allowed to call `Instant::now` (STYLE 3.7);
+//! This is the only file in evloop allowed to call `Instant::now` (docs/architecture.md);
 //! everything else asks a `Clock`.
 
 use std::fmt;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// when it would block waiting for the next timer it first calls
 /// [`advance_to`](Self::advance_to): a virtual clock jumps there and the loop
 /// polls without blocking, so tests with long timers finish instantly and
-/// deterministically (SPEC 3.8).
+/// deterministically (docs/behaviour.md 3.8).
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time. Never earlier than a previous call's result.
     fn now(&self) -> Instant;
@@ -34,7 +34,7 @@ pub trait Clock: Send + Sync + fmt::Debug {
 }
 
 /// The real clock: [`Instant::now`], monotonic and advancing on its own,
-/// including while a callback blocks (SPEC 3.7).
+/// including while a callback blocks (docs/behaviour.md 3.7).
 ///
 /// # Examples
 ///
@@ -57,7 +57,7 @@ impl Clock for MonotonicClock {
 
 /// A clock for tests: it starts at the real time of its creation and then
 /// stands still until [`advance`](Self::advance) or
-/// [`advance_to`](Clock::advance_to) moves it forward (SPEC 3.8). It never
+/// [`advance_to`](Clock::advance_to) moves it forward (docs/behaviour.md 3.8). It never
 /// moves backwards.
 ///
 /// It is `Send + Sync` and lock-free: the time is an atomic offset in

@@ -44,12 +44,12 @@
 //! Garbage (cancelled entries in the run or the far heap) is dropped when it
 //! reaches the head, when the current bucket runs out of live timers, or when
 //! it is both more than [`COMPACT_MIN`] entries and more than the live timers
-//! (SPEC 3.5), in which case the run and the far heap are rebuilt without it.
+//! (docs/behaviour.md 3.5), in which case the run and the far heap are rebuilt without it.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// Garbage entries tolerated before a compaction is considered (SPEC 3.5).
+/// Garbage entries tolerated before a compaction is considered (docs/behaviour.md 3.5).
 const COMPACT_MIN: usize = 100;
 
 /// Far-heap arity. Four children per node keep the tree shallow and a node's
@@ -366,7 +366,7 @@ impl<T> TimerHeap<T> {
     /// behind as garbage until it reaches the head, its bucket runs out of
     /// live timers, or garbage is more than 100 entries and more than the live
     /// timers, at which point the sorted bucket and the heap are rebuilt
-    /// without it (SPEC 3.5; O(garbage), paid for by the cancels that made
+    /// without it (docs/behaviour.md 3.5; O(garbage), paid for by the cancels that made
     /// it).
     ///
     /// Returns `None` if the timer already fired, was cancelled or cleared,
@@ -889,7 +889,7 @@ impl<T> TimerHeap<T> {
         }
     }
 
-    /// Applies the compaction rule (SPEC 3.5): rebuild when garbage is more
+    /// Applies the compaction rule (docs/behaviour.md 3.5): rebuild when garbage is more
     /// than [`COMPACT_MIN`] entries and more than the live timers.
     #[inline]
     fn maybe_compact(&mut self) {

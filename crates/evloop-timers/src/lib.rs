@@ -4,10 +4,10 @@
 //! This crate owns:
 //!
 //! * [`TimerHeap<T>`]: deadlines in a min-heap, FIFO among equal deadlines
-//!   (SPEC 3.3), O(1) cancel that frees the value at once (SPEC 3.5), with
+//!   (docs/behaviour.md 3.3), O(1) cancel that frees the value at once (docs/behaviour.md 3.5), with
 //!   [`TimerId`]s that go stale safely;
 //! * [`Clock`]: where time comes from — [`MonotonicClock`] (real time) and
-//!   [`VirtualClock`] (stands still until the loop would sleep, SPEC 3.8).
+//!   [`VirtualClock`] (stands still until the loop would sleep, docs/behaviour.md 3.8).
 //!
 //! It does not own callbacks, handles or the run loop (evloop-core decides
 //! what `T` is and when to call [`TimerHeap::pop_expired`]), nor any I/O or
@@ -27,11 +27,11 @@
 //! never reaches a newer timer in a reused place. Cancel takes the value out
 //! at once; entries left behind in the sorted bucket or the heap are garbage,
 //! dropped at the head or rebuilt away when more than 100 and more than the
-//! live timers (SPEC 3.5), while a cancel in an unsorted bucket reclaims its
+//! live timers (docs/behaviour.md 3.5), while a cancel in an unsorted bucket reclaims its
 //! place at once. Keys are nanoseconds since a base instant a day below the
 //! first deadline. [`VirtualClock`] is an atomic nanosecond offset from its
 //! creation instant, so it is `Send + Sync` and lock-free. `Instant::now` is
-//! called only in `clock.rs` (STYLE 3.7).
+//! called only in `clock.rs` (docs/architecture.md).
 //!
 //! # Examples
 //!

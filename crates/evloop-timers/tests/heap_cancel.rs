@@ -1,10 +1,10 @@
 //! Cancellation in `TimerHeap`: values dropped at once, stale ids, garbage
-//! and compaction (SPEC 3.5), `clear`.
+//! and compaction (docs/behaviour.md 3.5), `clear`.
 //!
 //! Where garbage goes depends on where a timer sits: one cancelled in a wheel
 //! bucket that is not sorted yet is reclaimed at once (never garbage); one in
 //! the sorted current bucket or in the 4-ary heap leaves garbage under the
-//! SPEC 3.5 rule. [`anchored`] builds a heap whose wheel is pinned 30 days
+//! docs/behaviour.md 3.5 rule. [`anchored`] builds a heap whose wheel is pinned 30 days
 //! ahead, so every timer a test puts near `t0` lands in the 4-ary heap and the
 //! rule can be checked exactly, as before the wheel existed.
 
@@ -167,7 +167,7 @@ fn pop_expired_discards_cancelled_heads() {
     assert_eq!(heap.heap_len(), 0);
 }
 
-/// The compaction rule as SPEC 3.5 states it, applied after each cancel.
+/// The compaction rule as docs/behaviour.md 3.5 states it, applied after each cancel.
 fn expected_heap_len_after_cancel(heap_len: usize, live: usize) -> usize {
     let garbage = heap_len - live;
     if garbage > 100 && garbage > heap_len / 2 {
@@ -330,7 +330,7 @@ fn a_million_cancelled_among_live_timers_stay_bounded_in_the_heap() {
 #[test]
 fn cancels_in_the_sorted_current_bucket_follow_the_rule() {
     // Equal deadlines share one bucket; `next_deadline` sorts it, after
-    // which cancels there leave garbage under the SPEC 3.5 rule.
+    // which cancels there leave garbage under the docs/behaviour.md 3.5 rule.
     let t0 = t0();
     let mut heap = TimerHeap::new();
     let ids: Vec<_> = (0..1_010u32).map(|i| heap.insert(t0 + MS, i)).collect();

@@ -1,4 +1,4 @@
-//! Write buffering with water marks (SPEC 7.4): what the kernel did not take
+//! Write buffering with water marks (docs/behaviour.md 7.4): what the kernel did not take
 //! waits here; above `high` the protocol is paused, at `low` resumed.
 
 use evloop_core::Error;

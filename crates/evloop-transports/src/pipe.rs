@@ -1,4 +1,4 @@
-//! Pipe transports (SPEC 11.1, asyncio's `connect_read_pipe` and
+//! Pipe transports (docs/behaviour.md 11.1, asyncio's `connect_read_pipe` and
 //! `connect_write_pipe`): the read or write end of a pipe, a FIFO, a socket
 //! or a character device (tty, pty) wrapped in the shared stream
 //! [`Transport`].

@@ -1,4 +1,4 @@
-//! The loop's one reusable read buffer (SPEC 7.8): 256 KiB allocated once per
+//! The loop's one reusable read buffer (docs/behaviour.md 7.8): 256 KiB allocated once per
 //! loop, so a read never allocates (a fresh 256 KiB buffer per read would
 //! hit glibc's mmap threshold: mmap, mremap, munmap every time).
 

@@ -1,4 +1,4 @@
-//! SPEC 6.2 for real: the accept loop runs out of fds (EMFILE), reports it,
+//! docs/behaviour.md 6.2 for real: the accept loop runs out of fds (EMFILE), reports it,
 //! stops accepting for 1 s, then resumes and serves. Runs in a child
 //! process (this test binary re-executed with `EVLOOP_BACKOFF_CHILD=1`)
 //! because it lowers `RLIMIT_NOFILE` for the whole process.

@@ -1,4 +1,4 @@
-//! SPEC 17.1, streams fed from outside: `StreamReader::with_feed`,
+//! docs/behaviour.md 17.1, streams fed from outside: `StreamReader::with_feed`,
 //! `StreamWriter::with_feed` and `stream_pair` driven through a
 //! `StreamFeed` (as a subprocess's pipes are): fed bytes, EOF and errors;
 //! the reader's flow control pausing the transport it was given; the

@@ -1,6 +1,6 @@
-//! SPEC 17.1, the reading half: `StreamReader`'s `read`, `read_to_end`,
+//! docs/behaviour.md 17.1, the reading half: `StreamReader`'s `read`, `read_to_end`,
 //! `readline`, `readexactly` and `readuntil` over real loopback connections
-//! (asyncio 3.11's rules, R-139/R-140), including data split across
+//! (asyncio 3.11's rules), including data split across
 //! packets, EOF, limit overruns and flow control at 2 × limit.
 
 mod support;

@@ -1,5 +1,5 @@
-//! SPEC 17.1 over unix sockets: `start_unix_server` and
-//! `open_unix_connection` (asyncio's unix stream helpers, R-139).
+//! docs/behaviour.md 17.1 over unix sockets: `start_unix_server` and
+//! `open_unix_connection` (asyncio's unix stream helpers).
 
 mod support;
 

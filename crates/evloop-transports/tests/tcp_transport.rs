@@ -1,4 +1,4 @@
-//! SPEC 7.1–7.8 over TCP: the stream transport's state machine with real
+//! docs/behaviour.md 7.1–7.8 over TCP: the stream transport's state machine with real
 //! loopback peers (std sockets in threads, or evloop servers).
 
 mod support;

@@ -1,4 +1,4 @@
-//! Unix datagram endpoints (SPEC 5.6, R-85..R-88, R-108): filesystem and
+//! Unix datagram endpoints (docs/behaviour.md 5.6): filesystem and
 //! abstract addresses, bound and unbound senders, the sender's address as
 //! the receiver sees it, stale socket files.
 

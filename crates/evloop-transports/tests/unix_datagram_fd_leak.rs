@@ -1,4 +1,4 @@
-//! No fd leaks from unix datagram endpoints (SPEC 5.6, 7.2): `/proc/self/fd`
+//! No fd leaks from unix datagram endpoints (docs/behaviour.md 5.6, 7.2): `/proc/self/fd`
 //! is counted around many create/close cycles with filesystem and abstract
 //! addresses, and around failed creations.
 

@@ -1,4 +1,4 @@
-//! `run_in_executor` and the default executor (SPEC 13): blocking calls run
+//! `run_in_executor` and the default executor (docs/behaviour.md 13): blocking calls run
 //! on a thread pool, their results come back as futures the loop awaits.
 
 use std::cell::RefCell;

@@ -1,4 +1,4 @@
-//! Subprocesses (SPEC 18.1): the facade's face of `evloop-process` —
+//! Subprocesses (docs/behaviour.md 18.1): the facade's face of `evloop-process` —
 //! `subprocess_exec`/`subprocess_shell` with a [`SubprocessProtocol`], and
 //! the streams-level `create_subprocess_exec`/`create_subprocess_shell`.
 

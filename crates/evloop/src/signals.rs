@@ -1,4 +1,4 @@
-//! Unix signal handlers (SPEC 12): the facade's face of `evloop-signals`.
+//! Unix signal handlers (docs/behaviour.md 12): the facade's face of `evloop-signals`.
 
 use evloop_core::Error;
 

@@ -1,5 +1,5 @@
 //! The facade's sendfile, sock_* additions and shutdown_default_executor
-//! with a timeout: SPEC 19.1, 9.1, 13.1.
+//! with a timeout: docs/behaviour.md 19.1, 9.1, 13.1.
 
 use std::io::{Read, Seek};
 use std::net::TcpListener;

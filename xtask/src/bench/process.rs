@@ -19,7 +19,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{date_now, machine_facts, python_venv, step};
+use lexopt::Arg::Long;
+
+use super::{date_now, machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench process [--quick] [--rounds R] [--seq N] [--conc M]
@@ -60,39 +62,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut rounds, mut seq, mut conc) = (None, None, None);
     let mut quick = false;
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("xtask bench process: {flag} needs a value\n\n{USAGE}"))
-        };
-        let bad = |v: &str| format!("xtask bench process: bad value `{v}` for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--quick" => quick = true,
-            "--no-record" => o.record = false,
-            "--rounds" | "--seq" | "--conc" | "--inflight" => {
-                let v = value()?;
-                let n: usize = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(v))?;
-                match flag.as_str() {
-                    "--rounds" => rounds = Some(n),
-                    "--seq" => seq = Some(n),
-                    "--conc" => conc = Some(n),
-                    _ => o.inflight = n,
-                }
-            }
-            "--impls" => {
-                let v = value()?;
-                o.impls = v
-                    .split(',')
-                    .map(|s| IMPLS.iter().copied().find(|i| *i == s.trim()))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(v))?;
-            }
-            _ => {
-                return Err(format!(
-                    "xtask bench process: unknown argument {flag}\n\n{USAGE}"
-                ))
+    let mut cli = Cli::new("bench process", USAGE, args);
+    while let Some(arg) = cli.next()? {
+        match arg {
+            Long("quick") => quick = true,
+            Long("no-record") => o.record = false,
+            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
+            Long("seq") => seq = Some(cli.positive("--seq")?),
+            Long("conc") => conc = Some(cli.positive("--conc")?),
+            Long("inflight") => o.inflight = cli.positive("--inflight")?,
+            Long("impls") => o.impls = cli.names("--impls", IMPLS)?,
+            other => {
+                let e = other.unexpected();
+                return Err(cli.fail(&e));
             }
         }
     }

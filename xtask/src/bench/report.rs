@@ -18,7 +18,7 @@ pub(crate) struct Entry {
 }
 
 /// Per-round ratios whose spread exceeds this fraction of their median are
-/// flagged as unstable (DESIGN.md: gaps under 15% are noise here).
+/// flagged as unstable (docs/performance.md: gaps under 15% are noise here).
 const UNSTABLE: f64 = 0.15;
 
 pub(crate) fn median(values: &[f64]) -> f64 {
@@ -669,13 +669,13 @@ pub(crate) fn utc_date_time(unix_seconds: u64) -> String {
 }
 
 /// Inserts `section` at the end of the `## Echo benchmarks` section of a
-/// performance.md (creating the heading, or the whole file, if missing).
+/// docs/performance.md (creating the heading, or the whole file, if missing).
 pub(crate) fn insert_echo_section(existing: Option<&str>, intro: &str, section: &str) -> String {
     insert_section(existing, "## Echo benchmarks", intro, section)
 }
 
 /// Inserts `section` at the end of the `HEADING` section of a
-/// performance.md (creating the heading, with `intro`, or the whole file,
+/// docs/performance.md (creating the heading, with `intro`, or the whole file,
 /// if missing).
 pub(crate) fn insert_section(
     existing: Option<&str>,

@@ -1,6 +1,6 @@
 //! `cargo xtask bench sendfile`: evloop's `sendfile` (zero-copy, and the
 //! fallback a TLS transport takes) against Python asyncio's
-//! `loop.sendfile`, in one run (SPEC 19.1, issue 10).
+//! `loop.sendfile`, in one run (docs/behaviour.md 19.1, issue 10).
 //!
 //! A 64 MiB file (in `target/bench-sendfile/`) goes over loopback TCP to a
 //! receiver in this process that reads into a 1 MiB buffer and discards
@@ -31,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use lexopt::Arg::{Long, Short};
 
 use crate::cargo;
 
@@ -78,25 +80,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
         size_mib: 64,
         record: true,
     };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--rounds" | "--size-mib" => {
-                let value = it.next().ok_or(format!("{arg} needs a number"))?;
-                let n: usize = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("{arg}: not a positive number: {value}"))?;
-                if arg == "--rounds" {
-                    o.rounds = n;
-                } else {
-                    o.size_mib = n;
-                }
+    let mut cli = super::Cli::new("bench sendfile", USAGE, args);
+    while let Some(arg) = cli.next()? {
+        match arg {
+            Long("rounds") => o.rounds = cli.positive("--rounds")?,
+            Long("size-mib") => o.size_mib = cli.positive("--size-mib")?,
+            Long("no-record") => o.record = false,
+            Short('h') | Long("help") => return Err(USAGE.to_owned()),
+            other => {
+                let e = other.unexpected();
+                return Err(cli.fail(&e));
             }
-            "--no-record" => o.record = false,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
     Ok(o)

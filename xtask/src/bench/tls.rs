@@ -28,13 +28,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use lexopt::Arg::Long;
+
 use super::parse;
 use super::report::{
     self, fixed, median, mib, min_max, ratio, round_ratios, samples, size_name, summarize,
     thousands, Entry, Table,
 };
 use super::run::{self, Env, IdleSample, Load, Server, Transport};
-use super::{date_now, machine_facts, python_venv, step};
+use super::{date_now, machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench tls [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -85,51 +87,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         servers: SERVERS.to_vec(),
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .map(String::as_str)
-                .ok_or_else(|| format!("xtask bench tls: {flag} needs a value\n\n{USAGE}"))
-        };
-        let bad = |v: &str| format!("xtask bench tls: bad value `{v}` for {flag}\n\n{USAGE}");
-        match flag.as_str() {
-            "--quick" => o.quick = true,
-            "--no-record" => o.record = false,
-            "--rounds" | "--idle-conns" => {
-                let v = value()?;
-                let n: usize = v.parse().ok().filter(|&n| n > 0).ok_or_else(|| bad(v))?;
-                if flag == "--rounds" {
-                    rounds = Some(n);
-                } else {
-                    o.idle_conns = n;
-                }
-            }
-            "--duration" | "--warmup" => {
-                let v = value()?;
-                let s: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
-                    .ok_or_else(|| bad(v))?;
-                if flag == "--duration" {
-                    duration = Some(s);
-                } else {
-                    warmup = Some(s);
-                }
-            }
-            "--servers" => {
-                let v = value()?;
-                o.servers = v
-                    .split(',')
-                    .map(|s| SERVERS.iter().copied().find(|&k| k == s.trim()))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(v))?;
-            }
+    let mut cli = Cli::new("bench tls", USAGE, args);
+    while let Some(arg) = cli.next()? {
+        match arg {
+            Long("quick") => o.quick = true,
+            Long("no-record") => o.record = false,
+            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
+            Long("idle-conns") => o.idle_conns = cli.positive("--idle-conns")?,
+            Long("duration") => duration = Some(cli.seconds("--duration")?),
+            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
+            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
             other => {
-                return Err(format!(
-                    "xtask bench tls: unknown argument `{other}`\n\n{USAGE}"
-                ))
+                let e = other.unexpected();
+                return Err(cli.fail(&e));
             }
         }
     }
@@ -732,7 +702,7 @@ const INTRO: &str = "`cargo xtask bench tls` (issue 8): TLS 1.3 echo, handshakes
 connection memory, every server under the same load generator (`bench/loadgen --tls`: one \
 thread, edge-triggered epoll, non-blocking rustls 0.23 + ring), servers interleaved \
 round-robin. Compare ratios within one run only; gaps under 15% are noise on these machines \
-(DESIGN.md \"Measured facts\"). Newest run last.";
+(docs/performance.md). Newest run last.";
 
 fn record(
     root: &Path,

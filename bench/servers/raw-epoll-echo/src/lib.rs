@@ -9,8 +9,8 @@
 //! a new edge), so the steady state is one `read`, one `write` and a share of
 //! one `epoll_wait` per echo: the floor the other servers are compared to.
 //!
-//! The command-line contract is the evloop `echo_server` example's (DESIGN.md
-//! "Examples" item 5), TCP and unix only: `--tcp ADDR` (repeatable, port 0
+//! The command-line contract is the evloop `echo_server` example's (README,
+//! contract example 5), TCP and unix only: `--tcp ADDR` (repeatable, port 0
 //! picks a free port), `--unix PATH`; one flushed `listening on tcp
 //! HOST:PORT` / `listening on unix PATH` line per listener; on SIGINT or
 //! SIGTERM it closes the listeners, removes the socket files, prints
@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 
+use lexopt::Arg::Long;
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll;
 
@@ -43,17 +44,18 @@ impl Options {
     /// An unknown flag, a flag without its value, or no listener at all.
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options::default();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let mut value = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--tcp" => options.tcp.push(value()?),
-                "--unix" => options.unix.push(PathBuf::from(value()?)),
-                other => return Err(format!("unknown or unsupported argument `{other}`")),
+        let mut parser = lexopt::Parser::from_args(args);
+        let text = |parser: &mut lexopt::Parser| {
+            parser
+                .value()
+                .and_then(lexopt::ValueExt::string)
+                .map_err(|e| e.to_string())
+        };
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            match arg {
+                Long("tcp") => options.tcp.push(text(&mut parser)?),
+                Long("unix") => options.unix.push(PathBuf::from(text(&mut parser)?)),
+                other => return Err(format!("unsupported: {}", other.unexpected())),
             }
         }
         if options.tcp.is_empty() && options.unix.is_empty() {

@@ -6,7 +6,7 @@
 //! loop per listener, a task per connection with a 64 KiB buffer and a
 //! `read`/`write_all` loop, `TCP_NODELAY` on accepted sockets (as asyncio,
 //! uvloop and evloop do). The command-line contract is the evloop
-//! `echo_server` example's (DESIGN.md "Examples" item 5), TCP and unix only:
+//! `echo_server` example's (README, contract example 5), TCP and unix only:
 //! `--tcp ADDR` (repeatable, port 0 picks a free port), `--unix PATH`; one
 //! flushed `listening on tcp HOST:PORT` / `listening on unix PATH` line per
 //! listener; on SIGINT or SIGTERM it closes the listeners, removes the socket
@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use lexopt::Arg::Long;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
@@ -45,13 +46,18 @@ fn main() -> ExitCode {
 async fn serve(args: &[String]) -> Result<(), String> {
     let mut tcp = Vec::new();
     let mut unix = Vec::new();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--tcp" => tcp.push(value.clone()),
-            "--unix" => unix.push(PathBuf::from(value)),
-            other => return Err(format!("unknown or unsupported argument `{other}`")),
+    let mut parser = lexopt::Parser::from_args(args);
+    let text = |parser: &mut lexopt::Parser| {
+        parser
+            .value()
+            .and_then(lexopt::ValueExt::string)
+            .map_err(|e| e.to_string())
+    };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("tcp") => tcp.push(text(&mut parser)?),
+            Long("unix") => unix.push(PathBuf::from(text(&mut parser)?)),
+            other => return Err(format!("unsupported: {}", other.unexpected())),
         }
     }
     if tcp.is_empty() && unix.is_empty() {

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use lexopt::Arg::Long;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,14 +73,19 @@ fn server_config(cert: &PathBuf, key: &PathBuf) -> Result<rustls::ServerConfig, 
 async fn serve(args: &[String]) -> Result<(), String> {
     let mut tcp = Vec::new();
     let (mut cert, mut key) = (None, None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--tcp" => tcp.push(value.clone()),
-            "--tls-cert" => cert = Some(PathBuf::from(value)),
-            "--tls-key" => key = Some(PathBuf::from(value)),
-            other => return Err(format!("unknown or unsupported argument `{other}`")),
+    let mut parser = lexopt::Parser::from_args(args);
+    let text = |parser: &mut lexopt::Parser| {
+        parser
+            .value()
+            .and_then(lexopt::ValueExt::string)
+            .map_err(|e| e.to_string())
+    };
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("tcp") => tcp.push(text(&mut parser)?),
+            Long("tls-cert") => cert = Some(PathBuf::from(text(&mut parser)?)),
+            Long("tls-key") => key = Some(PathBuf::from(text(&mut parser)?)),
+            other => return Err(format!("unsupported: {}", other.unexpected())),
         }
     }
     let (Some(cert), Some(key)) = (cert, key) else {

@@ -1,9 +1,9 @@
 //! Unix datagram endpoints (asyncio's `create_datagram_endpoint` with
-//! `family=AF_UNIX`, SPEC 5.6): filesystem and Linux abstract (`\0name`)
+//! `family=AF_UNIX`, docs/behaviour.md 5.6): filesystem and Linux abstract (`\0name`)
 //! addresses over the shared [`DatagramTransport`].
 //!
 //! A stale socket file at the local path is removed before binding, but only
-//! if it is a socket: a regular file there makes the bind fail
+//! if it is a socket: a regular file there makes the bind fail
 //! with `EADDRINUSE`. Like asyncio, the endpoint does not remove its socket
 //! file on close. A receiver's `datagram_received` gets the sender's address:
 //! [`Address::UnixPath`], [`Address::UnixAbstract`], or
