@@ -66,16 +66,19 @@ pub enum Reaper {
 /// ```
 /// use evloop_process::{ProcessOptions, Stdio};
 ///
-/// let options = ProcessOptions {
-///     stderr: Stdio::Stdout,
-///     cwd: Some("/".into()),
-///     ..ProcessOptions::default()
-/// }
-/// .env("LANG", "C")
-/// .env_remove("TERM");
+/// let options = ProcessOptions::default()
+///     .stderr(Stdio::Stdout)
+///     .cwd("/")
+///     .env("LANG", "C")
+///     .env_remove("TERM");
 /// assert!(options.kill_on_close);
 /// ```
+///
+/// Built from `Default` with one setter per field (and [`env`](Self::env)/
+/// [`env_remove`](Self::env_remove) for the environment), so later options
+/// are additive; the fields stay public to read (and to set on a `let mut`).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ProcessOptions {
     /// The child's stdin; [`Stdio::Pipe`] by default.
     pub stdin: Stdio,
@@ -131,6 +134,87 @@ impl Default for ProcessOptions {
 }
 
 impl ProcessOptions {
+    /// Sets the child's stdin.
+    #[must_use = "returns the changed options"]
+    pub fn stdin(mut self, stdin: Stdio) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
+    /// Sets the child's stdout.
+    #[must_use = "returns the changed options"]
+    pub fn stdout(mut self, stdout: Stdio) -> Self {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Sets the child's stderr ([`Stdio::Stdout`]: with its stdout).
+    #[must_use = "returns the changed options"]
+    pub fn stderr(mut self, stderr: Stdio) -> Self {
+        self.stderr = stderr;
+        self
+    }
+
+    /// Starts the child in `cwd`.
+    #[must_use = "returns the changed options"]
+    pub fn cwd(mut self, cwd: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    /// Starts the child from an empty environment (`true`) or the
+    /// parent's, before the [`env`](Self::env) changes.
+    #[must_use = "returns the changed options"]
+    pub fn env_clear(mut self, on: bool) -> Self {
+        self.env_clear = on;
+        self
+    }
+
+    /// Puts the child in process group `pgid` (0: a new group it leads).
+    #[must_use = "returns the changed options"]
+    pub fn process_group(mut self, pgid: i32) -> Self {
+        self.process_group = Some(pgid);
+        self
+    }
+
+    /// Starts the child in a new session (`setsid`).
+    #[must_use = "returns the changed options"]
+    #[doc(alias = "start_new_session")]
+    pub fn new_session(mut self, on: bool) -> Self {
+        self.new_session = on;
+        self
+    }
+
+    /// Lets the child inherit `fds`, at the same numbers (replacing any
+    /// set before).
+    #[must_use = "returns the changed options"]
+    pub fn pass_fds(mut self, fds: impl IntoIterator<Item = OwnedFd>) -> Self {
+        self.pass_fds = fds.into_iter().collect();
+        self
+    }
+
+    /// Sets the child's umask.
+    #[must_use = "returns the changed options"]
+    pub fn umask(mut self, umask: u32) -> Self {
+        self.umask = Some(umask);
+        self
+    }
+
+    /// Chooses how the child's exit is observed.
+    #[must_use = "returns the changed options"]
+    pub fn reaper(mut self, reaper: Reaper) -> Self {
+        self.reaper = reaper;
+        self
+    }
+
+    /// Kills the child at loop close if it still runs (`true`), or leaves
+    /// it running (it is still reaped).
+    #[must_use = "returns the changed options"]
+    pub fn kill_on_close(mut self, on: bool) -> Self {
+        self.kill_on_close = on;
+        self
+    }
+
     /// Sets `key=value` in the child's environment.
     #[must_use = "returns the changed options"]
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {

@@ -79,11 +79,9 @@ fn spec_18_1_no_fd_or_zombie_left_behind() {
     let lp = new_loop();
     let mark = std::env::temp_dir().join(format!("evloop-left-{}", std::process::id()));
     let script = format!("read x; echo survived > '{}'", mark.display());
-    let options = ProcessOptions {
-        stdout: Stdio::Null,
-        kill_on_close: false,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default()
+        .stdout(Stdio::Null)
+        .kill_on_close(false);
     let (t, _p) = spawn_sh(&lp, &script, options).unwrap();
     let pid = t.pid();
     drop(t);

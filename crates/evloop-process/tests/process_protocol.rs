@@ -177,12 +177,10 @@ fn broken_stdin(reaper: Reaper) {
 
 fn reaped_elsewhere(reaper: Reaper) {
     let lp = new_loop();
-    let options = ProcessOptions {
-        stdin: Stdio::Null,
-        stdout: Stdio::Null,
-        stderr: Stdio::Null,
-        ..opts(reaper)
-    };
+    let options = opts(reaper)
+        .stdin(Stdio::Null)
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
     let (t, p) = spawn_sh(&lp, "exit 5", options).unwrap();
     // Someone else reaps it first (a blocking waitpid for this pid only).
     let pid = rustix::process::Pid::from_raw(t.pid() as i32).unwrap();
@@ -221,11 +219,9 @@ fn foreign_child(reaper: Reaper) {
 #[test]
 fn spec_18_1_stderr_to_stdout_and_devnull() {
     let lp = new_loop();
-    let options = ProcessOptions {
-        stdin: Stdio::Null,
-        stderr: Stdio::Stdout,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default()
+        .stdin(Stdio::Null)
+        .stderr(Stdio::Stdout);
     let (t, p) = spawn_sh(&lp, "echo a; echo b >&2; cat", options).unwrap();
     assert!(t.get_pipe_transport(0).is_none());
     assert!(t.get_pipe_transport(2).is_none());
@@ -234,11 +230,9 @@ fn spec_18_1_stderr_to_stdout_and_devnull() {
     assert_order(&events, &[1]);
     assert_eq!(p.with(|p| p.stdout.clone()).unwrap(), b"a\nb\n");
 
-    let options = ProcessOptions {
-        stdout: Stdio::Null,
-        stderr: Stdio::Null,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default()
+        .stdout(Stdio::Null)
+        .stderr(Stdio::Null);
     let (t, p) = spawn_sh(&lp, "echo lost; echo lost >&2", options).unwrap();
     assert!(t.get_pipe_transport(1).is_none());
     assert_eq!(finish(&lp, &t, &p).0, 0);
@@ -251,12 +245,10 @@ fn spec_18_1_stderr_to_stdout_and_devnull() {
 #[test]
 fn spec_18_1_cwd_and_env() {
     let lp = new_loop();
-    let options = ProcessOptions {
-        cwd: Some("/".into()),
-        ..ProcessOptions::default()
-    }
-    .env("EVLOOP_TEST_FOO", "bar")
-    .env_remove("HOME");
+    let options = ProcessOptions::default()
+        .cwd("/")
+        .env("EVLOOP_TEST_FOO", "bar")
+        .env_remove("HOME");
     let (t, p) = spawn_sh(
         &lp,
         "pwd; echo $EVLOOP_TEST_FOO; echo ${HOME-unset}",
@@ -266,11 +258,7 @@ fn spec_18_1_cwd_and_env() {
     finish(&lp, &t, &p);
     assert_eq!(p.with(|p| p.stdout.clone()).unwrap(), b"/\nbar\nunset\n");
 
-    let options = ProcessOptions {
-        env_clear: true,
-        ..ProcessOptions::default()
-    }
-    .env("ONLY", "1");
+    let options = ProcessOptions::default().env_clear(true).env("ONLY", "1");
     let (t, p) = run(
         &lp,
         subprocess_exec(
@@ -346,10 +334,7 @@ fn spec_18_1_bad_programs_give_typed_errors() {
             Recorder::default,
             "true",
             [] as [&str; 0],
-            ProcessOptions {
-                stdin: Stdio::Stdout,
-                ..ProcessOptions::default()
-            },
+            ProcessOptions::default().stdin(Stdio::Stdout),
         ),
     )
     .unwrap_err();
@@ -443,12 +428,10 @@ fn spec_18_1_pass_fds_reach_the_child_and_nothing_else_does() {
     let lp = new_loop();
     let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
     let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
-    let options = ProcessOptions {
-        stdin: Stdio::Null,
-        stderr: Stdio::Null,
-        pass_fds: vec![w],
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default()
+        .stdin(Stdio::Null)
+        .stderr(Stdio::Null)
+        .pass_fds(vec![w]);
     // dash takes one-digit fds only in redirections; reopen through /proc.
     let script = format!("echo passed > /proc/self/fd/{fd}; ls /proc/self/fd");
     let (t, p) = spawn_sh(&lp, &script, options).unwrap();

@@ -281,10 +281,7 @@ fn evloop_trace(scenario: &'static str, argv: &[&str], reaper: Reaper) -> Vec<Ev
         killed: false,
         event_loop: lp.clone(),
     };
-    let options = ProcessOptions {
-        reaper,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default().reaper(reaper);
     let spawn = subprocess_exec(&lp, move || rec, argv[0], &argv[1..], options);
     let (transport, _protocol) = lp.run_until_complete(spawn).unwrap().unwrap();
     let stopper = lp.clone();

@@ -54,10 +54,7 @@ fn spec_18_1_communicate_ignores_broken_stdin() {
 #[test]
 fn spec_18_1_process_readers_and_writer() {
     let lp = new_loop();
-    let options = ProcessOptions {
-        stderr: Stdio::Null,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default().stderr(Stdio::Null);
     let spawn = create_subprocess_exec(&lp, "cat", [] as [&str; 0], options, 16);
     run(&lp, async {
         let mut child = spawn.await.unwrap();

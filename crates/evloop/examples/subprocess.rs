@@ -168,12 +168,10 @@ fn run(program: &str, args: &[String]) -> Result<i32, Error> {
         transport: None,
         returncode: None,
     };
-    let options = ProcessOptions {
-        stdin: Stdio::Pipe,
-        stdout: Stdio::Pipe,
-        stderr: Stdio::Pipe,
-        ..ProcessOptions::default()
-    };
+    let options = ProcessOptions::default()
+        .stdin(Stdio::Pipe)
+        .stdout(Stdio::Pipe)
+        .stderr(Stdio::Pipe);
     let spawn = lp.subprocess_exec(move || child, program, args, options);
     let (transport, protocol) = lp.run_until_complete(spawn)??;
 

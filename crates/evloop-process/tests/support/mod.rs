@@ -90,10 +90,7 @@ pub fn run<T>(lp: &EventLoop, future: impl Future<Output = T>) -> T {
 
 /// Options with the given reaper.
 pub fn opts(reaper: Reaper) -> ProcessOptions {
-    ProcessOptions {
-        reaper,
-        ..ProcessOptions::default()
-    }
+    ProcessOptions::default().reaper(reaper)
 }
 
 /// Spawns `sh -c script` with a [`Recorder`].
