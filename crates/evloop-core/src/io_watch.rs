@@ -1,9 +1,9 @@
-//! fd watchers: `add_reader`/`add_writer` and their removal (SPEC 8.1), and
+//! fd watchers: `add_reader`/`add_writer` and their removal (docs/behaviour.md 8.1), and
 //! fd claims, which keep user watchers off fds that a transport owns.
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::panic::Location;
 use std::rc::Rc;
 
@@ -16,6 +16,10 @@ use crate::{Error, EventLoop};
 /// What the loop knows about one fd.
 #[derive(Default)]
 struct Watch {
+    /// # Invariant
+    /// `Some` whenever the fd is claimed (made from the `BorrowedFd` that
+    /// `claim_fd` got, since a claim's watchers are set without one) or has
+    /// a watcher.
     registration: Option<Registration>,
     reader: Option<Rc<dyn Callback>>,
     writer: Option<Rc<dyn Callback>>,
@@ -109,9 +113,11 @@ impl IoTable {
 /// Brings the kernel's interest in line with the watch's callbacks. With
 /// `rearm` the kernel is told even if nothing changed: a watcher being
 /// (re)added may be for an fd number that was closed and reused since.
+/// `fd` (the caller's borrow) is needed only to register an fd that has no
+/// registration yet; a claimed fd always has one.
 fn sync_interest(
     poller: &Poller,
-    fd: RawFd,
+    fd: Option<BorrowedFd<'_>>,
     key: usize,
     watch: &mut Watch,
     rearm: bool,
@@ -120,9 +126,12 @@ fn sync_interest(
     match &mut watch.registration {
         None if interest.is_none() => Ok(()),
         None => {
+            let fd = fd
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "fd has no registration"))?;
             watch.registration = Some(poller.register(fd, key, interest)?);
             Ok(())
         }
+        Some(registration) if interest.is_none() && watch.claimed => registration.modify(interest),
         Some(_) if interest.is_none() => {
             watch.registration = None;
             Ok(())
@@ -151,14 +160,24 @@ impl EventLoop {
     /// Calls `callback` every time `fd` is readable, until `remove_reader`.
     /// One reader per fd: adding again replaces it.
     ///
+    /// The fd is borrowed only for the call: the loop keeps its number, and
+    /// the caller must `remove_reader` before closing it (a watcher left on
+    /// a closed fd is dropped by the kernel; one added later for a reused
+    /// number registers the new file).
+    ///
     /// # Errors
-    /// [`Error::Closed`]; [`Error::InvalidArgument`] for a negative fd;
-    /// [`Error::FdInUse`] if a transport owns the fd; [`Error::Io`] from the
-    /// reactor (EBADF for a closed fd, EPERM for a regular file).
+    /// [`Error::Closed`]; [`Error::FdInUse`] if a transport owns the fd;
+    /// [`Error::Io`] from the reactor (EPERM for a regular file).
     #[track_caller]
-    pub fn add_reader(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+    pub fn add_reader(
+        &self,
+        fd: &impl AsFd,
+        callback: impl FnMut() + 'static,
+    ) -> Result<(), Error> {
+        let fd = fd.as_fd();
         self.add_watcher(
-            fd,
+            fd.as_raw_fd(),
+            Some(fd),
             Direction::Read,
             RepeatNode::boxed(callback, Location::caller()),
             false,
@@ -170,9 +189,15 @@ impl EventLoop {
     /// # Errors
     /// As [`add_reader`](Self::add_reader).
     #[track_caller]
-    pub fn add_writer(&self, fd: RawFd, callback: impl FnMut() + 'static) -> Result<(), Error> {
+    pub fn add_writer(
+        &self,
+        fd: &impl AsFd,
+        callback: impl FnMut() + 'static,
+    ) -> Result<(), Error> {
+        let fd = fd.as_fd();
         self.add_watcher(
-            fd,
+            fd.as_raw_fd(),
+            Some(fd),
             Direction::Write,
             RepeatNode::boxed(callback, Location::caller()),
             false,
@@ -181,31 +206,63 @@ impl EventLoop {
 
     /// Stops watching `fd` for reading; true if a reader was removed. False
     /// after close.
-    pub fn remove_reader(&self, fd: RawFd) -> bool {
-        self.remove_watcher(fd, Direction::Read, false)
+    pub fn remove_reader(&self, fd: &impl AsFd) -> bool {
+        self.remove_watcher(fd.as_fd().as_raw_fd(), Direction::Read, false)
     }
 
     /// Stops watching `fd` for writing; true if a writer was removed.
-    pub fn remove_writer(&self, fd: RawFd) -> bool {
+    pub fn remove_writer(&self, fd: &impl AsFd) -> bool {
+        self.remove_watcher(fd.as_fd().as_raw_fd(), Direction::Write, false)
+    }
+
+    /// `remove_reader` by fd number, for a watcher's own callback, which has
+    /// no borrow of the fd at hand (the `sock_*` waiter registry disarms
+    /// itself this way). Removing needs no proof that the fd is open: it
+    /// only drops what `add_reader`, which had one, registered under that
+    /// number. Plumbing for the crates above, not part of the asyncio API.
+    #[doc(hidden)]
+    pub fn remove_reader_by_number(&self, fd: RawFd) -> bool {
+        self.remove_watcher(fd, Direction::Read, false)
+    }
+
+    /// `remove_writer` by fd number; as
+    /// [`remove_reader_by_number`](Self::remove_reader_by_number).
+    #[doc(hidden)]
+    pub fn remove_writer_by_number(&self, fd: RawFd) -> bool {
         self.remove_watcher(fd, Direction::Write, false)
     }
 
     /// Claims `fd` for a transport: until the claim is dropped, `add_reader`
     /// and `add_writer` on it fail with [`Error::FdInUse`], and only the
-    /// claim can watch it.
+    /// claim can watch it. The fd is registered with the reactor (with no
+    /// interest yet) while it is borrowed here, so the claim can watch it
+    /// later without a borrow: the transport must drop the claim before it
+    /// closes the fd.
     ///
     /// # Errors
-    /// [`Error::Closed`]; [`Error::InvalidArgument`] for a negative fd;
-    /// [`Error::FdInUse`] if already claimed.
-    pub fn claim_fd(&self, fd: RawFd) -> Result<FdClaim, Error> {
+    /// [`Error::Closed`]; [`Error::FdInUse`] if already claimed.
+    pub fn claim_fd(&self, fd: &impl AsFd) -> Result<FdClaim, Error> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
+        let borrowed = fd.as_fd();
+        let fd = borrowed.as_raw_fd();
         let index = fd_index(fd)?;
+        let poller = self.inner.poller.borrow();
+        let poller = poller.as_ref().ok_or(Error::Closed)?;
         let mut io = self.inner.io.borrow_mut();
         let watch = io.entry(index);
         if watch.claimed {
             return Err(Error::FdInUse(fd));
+        }
+        if watch.registration.is_none() {
+            match poller.register(borrowed, index, Interest::NONE) {
+                Ok(registration) => watch.registration = Some(registration),
+                Err(error) => {
+                    io.remove_if_unused(fd);
+                    return Err(Error::Io(error));
+                }
+            }
         }
         watch.claimed = true;
         Ok(FdClaim {
@@ -214,9 +271,13 @@ impl EventLoop {
         })
     }
 
+    /// Installs a watcher. `borrowed` is the caller's proof that `fd` is
+    /// open, needed to register it; `None` only for a claim's own watchers
+    /// (`owner`), whose fd was registered by `claim_fd`.
     pub(crate) fn add_watcher(
         &self,
         fd: RawFd,
+        borrowed: Option<BorrowedFd<'_>>,
         direction: Direction,
         node: Rc<dyn Callback>,
         owner: bool,
@@ -233,7 +294,7 @@ impl EventLoop {
             return Err(Error::FdInUse(fd));
         }
         let previous = direction.slot(watch).replace(node);
-        if let Err(error) = sync_interest(poller, fd, index, watch, true) {
+        if let Err(error) = sync_interest(poller, borrowed, index, watch, true) {
             *direction.slot(watch) = previous;
             io.remove_if_unused(fd);
             return Err(Error::Io(error));
@@ -261,7 +322,7 @@ impl EventLoop {
             return false;
         };
         let key = usize::try_from(fd).unwrap_or_default();
-        if let Err(error) = sync_interest(poller, fd, key, watch, false) {
+        if let Err(error) = sync_interest(poller, None, key, watch, false) {
             tracing::debug!(target: "evloop", fd, %error, "updating fd interest failed");
         }
         io.remove_if_unused(fd);
@@ -271,6 +332,8 @@ impl EventLoop {
     }
 }
 
+/// The table index (and reactor key) of an fd number; never fails for the
+/// number of a `BorrowedFd`, which is non-negative.
 fn fd_index(fd: RawFd) -> Result<usize, Error> {
     usize::try_from(fd)
         .map_err(|_| Error::invalid_argument(format!("fd must be non-negative, got {fd}")))
@@ -305,7 +368,7 @@ impl FdClaim {
     pub fn set_reader(&self, callback: impl FnMut() + 'static) -> Result<(), Error> {
         let node = RepeatNode::boxed(callback, Location::caller());
         self.event_loop()?
-            .add_watcher(self.fd, Direction::Read, node, true)
+            .add_watcher(self.fd, None, Direction::Read, node, true)
     }
 
     /// `add_writer` for the claimed fd.
@@ -316,7 +379,7 @@ impl FdClaim {
     pub fn set_writer(&self, callback: impl FnMut() + 'static) -> Result<(), Error> {
         let node = RepeatNode::boxed(callback, Location::caller());
         self.event_loop()?
-            .add_watcher(self.fd, Direction::Write, node, true)
+            .add_watcher(self.fd, None, Direction::Write, node, true)
     }
 
     /// `remove_reader` for the claimed fd.

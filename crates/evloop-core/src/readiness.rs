@@ -149,7 +149,7 @@ impl Readiness<'_> {
                     slot: slot.clone(),
                     location: self.location,
                 });
-                event_loop.add_watcher(fd, self.direction, node, false)?;
+                event_loop.add_watcher(fd, Some(self.fd), self.direction, node, false)?;
                 table.slots.borrow_mut().insert(key, slot.clone());
                 slot
             }

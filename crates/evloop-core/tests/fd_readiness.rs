@@ -53,10 +53,7 @@ fn writable_completes_on_a_writable_socket_and_removes_its_watcher() {
     let lp = EventLoop::new().unwrap();
     let (a, _b) = pair();
     lp.run_until_complete(lp.writable(&a)).unwrap().unwrap();
-    assert!(
-        !lp.remove_writer(a.as_raw_fd()),
-        "the watcher removed itself"
-    );
+    assert!(!lp.remove_writer(&a), "the watcher removed itself");
     lp.close().unwrap();
 }
 
@@ -68,10 +65,10 @@ fn dropping_the_future_removes_the_watcher() {
     let mut cx = Context::from_waker(Waker::noop());
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     drop(fut);
-    assert!(!lp.remove_reader(b.as_raw_fd()), "no reader left behind");
+    assert!(!lp.remove_reader(&b), "no reader left behind");
     // The fd is free for a user reader again.
-    lp.add_reader(b.as_raw_fd(), || ()).unwrap();
-    assert!(lp.remove_reader(b.as_raw_fd()));
+    lp.add_reader(&b, || ()).unwrap();
+    assert!(lp.remove_reader(&b));
     lp.close().unwrap();
 }
 
@@ -89,7 +86,7 @@ fn two_futures_on_one_fd_both_complete() {
     assert!(matches!(first.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
     assert!(matches!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
     drop((first, second));
-    assert!(!lp.remove_reader(b.as_raw_fd()));
+    assert!(!lp.remove_reader(&b));
     lp.close().unwrap();
 }
 
@@ -97,7 +94,7 @@ fn two_futures_on_one_fd_both_complete() {
 fn a_claimed_fd_is_in_use() {
     let lp = EventLoop::new().unwrap();
     let (_a, b) = pair();
-    let claim = lp.claim_fd(b.as_raw_fd()).unwrap();
+    let claim = lp.claim_fd(&b).unwrap();
     let out = lp.run_until_complete(lp.readable(&b)).unwrap();
     assert!(
         matches!(out, Err(Error::FdInUse(fd)) if fd == b.as_raw_fd()),
@@ -114,16 +111,13 @@ fn a_user_reader_replacing_the_watcher_ends_the_wait_with_an_error() {
     let mut fut = Box::pin(lp.readable(&b));
     let mut cx = Context::from_waker(Waker::noop());
     assert!(fut.as_mut().poll(&mut cx).is_pending());
-    lp.add_reader(b.as_raw_fd(), || ()).unwrap();
+    lp.add_reader(&b, || ()).unwrap();
     assert!(matches!(
         fut.as_mut().poll(&mut cx),
         Poll::Ready(Err(Error::InvalidState(_)))
     ));
     drop(fut);
-    assert!(
-        lp.remove_reader(b.as_raw_fd()),
-        "the user's reader is intact"
-    );
+    assert!(lp.remove_reader(&b), "the user's reader is intact");
     lp.close().unwrap();
 }
 

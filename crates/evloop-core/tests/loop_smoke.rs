@@ -171,25 +171,25 @@ fn remote_posts_from_threads_all_arrive() {
 #[test]
 fn reader_sees_pipe_data() {
     use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
     let lp = EventLoop::new().unwrap();
-    let (mut rx, mut tx) = std::io::pipe().unwrap();
-    let fd = rx.as_raw_fd();
+    let (rx, mut tx) = std::io::pipe().unwrap();
+    let rx = Rc::new(rx);
+    let reader = rx.clone();
     let got = Rc::new(RefCell::new(Vec::new()));
     let g = got.clone();
     let lp2 = lp.clone();
-    lp.add_reader(fd, move || {
+    lp.add_reader(&rx, move || {
         let mut buf = [0u8; 16];
-        let n = rx.read(&mut buf).unwrap();
+        let n = (&*reader).read(&mut buf).unwrap();
         g.borrow_mut().extend_from_slice(&buf[..n]);
-        lp2.remove_reader(fd);
+        lp2.remove_reader(&reader);
         lp2.stop();
     })
     .unwrap();
     tx.write_all(b"abc").unwrap();
     lp.run_forever().unwrap();
     assert_eq!(&*got.borrow(), b"abc");
-    assert!(!lp.remove_reader(fd));
+    assert!(!lp.remove_reader(&rx));
     lp.close().unwrap();
     assert!(matches!(lp.call_soon(|| ()), Err(Error::Closed)));
 }

@@ -21,7 +21,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use evloop_core::{Error, EventLoop, FdClaim};
 use rustix::process::{pidfd_open, waitid, Pid, PidfdFlags, WaitId, WaitIdOptions, WaitIdStatus};
@@ -153,7 +153,7 @@ pub(crate) fn watch(
         kill_on_close,
     };
     if let Some(fd) = pidfd {
-        let claim = event_loop.claim_fd(fd.as_raw_fd())?;
+        let claim = event_loop.claim_fd(&fd)?;
         let me = reaping.clone();
         let lp = event_loop.clone();
         claim.set_reader(move || me.check(&lp, pid))?;

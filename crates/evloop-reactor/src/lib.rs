@@ -1,6 +1,6 @@
 //! fd readiness for evloop's single-threaded event loop.
 //!
-//! This crate owns: registering raw fds with read/write [`Interest`] under a
+//! This crate owns: registering fds with read/write [`Interest`] under a
 //! caller-chosen key ([`Poller::register`] → [`Registration`]), one blocking
 //! [`Poller::wait`] with an optional timeout that fills a reusable
 //! [`Events`] buffer, and a cross-thread [`Waker`]. Semantics are
@@ -26,18 +26,27 @@
 //! Timeouts round up, never down, so a timer never fires early. All unsafe
 //! code (borrowing raw fds for the syscalls) lives in `sys`.
 //!
+//! # I/O safety
+//!
+//! [`Poller::register`] takes a [`BorrowedFd`](std::os::fd::BorrowedFd), so
+//! safe code can only register an fd that is open. Afterwards a
+//! [`Registration`] holds just the fd's number, which its owner may close
+//! (and the OS may reuse) behind the reactor's back; the section "After
+//! registration" on [`Registration`] says why that stays sound with both
+//! backends and what a new backend must guarantee.
+//!
 //! # Examples
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use std::os::fd::AsRawFd;
+//! use std::os::fd::AsFd;
 //! use std::os::unix::net::UnixStream;
 //! use std::time::Duration;
 //! use evloop_reactor::{Events, Interest, Poller};
 //!
 //! let (mut a, mut b) = UnixStream::pair()?;
 //! let poller = Poller::new()?;
-//! let mut reg = poller.register(a.as_raw_fd(), 1, Interest::READABLE)?;
+//! let mut reg = poller.register(a.as_fd(), 1, Interest::READABLE)?;
 //! let mut events = Events::with_capacity(64);
 //!
 //! // Nothing to read yet: the wait times out.

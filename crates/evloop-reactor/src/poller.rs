@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,14 +32,14 @@ pub(crate) struct Inner {
 ///
 /// ```
 /// use std::io::Write;
-/// use std::os::fd::AsRawFd;
+/// use std::os::fd::AsFd;
 /// use std::os::unix::net::UnixStream;
 /// use std::time::Duration;
 /// use evloop_reactor::{Event, Events, Interest, Poller};
 ///
 /// let (a, mut b) = UnixStream::pair()?;
 /// let poller = Poller::new()?;
-/// let reg = poller.register(a.as_raw_fd(), 7, Interest::READABLE)?;
+/// let reg = poller.register(a.as_fd(), 7, Interest::READABLE)?;
 /// b.write_all(b"x")?;
 ///
 /// let mut events = Events::with_capacity(16);
@@ -81,28 +81,35 @@ impl Poller {
 
     /// Registers `fd` under `key` with the given interest, level-triggered.
     ///
-    /// The returned [`Registration`] owns the registration, not the fd: drop
-    /// it (which deregisters) before closing the fd. With
-    /// [`Interest::NONE`] nothing is registered with the OS until
-    /// [`Registration::modify`] asks for something, so errors for the fd
-    /// surface then.
+    /// Taking a [`BorrowedFd`] is the proof that `fd` is open while it is
+    /// registered: safe code cannot hand the backend a negative, made-up or
+    /// closed fd number. The returned [`Registration`] keeps only the fd's
+    /// *number* (it owns the registration, not the fd): drop it (which
+    /// deregisters) before closing the fd. With [`Interest::NONE`] nothing is
+    /// registered with the OS until [`Registration::modify`] asks for
+    /// something, so errors for the fd surface then. What the reactor relies
+    /// on after this call, when the fd may be closed behind its back, is
+    /// written on [`Registration`].
     ///
     /// # Errors
     ///
     /// * `InvalidInput` if `key` is `usize::MAX` (reserved).
-    /// * OS errors keep their errno: `EBADF` for a bad (or negative) fd,
-    ///   `EEXIST` if the fd is already registered with this poller, `EPERM`
-    ///   for fds that cannot be polled, such as regular files (epoll).
-    pub fn register(&self, fd: RawFd, key: usize, interest: Interest) -> io::Result<Registration> {
+    /// * OS errors keep their errno: `EEXIST` if the fd is already
+    ///   registered with this poller, `EPERM` for fds that cannot be polled,
+    ///   such as regular files (epoll).
+    pub fn register(
+        &self,
+        fd: BorrowedFd<'_>,
+        key: usize,
+        interest: Interest,
+    ) -> io::Result<Registration> {
         if key == sys::WAKER_KEY {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "key usize::MAX is reserved by evloop-reactor",
             ));
         }
-        if fd < 0 {
-            return Err(rustix::io::Errno::BADF.into());
-        }
+        let fd = fd.as_raw_fd();
         if !interest.is_none() {
             self.inner.sys.add(fd, key, interest)?;
         }

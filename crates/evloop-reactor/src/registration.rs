@@ -20,8 +20,46 @@ use crate::Interest;
 /// Drop the `Registration` before closing its fd. An fd closed while still
 /// registered can stay in the kernel's interest list (epoll tracks the open
 /// file description, which `dup`s keep alive) and produce reports for a key
-/// nobody expects; with the `polling` backend it breaks that crate's safety
-/// contract.
+/// nobody expects.
+///
+/// # After registration
+///
+/// [`Poller::register`](crate::Poller::register) took a `BorrowedFd`, so the
+/// fd was open then. From then on the `Registration` holds only the fd's
+/// number: [`modify`](Self::modify), [`rearm`](Self::rearm) and `Drop` pass
+/// that number to the backend, and safe code can close the fd (and the OS
+/// reuse its number) without dropping the `Registration` first. The invariant
+/// above is therefore a correctness rule, not a safety one, and the reactor
+/// relies on this instead:
+///
+/// * The kernel checks every fd number it is given: a closed number gets
+///   `EBADF` (reported to the caller) and never touches memory.
+/// * On Linux, both backends are epoll (the `polling` crate uses epoll there
+///   too): the kernel drops a file from the epoll set when its last fd is
+///   closed, and neither backend keeps per-fd state in user space, so a fd
+///   closed while registered leaves nothing dangling. `polling` documents
+///   that its delete-before-close condition does not apply to epoll; what
+///   it still needs, an fd that is valid when added, holds at
+///   `register` (the borrow) and is checked by the kernel afterwards.
+/// * A closed number that was reused for another file is the case
+///   [`rearm`](Self::rearm) exists for: it adds the new file under this key
+///   (`modify` gets `ENOENT` because epoll dropped the old one). At worst a
+///   stale `Registration` makes readiness reports for a key, which callers
+///   treat as hints (level-triggered: they retry on `EAGAIN`), or removes
+///   the reused number from *this* poller on `Drop`; it never reads, writes
+///   or closes the fd.
+///
+/// With the `polling` backend on other platforms the same holds where the
+/// OS forgets closed fds itself (kqueue on the BSDs and macOS; `polling`
+/// keeps only fd numbers there, so a stale one costs an `EEXIST` on a later
+/// add of the reused number, never memory). A backend for
+/// a platform whose poller keeps per-fd state past `close` (`polling`'s
+/// `poll(2)` fallback keeps the number in a user-space list; Windows' AFD
+/// keeps in-flight operations) must not rely on drop-before-close for
+/// soundness: it must keep the fd open for the registration's life (tie the
+/// `Registration` to the fd's borrow; owning a `dup` would keep a closed
+/// socket alive) or make every use of a stale number harmless, and say
+/// which in its `// SAFETY:` comments.
 #[must_use = "dropping a Registration deregisters the fd at once"]
 pub struct Registration {
     inner: Arc<Inner>,

@@ -3,7 +3,7 @@
 mod support;
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 
 use evloop_reactor::{Event, Events, Interest, Poller};
@@ -13,9 +13,7 @@ use support::{assert_quiet, pipe, read, wait, wait_for_key, write, PROMPT};
 fn readable_after_write_to_pipe() {
     let poller = Poller::new().unwrap();
     let (r, w) = pipe();
-    let reg = poller
-        .register(r.as_raw_fd(), 3, Interest::READABLE)
-        .unwrap();
+    let reg = poller.register(r.as_fd(), 3, Interest::READABLE).unwrap();
     let mut events = Events::with_capacity(8);
     assert_quiet(&poller, &mut events);
 
@@ -38,9 +36,7 @@ fn readable_after_write_to_pipe() {
 fn readable_after_write_to_socketpair() {
     let poller = Poller::new().unwrap();
     let (a, mut b) = UnixStream::pair().unwrap();
-    let reg = poller
-        .register(a.as_raw_fd(), 11, Interest::READABLE)
-        .unwrap();
+    let reg = poller.register(a.as_fd(), 11, Interest::READABLE).unwrap();
     let mut events = Events::default();
     assert_quiet(&poller, &mut events);
     b.write_all(b"x").unwrap();
@@ -53,9 +49,7 @@ fn readable_after_write_to_socketpair() {
 fn writable_on_empty_pipe() {
     let poller = Poller::new().unwrap();
     let (_r, w) = pipe();
-    let reg = poller
-        .register(w.as_raw_fd(), 5, Interest::WRITABLE)
-        .unwrap();
+    let reg = poller.register(w.as_fd(), 5, Interest::WRITABLE).unwrap();
     let mut events = Events::with_capacity(8);
     let v = wait(&poller, &mut events, Some(PROMPT));
     assert_eq!(
@@ -73,7 +67,7 @@ fn writable_on_empty_pipe() {
 fn both_interest_on_socket_reports_both() {
     let poller = Poller::new().unwrap();
     let (a, mut b) = UnixStream::pair().unwrap();
-    let reg = poller.register(a.as_raw_fd(), 1, Interest::BOTH).unwrap();
+    let reg = poller.register(a.as_fd(), 1, Interest::BOTH).unwrap();
     b.write_all(b"x").unwrap();
     let mut events = Events::with_capacity(8);
     let v = wait(&poller, &mut events, Some(PROMPT));
@@ -92,9 +86,7 @@ fn both_interest_on_socket_reports_both() {
 fn level_triggered_reports_again_until_drained() {
     let poller = Poller::new().unwrap();
     let (r, w) = pipe();
-    let reg = poller
-        .register(r.as_raw_fd(), 9, Interest::READABLE)
-        .unwrap();
+    let reg = poller.register(r.as_fd(), 9, Interest::READABLE).unwrap();
     let mut events = Events::with_capacity(8);
     write(&w, b"hello");
     for _ in 0..3 {
@@ -112,9 +104,7 @@ fn level_triggered_reports_again_until_drained() {
 fn modify_switches_interest() {
     let poller = Poller::new().unwrap();
     let (a, _b) = UnixStream::pair().unwrap();
-    let mut reg = poller
-        .register(a.as_raw_fd(), 2, Interest::READABLE)
-        .unwrap();
+    let mut reg = poller.register(a.as_fd(), 2, Interest::READABLE).unwrap();
     assert_eq!(reg.fd(), a.as_raw_fd());
     assert_eq!(reg.key(), 2);
     assert_eq!(reg.interest(), Interest::READABLE);
@@ -142,9 +132,7 @@ fn small_buffer_reports_every_ready_fd_eventually() {
         .enumerate()
         .map(|(i, (r, w))| {
             write(w, b"x");
-            poller
-                .register(r.as_raw_fd(), i, Interest::READABLE)
-                .unwrap()
+            poller.register(r.as_fd(), i, Interest::READABLE).unwrap()
         })
         .collect();
     let mut events = Events::with_capacity(1);
@@ -192,9 +180,7 @@ fn events_clear_and_backend_name() {
     assert_eq!(poller.backend_name(), expected);
 
     let (_r, w) = pipe();
-    let reg = poller
-        .register(w.as_raw_fd(), 0, Interest::WRITABLE)
-        .unwrap();
+    let reg = poller.register(w.as_fd(), 0, Interest::WRITABLE).unwrap();
     let mut events = Events::with_capacity(0); // rounded up to 1
     assert_eq!(wait(&poller, &mut events, Some(PROMPT)).len(), 1);
     events.clear();

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -72,9 +72,7 @@ fn epoll_rounds_one_nanosecond_up_to_a_millisecond() {
 fn zero_timeout_does_not_block() {
     let poller = Poller::new().unwrap();
     let (_r, w) = pipe();
-    let reg = poller
-        .register(w.as_raw_fd(), 1, Interest::WRITABLE)
-        .unwrap();
+    let reg = poller.register(w.as_fd(), 1, Interest::WRITABLE).unwrap();
     let mut events = Events::with_capacity(8);
     let mut best = Duration::MAX;
     for _ in 0..5 {
@@ -91,9 +89,7 @@ fn zero_timeout_does_not_block() {
 fn ready_fd_ends_a_long_wait() {
     let poller = Poller::new().unwrap();
     let (r, w) = pipe();
-    let reg = poller
-        .register(r.as_raw_fd(), 1, Interest::READABLE)
-        .unwrap();
+    let reg = poller.register(r.as_fd(), 1, Interest::READABLE).unwrap();
     let writer = thread::spawn(move || support::write(&w, b"x"));
     let mut events = Events::with_capacity(8);
     let start = Instant::now();

@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -60,9 +60,7 @@ fn wake_is_consumed_by_a_zero_timeout_wait() {
 fn many_wakes_coalesce() {
     let poller = Poller::new().unwrap();
     let (r, w) = pipe();
-    let reg = poller
-        .register(r.as_raw_fd(), 0, Interest::READABLE)
-        .unwrap();
+    let reg = poller.register(r.as_fd(), 0, Interest::READABLE).unwrap();
     let waker = poller.waker();
     let mut events = Events::with_capacity(8);
     for _ in 0..100_000 {

@@ -141,7 +141,7 @@ impl Registry {
         }
         let (read, write) =
             pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC).map_err(io::Error::from)?;
-        let claim = event_loop.claim_fd(read.as_raw_fd())?;
+        let claim = event_loop.claim_fd(&read)?;
         let registry = Rc::downgrade(self);
         claim.set_reader(move || {
             if let Some(registry) = registry.upgrade() {

@@ -132,7 +132,7 @@ impl DatagramTransport {
     ) -> Result<DatagramTransport, Error> {
         rustix::io::ioctl_fionbio(&spec.fd, true).map_err(io::Error::from)?;
         let raw_fd = spec.fd.as_raw_fd();
-        let claim = event_loop.claim_fd(raw_fd)?;
+        let claim = event_loop.claim_fd(&spec.fd)?;
         let inner = Rc::new(DatagramInner {
             event_loop: event_loop.clone(),
             family: spec.family,

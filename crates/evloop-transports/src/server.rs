@@ -282,7 +282,7 @@ impl Server {
                     slot.listening = true;
                 }
                 if slot.claim.is_none() {
-                    slot.claim = Some(inner.event_loop.claim_fd(slot.fd.as_raw_fd())?);
+                    slot.claim = Some(inner.event_loop.claim_fd(&slot.fd)?);
                 }
             }
         }

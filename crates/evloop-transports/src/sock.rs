@@ -475,7 +475,7 @@ impl Registry {
     fn park(
         self: &Rc<Self>,
         lp: &EventLoop,
-        fd: RawFd,
+        borrowed: BorrowedFd<'_>,
         direction: Direction,
         id: &mut Option<u64>,
         waker: &Waker,
@@ -486,6 +486,7 @@ impl Registry {
             let existing = id.and_then(|id| slot.waiters.iter_mut().find(|w| w.id == id));
             match existing {
                 Some(waiter) => {
+        let fd = borrowed.as_raw_fd();
                     waiter.notified = false;
                     if !waiter.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
                         waiter.waker = Some(waker.clone());
@@ -510,8 +511,8 @@ impl Registry {
         let registry = Rc::downgrade(self);
         let fire = move || Registry::fire(&registry, fd, direction);
         let armed = match direction {
-            Direction::Read => lp.add_reader(fd, fire),
-            Direction::Write => lp.add_writer(fd, fire),
+            Direction::Read => lp.add_reader(&borrowed, fire),
+            Direction::Write => lp.add_writer(&borrowed, fire),
         };
         if armed.is_err() {
             if let Some(slot) = self.fds.borrow_mut().get_mut(&fd) {
@@ -540,9 +541,14 @@ impl Registry {
                 })
                 .collect()
         };
-        // Watchers only run inside their own loop, so `current` is it.
+        // Watchers only run inside their own loop, so `current` is it. The
+        // callback has no borrow of the fd, only its number: a waiter still
+        // parked holds the borrow, so the number is the fd it registered.
         if let Ok(lp) = EventLoop::current() {
-            remove_watcher(&lp, fd, direction);
+            match direction {
+                Direction::Read => lp.remove_reader_by_number(fd),
+                Direction::Write => lp.remove_writer_by_number(fd),
+            };
         }
         wakers.into_iter().for_each(Waker::wake);
     }
@@ -563,7 +569,8 @@ impl Registry {
     }
 
     /// Waiter `id` is done or dropped; the last one out removes the watcher.
-    fn leave(&self, lp: &EventLoop, fd: RawFd, direction: Direction, id: u64) {
+    fn leave(&self, lp: &EventLoop, borrowed: BorrowedFd<'_>, direction: Direction, id: u64) {
+        let fd = borrowed.as_raw_fd();
         let disarm = {
             let mut fds = self.fds.borrow_mut();
             let Some(entry) = fds.get_mut(&fd) else {
@@ -578,16 +585,12 @@ impl Registry {
             disarm
         };
         if disarm {
-            remove_watcher(lp, fd, direction);
+            match direction {
+                Direction::Read => lp.remove_reader(&borrowed),
+                Direction::Write => lp.remove_writer(&borrowed),
+            };
         }
     }
-}
-
-fn remove_watcher(lp: &EventLoop, fd: RawFd, direction: Direction) {
-    match direction {
-        Direction::Read => lp.remove_reader(fd),
-        Direction::Write => lp.remove_writer(fd),
-    };
 }
 
 /// One sock_* future's wait on its fd: leaves the registry on drop.
@@ -662,13 +665,10 @@ impl<'a> Wait<'a> {
     /// Registers the waker; `Pending`, or `Ready(Err)` if the fd cannot be
     /// watched (`FdInUse`, `Closed`, `EBADF`, …).
     fn park<T>(&mut self, cx: &Context<'_>) -> Poll<Result<T, Error>> {
-        match self.registry.park(
-            &self.lp,
-            self.fd.as_raw_fd(),
-            self.direction,
-            &mut self.id,
-            cx.waker(),
-        ) {
+        match self
+            .registry
+            .park(&self.lp, self.fd, self.direction, &mut self.id, cx.waker())
+        {
             Ok(()) => Poll::Pending,
             Err(error) => {
                 self.leave();
@@ -679,8 +679,7 @@ impl<'a> Wait<'a> {
 
     fn leave(&mut self) {
         if let Some(id) = self.id.take() {
-            self.registry
-                .leave(&self.lp, self.fd.as_raw_fd(), self.direction, id);
+            self.registry.leave(&self.lp, self.fd, self.direction, id);
         }
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -121,7 +121,7 @@ pub(crate) async fn connect(
         match rustix::net::connect(fd, addr) {
             Ok(()) | Err(Errno::ISCONN) => return Ok(()),
             Err(Errno::INPROGRESS | Errno::INTR | Errno::ALREADY) => {
-                writable(event_loop, fd.as_raw_fd())?.await?;
+                writable(event_loop, fd.as_fd())?.await?;
                 match rustix::net::sockopt::socket_error(fd).map_err(io::Error::from)? {
                     Ok(()) => return Ok(()),
                     Err(Errno::INPROGRESS | Errno::ALREADY | Errno::INTR) => {}
@@ -130,7 +130,7 @@ pub(crate) async fn connect(
             }
             // A unix socket whose listener's backlog is full: wait and retry
             // (asyncio treats BlockingIOError like EINPROGRESS).
-            Err(Errno::AGAIN) => writable(event_loop, fd.as_raw_fd())?.await?,
+            Err(Errno::AGAIN) => writable(event_loop, fd.as_fd())?.await?,
             Err(errno) => return Err(Error::Io(errno.into())),
         }
     }
@@ -138,10 +138,10 @@ pub(crate) async fn connect(
 
 /// Waits once for `fd` to be writable, through `add_writer`; the watcher is
 /// removed when the wait ends or is dropped.
-fn writable(event_loop: &EventLoop, fd: RawFd) -> Result<Writable, Error> {
+fn writable<'fd>(event_loop: &EventLoop, fd: BorrowedFd<'fd>) -> Result<Writable<'fd>, Error> {
     let ready = event_loop.create_future::<()>();
     let signal = ready.clone();
-    event_loop.add_writer(fd, move || {
+    event_loop.add_writer(&fd, move || {
         let _ = signal.set_result(());
     })?;
     Ok(Writable {
@@ -151,13 +151,13 @@ fn writable(event_loop: &EventLoop, fd: RawFd) -> Result<Writable, Error> {
     })
 }
 
-struct Writable {
+struct Writable<'fd> {
     event_loop: EventLoop,
-    fd: RawFd,
+    fd: BorrowedFd<'fd>,
     ready: LoopFuture<()>,
 }
 
-impl Future for Writable {
+impl Future for Writable<'_> {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -165,9 +165,9 @@ impl Future for Writable {
     }
 }
 
-impl Drop for Writable {
+impl Drop for Writable<'_> {
     fn drop(&mut self) {
-        self.event_loop.remove_writer(self.fd);
+        self.event_loop.remove_writer(&self.fd);
     }
 }
 

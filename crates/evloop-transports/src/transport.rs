@@ -158,7 +158,7 @@ impl Transport {
         rustix::io::ioctl_fionbio(&spec.fd, true).map_err(io::Error::from)?;
         let raw_fd = spec.fd.as_raw_fd();
         let watch_peer = spec.kind == FdKind::WritePipe && is_fifo_or_socket(&spec.fd);
-        let claim = event_loop.claim_fd(raw_fd)?;
+        let claim = event_loop.claim_fd(&spec.fd)?;
         let inner = Rc::new(StreamInner {
             event_loop: event_loop.clone(),
             kind: spec.kind,

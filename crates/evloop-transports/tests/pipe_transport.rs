@@ -12,7 +12,7 @@ mod support;
 use std::cell::RefCell;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -129,18 +129,14 @@ fn write_all(fd: impl AsFd, mut data: &[u8]) {
 /// readable, then one more loop iteration later, so every other watcher on
 /// the same file has seen the same readiness.
 async fn readable_then_settled(lp: &EventLoop, fd: &OwnedFd) {
+    lp.readable(fd).await.expect("readable");
     let seen: LoopFuture<()> = lp.create_future();
-    let (watcher, raw) = (lp.clone(), fd.as_raw_fd());
     let done = seen.clone();
-    lp.add_reader(raw, move || {
-        watcher.remove_reader(raw);
-        let done = done.clone();
-        let _ = watcher.call_soon(move || {
-            let _ = done.set_result(());
-        });
+    lp.call_soon(move || {
+        let _ = done.set_result(());
     })
-    .expect("add_reader");
-    seen.await.expect("readable");
+    .expect("call_soon");
+    seen.await.expect("settled");
 }
 
 fn dup(fd: &OwnedFd) -> OwnedFd {

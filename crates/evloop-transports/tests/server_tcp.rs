@@ -355,10 +355,10 @@ fn spec_8_1_listener_and_transport_fds_are_in_use() {
     let fx = Fixture::new();
     let srv = server(&fx, local("127.0.0.1"));
     let listener = srv.fds()[0];
-    assert!(matches!(
-        fx.lp.add_reader(listener, || {}),
-        Err(Error::FdInUse(_))
-    ));
+    // `add_reader` takes a borrow of the fd, which a transport's owned fd
+    // cannot give: the type system keeps users off it. Removal by number
+    // (plumbing) cannot take the transport's watcher either.
+    assert!(!fx.lp.remove_reader_by_number(listener));
     let (client, _h) = ok(fx.run(create_connection(
         &fx.lp,
         Echo::default,
@@ -367,10 +367,7 @@ fn spec_8_1_listener_and_transport_fds_are_in_use() {
         ConnectOptions::default(),
     )));
     let fd = client.fd().unwrap();
-    assert!(matches!(
-        fx.lp.add_reader(fd, || {}),
-        Err(Error::FdInUse(_))
-    ));
+    assert!(!fx.lp.remove_reader_by_number(fd));
     client.close();
     close_server(&fx, &srv);
     fx.finish();

@@ -58,12 +58,12 @@ fn udp_socket() -> (OwnedFd, SocketAddr) {
 }
 
 /// True if the loop still has a reader on `fd` (removing it as it checks).
-fn has_reader(lp: &EventLoop, fd: &impl AsRawFd) -> bool {
-    lp.remove_reader(fd.as_raw_fd())
+fn has_reader(lp: &EventLoop, fd: &impl AsFd) -> bool {
+    lp.remove_reader(fd)
 }
 
-fn has_writer(lp: &EventLoop, fd: &impl AsRawFd) -> bool {
-    lp.remove_writer(fd.as_raw_fd())
+fn has_writer(lp: &EventLoop, fd: &impl AsFd) -> bool {
+    lp.remove_writer(fd)
 }
 
 /// Completes after the callbacks (and task steps) queued so far have run.
@@ -308,7 +308,7 @@ fn spec_9_1_blocking_sockets_are_rejected() {
 fn spec_9_1_an_fd_owned_by_a_transport_is_in_use() {
     run(|lp| async move {
         let (_a, b) = stream_pair();
-        let claim = lp.claim_fd(b.as_raw_fd()).expect("claim");
+        let claim = lp.claim_fd(&b).expect("claim");
         match sock_recv(&lp, &b, 10).await {
             Err(Error::FdInUse(fd)) => assert_eq!(fd, b.as_raw_fd()),
             other => panic!("claimed fd watched: {other:?}"),

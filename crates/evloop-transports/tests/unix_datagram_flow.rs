@@ -7,7 +7,6 @@
 mod support;
 
 use std::cell::RefCell;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::rc::Rc;
@@ -43,7 +42,7 @@ impl Receiver {
     /// Starts reading everything that arrives, on the loop.
     fn start(&self, lp: &EventLoop) {
         let (sock, got) = (self.sock.clone(), self.got.clone());
-        lp.add_reader(sock.as_raw_fd(), move || {
+        lp.add_reader(&self.sock, move || {
             let mut buf = vec![0u8; 65536];
             while let Ok(n) = sock.recv(&mut buf) {
                 got.borrow_mut().push(buf[..n].to_vec());
@@ -53,7 +52,7 @@ impl Receiver {
     }
 
     fn stop(&self, lp: &EventLoop) {
-        lp.remove_reader(self.sock.as_raw_fd());
+        lp.remove_reader(&self.sock);
     }
 
     fn count(&self) -> usize {

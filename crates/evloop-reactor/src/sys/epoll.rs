@@ -46,9 +46,14 @@ impl Selector {
 
     pub(crate) fn add(&self, fd: RawFd, key: usize, interest: Interest) -> io::Result<()> {
         debug_assert!(fd >= 0 && key != WAKER_KEY && !interest.is_none());
-        // SAFETY: `fd` is not -1 (the caller checked `fd >= 0`), which is all
-        // `BorrowedFd` needs to be valid as a value; the borrow lives only
-        // for this one syscall, which reports `EBADF` if `fd` is not open.
+        // SAFETY: `fd >= 0` (it came from a `BorrowedFd` at registration),
+        // so it is not the -1 niche `BorrowedFd` forbids; the borrow lives
+        // only for this one `epoll_ctl`, which reports `EBADF` if the number
+        // was closed behind our back and, if it was reused, adds that open
+        // file to this epoll set under this key (what `rearm` wants). The
+        // kernel drops a closed file from the set itself and we keep no
+        // per-fd state, so nothing dangles; see "After registration" on
+        // `Registration`.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         epoll::add(
             &self.epoll,
@@ -61,7 +66,9 @@ impl Selector {
 
     pub(crate) fn modify(&self, fd: RawFd, key: usize, interest: Interest) -> io::Result<()> {
         debug_assert!(fd >= 0 && key != WAKER_KEY && !interest.is_none());
-        // SAFETY: as in `add`: `fd >= 0` and the borrow ends with the call.
+        // SAFETY: as in `add`: `fd >= 0`, the borrow ends with the call, and a
+        // stale number gets `EBADF`/`ENOENT` or changes only this set's
+        // interest in it.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         epoll::modify(
             &self.epoll,
@@ -74,7 +81,8 @@ impl Selector {
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         debug_assert!(fd >= 0);
-        // SAFETY: as in `add`: `fd >= 0` and the borrow ends with the call.
+        // SAFETY: as in `add`: `fd >= 0`, the borrow ends with the call, and a
+        // stale number gets `EBADF`/`ENOENT` or leaves only this set.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         epoll::delete(&self.epoll, fd)?;
         Ok(())

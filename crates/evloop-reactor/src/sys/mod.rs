@@ -22,8 +22,15 @@
 //!   * `add(fd, key, interest)`, `modify(fd, key, interest)`,
 //!     `delete(fd)`: level-triggered registration. The caller guarantees
 //!     `fd >= 0`, `key != WAKER_KEY` and a non-empty interest (empty interest
-//!     is handled above this seam by deleting the fd), and that a registered
-//!     fd is deleted before it is closed. OS errors keep their errno.
+//!     is handled above this seam by deleting the fd), and that the fd was
+//!     open when `Poller::register` borrowed it (a `BorrowedFd`). It does
+//!     *not* guarantee that the fd is still open at a later call: safe code
+//!     can close it, and the OS reuse its number, while a `Registration`
+//!     still holds the number. Each backend must stay sound with such a
+//!     stale number (an OS error or a report for the key is fine; touching
+//!     memory or another file's data is not) and say how in its
+//!     `// SAFETY:` comments; see "After registration" on `Registration`.
+//!     OS errors keep their errno.
 //!   * `select(&mut Events, Option<Duration>) -> io::Result<bool>`: exactly
 //!     one blocking wait, `None` meaning forever. Clears `events` first and
 //!     fills it with user events only (never the wake-up source). A timeout

@@ -3,7 +3,7 @@
 //!
 //! Used on every Unix but Linux/Android, and on those when built with
 //! `--cfg evloop_polling_backend` so CI exercises it. `polling::Poller::wait`
-//! costs several syscalls per call on Linux (see DESIGN.md), which is why it
+//! costs several syscalls per call on Linux (see docs/performance.md), which is why it
 //! is not the default there.
 
 use std::io;
@@ -34,11 +34,20 @@ impl Selector {
 
     pub(crate) fn add(&self, fd: RawFd, key: usize, interest: Interest) -> io::Result<()> {
         debug_assert!(fd >= 0 && key != WAKER_KEY && !interest.is_none());
-        // SAFETY: `polling` requires the source to be deleted before it is
-        // closed. `Registration` (the only caller) deletes it in `modify` to
-        // `NONE` and in `Drop`, and its documented invariant is that it is
-        // dropped before the fd is closed. An fd that is not open gets `EBADF`
-        // from the kernel.
+        // SAFETY: `polling::Poller::add_with_mode` asks that the fd be valid
+        // and be deleted before it is closed. Valid: the first add of a
+        // number comes from `Poller::register`, which holds a `BorrowedFd`
+        // for it; later adds (`Registration::modify` from `NONE`, `rearm`)
+        // may see a number closed behind our back, which the kernel rejects
+        // with `EBADF`, or reused, which is an open fd, registered under this
+        // key. Delete-before-close: `Registration` deletes on `modify` to
+        // `NONE` and on `Drop`, but safe code may close first. On Linux and
+        // Android `polling` is epoll, where (as its own docs say) that
+        // condition does not apply: the kernel drops a closed file from the
+        // set and `polling` keeps no per-fd state. On kqueue the kernel drops
+        // a closed fd's kevents and `polling` keeps only the number (a stale
+        // one costs `EEXIST`). Platforms whose poller keeps per-fd state past
+        // `close` need more; see "After registration" on `Registration`.
         unsafe {
             self.poller
                 .add_with_mode(fd, event(key, interest), PollMode::Level)
@@ -47,9 +56,12 @@ impl Selector {
 
     pub(crate) fn modify(&self, fd: RawFd, key: usize, interest: Interest) -> io::Result<()> {
         debug_assert!(fd >= 0 && key != WAKER_KEY && !interest.is_none());
-        // SAFETY: `fd` is not -1 (the caller checked `fd >= 0`), which is all
-        // `BorrowedFd` needs to be valid as a value; the borrow lives only
-        // for this call.
+        // SAFETY: `fd >= 0` (it came from a `BorrowedFd` at registration),
+        // so it is not the -1 niche `BorrowedFd` forbids, and the borrow lives
+        // only for this call. If the number was closed behind our back the
+        // kernel answers `EBADF`; if it was reused, `polling`'s epoll/kqueue
+        // `modify` only changes this poller's interest in it (`ENOENT` if it
+        // is not in the set): it never reads, writes or closes the fd.
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         self.poller
             .modify_with_mode(fd, event(key, interest), PollMode::Level)
@@ -57,7 +69,9 @@ impl Selector {
 
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         debug_assert!(fd >= 0);
-        // SAFETY: as in `modify`: `fd >= 0` and the borrow ends with the call.
+        // SAFETY: as in `modify`: `fd >= 0`, the borrow ends with the call,
+        // and a stale number only removes it from this poller's set (or gets
+        // `EBADF`/`ENOENT`).
         let fd = unsafe { BorrowedFd::borrow_raw(fd) };
         self.poller.delete(fd)
     }
