@@ -480,13 +480,13 @@ impl Registry {
         id: &mut Option<u64>,
         waker: &Waker,
     ) -> Result<(), Error> {
+        let fd = borrowed.as_raw_fd();
         let must_arm = {
             let mut fds = self.fds.borrow_mut();
             let slot = fds.entry(fd).or_default().slot(direction);
             let existing = id.and_then(|id| slot.waiters.iter_mut().find(|w| w.id == id));
             match existing {
                 Some(waiter) => {
-        let fd = borrowed.as_raw_fd();
                     waiter.notified = false;
                     if !waiter.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
                         waiter.waker = Some(waker.clone());
