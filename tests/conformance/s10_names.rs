@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use evloop::layers::executor::{Job, ShutDown};
-use evloop::{AddrInfo, AddrInfoHints, Error, Executor, ExecutorFuture, ThreadPool};
+use evloop::{AddrInfo, AddrInfoHints, Error, Executor, ExecutorFuture, Family, ThreadPool};
 use evloop_conformance::{executor_threads, new_executor_threads, Fixture};
 use futures_lite::future::{block_on, poll_once};
 
@@ -72,10 +72,7 @@ impl Executor for Recording {
 }
 
 fn stream() -> AddrInfoHints {
-    AddrInfoHints {
-        socktype: libc::SOCK_STREAM,
-        ..AddrInfoHints::default()
-    }
+    AddrInfoHints::default().socktype(libc::SOCK_STREAM)
 }
 
 #[test]
@@ -90,17 +87,14 @@ fn spec_10_1_numeric_host_resolves_inline() {
     assert_eq!(
         found.expect("numeric lookup"),
         [AddrInfo {
-            family: libc::AF_INET,
+            family: Family::Inet,
             socktype: libc::SOCK_STREAM,
             protocol: libc::IPPROTO_TCP,
             canonname: None,
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
         }]
     );
-    let dgram = AddrInfoHints {
-        socktype: libc::SOCK_DGRAM,
-        ..AddrInfoHints::default()
-    };
+    let dgram = AddrInfoHints::default().socktype(libc::SOCK_DGRAM);
     let mut v6 = lp
         .getaddrinfo(Some("::1"), Some("53"), dgram)
         .expect("getaddrinfo");
@@ -108,7 +102,7 @@ fn spec_10_1_numeric_host_resolves_inline() {
     assert_eq!(
         found.expect("numeric lookup"),
         [AddrInfo {
-            family: libc::AF_INET6,
+            family: Family::Inet6,
             socktype: libc::SOCK_DGRAM,
             protocol: libc::IPPROTO_UDP,
             canonname: None,

@@ -69,20 +69,13 @@
 //! let client_tls = ClientTls::builder().root_store(roots).build()?;
 //!
 //! let lp = EventLoop::new()?;
-//! let options = ServerOptions {
-//!     host: vec!["127.0.0.1".into()],
-//!     tls: Some(server_tls.into()),
-//!     ..Default::default()
-//! };
+//! let options = ServerOptions::default().host(["127.0.0.1"]).tls(server_tls);
 //! let server = lp.run_until_complete(create_server(&lp, Echo::default, options))??;
 //! let port = server.sockets()[0].as_inet().unwrap().port();
 //! let echoed = lp.create_future();
 //! let client = Client { got: Vec::new(), echoed: echoed.clone() };
 //! // A numeric host needs no resolver; the name to verify is given apart.
-//! let options = ConnectOptions {
-//!     tls: Some(client_tls.server_hostname("localhost").into()),
-//!     ..Default::default()
-//! };
+//! let options = ConnectOptions::default().tls(client_tls.server_hostname("localhost"));
 //! let connect = create_connection(&lp, move || client, Some("127.0.0.1"), Some(port), options);
 //! let (transport, _client) = lp.run_until_complete(connect)??;
 //! assert_eq!(transport.tls_info().unwrap().protocol_version, "TLSv1.3");

@@ -26,10 +26,7 @@ use evloop_transports::{
 use support::*;
 
 fn tls_connect(tls: ClientTls) -> ConnectOptions {
-    ConnectOptions {
-        tls: Some(tls.into()),
-        ..Default::default()
-    }
+    ConnectOptions::default().tls(tls)
 }
 
 /// What the server's application protocols saw, all connections together.
@@ -64,11 +61,7 @@ impl Protocol for Tap {
 fn tap_server(fx: &Fixture, tls: ServerTls) -> (Server, u16, Rc<RefCell<Tapped>>) {
     let tapped = Rc::new(RefCell::new(Tapped::default()));
     let shared = tapped.clone();
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(tls.into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]).tls(tls);
     let server = fx
         .run(create_server(
             &fx.lp,
@@ -605,11 +598,7 @@ fn spec_16_1_zero_timeout_on_a_server_is_invalid_argument() {
         ),
     ];
     for (tls, message) in cases {
-        let options = ServerOptions {
-            host: vec!["127.0.0.1".into()],
-            tls: Some(tls.into()),
-            ..Default::default()
-        };
+        let options = ServerOptions::default().host(["127.0.0.1"]).tls(tls);
         match fx.run(create_server(&fx.lp, || Tap(Rc::default(), None), options)) {
             Err(error) => assert_invalid(&error, message),
             Ok(server) => {
@@ -640,11 +629,9 @@ fn spec_16_1_shutdown_timeout_when_the_peer_never_answers_close_notify() {
             self.0 = Some(transport);
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let server = fx
         .run(create_server(&fx.lp, || Deaf(None), options))
         .unwrap();
@@ -708,11 +695,9 @@ fn spec_16_1_panic_in_data_received_over_tls() {
         }
     }
     let first = Rc::new(std::cell::Cell::new(true));
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let server = fx
         .run(create_server(
             &fx.lp,

@@ -17,10 +17,7 @@ use evloop_transports::{
 use support::*;
 
 fn tls_connect(tls: evloop_tls::ClientTls) -> ConnectOptions {
-    ConnectOptions {
-        tls: Some(tls.into()),
-        ..Default::default()
-    }
+    ConnectOptions::default().tls(tls)
 }
 
 #[test]
@@ -72,11 +69,9 @@ fn spec_16_1_tls_info_reports_version_cipher_certificates_and_sni() {
             transport.write(b"x");
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let factory = move || Peek(record.clone());
     let server = fx.run(create_server(&fx.lp, factory, options)).unwrap();
     let port = server.sockets()[0].as_inet().unwrap().port();
@@ -124,11 +119,9 @@ fn spec_16_1_close_notify_from_the_server_is_eof_then_lost() {
             transport.close();
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let server = fx
         .run(create_server(&fx.lp, || HelloClose, options))
         .unwrap();
@@ -175,11 +168,9 @@ fn spec_16_1_write_eof_sends_close_notify_and_keeps_reading() {
             true
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let server = fx
         .run(create_server(&fx.lp, || ReplyOnEof(None, 0), options))
         .unwrap();
@@ -274,11 +265,9 @@ fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
             std::mem::forget(transport);
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(server_tls().into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
     let server = fx.run(create_server(&fx.lp, || Deaf, options)).unwrap();
     let port = server.sockets()[0].as_inet().unwrap().port();
     let lp = fx.lp.clone();

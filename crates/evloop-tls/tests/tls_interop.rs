@@ -90,11 +90,7 @@ fn our_server(fx: &Fixture, f: &Files) -> (Server, u16, Rc<RefCell<Log>>) {
     let tls = ServerTls::from_pem_files(&f.cert, &f.key).expect("server PEM files");
     let log = Rc::new(RefCell::new(Log::default()));
     let shared = log.clone();
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(tls.into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]).tls(tls);
     let server = fx
         .run(create_server(
             &fx.lp,
@@ -269,14 +265,7 @@ fn spec_16_1_our_client_against_python_ssl_server() {
             move || Recorder::new(&lp),
             Some("127.0.0.1"),
             Some(port),
-            ConnectOptions {
-                tls: Some(
-                    client_tls()
-                        .shutdown_timeout(Duration::from_secs(10))
-                        .into(),
-                ),
-                ..Default::default()
-            },
+            ConnectOptions::default().tls(client_tls().shutdown_timeout(Duration::from_secs(10))),
         ))
         .expect("connect to python");
     let info = transport.tls_info().unwrap();
@@ -346,10 +335,7 @@ fn spec_16_1_our_client_against_openssl_s_server() {
             move || Recorder::new(&lp),
             Some("127.0.0.1"),
             Some(port),
-            ConnectOptions {
-                tls: Some(client_tls().server_hostname("localhost").into()),
-                ..Default::default()
-            },
+            ConnectOptions::default().tls(client_tls().server_hostname("localhost")),
         ))
         .expect("connect to s_server");
     let info = transport.tls_info().unwrap();

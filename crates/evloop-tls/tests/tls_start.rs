@@ -104,11 +104,10 @@ fn starttls_server(
     let side = Rc::new(RefCell::new(ServerSide::default()));
     let shared = side.clone();
     let lp = fx.lp.clone();
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: outer.map(Into::into),
-        ..Default::default()
-    };
+    let mut options = ServerOptions::default().host(["127.0.0.1"]);
+    if let Some(outer) = outer {
+        options = options.tls(outer);
+    }
     let factory = move || StartTlsServer {
         lp: lp.clone(),
         tls: upgrade_with.clone(),
@@ -238,10 +237,7 @@ fn spec_16_1_start_tls_for_streams() {
             log.borrow_mut().push("closed".into());
         }
     };
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]);
     let server = fx
         .run(start_server(&fx.lp, handler, options, DEFAULT_LIMIT))
         .unwrap();
@@ -287,10 +283,7 @@ fn spec_16_1_start_tls_for_streams() {
 
 /// A plain server that echoes.
 fn plain_echo(fx: &Fixture) -> (Server, u16) {
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]);
     let server = fx
         .run(create_server(&fx.lp, Echo::default, options))
         .unwrap();
@@ -409,10 +402,7 @@ fn spec_16_1_start_tls_handshake_timeout_closes_the_transport() {
             self.0 = Some(transport);
         }
     }
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]);
     let server = fx
         .run(create_server(&fx.lp, || Mute(None), options))
         .unwrap();
@@ -443,10 +433,7 @@ fn spec_16_1_tls_over_tls() {
     let (outer, client) = connect(
         &fx,
         port,
-        ConnectOptions {
-            tls: Some(client_tls().server_hostname("localhost").into()),
-            ..Default::default()
-        },
+        ConnectOptions::default().tls(client_tls().server_hostname("localhost")),
     );
     assert!(outer.is_tls());
     outer.write(b"STARTTLS\n");

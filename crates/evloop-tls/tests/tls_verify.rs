@@ -18,15 +18,12 @@ use evloop_tls::{ClientAuth, ClientTls, ServerTls, TlsInfo, TlsTransportExt};
 use evloop_transports::{
     connect_accepted_socket, create_connection, create_server, create_unix_connection,
     create_unix_server, ConnectOptions, Protocol, ProtocolHandle, Server, ServerOptions, Transport,
-    UnixServerOptions,
+    UnixConnectOptions, UnixServerOptions,
 };
 use support::*;
 
 fn tls_connect(tls: ClientTls) -> ConnectOptions {
-    ConnectOptions {
-        tls: Some(tls.into()),
-        ..Default::default()
-    }
+    ConnectOptions::default().tls(tls)
 }
 
 /// A TLS server on `host` whose connections run `factory`.
@@ -36,11 +33,7 @@ fn serve<P: Protocol>(
     tls: ServerTls,
     factory: impl Fn() -> P + 'static,
 ) -> (Server, u16) {
-    let options = ServerOptions {
-        host: vec![host.into()],
-        tls: Some(tls.into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host([host]).tls(tls);
     let server = fx
         .run(create_server(&fx.lp, factory, options))
         .expect("server");
@@ -300,11 +293,7 @@ fn spec_16_1_no_host_and_no_server_hostname_is_invalid_argument() {
             move || Recorder::new(&lp),
             None,
             None,
-            ConnectOptions {
-                sock: Some(sock),
-                tls: Some(client_tls().into()),
-                ..Default::default()
-            },
+            ConnectOptions::default().sock(sock).tls(client_tls()),
         ))
         .expect_err("sock= without server_hostname");
     assert_needs_server_hostname(&error);
@@ -329,11 +318,9 @@ fn spec_16_1_no_host_and_no_server_hostname_is_invalid_argument() {
             move || Recorder::new(&lp),
             None,
             None,
-            ConnectOptions {
-                sock: Some(sock),
-                tls: Some(client_tls().server_hostname("localhost").into()),
-                ..Default::default()
-            },
+            ConnectOptions::default()
+                .sock(sock)
+                .tls(client_tls().server_hostname("localhost")),
         ))
         .expect("sock= with server_hostname");
     ping(&fx, &transport, &client);
@@ -361,10 +348,7 @@ fn spec_16_1_unix_connection_without_server_hostname_is_invalid_argument() {
             &fx.lp,
             watched(&seen),
             Some(&path),
-            UnixServerOptions {
-                tls: Some(server_tls().into()),
-                ..Default::default()
-            },
+            UnixServerOptions::default().tls(server_tls()),
         ))
         .unwrap();
     let lp = fx.lp.clone();
@@ -373,7 +357,7 @@ fn spec_16_1_unix_connection_without_server_hostname_is_invalid_argument() {
             &fx.lp,
             move || Recorder::new(&lp),
             &path,
-            tls_connect(client_tls()),
+            UnixConnectOptions::default().tls(client_tls()),
         ))
         .expect_err("a unix path is not a name to verify");
     assert_needs_server_hostname(&error);
@@ -617,10 +601,7 @@ fn spec_16_1_tls_over_unix_sockets() {
             &fx.lp,
             watched(&seen),
             Some(&path),
-            UnixServerOptions {
-                tls: Some(server_tls().into()),
-                ..Default::default()
-            },
+            UnixServerOptions::default().tls(server_tls()),
         ))
         .unwrap();
     let lp = fx.lp.clone();
@@ -629,7 +610,7 @@ fn spec_16_1_tls_over_unix_sockets() {
             &fx.lp,
             move || Recorder::new(&lp),
             &path,
-            tls_connect(client_tls().server_hostname("localhost")),
+            UnixConnectOptions::default().tls(client_tls().server_hostname("localhost")),
         ))
         .expect("TLS over a unix socket");
     assert!(transport.is_tls());
@@ -655,7 +636,7 @@ fn spec_16_1_tls_over_unix_sockets() {
             &fx.lp,
             move || Recorder::new(&lp),
             &path,
-            tls_connect(client_tls().server_hostname("elsewhere.example")),
+            UnixConnectOptions::default().tls(client_tls().server_hostname("elsewhere.example")),
         ))
         .expect_err("wrong name");
     assert_tls_error(&error, TlsErrorKind::HostnameMismatch);

@@ -38,7 +38,7 @@
 //! }
 //!
 //! let lp = EventLoop::new()?;
-//! let options = ServerOptions { host: vec!["127.0.0.1".into()], port: 0, ..Default::default() };
+//! let options = ServerOptions::default().host(["127.0.0.1"]).port(0);
 //! let server = lp.run_until_complete(create_server(&lp, Echo::default, options))??;
 //! let port = server.sockets()[0].as_inet().unwrap().port();
 //! let connect = open_connection(&lp, Some("127.0.0.1"), Some(port), ConnectOptions::default(), 1024);
@@ -56,6 +56,7 @@
 
 mod address;
 mod datagram;
+mod family;
 mod flow;
 pub mod layer;
 mod lifecycle;
@@ -76,6 +77,7 @@ mod watch;
 
 pub use address::Address;
 pub use datagram::DatagramTransport;
+pub use family::Family;
 pub use flow::{WaterMarks, DEFAULT_HIGH_WATER};
 pub use layer::Layer;
 pub use pipe::{connect_read_pipe, connect_write_pipe};
@@ -98,4 +100,6 @@ pub use tcp::{
 pub use transport::Transport;
 pub use udp::{create_datagram_endpoint, DatagramOptions};
 pub use unix::datagram::create_unix_datagram_endpoint;
-pub use unix::stream::{create_unix_connection, create_unix_server, UnixServerOptions};
+pub use unix::stream::{
+    create_unix_connection, create_unix_server, UnixConnectOptions, UnixServerOptions,
+};

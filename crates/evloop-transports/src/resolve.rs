@@ -11,11 +11,14 @@ use std::rc::Rc;
 
 use evloop_core::{Error, EventLoop};
 
-/// `getaddrinfo` hints: zero means "any".
+use crate::family::{Family, AI_PASSIVE};
+
+/// `getaddrinfo` hints: [`Family::Unspec`] and zero mean "any".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ResolveHints {
-    /// `AF_INET`, `AF_INET6` or 0.
-    pub family: i32,
+    /// The family to resolve for ([`Family::Inet`], [`Family::Inet6`] or
+    /// [`Family::Unspec`]).
+    pub family: Family,
     /// `SOCK_STREAM`, `SOCK_DGRAM` or 0.
     pub socktype: i32,
     /// `IPPROTO_*` or 0.
@@ -88,17 +91,8 @@ pub async fn resolve(
     Ok(addrs)
 }
 
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const AI_PASSIVE: i32 = 1;
-
 fn numeric(host: Option<&str>, port: u16, hints: ResolveHints) -> Option<Vec<SocketAddr>> {
-    let family_ok = |ip: &IpAddr| match hints.family {
-        0 => true,
-        AF_INET => ip.is_ipv4(),
-        AF_INET6 => ip.is_ipv6(),
-        _ => false,
-    };
+    let family_ok = |ip: &IpAddr| hints.family.admits(ip);
     let ips: Vec<IpAddr> = match host {
         Some(host) => {
             let host = host

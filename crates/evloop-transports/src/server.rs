@@ -20,6 +20,7 @@ use rustix::io::Errno;
 use rustix::net::{AddressFamily, SocketType};
 
 use crate::address::Address;
+use crate::family::{Family, AI_PASSIVE, SOCK_STREAM};
 use crate::layer::Layer;
 use crate::protocol::Protocol;
 use crate::resolve::{resolve, ResolveHints};
@@ -31,15 +32,28 @@ use crate::transport::{plain_sink, FdKind, StreamSpec, Transport};
 pub(crate) const ACCEPT_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// `create_server`'s keyword arguments.
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use evloop_transports::ServerOptions;
+///
+/// let options = ServerOptions::default().host(["127.0.0.1", "::1"]).port(0).reuse_port(true);
+/// assert_eq!(options.host, ["127.0.0.1", "::1"]);
+/// assert_eq!(options.backlog, 100);
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ServerOptions {
     /// Hosts to bind; empty = every interface (an IPv4 and an IPv6 socket,
     /// the latter `IPV6_V6ONLY`). Addresses resolving alike bind once.
     pub host: Vec<String>,
     /// The port (0 = an ephemeral port per socket).
     pub port: u16,
-    /// `0` (any), `AF_INET` (2) or `AF_INET6` (10).
-    pub family: i32,
+    /// Which addresses to resolve the hosts to: [`Family::Unspec`] (any,
+    /// the default), [`Family::Inet`] or [`Family::Inet6`].
+    pub family: Family,
     /// An already-bound stream socket to serve instead of host/port.
     pub sock: Option<OwnedFd>,
     /// `listen` backlog, and the most connections accepted per wake-up (100).
@@ -61,7 +75,7 @@ impl Default for ServerOptions {
         ServerOptions {
             host: Vec::new(),
             port: 0,
-            family: 0,
+            family: Family::Unspec,
             sock: None,
             backlog: 100,
             reuse_address: None,
@@ -69,6 +83,73 @@ impl Default for ServerOptions {
             start_serving: true,
             tls: None,
         }
+    }
+}
+
+impl ServerOptions {
+    /// Binds `hosts` (every interface when empty).
+    #[must_use = "returns the changed options"]
+    pub fn host(mut self, hosts: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.host = hosts.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Binds `port` (0: an ephemeral port per socket).
+    #[must_use = "returns the changed options"]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Resolves the hosts to addresses of `family` only.
+    #[must_use = "returns the changed options"]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Serves `sock`, an already-bound stream socket, instead of host/port.
+    #[must_use = "returns the changed options"]
+    pub fn sock(mut self, sock: OwnedFd) -> Self {
+        self.sock = Some(sock);
+        self
+    }
+
+    /// Sets the `listen` backlog (and the most accepts per wake-up).
+    #[must_use = "returns the changed options"]
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Sets or clears `SO_REUSEADDR` (set unless told otherwise).
+    #[must_use = "returns the changed options"]
+    pub fn reuse_address(mut self, on: bool) -> Self {
+        self.reuse_address = Some(on);
+        self
+    }
+
+    /// Sets or clears `SO_REUSEPORT`.
+    #[must_use = "returns the changed options"]
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Starts accepting at once (`true`) or at [`Server::start_serving`].
+    #[must_use = "returns the changed options"]
+    pub fn start_serving(mut self, on: bool) -> Self {
+        self.start_serving = on;
+        self
+    }
+
+    /// Runs `tls` (an `evloop_tls::ServerTls`, or another [`Layer`]) over
+    /// every accepted connection.
+    #[must_use = "returns the changed options"]
+    #[doc(alias = "ssl")]
+    pub fn tls(mut self, tls: impl Into<Layer>) -> Self {
+        self.tls = Some(tls.into());
+        self
     }
 }
 
@@ -580,8 +661,8 @@ async fn tcp_listeners(
     }
     let hints = ResolveHints {
         family: options.family,
-        socktype: socket::SOCK_STREAM,
-        flags: socket::AI_PASSIVE,
+        socktype: SOCK_STREAM,
+        flags: AI_PASSIVE,
         ..ResolveHints::default()
     };
     let mut addrs: Vec<SocketAddr> = Vec::new();

@@ -45,6 +45,7 @@ use rustix::net::{
 
 use crate::address::Address;
 
+use crate::family::Family;
 /// Receives up to `n` bytes (asyncio's `sock_recv`); an empty vector means
 /// the peer closed (or `n` was 0).
 ///
@@ -375,7 +376,11 @@ async fn resolve_for(
         .flatten()
         .map_or(0, |p| i32::try_from(p.as_raw().get()).unwrap_or(0));
     let hints = crate::resolve::ResolveHints {
-        family: i32::from(family.as_raw()),
+        family: if family == AddressFamily::INET {
+            Family::Inet
+        } else {
+            Family::Inet6
+        },
         socktype: i32::try_from(socktype.as_raw()).unwrap_or(0),
         protocol,
         flags: 0,

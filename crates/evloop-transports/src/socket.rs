@@ -20,11 +20,6 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::address::Address;
 
-/// `SOCK_STREAM` as `getaddrinfo` hints spell it.
-pub(crate) const SOCK_STREAM: i32 = 1;
-/// `AI_PASSIVE`.
-pub(crate) const AI_PASSIVE: i32 = 1;
-
 /// A new non-blocking, close-on-exec socket.
 pub(crate) fn new_socket(family: AddressFamily, kind: SocketType) -> io::Result<OwnedFd> {
     rustix::net::socket_with(

@@ -13,25 +13,38 @@ use std::time::Duration;
 
 use evloop_core::{Error, EventLoop, LoopFuture, TimerHandle};
 
+use crate::family::{Family, SOCK_STREAM};
 use crate::layer::{AnyProtocol, Layer};
 use crate::protocol::{BufferedProtocol, Protocol, ProtocolHandle};
 use crate::resolve::{resolve, ResolveHints};
 use crate::socket;
 use crate::transport::{buffered_sink, plain_sink, FdKind, Sink, StreamSpec, Transport};
 
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-
 /// `create_connection`'s keyword arguments.
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use std::time::Duration;
+/// use evloop_transports::{ConnectOptions, Family};
+///
+/// let options = ConnectOptions::default()
+///     .family(Family::Inet)
+///     .happy_eyeballs_delay(Duration::from_millis(250));
+/// assert_eq!(options.interleave, None);
+/// ```
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// An already-connected stream socket; `host`/`port` must then be `None`.
     pub sock: Option<OwnedFd>,
     /// Bind to this local address before connecting (only candidates of its
     /// family are tried).
     pub local_addr: Option<SocketAddr>,
-    /// `0` (any), `AF_INET` (2) or `AF_INET6` (10): filters resolution.
-    pub family: i32,
+    /// Which addresses to resolve the host to: [`Family::Unspec`] (any,
+    /// the default), [`Family::Inet`] or [`Family::Inet6`].
+    pub family: Family,
     /// RFC 8305 happy eyeballs: start the next attempt after this delay (or
     /// as soon as the previous one fails). `None` tries one after another.
     pub happy_eyeballs_delay: Option<Duration>,
@@ -43,6 +56,54 @@ pub struct ConnectOptions {
     /// completes after the handshake and the protocol sees plaintext.
     #[doc(alias = "ssl")]
     pub tls: Option<Layer>,
+}
+
+impl ConnectOptions {
+    /// Uses `sock`, an already-connected stream socket, instead of a host
+    /// and port.
+    #[must_use = "returns the changed options"]
+    pub fn sock(mut self, sock: OwnedFd) -> Self {
+        self.sock = Some(sock);
+        self
+    }
+
+    /// Binds to `addr` before connecting.
+    #[must_use = "returns the changed options"]
+    pub fn local_addr(mut self, addr: SocketAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// Resolves the host to addresses of `family` only.
+    #[must_use = "returns the changed options"]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Staggers the attempts by `delay` (RFC 8305 happy eyeballs).
+    #[must_use = "returns the changed options"]
+    pub fn happy_eyeballs_delay(mut self, delay: Duration) -> Self {
+        self.happy_eyeballs_delay = Some(delay);
+        self
+    }
+
+    /// Reorders the addresses: the first `n` of the first family, then
+    /// alternating.
+    #[must_use = "returns the changed options"]
+    pub fn interleave(mut self, n: usize) -> Self {
+        self.interleave = Some(n);
+        self
+    }
+
+    /// Runs `tls` (an `evloop_tls::ClientTls`, or another [`Layer`]) over
+    /// the connection.
+    #[must_use = "returns the changed options"]
+    #[doc(alias = "ssl")]
+    pub fn tls(mut self, tls: impl Into<Layer>) -> Self {
+        self.tls = Some(tls.into());
+        self
+    }
 }
 
 /// Connects to `host:port` and runs a [`Protocol`] from `factory` over it.
@@ -261,18 +322,17 @@ async fn open(
             "host and port was not specified and no sock specified",
         ));
     }
-    if !matches!(options.family, 0 | AF_INET | AF_INET6) {
-        return Err(Error::invalid_argument(format!(
-            "family must be 0, AF_INET or AF_INET6, got {}",
-            options.family
-        )));
+    if options.family == Family::Unix {
+        return Err(Error::invalid_argument(
+            "family: AF_UNIX connections are create_unix_connection's",
+        ));
     }
     if options.interleave == Some(0) {
         return Err(Error::invalid_argument("interleave must be at least 1"));
     }
     let hints = ResolveHints {
         family: options.family,
-        socktype: socket::SOCK_STREAM,
+        socktype: SOCK_STREAM,
         ..ResolveHints::default()
     };
     let mut addrs = resolve(event_loop, host.as_deref(), port.unwrap_or(0), hints).await?;

@@ -26,13 +26,9 @@ use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::address::Address;
 use crate::datagram::{address_of, DatagramFamily, DatagramSpec, DatagramTransport};
+use crate::family::{Family, AI_PASSIVE, SOCK_DGRAM};
 use crate::protocol::{DatagramProtocol, ProtocolHandle};
 use crate::resolve::{resolve, ResolveHints};
-
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const SOCK_DGRAM: i32 = 2;
-const AI_PASSIVE: i32 = 1;
 
 /// `create_datagram_endpoint`'s keyword arguments (asyncio names).
 ///
@@ -40,15 +36,28 @@ const AI_PASSIVE: i32 = 1;
 /// `'socket modifier keyword arguments can not be used when sock is
 /// specified'`). There is deliberately no `reuse_address` (see the module
 /// docs).
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use evloop_transports::DatagramOptions;
+///
+/// let options = DatagramOptions::default().local_addr("127.0.0.1", 0).allow_broadcast(true);
+/// assert_eq!(options.local_addr, Some(("127.0.0.1".to_string(), 0)));
+/// ```
 #[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct DatagramOptions {
     /// Bind here: `(host, port)`; an empty host is the wildcard address.
     pub local_addr: Option<(String, u16)>,
     /// Connect here (or, with `allow_broadcast`, only resolve it for the
     /// family): `(host, port)`.
     pub remote_addr: Option<(String, u16)>,
-    /// `AF_INET`, `AF_INET6` or 0 (any, from the addresses).
-    pub family: i32,
+    /// [`Family::Inet`], [`Family::Inet6`] or [`Family::Unspec`] (any, from
+    /// the addresses: the default). Unix datagram sockets are
+    /// [`create_unix_datagram_endpoint`](crate::create_unix_datagram_endpoint)'s.
+    pub family: Family,
     /// `IPPROTO_*` or 0.
     pub proto: i32,
     /// Set `SO_REUSEPORT`.
@@ -57,6 +66,57 @@ pub struct DatagramOptions {
     pub allow_broadcast: bool,
     /// Use this datagram socket as it is (bound and connected or not).
     pub sock: Option<OwnedFd>,
+}
+
+impl DatagramOptions {
+    /// Binds to `host:port` (an empty host: the wildcard address).
+    #[must_use = "returns the changed options"]
+    pub fn local_addr(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.local_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Connects to `host:port` (with `allow_broadcast`, only resolves it).
+    #[must_use = "returns the changed options"]
+    pub fn remote_addr(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.remote_addr = Some((host.into(), port));
+        self
+    }
+
+    /// Opens a socket of `family` (needed when there is no address).
+    #[must_use = "returns the changed options"]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Opens the socket with protocol `proto` (`IPPROTO_*`).
+    #[must_use = "returns the changed options"]
+    pub fn proto(mut self, proto: i32) -> Self {
+        self.proto = proto;
+        self
+    }
+
+    /// Sets or clears `SO_REUSEPORT`.
+    #[must_use = "returns the changed options"]
+    pub fn reuse_port(mut self, on: bool) -> Self {
+        self.reuse_port = on;
+        self
+    }
+
+    /// Sets or clears `SO_BROADCAST` (and, when set, does not connect).
+    #[must_use = "returns the changed options"]
+    pub fn allow_broadcast(mut self, on: bool) -> Self {
+        self.allow_broadcast = on;
+        self
+    }
+
+    /// Uses `sock`, a datagram socket, as it is.
+    #[must_use = "returns the changed options"]
+    pub fn sock(mut self, sock: OwnedFd) -> Self {
+        self.sock = Some(sock);
+        self
+    }
 }
 
 /// Opens a UDP endpoint (asyncio's `loop.create_datagram_endpoint`).
@@ -69,7 +129,7 @@ pub struct DatagramOptions {
 /// # Errors
 /// [`Error::InvalidArgument`] for option conflicts (`sock` with other
 /// options, no address and no family, a `sock` that is not a datagram
-/// socket, a bad family, or no local/remote pair of one family);
+/// socket, [`Family::Unix`], or no local/remote pair of one family);
 /// the resolver's error for names; [`Error::Io`] with the errno of the first
 /// candidate that failed to open, bind or connect.
 pub fn create_datagram_endpoint<P: DatagramProtocol>(
@@ -92,7 +152,7 @@ async fn open_socket(
     if let Some(sock) = options.sock.take() {
         if options.local_addr.is_some()
             || options.remote_addr.is_some()
-            || options.family != 0
+            || options.family != Family::Unspec
             || options.proto != 0
             || options.reuse_port
             || options.allow_broadcast
@@ -112,20 +172,18 @@ async fn open_socket(
         let family = check_datagram_socket(&sock)?;
         return Ok((sock, family));
     }
-    if options.family != 0 && options.family != AF_INET && options.family != AF_INET6 {
-        return Err(Error::invalid_argument(format!(
-            "family: expected AF_INET, AF_INET6 or 0, got {}",
-            options.family
-        )));
+    if options.family == Family::Unix {
+        return Err(Error::invalid_argument(
+            "family: AF_UNIX datagram endpoints are create_unix_datagram_endpoint's",
+        ));
     }
     if options.local_addr.is_none() && options.remote_addr.is_none() {
-        if options.family == 0 {
-            return Err(Error::invalid_argument("unexpected address family"));
-        }
-        let family = if options.family == AF_INET {
-            AddressFamily::INET
-        } else {
-            AddressFamily::INET6
+        let family = match options.family {
+            Family::Inet => AddressFamily::INET,
+            Family::Inet6 => AddressFamily::INET6,
+            Family::Unspec | Family::Unix => {
+                return Err(Error::invalid_argument("unexpected address family"));
+            }
         };
         let fd = new_socket(family, options.proto)?;
         apply_options(&fd, &options)?;

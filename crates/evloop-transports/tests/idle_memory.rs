@@ -59,11 +59,7 @@ fn ten_thousand_idle_connections_cost_at_most_2_kib_each() {
         accepted: counter.clone(),
         _transport: None,
     };
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        backlog: 4096,
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]).backlog(4096);
     let server = fx.run(create_server(&fx.lp, factory, options)).unwrap();
     let port = server.sockets()[0].as_inet().unwrap().port();
     let before = resident_bytes();

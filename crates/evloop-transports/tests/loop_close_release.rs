@@ -27,10 +27,7 @@ fn closing_the_loop_releases_what_is_still_open() {
     let _serial = serial();
     let before = fd_count();
     let lp = EventLoop::new().unwrap();
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        ..ServerOptions::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]);
     let server = lp
         .run_until_complete(create_server(&lp, Echo::default, options))
         .unwrap()
@@ -46,10 +43,7 @@ fn closing_the_loop_releases_what_is_still_open() {
         ConnectOptions::default(),
     );
     let (client, _protocol) = lp.run_until_complete(connect).unwrap().unwrap();
-    let udp = DatagramOptions {
-        local_addr: Some(("127.0.0.1".into(), 0)),
-        ..DatagramOptions::default()
-    };
+    let udp = DatagramOptions::default().local_addr("127.0.0.1", 0);
     let (endpoint, _) = lp
         .run_until_complete(create_datagram_endpoint(&lp, HoldsEndpoint::default, udp))
         .unwrap()

@@ -25,7 +25,7 @@ use evloop_core::{Error, EventLoop};
 use evloop_transports::layer::{AnyProtocol, TransportImpl};
 use evloop_transports::{
     connect_write_pipe, create_connection, create_unix_connection, sendfile, sock_sendall,
-    sock_sendfile, Address, ConnectOptions, SendfileNotAvailable, Transport,
+    sock_sendfile, Address, ConnectOptions, SendfileNotAvailable, Transport, UnixConnectOptions,
 };
 use support::{ok, Ev, Fixture, Recorder};
 
@@ -216,7 +216,7 @@ fn spec_19_1_sendfile_unix_stream_transport() {
         &fx.lp,
         move || recorder,
         &path,
-        ConnectOptions::default(),
+        UnixConnectOptions::default(),
     )));
     let sent = ok(fx.run(sendfile(&fx.lp, &transport, &file.file, 0, None, false)));
     assert_eq!(sent, (MIB + 7) as u64);

@@ -19,10 +19,7 @@ fn server(fx: &Fixture, options: ServerOptions) -> Server {
 }
 
 fn local(host: &str) -> ServerOptions {
-    ServerOptions {
-        host: vec![host.to_owned()],
-        ..Default::default()
-    }
+    ServerOptions::default().host([host])
 }
 
 /// Echo round trip from a client thread, driven while the loop runs.
@@ -69,10 +66,7 @@ fn spec_6_1_duplicate_hosts_bind_once() {
     let fx = Fixture::new();
     let srv = server(
         &fx,
-        ServerOptions {
-            host: vec!["127.0.0.1".into(), "127.0.0.1".into()],
-            ..Default::default()
-        },
+        ServerOptions::default().host(["127.0.0.1", "127.0.0.1"]),
     );
     assert_eq!(srv.sockets().len(), 1);
     close_server(&fx, &srv);
@@ -92,13 +86,7 @@ fn spec_6_1_reuse_address_on_by_default_reuse_port_off() {
         rustix::net::sockopt::socket_reuseport(f)
     }));
     close_server(&fx, &srv);
-    let srv = server(
-        &fx,
-        ServerOptions {
-            reuse_address: Some(false),
-            ..local("127.0.0.1")
-        },
-    );
+    let srv = server(&fx, local("127.0.0.1").reuse_address(false));
     assert!(!sockopt_bool(srv.fds()[0], |f| {
         rustix::net::sockopt::socket_reuseaddr(f)
     }));
@@ -109,22 +97,9 @@ fn spec_6_1_reuse_address_on_by_default_reuse_port_off() {
 #[test]
 fn spec_6_1_reuse_port_lets_two_servers_share_a_port() {
     let fx = Fixture::new();
-    let a = server(
-        &fx,
-        ServerOptions {
-            reuse_port: true,
-            ..local("127.0.0.1")
-        },
-    );
+    let a = server(&fx, local("127.0.0.1").reuse_port(true));
     let port = port_of(&a);
-    let b = server(
-        &fx,
-        ServerOptions {
-            reuse_port: true,
-            port,
-            ..local("127.0.0.1")
-        },
-    );
+    let b = server(&fx, local("127.0.0.1").reuse_port(true).port(port));
     assert_eq!(port_of(&b), port);
     close_server(&fx, &a);
     close_server(&fx, &b);
@@ -140,10 +115,7 @@ fn spec_6_1_bind_error_keeps_errno_and_names_the_address() {
         .run(create_server(
             &fx.lp,
             Echo::default,
-            ServerOptions {
-                port,
-                ..local("127.0.0.1")
-            },
+            local("127.0.0.1").port(port),
         ))
         .unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::AddrInUse));
@@ -161,34 +133,21 @@ fn spec_6_1_sock_and_conflicts() {
     let fx = Fixture::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let srv = server(
-        &fx,
-        ServerOptions {
-            sock: Some(listener.into()),
-            ..Default::default()
-        },
-    );
+    let srv = server(&fx, ServerOptions::default().sock(listener.into()));
     roundtrip(&fx, addr);
     close_server(&fx, &srv);
     let sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let both = fx.run(create_server(
         &fx.lp,
         Echo::default,
-        ServerOptions {
-            sock: Some(sock.into()),
-            port: 1,
-            ..Default::default()
-        },
+        ServerOptions::default().sock(sock.into()).port(1),
     ));
     assert!(matches!(both, Err(Error::InvalidArgument(_))));
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let dgram = fx.run(create_server(
         &fx.lp,
         Echo::default,
-        ServerOptions {
-            sock: Some(udp.into()),
-            ..Default::default()
-        },
+        ServerOptions::default().sock(udp.into()),
     ));
     assert!(matches!(dgram, Err(Error::InvalidArgument(_))));
     fx.finish();
@@ -197,13 +156,7 @@ fn spec_6_1_sock_and_conflicts() {
 #[test]
 fn spec_6_1_start_serving_false_accepts_nothing_until_started() {
     let fx = Fixture::new();
-    let srv = server(
-        &fx,
-        ServerOptions {
-            start_serving: false,
-            ..local("127.0.0.1")
-        },
-    );
+    let srv = server(&fx, local("127.0.0.1").start_serving(false));
     assert!(!srv.is_serving());
     let addr = srv.sockets()[0].as_inet().unwrap();
     let refused = TcpStream::connect(addr).unwrap_err();
@@ -220,13 +173,7 @@ fn spec_6_1_start_serving_false_accepts_nothing_until_started() {
 #[test]
 fn spec_6_2_accepts_many_pending_connections_with_small_backlog() {
     let fx = Fixture::new();
-    let srv = server(
-        &fx,
-        ServerOptions {
-            backlog: 4,
-            ..local("127.0.0.1")
-        },
-    );
+    let srv = server(&fx, local("127.0.0.1").backlog(4));
     let addr = srv.sockets()[0].as_inet().unwrap();
     let clients = std::thread::spawn(move || {
         let socks: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
@@ -309,13 +256,7 @@ fn spec_6_3_abort_clients_drops_connections() {
 #[test]
 fn spec_6_3_serve_forever_ends_cancelled_on_close() {
     let fx = Fixture::new();
-    let srv = server(
-        &fx,
-        ServerOptions {
-            start_serving: false,
-            ..local("127.0.0.1")
-        },
-    );
+    let srv = server(&fx, local("127.0.0.1").start_serving(false));
     let forever = srv.serve_forever();
     assert!(srv.is_serving());
     let again = fx.run(srv.serve_forever());

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use evloop_core::{Error, EventLoop};
 use evloop_transports::{
-    set_resolver, sock_connect, sock_recvfrom_into, sock_sendto, Address, ResolveFuture,
+    set_resolver, sock_connect, sock_recvfrom_into, sock_sendto, Address, Family, ResolveFuture,
     ResolveHints, Resolver,
 };
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
@@ -116,11 +116,7 @@ fn spec_9_1_sock_connect_host_name_goes_through_the_loops_resolver() {
     let (_conn, _) = listener.accept().expect("accept");
     let hints = calls.borrow().clone();
     assert_eq!(hints.len(), 1);
-    assert_eq!(
-        hints[0].family,
-        i32::from(AddressFamily::INET.as_raw()),
-        "the socket's family"
-    );
+    assert_eq!(hints[0].family, Family::Inet, "the socket's family");
     assert_eq!(
         hints[0].socktype,
         SocketType::STREAM.as_raw() as i32,

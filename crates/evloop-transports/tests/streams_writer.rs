@@ -19,10 +19,7 @@ use support::streams::{close_pair, pair, std_peer, wait_until, Polls};
 use support::*;
 
 fn local() -> ServerOptions {
-    ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        ..Default::default()
-    }
+    ServerOptions::default().host(["127.0.0.1"])
 }
 
 fn connect(fx: &Fixture, port: u16) -> (StreamReader, StreamWriter) {

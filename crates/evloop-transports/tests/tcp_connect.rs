@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use evloop_core::Error;
 use evloop_transports::{
     connect_accepted_socket, create_connection, create_connection_buffered, os_errno, Address,
-    BufferedProtocol, ConnectOptions,
+    BufferedProtocol, ConnectOptions, Family,
 };
 use futures_lite::future;
 use support::*;
@@ -115,11 +115,7 @@ fn spec_5_1_several_errors_are_aggregated_in_order() {
             Echo::default,
             Some("two.test"),
             Some(refused.port()),
-            ConnectOptions {
-                // The v6 candidate fails differently: no local address of its family.
-                local_addr: Some("127.0.0.1:0".parse().unwrap()),
-                ..Default::default()
-            },
+            ConnectOptions::default().local_addr("127.0.0.1:0".parse().unwrap()),
         ))
         .unwrap_err();
     let text = err.to_string();
@@ -163,10 +159,7 @@ fn spec_5_1_conflicting_arguments_are_invalid() {
         Echo::default,
         Some("127.0.0.1"),
         Some(1),
-        ConnectOptions {
-            sock: Some(sock),
-            ..Default::default()
-        },
+        ConnectOptions::default().sock(sock),
     ));
     assert!(matches!(both, Err(Error::InvalidArgument(_))));
     let neither = fx.run(create_connection(
@@ -183,21 +176,16 @@ fn spec_5_1_conflicting_arguments_are_invalid() {
         Echo::default,
         None,
         None,
-        ConnectOptions {
-            sock: Some(udp),
-            ..Default::default()
-        },
+        ConnectOptions::default().sock(udp),
     ));
     assert!(matches!(dgram, Err(Error::InvalidArgument(_))));
+    // A unix family is for create_unix_connection.
     let bad_family = fx.run(create_connection(
         &fx.lp,
         Echo::default,
         Some("127.0.0.1"),
         Some(1),
-        ConnectOptions {
-            family: 99,
-            ..Default::default()
-        },
+        ConnectOptions::default().family(Family::Unix),
     ));
     assert!(matches!(bad_family, Err(Error::InvalidArgument(_))));
     let bad_addr = fx.run(create_connection(
@@ -223,10 +211,7 @@ fn spec_5_1_connected_sock_is_wrapped() {
         move || rec,
         None,
         None,
-        ConnectOptions {
-            sock: Some(client.into()),
-            ..Default::default()
-        },
+        ConnectOptions::default().sock(client.into()),
     )));
     std::io::Write::write_all(&mut peer, b"abc").unwrap();
     fx.run(until(&fx.lp, || log.borrow().data == b"abc"));
@@ -247,10 +232,7 @@ fn spec_5_2_happy_eyeballs_refused_first_then_live() {
         Echo::default,
         Some("he.test"),
         Some(1),
-        ConnectOptions {
-            happy_eyeballs_delay: Some(Duration::from_secs(10)),
-            ..Default::default()
-        },
+        ConnectOptions::default().happy_eyeballs_delay(Duration::from_secs(10)),
     )));
     // A failure starts the next attempt at once, not after the delay.
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -274,10 +256,7 @@ fn spec_5_2_happy_eyeballs_delay_honoured_and_losers_closed() {
         Echo::default,
         Some("he.test"),
         Some(1),
-        ConnectOptions {
-            happy_eyeballs_delay: Some(Duration::from_millis(200)),
-            ..Default::default()
-        },
+        ConnectOptions::default().happy_eyeballs_delay(Duration::from_millis(200)),
     )));
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
@@ -306,11 +285,9 @@ fn spec_5_2_interleave_reorders_by_family() {
             Echo::default,
             Some("mixed.test"),
             Some(1),
-            ConnectOptions {
-                local_addr: Some("127.0.0.1:0".parse().unwrap()),
-                interleave: Some(1),
-                ..Default::default()
-            },
+            ConnectOptions::default()
+                .local_addr("127.0.0.1:0".parse().unwrap())
+                .interleave(1),
         ))
         .unwrap_err();
     let text = err.to_string();
@@ -329,10 +306,7 @@ fn spec_5_3_local_addr_binds() {
         Echo::default,
         Some("127.0.0.1"),
         Some(port),
-        ConnectOptions {
-            local_addr: Some("127.0.0.2:0".parse().unwrap()),
-            ..Default::default()
-        },
+        ConnectOptions::default().local_addr("127.0.0.2:0".parse().unwrap()),
     )));
     let local = transport.sockname().and_then(|a| a.as_inet()).unwrap();
     assert_eq!(local.ip(), "127.0.0.2".parse::<std::net::IpAddr>().unwrap());
@@ -352,10 +326,7 @@ fn spec_5_3_local_addr_in_use_names_the_address() {
             Echo::default,
             Some("127.0.0.1"),
             Some(refused_address().port()),
-            ConnectOptions {
-                local_addr: Some(taken_addr),
-                ..Default::default()
-            },
+            ConnectOptions::default().local_addr(taken_addr),
         ))
         .unwrap_err();
     assert_eq!(err.io_kind(), Some(io::ErrorKind::AddrInUse), "{err}");

@@ -13,13 +13,11 @@ use std::rc::Rc;
 
 use evloop_core::{Error, EventLoop};
 use evloop_transports::{
-    create_datagram_endpoint, set_resolver, Address, DatagramOptions, ResolveFuture, ResolveHints,
-    Resolver,
+    create_datagram_endpoint, set_resolver, Address, DatagramOptions, Family, ResolveFuture,
+    ResolveHints, Resolver,
 };
-use support::datagram::{bound_udp, hp, DLog, Dev, DgramRecorder};
+use support::datagram::{bound_udp, DLog, Dev, DgramRecorder};
 use support::{until, Fixture};
-
-const AF_INET: i32 = 2;
 
 fn invalid(result: Result<impl std::fmt::Debug, Error>) -> String {
     match result {
@@ -84,10 +82,7 @@ fn spec_5_5_connected_endpoint_uses_send_and_peername() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                remote_addr: hp("127.0.0.1", eaddr.port()),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("127.0.0.1", eaddr.port()),
         )
         .await
         .unwrap();
@@ -164,10 +159,7 @@ fn spec_5_5_connection_made_then_reading_then_creation_completes() {
                     ..DgramRecorder::default()
                 }
             },
-            DatagramOptions {
-                remote_addr: hp("127.0.0.1", paddr.port()),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("127.0.0.1", paddr.port()),
         );
         let (t, p) = creating.await.unwrap();
         log.push(Dev::Mark("created"));
@@ -197,10 +189,7 @@ fn spec_5_5_dropping_the_creating_future_aborts_the_endpoint() {
         let creating = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                local_addr: hp("127.0.0.1", 0),
-                ..Default::default()
-            },
+            DatagramOptions::default().local_addr("127.0.0.1", 0),
         );
         let mut creating = Box::pin(creating);
         // The socket is made at once; the future then waits for the loop.
@@ -224,11 +213,9 @@ fn spec_5_5_peername_sockname_fd() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                local_addr: hp("127.0.0.1", 0),
-                remote_addr: hp("127.0.0.1", paddr.port()),
-                ..Default::default()
-            },
+            DatagramOptions::default()
+                .local_addr("127.0.0.1", 0)
+                .remote_addr("127.0.0.1", paddr.port()),
         )
         .await
         .unwrap();
@@ -273,10 +260,7 @@ fn spec_5_5_ipv6_loopback_round_trip() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                remote_addr: hp("::1", eaddr.port()),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("::1", eaddr.port()),
         )
         .await
         .unwrap();
@@ -323,10 +307,7 @@ fn spec_5_5_names_resolve_through_the_installed_resolver() {
         let refused = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                local_addr: hp("peer.test", 0),
-                ..Default::default()
-            },
+            DatagramOptions::default().local_addr("peer.test", 0),
         )
         .await;
         invalid(refused);
@@ -337,11 +318,9 @@ fn spec_5_5_names_resolve_through_the_installed_resolver() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                local_addr: hp("peer.test", 0),
-                remote_addr: hp("peer.test", paddr.port()),
-                ..Default::default()
-            },
+            DatagramOptions::default()
+                .local_addr("peer.test", 0)
+                .remote_addr("peer.test", paddr.port()),
         )
         .await
         .unwrap();
@@ -353,10 +332,7 @@ fn spec_5_5_names_resolve_through_the_installed_resolver() {
         let failed = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&DLog::default()),
-            DatagramOptions {
-                remote_addr: hp("nowhere.test", 9),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("nowhere.test", 9),
         )
         .await;
         assert_eq!(
@@ -384,20 +360,20 @@ fn spec_5_5_argument_errors() {
         assert!(message.contains("unexpected address family"), "{message}");
         // A family the addresses do not have: no pair.
         invalid(
-            make(DatagramOptions {
-                local_addr: hp("::1", 0),
-                family: AF_INET,
-                ..Default::default()
-            })
+            make(
+                DatagramOptions::default()
+                    .local_addr("::1", 0)
+                    .family(Family::Inet),
+            )
             .await,
         );
         // Local and remote of different families cannot be paired.
         let message = invalid(
-            make(DatagramOptions {
-                local_addr: hp("127.0.0.1", 0),
-                remote_addr: hp("::1", 9),
-                ..Default::default()
-            })
+            make(
+                DatagramOptions::default()
+                    .local_addr("127.0.0.1", 0)
+                    .remote_addr("::1", 9),
+            )
             .await,
         );
         assert!(
@@ -407,11 +383,11 @@ fn spec_5_5_argument_errors() {
         // sock with any other option.
         let sock = OwnedFd::from(UdpSocket::bind("127.0.0.1:0").unwrap());
         let message = invalid(
-            make(DatagramOptions {
-                sock: Some(sock),
-                local_addr: hp("127.0.0.1", 0),
-                ..Default::default()
-            })
+            make(
+                DatagramOptions::default()
+                    .sock(sock)
+                    .local_addr("127.0.0.1", 0),
+            )
             .await,
         );
         assert!(
@@ -420,13 +396,7 @@ fn spec_5_5_argument_errors() {
         );
         // A stream socket as sock.
         let stream = OwnedFd::from(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-        let message = invalid(
-            make(DatagramOptions {
-                sock: Some(stream),
-                ..Default::default()
-            })
-            .await,
-        );
+        let message = invalid(make(DatagramOptions::default().sock(stream)).await);
         assert!(
             message.contains("datagram socket was expected"),
             "{message}"
@@ -446,10 +416,7 @@ fn spec_5_5_family_only_endpoint_autobinds_on_send() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                family: AF_INET,
-                ..Default::default()
-            },
+            DatagramOptions::default().family(Family::Inet),
         )
         .await
         .unwrap();
@@ -476,10 +443,7 @@ fn spec_5_5_existing_sock_is_used_as_is() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                sock: Some(OwnedFd::from(std_sock)),
-                ..Default::default()
-            },
+            DatagramOptions::default().sock(OwnedFd::from(std_sock)),
         )
         .await
         .unwrap();
@@ -500,10 +464,10 @@ fn spec_5_5_reuse_port_and_bind_errors_keep_errno() {
     let lp = fx.lp.clone();
     fx.run(async move {
         let log = DLog::default();
-        let options = |port: u16, reuse_port: bool| DatagramOptions {
-            local_addr: hp("127.0.0.1", port),
-            reuse_port,
-            ..Default::default()
+        let options = |port: u16, reuse_port: bool| {
+            DatagramOptions::default()
+                .local_addr("127.0.0.1", port)
+                .reuse_port(reuse_port)
         };
         let (a, _pa) =
             create_datagram_endpoint(&lp, DgramRecorder::factory(&log), options(0, true))
@@ -546,11 +510,9 @@ fn spec_5_5_allow_broadcast_sets_so_broadcast_and_does_not_connect() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                remote_addr: hp("127.0.0.1", paddr.port()),
-                allow_broadcast: true,
-                ..Default::default()
-            },
+            DatagramOptions::default()
+                .remote_addr("127.0.0.1", paddr.port())
+                .allow_broadcast(true),
         )
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use evloop_transports::{
     create_datagram_endpoint, set_resolver, Address, DatagramOptions, DatagramProtocol,
     DatagramTransport, ResolveFuture, ResolveHints, Resolver,
 };
-use support::datagram::{bound_udp, hp, DLog, Dev, DgramRecorder};
+use support::datagram::{bound_udp, DLog, Dev, DgramRecorder};
 use support::{until, Fixture};
 
 /// `EMSGSIZE` (its `ErrorKind` is not nameable on stable).
@@ -39,10 +39,7 @@ fn spec_5_5_connection_refused_goes_to_error_received_and_the_endpoint_survives(
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                remote_addr: hp("127.0.0.1", port),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("127.0.0.1", port),
         )
         .await
         .unwrap();
@@ -59,10 +56,7 @@ fn spec_5_5_connection_refused_goes_to_error_received_and_the_endpoint_survives(
         let (peer, _pp) = create_datagram_endpoint(
             &lp,
             DgramRecorder::echo_factory(&plog),
-            DatagramOptions {
-                local_addr: hp("127.0.0.1", port),
-                ..Default::default()
-            },
+            DatagramOptions::default().local_addr("127.0.0.1", port),
         )
         .await
         .expect("rebind the released port");
@@ -143,10 +137,7 @@ fn spec_5_5_error_received_from_inside_a_callback_is_deferred_not_reentrant() {
                 log: factory_log,
                 transport: None,
             },
-            DatagramOptions {
-                local_addr: hp("127.0.0.1", 0),
-                ..Default::default()
-            },
+            DatagramOptions::default().local_addr("127.0.0.1", 0),
         )
         .await
         .unwrap();
@@ -226,10 +217,7 @@ fn spec_5_5_panic_in_datagram_received_reports_and_closes_with_error() {
                 panic_on: Some(b"boom".to_vec()),
                 ..DgramRecorder::default()
             },
-            DatagramOptions {
-                local_addr: hp("127.0.0.1", 0),
-                ..Default::default()
-            },
+            DatagramOptions::default().local_addr("127.0.0.1", 0),
         )
         .await
         .unwrap();

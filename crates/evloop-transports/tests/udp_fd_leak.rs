@@ -7,7 +7,7 @@ mod support;
 use std::net::UdpSocket;
 
 use evloop_transports::{create_datagram_endpoint, DatagramOptions};
-use support::datagram::{hp, DLog, DgramRecorder};
+use support::datagram::{DLog, DgramRecorder};
 use support::{fd_count, until, Fixture};
 
 #[test]
@@ -23,10 +23,7 @@ fn spec_5_5_no_fd_leak_over_create_close_cycles() {
             let (t, _p) = create_datagram_endpoint(
                 &lp,
                 DgramRecorder::echo_factory(&log),
-                DatagramOptions {
-                    local_addr: hp("127.0.0.1", 0),
-                    ..Default::default()
-                },
+                DatagramOptions::default().local_addr("127.0.0.1", 0),
             )
             .await
             .unwrap();
@@ -43,10 +40,7 @@ fn spec_5_5_no_fd_leak_over_create_close_cycles() {
             let failed = create_datagram_endpoint(
                 &lp,
                 DgramRecorder::factory(&DLog::default()),
-                DatagramOptions {
-                    local_addr: hp("127.0.0.1", busy_port),
-                    ..Default::default()
-                },
+                DatagramOptions::default().local_addr("127.0.0.1", busy_port),
             )
             .await;
             assert!(failed.is_err());
@@ -55,10 +49,7 @@ fn spec_5_5_no_fd_leak_over_create_close_cycles() {
             let mut creating = Box::pin(create_datagram_endpoint(
                 &lp,
                 DgramRecorder::factory(&dropped_log),
-                DatagramOptions {
-                    remote_addr: hp("127.0.0.1", busy_port),
-                    ..Default::default()
-                },
+                DatagramOptions::default().remote_addr("127.0.0.1", busy_port),
             ));
             assert!(futures_lite::future::poll_once(creating.as_mut())
                 .await

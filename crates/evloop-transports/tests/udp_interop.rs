@@ -7,7 +7,7 @@
 mod support;
 
 use evloop_transports::{create_datagram_endpoint, Address, DatagramOptions};
-use support::datagram::{asyncio_udp_peer, hp, DLog, DgramRecorder};
+use support::datagram::{asyncio_udp_peer, DLog, DgramRecorder};
 use support::{until, Fixture};
 
 #[test]
@@ -20,10 +20,7 @@ fn spec_5_5_interop_with_an_asyncio_udp_peer() {
         let (t, _p) = create_datagram_endpoint(
             &lp,
             DgramRecorder::factory(&log),
-            DatagramOptions {
-                remote_addr: hp("127.0.0.1", port),
-                ..Default::default()
-            },
+            DatagramOptions::default().remote_addr("127.0.0.1", port),
         )
         .await
         .unwrap();

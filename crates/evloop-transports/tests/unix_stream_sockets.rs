@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use evloop_core::Error;
 use evloop_transports::{
-    create_unix_connection, create_unix_server, Address, ConnectOptions, UnixServerOptions,
+    create_unix_connection, create_unix_server, Address, UnixConnectOptions, UnixServerOptions,
 };
 use support::*;
 
@@ -28,7 +28,7 @@ fn echo_roundtrip(fx: &Fixture, path: PathBuf) {
         &fx.lp,
         move || rec,
         &path,
-        ConnectOptions::default(),
+        UnixConnectOptions::default(),
     )));
     t.write(b"unix!");
     fx.run(until(&fx.lp, || log.borrow().data == b"unix!"));
@@ -83,7 +83,7 @@ fn spec_5_6_connection_errors_and_conflicts() {
             &fx.lp,
             Echo::default,
             &missing,
-            ConnectOptions::default(),
+            UnixConnectOptions::default(),
         ))
         .unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::NotFound), "{err}");
@@ -91,7 +91,7 @@ fn spec_5_6_connection_errors_and_conflicts() {
         &fx.lp,
         Echo::default,
         "",
-        ConnectOptions::default(),
+        UnixConnectOptions::default(),
     ));
     assert!(matches!(neither, Err(Error::InvalidArgument(_))));
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -99,10 +99,7 @@ fn spec_5_6_connection_errors_and_conflicts() {
         &fx.lp,
         Echo::default,
         &missing,
-        ConnectOptions {
-            sock: Some(a.into()),
-            ..Default::default()
-        },
+        UnixConnectOptions::default().sock(a.into()),
     ));
     assert!(matches!(both, Err(Error::InvalidArgument(_))));
     // A connected sock alone works.
@@ -111,10 +108,7 @@ fn spec_5_6_connection_errors_and_conflicts() {
         &fx.lp,
         move || rec,
         "",
-        ConnectOptions {
-            sock: Some(b.into()),
-            ..Default::default()
-        },
+        UnixConnectOptions::default().sock(b.into()),
     )));
     t.close();
     fx.run(until(&fx.lp, || log.borrow().is_lost()));
@@ -187,10 +181,7 @@ fn spec_6_5_cleanup_only_if_the_inode_is_still_ours() {
         &fx.lp,
         Echo::default,
         Some(&path),
-        UnixServerOptions {
-            cleanup_socket: false,
-            ..Default::default()
-        },
+        UnixServerOptions::default().cleanup_socket(false),
     )));
     close_server(&fx, &srv);
     assert!(path.exists());
@@ -207,10 +198,7 @@ fn spec_6_5_sock_server_and_conflicts() {
         &fx.lp,
         Echo::default,
         None,
-        UnixServerOptions {
-            sock: Some(listener.into()),
-            ..Default::default()
-        },
+        UnixServerOptions::default().sock(listener.into()),
     )));
     echo_roundtrip(&fx, path.clone());
     close_server(&fx, &srv);
@@ -220,10 +208,7 @@ fn spec_6_5_sock_server_and_conflicts() {
         &fx.lp,
         Echo::default,
         None,
-        UnixServerOptions {
-            sock: Some(tcp.into()),
-            ..Default::default()
-        },
+        UnixServerOptions::default().sock(tcp.into()),
     ));
     assert!(matches!(wrong, Err(Error::InvalidArgument(_))));
     fx.finish();
@@ -240,7 +225,7 @@ fn spec_5_6_interop_with_asyncio_unix_echo_server() {
         &fx.lp,
         move || rec,
         &path,
-        ConnectOptions::default(),
+        UnixConnectOptions::default(),
     )));
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 249) as u8).collect();
     t.write(&payload);

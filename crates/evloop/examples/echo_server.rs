@@ -150,12 +150,10 @@ async fn tcp_server(
     tls: Option<&ServerTls>,
     streams: bool,
 ) -> Result<Server, Error> {
-    let options = ServerOptions {
-        host: vec![host],
-        port,
-        tls: tls.cloned().map(Into::into),
-        ..ServerOptions::default()
-    };
+    let mut options = ServerOptions::default().host([host]).port(port);
+    if let Some(tls) = tls {
+        options = options.tls(tls.clone());
+    }
     if streams {
         lp.start_server(echo_stream, options, DEFAULT_LIMIT).await
     } else {
@@ -201,10 +199,7 @@ async fn serve(lp: EventLoop, args: Args) -> Result<(), Error> {
     }
     let mut endpoint = None;
     if let Some((host, port)) = args.udp {
-        let options = DatagramOptions {
-            local_addr: Some((host, port)),
-            ..DatagramOptions::default()
-        };
+        let options = DatagramOptions::default().local_addr(host, port);
         let (transport, _) = lp
             .create_datagram_endpoint(DatagramEcho::default, options)
             .await?;

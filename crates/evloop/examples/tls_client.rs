@@ -73,10 +73,7 @@ fn client_tls(args: &Args) -> Result<ClientTls, Error> {
 }
 
 async fn talk(lp: EventLoop, args: Args) -> Result<(), Error> {
-    let options = ConnectOptions {
-        tls: Some(client_tls(&args)?.into()),
-        ..ConnectOptions::default()
-    };
+    let options = ConnectOptions::default().tls(client_tls(&args)?);
     let (mut reader, writer) = lp
         .open_connection(
             Some(&args.host),

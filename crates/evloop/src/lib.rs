@@ -69,9 +69,9 @@ pub use evloop_tls::{
 };
 pub use evloop_transports::{
     Address, BufferedProtocol, ConnectOptions, DatagramOptions, DatagramProtocol,
-    DatagramTransport, Family, Layer, Protocol, ProtocolHandle, Server, ServerOptions,
-    StreamError, StreamReader, StreamWriter, Transport, UnixConnectOptions, UnixServerOptions,
-    WaterMarks, DEFAULT_LIMIT,
+    DatagramTransport, Family, Layer, Protocol, ProtocolHandle, Server, ServerOptions, StreamError,
+    StreamReader, StreamWriter, Transport, UnixConnectOptions, UnixServerOptions, WaterMarks,
+    DEFAULT_LIMIT,
 };
 pub use evloop_transports::{ConnectTarget, SendfileNotAvailable};
 pub use executor::ExecutorFuture;

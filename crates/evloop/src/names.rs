@@ -5,15 +5,28 @@
 use std::net::{IpAddr, SocketAddr};
 
 use evloop_core::Error;
+use evloop_transports::Family;
 
 use crate::executor::ExecutorFuture;
 use crate::EventLoop;
 
-/// Filters for [`EventLoop::getaddrinfo`]; zero means "any" (libc's `addrinfo` hints).
+/// Filters for [`EventLoop::getaddrinfo`]; [`Family::Unspec`] and zero mean
+/// "any" (libc's `addrinfo` hints).
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use evloop::{AddrInfoHints, Family};
+///
+/// let hints = AddrInfoHints::default().family(Family::Inet).socktype(libc::SOCK_STREAM);
+/// assert_eq!(hints.flags, 0);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AddrInfoHints {
-    /// `AF_INET`, `AF_INET6` or 0.
-    pub family: i32,
+    /// [`Family::Inet`], [`Family::Inet6`] or [`Family::Unspec`] (any).
+    pub family: Family,
     /// `SOCK_STREAM`, `SOCK_DGRAM` or 0.
     pub socktype: i32,
     /// `IPPROTO_TCP`, `IPPROTO_UDP` or 0.
@@ -22,11 +35,41 @@ pub struct AddrInfoHints {
     pub flags: i32,
 }
 
+impl AddrInfoHints {
+    /// Asks for addresses of `family` only.
+    #[must_use = "returns the changed hints"]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Asks for sockets of type `socktype` (`SOCK_STREAM`, `SOCK_DGRAM`).
+    #[must_use = "returns the changed hints"]
+    pub fn socktype(mut self, socktype: i32) -> Self {
+        self.socktype = socktype;
+        self
+    }
+
+    /// Asks for protocol `protocol` (`IPPROTO_TCP`, `IPPROTO_UDP`).
+    #[must_use = "returns the changed hints"]
+    pub fn protocol(mut self, protocol: i32) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Sets the `AI_*` flags.
+    #[must_use = "returns the changed hints"]
+    pub fn flags(mut self, flags: i32) -> Self {
+        self.flags = flags;
+        self
+    }
+}
+
 /// One result of [`EventLoop::getaddrinfo`] (asyncio's 5-tuple).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddrInfo {
     /// Address family.
-    pub family: i32,
+    pub family: Family,
     /// Socket type.
     pub socktype: i32,
     /// Protocol.
@@ -101,25 +144,29 @@ fn lookup(
 ) -> Result<Vec<AddrInfo>, Error> {
     let hints = dns_lookup::AddrInfoHints {
         flags: hints.flags,
-        address: hints.family,
+        address: hints.family.as_raw(),
         socktype: hints.socktype,
         protocol: hints.protocol,
     };
     let found =
         dns_lookup::getaddrinfo(host, service, Some(hints)).map_err(|e| Error::Io(e.into()))?;
-    found
-        .map(|entry| {
-            let entry = entry?;
-            Ok(AddrInfo {
-                family: entry.address,
-                socktype: entry.socktype,
-                protocol: entry.protocol,
-                canonname: entry.canonname,
-                addr: entry.sockaddr,
-            })
-        })
-        .collect::<Result<_, std::io::Error>>()
-        .map_err(Error::Io)
+    let mut infos = Vec::new();
+    for entry in found {
+        let entry = entry.map_err(Error::Io)?;
+        // getaddrinfo answers with internet addresses; anything else is
+        // not one of ours to hand out.
+        let Some(family) = Family::from_raw(entry.address) else {
+            continue;
+        };
+        infos.push(AddrInfo {
+            family,
+            socktype: entry.socktype,
+            protocol: entry.protocol,
+            canonname: entry.canonname,
+            addr: entry.sockaddr,
+        });
+    }
+    Ok(infos)
 }
 
 /// A numeric host with a numeric port and a stream/datagram type resolves
@@ -139,12 +186,8 @@ fn numeric_info(
     if hints.protocol != 0 && hints.protocol != protocol || hints.flags & libc::AI_CANONNAME != 0 {
         return None;
     }
-    let family = if ip.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    if hints.family != 0 && hints.family != family {
+    let family = Family::of(&SocketAddr::new(ip, port));
+    if hints.family != Family::Unspec && hints.family != family {
         return None;
     }
     Some(AddrInfo {

@@ -356,11 +356,7 @@ impl Protocol for Recorder {
 
 /// A TLS echo server on 127.0.0.1 with `tls`; returns it and its port.
 pub fn echo_server(fx: &Fixture, tls: ServerTls) -> (Server, u16) {
-    let options = ServerOptions {
-        host: vec!["127.0.0.1".into()],
-        tls: Some(tls.into()),
-        ..Default::default()
-    };
+    let options = ServerOptions::default().host(["127.0.0.1"]).tls(tls);
     let server = fx
         .run(create_server(&fx.lp, Echo::default, options))
         .expect("server");

@@ -51,7 +51,9 @@ use crate::protocol::Protocol;
 use crate::server::{create_server, Server, ServerOptions};
 use crate::tcp::{create_connection, ConnectOptions};
 use crate::transport::{plain_sink, Transport};
-use crate::unix::stream::{create_unix_connection, create_unix_server, UnixServerOptions};
+use crate::unix::stream::{
+    create_unix_connection, create_unix_server, UnixConnectOptions, UnixServerOptions,
+};
 
 pub use feed::{stream_pair, StreamFeed};
 pub use reader::StreamReader;
@@ -346,7 +348,7 @@ pub fn open_connection(
 pub fn open_unix_connection(
     event_loop: &EventLoop,
     path: impl AsRef<Path>,
-    options: ConnectOptions,
+    options: UnixConnectOptions,
     limit: usize,
 ) -> impl Future<Output = Result<(StreamReader, StreamWriter), Error>> + 'static {
     let shared = Shared::new(event_loop, limit.max(1));

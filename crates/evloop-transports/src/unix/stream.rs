@@ -19,11 +19,66 @@ use crate::layer::Layer;
 use crate::protocol::{Protocol, ProtocolHandle};
 use crate::server::{serve, Listener, OnAccept, Server, SocketFile};
 use crate::socket;
-use crate::tcp::{establish, layered, start_stream, ConnectOptions};
+use crate::tcp::{establish, layered, start_stream};
 use crate::transport::{plain_sink, FdKind, StreamSpec, Transport};
 
+/// `create_unix_connection`'s keyword arguments.
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use evloop_transports::UnixConnectOptions;
+///
+/// let (ours, _theirs) = std::os::unix::net::UnixStream::pair()?;
+/// let options = UnixConnectOptions::default().sock(ours.into());
+/// assert!(options.sock.is_some() && options.tls.is_none());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct UnixConnectOptions {
+    /// An already-connected unix stream socket; the path must then be empty.
+    pub sock: Option<OwnedFd>,
+    /// Run TLS (or another [`Layer`]) over the connection (asyncio's
+    /// `ssl=`): `evloop_tls::ClientTls` converts into one. The call then
+    /// completes after the handshake and the protocol sees plaintext.
+    #[doc(alias = "ssl")]
+    pub tls: Option<Layer>,
+}
+
+impl UnixConnectOptions {
+    /// Uses `sock`, an already-connected unix stream socket, instead of a
+    /// path.
+    #[must_use = "returns the changed options"]
+    pub fn sock(mut self, sock: OwnedFd) -> Self {
+        self.sock = Some(sock);
+        self
+    }
+
+    /// Runs `tls` (an `evloop_tls::ClientTls`, or another [`Layer`]) over
+    /// the connection.
+    #[must_use = "returns the changed options"]
+    #[doc(alias = "ssl")]
+    pub fn tls(mut self, tls: impl Into<Layer>) -> Self {
+        self.tls = Some(tls.into());
+        self
+    }
+}
+
 /// `create_unix_server`'s keyword arguments.
+///
+/// Built from `Default` with one setter per field, so later options are
+/// additive; the fields stay public to read (and to set on a `let mut`).
+///
+/// ```
+/// use evloop_transports::UnixServerOptions;
+///
+/// let options = UnixServerOptions::default().backlog(16).cleanup_socket(false);
+/// assert!(options.start_serving);
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct UnixServerOptions {
     /// An already-bound unix stream socket to serve instead of a path.
     pub sock: Option<OwnedFd>,
@@ -47,6 +102,45 @@ impl Default for UnixServerOptions {
             cleanup_socket: true,
             tls: None,
         }
+    }
+}
+
+impl UnixServerOptions {
+    /// Serves `sock`, an already-bound unix stream socket, instead of a path.
+    #[must_use = "returns the changed options"]
+    pub fn sock(mut self, sock: OwnedFd) -> Self {
+        self.sock = Some(sock);
+        self
+    }
+
+    /// Sets the `listen` backlog (and the most accepts per wake-up).
+    #[must_use = "returns the changed options"]
+    pub fn backlog(mut self, backlog: u32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Starts accepting at once (`true`) or at [`Server::start_serving`].
+    #[must_use = "returns the changed options"]
+    pub fn start_serving(mut self, on: bool) -> Self {
+        self.start_serving = on;
+        self
+    }
+
+    /// Removes the socket file on close (if still ours), or leaves it.
+    #[must_use = "returns the changed options"]
+    pub fn cleanup_socket(mut self, on: bool) -> Self {
+        self.cleanup_socket = on;
+        self
+    }
+
+    /// Runs `tls` (an `evloop_tls::ServerTls`, or another [`Layer`]) over
+    /// every accepted connection.
+    #[must_use = "returns the changed options"]
+    #[doc(alias = "ssl")]
+    pub fn tls(mut self, tls: impl Into<Layer>) -> Self {
+        self.tls = Some(tls.into());
+        self
     }
 }
 
@@ -81,7 +175,7 @@ pub fn create_unix_connection<P: Protocol>(
     event_loop: &EventLoop,
     factory: impl FnOnce() -> P + 'static,
     path: impl AsRef<Path>,
-    options: ConnectOptions,
+    options: UnixConnectOptions,
 ) -> impl Future<Output = Result<(Transport, ProtocolHandle<P>), Error>> + 'static {
     let event_loop = event_loop.clone();
     let path = path.as_ref().to_path_buf();

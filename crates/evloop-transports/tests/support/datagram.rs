@@ -157,11 +157,6 @@ impl DatagramProtocol for DgramRecorder {
     }
 }
 
-/// `(host, port)` as the options want it.
-pub fn hp(host: &str, port: u16) -> Option<(String, u16)> {
-    Some((host.to_owned(), port))
-}
-
 /// A UDP endpoint bound to `host:0` with a recorder (echoing if `echo`).
 pub async fn bound_udp(
     lp: &EventLoop,
@@ -179,16 +174,10 @@ pub async fn bound_udp(
     } else {
         Box::new(DgramRecorder::factory(&log))
     };
-    let (t, p) = create_datagram_endpoint(
-        lp,
-        factory,
-        DatagramOptions {
-            local_addr: hp(host, 0),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("bound endpoint");
+    let (t, p) =
+        create_datagram_endpoint(lp, factory, DatagramOptions::default().local_addr(host, 0))
+            .await
+            .expect("bound endpoint");
     let addr = t
         .sockname()
         .and_then(|a| a.as_inet())

@@ -356,10 +356,7 @@ pub fn echo_server(fx: &Fixture) -> evloop_transports::Server {
     ok(fx.run(evloop_transports::create_server(
         &fx.lp,
         Echo::default,
-        evloop_transports::ServerOptions {
-            host: vec!["127.0.0.1".into()],
-            ..Default::default()
-        },
+        evloop_transports::ServerOptions::default().host(["127.0.0.1"]),
     )))
 }
 

@@ -43,10 +43,7 @@ pub fn pair(fx: &Fixture, limit: usize) -> Pair {
             sink.borrow_mut().push((r, w));
             async {}
         },
-        ServerOptions {
-            host: vec!["127.0.0.1".into()],
-            ..Default::default()
-        },
+        ServerOptions::default().host(["127.0.0.1"]),
         limit,
     )));
     let (cr, cw) = ok(fx.run(open_connection(
