@@ -1,4 +1,4 @@
-//! SPEC 1: running the loop — `run_forever`/`stop`, `run_until_complete`,
+//! docs/behaviour.md 1: running the loop — `run_forever`/`stop`, `run_until_complete`,
 //! re-entrancy, the thread's current loop, `close()` and dropping an unclosed
 //! loop.
 
@@ -706,7 +706,7 @@ fn spec_1_7_close_releases_internal_fds() {
     assert_eq!(
         open_fds(),
         before,
-        "close() closes the loop's internal fds (R-10), even while the loop \
+        "close() closes the loop's internal fds, even while the loop \
          value and a Remote are still alive"
     );
     assert!(matches!(

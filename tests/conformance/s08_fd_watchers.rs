@@ -1,4 +1,4 @@
-//! SPEC 8.1: fd watchers — `add_reader`/`add_writer` (one each per fd,
+//! docs/behaviour.md 8.1: fd watchers — `add_reader`/`add_writer` (one each per fd,
 //! re-adding replaces), `remove_*` returning bool, argument and OS errors,
 //! and `Error::FdInUse` for fds claimed by a transport.
 
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use evloop::{Error, EventLoop};
 use evloop_conformance::Fixture;
 
-/// Exactly one loop iteration with a zero poll timeout (SPEC 1.3): readiness
+/// Exactly one loop iteration with a zero poll timeout (docs/behaviour.md 1.3): readiness
 /// that already exists is seen, nothing blocks.
 fn iterate(lp: &EventLoop) {
     lp.stop();
@@ -430,10 +430,7 @@ fn spec_8_1_closed_loop_refuses_watchers_and_removes_nothing() {
     let (a, b) = socketpair();
     lp.add_reader(&a, || ()).expect("add_reader");
     lp.close().expect("close");
-    assert!(
-        !lp.remove_reader(&a),
-        "remove_reader after close is false (R-11)"
-    );
+    assert!(!lp.remove_reader(&a), "remove_reader after close is false");
     assert!(!lp.remove_writer(&a));
     assert!(matches!(lp.add_reader(&a, || ()), Err(Error::Closed)));
     assert!(matches!(lp.add_writer(&a, || ()), Err(Error::Closed)));

@@ -1,5 +1,5 @@
-//! SPEC 10.1: `getaddrinfo`/`getnameinfo` run on the executor; numeric hosts
-//! resolve inline, without the resolver or a thread hop (R-54..R-57).
+//! docs/behaviour.md 10.1: `getaddrinfo`/`getnameinfo` run on the executor; numeric hosts
+//! resolve inline, without the resolver or a thread hop.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};

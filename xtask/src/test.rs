@@ -126,20 +126,58 @@ impl Step {
 /// The text to print last when a step fails: `xtask: step failed: <command>`
 /// and the `K passed, 1 failed` count line.
 pub(crate) fn run_steps(steps: &[Step]) -> Result<(), String> {
+    let skips = SkipLog::start();
     let total = steps.len();
     for (done, step) in steps.iter().enumerate() {
         println!("==> {}", step.label);
         if let Err(detail) = step.run() {
             eprintln!("{detail}");
+            skips.report();
             return Err(format!(
                 "xtask: step failed: {}\n{done} passed, 1 failed",
                 step.label
             ));
         }
     }
+    let skipped = skips.report();
     println!("xtask: all {total} steps passed");
-    println!("{total} passed, 0 failed");
+    println!("{total} passed, 0 failed, {skipped} skipped");
     Ok(())
+}
+
+/// The environment variable naming the file where a test that skips part
+/// of itself writes one line saying what and why (tests announce skips;
+/// none passes by skipping silently).
+pub(crate) const SKIP_LOG_ENV: &str = "EVLOOP_SKIP_LOG";
+
+/// The skip log of one `run_steps`: a fresh file every cargo step inherits
+/// through [`SKIP_LOG_ENV`], read back at the end.
+struct SkipLog(PathBuf);
+
+impl SkipLog {
+    fn start() -> SkipLog {
+        let path =
+            std::env::temp_dir().join(format!("evloop-xtask-skips-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        std::env::set_var(SKIP_LOG_ENV, &path);
+        SkipLog(path)
+    }
+
+    /// Prints every skip the tests announced; returns how many.
+    fn report(&self) -> usize {
+        let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        for line in &lines {
+            println!("xtask: skipped: {line}");
+        }
+        lines.len()
+    }
+}
+
+impl Drop for SkipLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// The tidy step (step 3), run in-process.

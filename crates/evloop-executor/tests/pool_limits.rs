@@ -127,7 +127,10 @@ fn spawn_fails_here() -> bool {
 #[test]
 fn spawn_failure_without_workers_drops_the_job() {
     if !spawn_fails_here() {
-        eprintln!("skipped: this platform spawned a thread with a {IMPOSSIBLE_STACK}-byte stack");
+        announce_skip(&format!(
+            "pool_limits::spawn_failure_without_workers_drops_the_job: this platform spawned \
+             a thread with a {IMPOSSIBLE_STACK}-byte stack"
+        ));
         return;
     }
     let pool = ThreadPool::builder()
@@ -141,4 +144,20 @@ fn spawn_failure_without_workers_drops_the_job() {
     }
     assert!(!pool.is_shutdown());
     pool.shutdown(true);
+}
+
+/// Says that part of this test was skipped, and why: on stderr, and in the
+/// file `cargo xtask test` collects skips from (`$EVLOOP_SKIP_LOG`).
+fn announce_skip(what: &str) {
+    eprintln!("skipped: {what}");
+    if let Some(path) = std::env::var_os("EVLOOP_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut log) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(log, "{what}");
+        }
+    }
 }

@@ -164,7 +164,7 @@ impl Process {
     /// their ends, all at once, then waits for the child; returns what was
     /// read from each piped stream (`None` for one that is not a pipe).
     /// A child that stops reading its stdin early is not an error
-    /// (`BrokenPipe` and `ConnectionReset` on stdin are ignored, R-121).
+    /// (`BrokenPipe` and `ConnectionReset` on stdin are ignored).
     ///
     /// # Errors
     /// A read error on stdout or stderr; another write error on stdin.

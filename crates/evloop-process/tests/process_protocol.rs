@@ -1,4 +1,4 @@
-//! SPEC 18.1 / R-116..R-121 through `subprocess_exec` and a recording
+//! docs/behaviour.md 18.1 through `subprocess_exec` and a recording
 //! protocol: exit codes, −signum, event order, close, signalling after exit,
 //! pipes, options. Each behaviour runs with both reapers (`_pidfd`,
 //! `_sigchld`; in this multi-threaded binary the SIGCHLD path may fall back
@@ -148,7 +148,7 @@ fn signal_after_exit(reaper: Reaper) {
         for result in [t.kill(), t.terminate(), t.send_signal(1)] {
             let err = result.unwrap_err();
             assert!(
-                matches!(&err, Error::Io(e) if e.raw_os_error() == Some(3)),
+                matches!(&err, Error::Io(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error())),
                 "ESRCH expected: {err:?}"
             );
         }

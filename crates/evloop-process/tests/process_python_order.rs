@@ -1,5 +1,5 @@
 //! Python 3.11 asyncio as the behavioural cross-check for the event order
-//! (SPEC 18.1, R-117): the same child scenarios run under
+//! (docs/behaviour.md 18.1): the same child scenarios run under
 //! `loop.subprocess_exec` with a recording `SubprocessProtocol` (a script
 //! written to a temp dir, run with `python3`) and under evloop's
 //! `subprocess_exec` (both reapers), and the two traces must be equal
@@ -196,7 +196,7 @@ fn python_trace(scenario: &str, argv: &[&str]) -> Vec<Ev> {
         .args(argv)
         .output()
         .unwrap_or_else(|e| {
-            panic!("python3 is required for the asyncio cross-check (SPEC 18.1) and could not run: {e}")
+            panic!("python3 is required for the asyncio cross-check (docs/behaviour.md 18.1) and could not run: {e}")
         });
     let _ = std::fs::remove_file(&script);
     let _ = std::fs::remove_dir(&dir);

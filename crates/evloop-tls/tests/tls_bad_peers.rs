@@ -1,4 +1,4 @@
-//! SPEC 16.1, bad input: peers that do not speak TLS, stall, send broken or
+//! docs/behaviour.md 16.1, bad input: peers that do not speak TLS, stall, send broken or
 //! oversized records, reset mid-handshake, never answer close_notify, try
 //! to renegotiate; a panicking protocol over TLS; bad timeouts; bad PEM
 //! files. Each gets a typed error or a clean `connection_lost` with it:

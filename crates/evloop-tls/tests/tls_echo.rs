@@ -1,4 +1,4 @@
-//! SPEC 16.1: handshake, byte-exact echo both ways, the details a TLS
+//! docs/behaviour.md 16.1: handshake, byte-exact echo both ways, the details a TLS
 //! transport reports, close_notify in both directions, write_eof,
 //! BufferedProtocol over TLS, flow control under a peer that never reads,
 //! and many connect/close cycles without a leaked fd.

@@ -1,4 +1,4 @@
-//! SPEC 16.1: real peers we did not write. Python's `ssl` module as a
+//! docs/behaviour.md 16.1: real peers we did not write. Python's `ssl` module as a
 //! client against our server and as a server against our client (1 MiB
 //! byte-exact echo, close_notify answered both ways through `unwrap()`), and
 //! `openssl s_client` / `openssl s_server`.

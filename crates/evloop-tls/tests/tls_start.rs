@@ -1,4 +1,4 @@
-//! SPEC 16.1 / R-133: `start_tls` upgrades a live connection (STARTTLS):
+//! docs/behaviour.md 16.1: `start_tls` upgrades a live connection (STARTTLS):
 //! plain data before, TLS after, nothing lost or reordered; the same for
 //! streams; the argument and state errors; a failed upgrade closes the
 //! connection; TLS over TLS.

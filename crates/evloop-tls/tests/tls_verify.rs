@@ -1,4 +1,4 @@
-//! SPEC 16.1: what a TLS client and server verify. Wrong hostname and
+//! docs/behaviour.md 16.1: what a TLS client and server verify. Wrong hostname and
 //! unknown CA are refused by default, each with its own error; connecting
 //! by IP checks the IP SAN; no name at all is an `InvalidArgument`; only the
 //! loudly named dangerous option skips verification; ALPN agreed and

@@ -8,7 +8,7 @@
 //! exception handler and closes the endpoint with an error;
 //! `connection_lost` is delivered from the loop, exactly once.
 //!
-//! What differs from streams (SPEC 5.5, R-110..R-112):
+//! What differs from streams (docs/behaviour.md 5.5):
 //!
 //! * An OS error from a send or a receive (ICMP port unreachable arriving as
 //!   `ECONNREFUSED`, `EMSGSIZE`, …) goes to
@@ -55,7 +55,7 @@ const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 ///   resolves names (asyncio would do a blocking lookup on the loop thread).
 /// * `sendto` after the endpoint is closed is a silent no-op on every
 ///   endpoint (asyncio only counts on connected ones), counted and warned
-///   from the fifth on (SPEC 7.3).
+///   from the fifth on (docs/behaviour.md 7.3).
 /// * There is no `reuse_address` option anywhere (asyncio removed it for
 ///   UDP, bpo-37228: `SO_REUSEADDR` lets another process steal the port).
 #[derive(Clone)]

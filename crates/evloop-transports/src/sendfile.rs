@@ -1,5 +1,5 @@
-//! `sendfile` on a transport and `sock_sendfile` on a socket (SPEC 19.1,
-//! R-134..R-138): a regular file sent with zero-copy `sendfile(2)` where
+//! `sendfile` on a transport and `sock_sendfile` on a socket (docs/behaviour.md
+//! 19.1): a regular file sent with zero-copy `sendfile(2)` where
 //! the kernel can, a chunked read+write fallback where it cannot.
 //!
 //! | target | path |
@@ -311,7 +311,7 @@ pub fn sock_sendfile<'a>(
     }
 }
 
-/// asyncio's `_check_sendfile_params`: a positive count, an offset
+/// asyncio's `_check_sendfile_params`: a positive count, an offset
 /// the file offset can hold.
 fn check_params(offset: u64, count: Option<u64>) -> Result<(), Error> {
     if count == Some(0) {

@@ -1,4 +1,4 @@
-//! asyncio's low-level socket coroutines (SPEC 9.1, R-60..R-64):
+//! asyncio's low-level socket coroutines (docs/behaviour.md 9.1):
 //! `sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_connect`,
 //! `sock_accept`, `sock_sendto`, `sock_recvfrom`, `sock_recvfrom_into` on a
 //! socket the caller owns (`sock_sendfile` is in `sendfile.rs`).
@@ -24,7 +24,8 @@
 //! same fd: as in asyncio, a sock_* wait replaces that watcher.
 //!
 //! The futures borrow the socket (`&'a impl AsFd`), so it cannot be closed
-//! while one is pending (asyncio's R-62 hazard cannot arise). To spawn one
+//! while one is pending (asyncio's hazard of closing a socket under a pending
+//! call cannot arise). To spawn one
 //! as a task, move the socket into the task's `async move` block.
 
 use std::cell::{Cell, RefCell};
@@ -44,8 +45,8 @@ use rustix::net::{
 };
 
 use crate::address::Address;
-
 use crate::family::Family;
+
 /// Receives up to `n` bytes (asyncio's `sock_recv`); an empty vector means
 /// the peer closed (or `n` was 0).
 ///
@@ -186,7 +187,7 @@ impl From<(String, u16)> for ConnectTarget {
 /// Connects the socket to `addr` (asyncio's `sock_connect`): an
 /// [`Address::Inet`] for an internet socket, a unix address for a unix one,
 /// or a host and port (`("localhost", 8080)`), which is resolved first as
-/// asyncio does: a numeric host inline, a name by the loop's
+/// asyncio does: a numeric host inline, a name by the loop's
 /// [`Resolver`](crate::Resolver) (off the loop; the facade installs one)
 /// with the socket's family, type and protocol, taking the first address.
 /// On `EINPROGRESS` it waits until the socket is writable and reads

@@ -1,4 +1,4 @@
-//! UDP endpoints: asyncio's `create_datagram_endpoint` (SPEC 5.5, R-108..R-112)
+//! UDP endpoints: asyncio's `create_datagram_endpoint` (docs/behaviour.md 5.5)
 //! over the shared [`DatagramTransport`].
 //!
 //! Addresses resolve through [`resolve`](crate::resolve) (numeric hosts
@@ -10,7 +10,7 @@
 //! reports a `peername`.
 //!
 //! There is no `reuse_address` option: asyncio removed it from
-//! `create_datagram_endpoint` (bpo-37228, R-109) because `SO_REUSEADDR` on
+//! `create_datagram_endpoint` (bpo-37228) because `SO_REUSEADDR` on
 //! UDP lets another process bind the same port and receive its datagrams.
 //! `reuse_port` (`SO_REUSEPORT`, which the kernel restricts to one user) is
 //! offered.

@@ -1,4 +1,4 @@
-//! SPEC 11.1: `connect_read_pipe`/`connect_write_pipe` on pipes, FIFOs,
+//! docs/behaviour.md 11.1: `connect_read_pipe`/`connect_write_pipe` on pipes, FIFOs,
 //! socketpairs and ptys; EOF, the reader going away, flow control, file-type
 //! checks, and no leaked fds.
 //!

@@ -1,4 +1,4 @@
-//! SPEC 19.1 (R-134..R-138): `sendfile` on transports and `sock_sendfile`
+//! docs/behaviour.md 19.1: `sendfile` on transports and `sock_sendfile`
 //! on sockets — byte-exact transfers of 0 B, 1 B, 1 MiB and 64 MiB files,
 //! the file position afterwards, offset/count, the fallback (a pipe
 //! transport, a transport implemented outside the crate as TLS is), writes

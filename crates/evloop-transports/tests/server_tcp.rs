@@ -1,4 +1,4 @@
-//! SPEC 6.1 and 6.3: `create_server` binding rules and the `Server`
+//! docs/behaviour.md 6.1 and 6.3: `create_server` binding rules and the `Server`
 //! lifecycle, over real loopback sockets.
 
 mod support;
@@ -119,7 +119,10 @@ fn spec_6_1_bind_error_keeps_errno_and_names_the_address() {
         ))
         .unwrap_err();
     assert_eq!(err.io_kind(), Some(std::io::ErrorKind::AddrInUse));
-    assert_eq!(os_errno(&err), Some(98));
+    assert_eq!(
+        os_errno(&err),
+        Some(rustix::io::Errno::ADDRINUSE.raw_os_error())
+    );
     assert!(
         err.to_string().contains(&format!("127.0.0.1:{port}")),
         "{err}"

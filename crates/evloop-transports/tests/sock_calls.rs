@@ -1,4 +1,4 @@
-//! SPEC 9.1: the sock_* futures (`sock_recv`, `sock_recv_into`,
+//! docs/behaviour.md 9.1: the sock_* futures (`sock_recv`, `sock_recv_into`,
 //! `sock_sendall`, `sock_connect`, `sock_accept`, `sock_sendto`,
 //! `sock_recvfrom`): try first, then wait; cancellation removes the watcher
 //! without disturbing another waiter on the same fd.

@@ -1,5 +1,5 @@
-//! SPEC 9.1: `sock_recvfrom_into`, and `sock_connect` with a host and port
-//! (numeric hosts inline, names through the loop's resolver, R-63).
+//! docs/behaviour.md 9.1: `sock_recvfrom_into`, and `sock_connect` with a host and port
+//! (numeric hosts inline, names through the loop's resolver).
 
 mod support;
 

@@ -1,7 +1,7 @@
-//! SPEC 17.1, the writing half and the servers: `StreamWriter`'s `drain`,
-//! `close`/`wait_closed`, errors after the connection is lost,
+//! docs/behaviour.md 17.1, the writing half and the servers: `StreamWriter`'s `drain`,
+//! `close`/`wait_closed`, errors after the connection is lost,
 //! `start_server` handlers (panics, dropped writers), the limit check
-//! and the futures-io traits carrying 1 MiB through an echo server.
+//!, and the futures-io traits carrying 1 MiB through an echo server.
 
 mod support;
 

@@ -1,4 +1,4 @@
-//! SPEC 5.1–5.4: `create_connection` over real loopback sockets —
+//! docs/behaviour.md 5.1–5.4: `create_connection` over real loopback sockets —
 //! resolution, attempts in order, error aggregation, happy eyeballs,
 //! `local_addr`, the factory/`connection_made` handshake, cancellation.
 
@@ -330,7 +330,10 @@ fn spec_5_3_local_addr_in_use_names_the_address() {
         ))
         .unwrap_err();
     assert_eq!(err.io_kind(), Some(io::ErrorKind::AddrInUse), "{err}");
-    assert_eq!(os_errno(&err), Some(98));
+    assert_eq!(
+        os_errno(&err),
+        Some(rustix::io::Errno::ADDRINUSE.raw_os_error())
+    );
     assert!(err.to_string().contains(&taken_addr.to_string()), "{err}");
     drop(taken);
     fx.finish();

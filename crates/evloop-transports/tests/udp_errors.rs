@@ -1,4 +1,4 @@
-//! UDP error paths (SPEC 5.5, 7.2, 7.3; R-110..R-112): OS errors go to
+//! UDP error paths (docs/behaviour.md 5.5, 7.2, 7.3): OS errors go to
 //! `error_received` and never close the endpoint; host names are refused
 //! without a lookup; a panicking protocol is reported and closes the
 //! endpoint with an error; sends after close are silent no-ops.
@@ -20,7 +20,7 @@ use support::{until, Fixture};
 
 /// `EMSGSIZE` (its `ErrorKind` is not nameable on stable).
 fn emsgsize() -> io::Error {
-    io::Error::from_raw_os_error(90)
+    io::Error::from_raw_os_error(rustix::io::Errno::MSGSIZE.raw_os_error())
 }
 
 /// A free UDP port on 127.0.0.1: bound, then released.
@@ -48,7 +48,10 @@ fn spec_5_5_connection_refused_goes_to_error_received_and_the_endpoint_survives(
         t.sendto(b"anyone?", None).unwrap();
         until(&lp, || !log.errors().is_empty()).await;
         assert_eq!(log.errors()[0].0, io::ErrorKind::ConnectionRefused);
-        assert_eq!(log.errors()[0].1, Some(111));
+        assert_eq!(
+            log.errors()[0].1,
+            Some(rustix::io::Errno::CONNREFUSED.raw_os_error())
+        );
         assert!(!t.is_closing());
         assert!(log.lost().is_empty());
         // The endpoint still works: a live peer on that port round-trips.

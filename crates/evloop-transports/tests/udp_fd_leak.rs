@@ -1,4 +1,4 @@
-//! No fd leaks from UDP endpoints (SPEC 5.5, 7.2): `/proc/self/fd` is
+//! No fd leaks from UDP endpoints (docs/behaviour.md 5.5, 7.2): `/proc/self/fd` is
 //! counted around many create/close cycles, through every way an endpoint
 //! ends (close, abort, failed creation, dropped creation future).
 

@@ -1,4 +1,4 @@
-//! Interop with CPython's asyncio (SPEC 5.5; STYLE 3.15): an evloop UDP
+//! Interop with CPython's asyncio (docs/behaviour.md 5.5): an evloop UDP
 //! endpoint talks to a stock asyncio UDP peer (tests/peers/
 //! asyncio_udp_peer.py, run with python3): datagrams of many sizes come
 //! back whole and in order, and asyncio sees our `sockname` as the sender.

@@ -1,4 +1,4 @@
-//! Datagram write buffering and closing (SPEC 5.5, 7.2..7.4; ),
+//! Datagram write buffering and closing (docs/behaviour.md 5.5, 7.2..7.4),
 //! driven over a connected unix datagram socket: unlike UDP on loopback,
 //! its sends really block (`EAGAIN`) once the receiver's queue is full
 //! (`net.unix.max_dgram_qlen`), so the queue, the water marks, flushing on
@@ -163,7 +163,7 @@ fn spec_5_5_close_flushes_the_queue_then_connection_lost_none() {
         assert!(t.get_write_buffer_size() > 0);
         t.close();
         assert!(t.is_closing());
-        // Sends while the flush is pending are still accepted.
+        // Sends while the flush is pending are still accepted.
         t.sendto(&payload(COUNT), None).unwrap();
         assert!(log.lost().is_empty());
         rx.start(&lp);

@@ -1,4 +1,4 @@
-//! SPEC 5.6 and 6.5: unix stream connections and servers — filesystem and
+//! docs/behaviour.md 5.6 and 6.5: unix stream connections and servers — filesystem and
 //! abstract addresses, stale socket files, cleanup on close — plus interop
 //! with a CPython asyncio unix server.
 

@@ -1,7 +1,7 @@
 //! `subprocess -- PROGRAM ARGS...`: runs the child through the loop's
 //! subprocess API, copies its stdout and stderr to ours as they arrive and
 //! our stdin to its stdin, then prints `exit status: N` (`-SIGNUM` if a
-//! signal killed it) and exits 0 (DESIGN.md "Examples", item 6).
+//! signal killed it) and exits 0 (README, contract example 6).
 //!
 //! Our stdin may be a pipe, a tty or a socket (watched by the loop as a
 //! read pipe), a regular file (read on the executor) or `/dev/null`. A child

@@ -1,4 +1,4 @@
-//! `getaddrinfo`/`getnameinfo` (SPEC 10.1): run on the executor, except
+//! `getaddrinfo`/`getnameinfo` (docs/behaviour.md 10.1): run on the executor, except
 //! numeric hosts, which resolve inline with no thread hop (asyncio's
 //! `_ipaddr_info`).
 

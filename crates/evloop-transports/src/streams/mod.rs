@@ -1,11 +1,11 @@
-//! High-level streams (asyncio's `asyncio.streams`, SPEC 17.1): a
+//! High-level streams (asyncio's `asyncio.streams`, docs/behaviour.md 17.1): a
 //! [`StreamReader`]/[`StreamWriter`] pair over a stream transport, built by
 //! [`open_connection`], [`start_server`], [`open_unix_connection`] and
 //! [`start_unix_server`], or fed from outside through a [`StreamFeed`]
 //! ([`StreamReader::with_feed`], [`StreamWriter::with_feed`],
 //! [`stream_pair`]; a subprocess's pipes use these).
 //!
-//! The pieces follow asyncio 3.11 (reference R-139..R-141):
+//! The pieces follow asyncio 3.11 (as asyncio 3.11 has them):
 //!
 //! * an internal `StreamProtocol` (asyncio's `StreamReaderProtocol` plus
 //!   `FlowControlMixin`) implements [`Protocol`]: `data_received` appends to
