@@ -681,7 +681,7 @@ fn spec_1_7_after_close_every_scheduling_call_is_closed() {
         matches!(res, Err(Error::Closed)),
         "run_until_complete: {res:?}"
     );
-    let res = lp.run_in_executor(None, || 1);
+    let res = futures_lite::future::block_on(lp.run_in_executor(None, || 1));
     assert!(
         matches!(res, Err(Error::Closed)),
         "run_in_executor: {:?}",
@@ -725,14 +725,12 @@ fn spec_1_7_close_does_not_wait_for_the_default_executor() {
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let finished = Arc::new(AtomicBool::new(false));
     let f = finished.clone();
-    let job = lp
-        .run_in_executor(None, move || {
-            started_tx.send(()).unwrap();
-            // Bounded: a close() that waited would return after this timeout.
-            let _ = release_rx.recv_timeout(Duration::from_secs(20));
-            f.store(true, Ordering::SeqCst);
-        })
-        .unwrap();
+    let job = lp.run_in_executor(None, move || {
+        started_tx.send(()).unwrap();
+        // Bounded: a close() that waited would return after this timeout.
+        let _ = release_rx.recv_timeout(Duration::from_secs(20));
+        f.store(true, Ordering::SeqCst);
+    });
     started_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the executor job started");

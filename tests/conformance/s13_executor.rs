@@ -108,13 +108,11 @@ fn blocked_in_poll(tid: &str) -> bool {
 fn spec_13_1_run_in_executor_returns_the_result() {
     let fx = Fixture::new();
     let lp = &fx.lp;
-    let fut = lp.run_in_executor(None, || 6 * 7).expect("run_in_executor");
+    let fut = lp.run_in_executor(None, || 6 * 7);
     let output = lp.run_until_complete(fut).expect("run_until_complete");
     assert_eq!(output.expect("job result"), 42);
     // Awaited from a task as well.
-    let fut = lp
-        .run_in_executor(None, || String::from("from a task"))
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(None, || String::from("from a task"));
     // The task's future is the executor future itself.
     let task = lp.create_task(fut).expect("create_task");
     let output = lp.run_until_complete(task).expect("run_until_complete");
@@ -127,9 +125,7 @@ fn spec_13_1_run_in_executor_returns_the_result() {
 fn spec_13_1_default_pool_threads_are_named() {
     let fx = Fixture::new();
     let lp = &fx.lp;
-    let fut = lp
-        .run_in_executor(None, thread_name)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(None, thread_name);
     let name = lp
         .run_until_complete(fut)
         .expect("run_until_complete")
@@ -157,9 +153,7 @@ fn spec_13_1_default_pool_is_created_lazily() {
         0,
         "no thread before the first job"
     );
-    let fut = lp
-        .run_in_executor(None, thread_name)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(None, thread_name);
     let name = lp
         .run_until_complete(fut)
         .expect("run_until_complete")
@@ -182,9 +176,7 @@ fn spec_13_1_given_executor_is_used_instead_of_the_default() {
         .thread_name_prefix("conf-custom")
         .build()
         .expect("pool");
-    let fut = lp
-        .run_in_executor(Some(&pool), thread_name)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(Some(&pool), thread_name);
     let name = lp
         .run_until_complete(fut)
         .expect("run_until_complete")
@@ -204,18 +196,14 @@ fn spec_13_1_panicking_call_is_error_panic() {
     let fx = Fixture::new();
     let lp = &fx.lp;
     let pool = ThreadPool::new();
-    let fut = lp
-        .run_in_executor(Some(&pool), || -> u32 { panic!("job boom") })
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(Some(&pool), || -> u32 { panic!("job boom") });
     let output = lp.run_until_complete(fut).expect("run_until_complete");
     assert!(
         matches!(&output, Err(Error::Panic(m)) if m == "job boom"),
         "{output:?}"
     );
     // The pool and the loop go on.
-    let fut = lp
-        .run_in_executor(Some(&pool), || 5)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(Some(&pool), || 5);
     assert_eq!(lp.run_until_complete(fut).expect("run").expect("result"), 5);
     pool.shutdown(true);
     fx.finish();
@@ -230,13 +218,13 @@ fn spec_13_1_after_close_is_closed() {
     let ran = Arc::new(AtomicBool::new(false));
     let drops = Arc::new(AtomicUsize::new(0));
     let (r, payload) = (ran.clone(), Payload(drops.clone()));
-    let default = lp.run_in_executor(None, move || {
+    let default = block_on(lp.run_in_executor(None, move || {
         let _payload = payload;
         r.store(true, Ordering::SeqCst);
-    });
+    }));
     assert!(matches!(default, Err(Error::Closed)), "{default:?}");
     let r = ran.clone();
-    let given = lp.run_in_executor(Some(&pool), move || r.store(true, Ordering::SeqCst));
+    let given = block_on(lp.run_in_executor(Some(&pool), move || r.store(true, Ordering::SeqCst)));
     assert!(matches!(given, Err(Error::Closed)), "{given:?}");
     assert_eq!(
         drops.load(Ordering::SeqCst),
@@ -258,12 +246,10 @@ fn spec_13_1_result_arriving_after_close_is_dropped_quietly() {
     let (release, wait) = mpsc::channel::<()>();
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
-    let mut fut = lp
-        .run_in_executor(Some(&executor), move || {
-            wait.recv().expect("release");
-            Payload(d)
-        })
-        .expect("run_in_executor");
+    let mut fut = lp.run_in_executor(Some(&executor), move || {
+        wait.recv().expect("release");
+        Payload(d)
+    });
     // The loop polls the future (registering its waker), then stops first.
     lp.stop();
     let stopped = lp.run_until_complete(&mut fut);
@@ -295,12 +281,10 @@ fn spec_13_1_result_arriving_after_close_for_a_task_is_dropped_quietly() {
     let (release, wait) = mpsc::channel::<()>();
     let drops = Arc::new(AtomicUsize::new(0));
     let d = drops.clone();
-    let fut = lp
-        .run_in_executor(Some(&executor), move || {
-            wait.recv().expect("release");
-            Payload(d)
-        })
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(Some(&executor), move || {
+        wait.recv().expect("release");
+        Payload(d)
+    });
     let task = lp
         .create_task(async move { fut.await.map(drop) })
         .expect("create_task");
@@ -329,20 +313,18 @@ fn spec_13_1_result_wakes_a_loop_blocked_in_poll() {
     let loop_thread = current_tid();
     let saw_blocked = Arc::new(AtomicBool::new(false));
     let saw = saw_blocked.clone();
-    let fut = lp
-        .run_in_executor(Some(&pool), move || {
-            // Deliver the result only once the loop sleeps in poll (bounded,
-            // so a platform without the /proc view still finishes).
-            for _ in 0..5_000_000 {
-                if blocked_in_poll(&loop_thread) {
-                    saw.store(true, Ordering::SeqCst);
-                    break;
-                }
-                thread::yield_now();
+    let fut = lp.run_in_executor(Some(&pool), move || {
+        // Deliver the result only once the loop sleeps in poll (bounded,
+        // so a platform without the /proc view still finishes).
+        for _ in 0..5_000_000 {
+            if blocked_in_poll(&loop_thread) {
+                saw.store(true, Ordering::SeqCst);
+                break;
             }
-            7
-        })
-        .expect("run_in_executor");
+            thread::yield_now();
+        }
+        7
+    });
     // The task's future is the executor future itself.
     let task = lp.create_task(fut).expect("create_task");
     let watchdog = Watchdog::new(lp.remote());
@@ -365,9 +347,7 @@ fn spec_13_1_set_default_executor_replaces_and_shuts_down_the_previous() {
     let first = Arc::new(ThreadPerJob::default());
     lp.set_default_executor(first.clone())
         .expect("set_default_executor");
-    let fut = lp
-        .run_in_executor(None, thread_name)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(None, thread_name);
     let name = lp.run_until_complete(fut).expect("run").expect("result");
     assert_eq!(
         name, "conf-job",
@@ -381,9 +361,7 @@ fn spec_13_1_set_default_executor_replaces_and_shuts_down_the_previous() {
     lp.set_default_executor(Arc::new(second.clone()))
         .expect("set_default_executor");
     assert!(first.is_shutdown(), "the previous default is shut down");
-    let fut = lp
-        .run_in_executor(None, thread_name)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(None, thread_name);
     let name = lp.run_until_complete(fut).expect("run").expect("result");
     assert_eq!(name, "conf-default-0");
     second.shutdown(true);
@@ -397,17 +375,15 @@ fn spec_13_1_shutdown_default_executor_waits_for_queued_calls() {
     let (release, wait) = mpsc::channel::<()>();
     let finished = Arc::new(AtomicBool::new(false));
     let f = finished.clone();
-    let job = lp
-        .run_in_executor(None, move || {
-            wait.recv().expect("release");
-            // Make a shutdown that does not wait lose the race.
-            for _ in 0..1000 {
-                thread::yield_now();
-            }
-            f.store(true, Ordering::SeqCst);
-            "late"
-        })
-        .expect("run_in_executor");
+    let job = lp.run_in_executor(None, move || {
+        wait.recv().expect("release");
+        // Make a shutdown that does not wait lose the race.
+        for _ in 0..1000 {
+            thread::yield_now();
+        }
+        f.store(true, Ordering::SeqCst);
+        "late"
+    });
     let shutdown = lp.shutdown_default_executor(None);
     release.send(()).expect("release the job");
     // Awaited off the loop so that no helper thread keeps the loop's waker.
@@ -419,16 +395,14 @@ fn spec_13_1_shutdown_default_executor_waits_for_queued_calls() {
     // The queued call's result is still delivered.
     let output = lp.run_until_complete(job).expect("run_until_complete");
     assert_eq!(output.expect("job result"), "late");
-    let refused = lp.run_in_executor(None, || ());
+    let refused = block_on(lp.run_in_executor(None, || ()));
     assert!(
         matches!(refused, Err(Error::InvalidState(_))),
         "{refused:?}"
     );
     // A given executor still works.
     let pool = ThreadPool::new();
-    let fut = lp
-        .run_in_executor(Some(&pool), || 1)
-        .expect("run_in_executor");
+    let fut = lp.run_in_executor(Some(&pool), || 1);
     assert_eq!(lp.run_until_complete(fut).expect("run").expect("result"), 1);
     pool.shutdown(true);
     fx.finish();
@@ -443,7 +417,7 @@ fn spec_13_1_shutdown_default_executor_without_a_pool_resolves_at_once() {
     let ready = block_on(poll_once(&mut shutdown)).expect("no pool: ready at the first poll");
     ready.expect("shutdown_default_executor");
     assert_eq!(new_executor_threads(&before), 0);
-    let refused = lp.run_in_executor(None, || ());
+    let refused = block_on(lp.run_in_executor(None, || ()));
     assert!(
         matches!(refused, Err(Error::InvalidState(_))),
         "{refused:?}"
@@ -452,7 +426,7 @@ fn spec_13_1_shutdown_default_executor_without_a_pool_resolves_at_once() {
     let pool = ThreadPool::new();
     lp.set_default_executor(Arc::new(pool.clone()))
         .expect("set_default_executor");
-    let fut = lp.run_in_executor(None, || 3).expect("run_in_executor");
+    let fut = lp.run_in_executor(None, || 3);
     assert_eq!(lp.run_until_complete(fut).expect("run").expect("result"), 3);
     pool.shutdown(true);
     fx.finish();

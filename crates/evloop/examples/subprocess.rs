@@ -192,7 +192,7 @@ fn run(program: &str, args: &[String]) -> Result<i32, Error> {
             let read = lp.run_in_executor(None, move || {
                 let mut data = Vec::new();
                 file.read_to_end(&mut data).map(|_| data)
-            })?;
+            });
             let feeder = shared.clone();
             lp.create_task(async move {
                 let data = read.await;

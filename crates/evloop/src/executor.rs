@@ -53,18 +53,23 @@ impl<T> ExecutorFuture<T> {
 
     /// Runs a fallible `f` on the default executor, flattening its error
     /// into the future's.
-    pub(crate) fn fallible<F>(event_loop: &EventLoop, f: F) -> Result<Self, Error>
+    pub(crate) fn fallible<F>(event_loop: &EventLoop, f: F) -> Self
     where
         F: FnOnce() -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
         if event_loop.is_closed() {
-            return Err(Error::Closed);
+            return ExecutorFuture::ready(Err(Error::Closed));
         }
-        let task = spawn_blocking(&*event_loop.default_executor()?, f).map_err(shut_down_error)?;
-        Ok(ExecutorFuture {
-            state: State::Fallible(task),
-        })
+        let task = event_loop
+            .default_executor()
+            .and_then(|executor| spawn_blocking(&*executor, f).map_err(shut_down_error));
+        match task {
+            Ok(task) => ExecutorFuture {
+                state: State::Fallible(task),
+            },
+            Err(error) => ExecutorFuture::ready(Err(error)),
+        }
     }
 }
 
@@ -172,25 +177,27 @@ impl EventLoop {
     /// dropped quietly.
     ///
     /// # Errors
-    /// [`Error::Closed`] on a closed loop; [`Error::InvalidState`] if the
-    /// executor was shut down.
-    pub fn run_in_executor<T, F>(
-        &self,
-        executor: Option<&dyn Executor>,
-        f: F,
-    ) -> Result<ExecutorFuture<T>, Error>
+    /// The future fails with [`Error::Closed`] on a closed loop,
+    /// [`Error::InvalidState`] if the executor was shut down, and with
+    /// [`Error::Panic`] if `f` panicked.
+    pub fn run_in_executor<T, F>(&self, executor: Option<&dyn Executor>, f: F) -> ExecutorFuture<T>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
         if self.is_closed() {
-            return Err(Error::Closed);
+            return ExecutorFuture::ready(Err(Error::Closed));
         }
         let task = match executor {
-            Some(executor) => spawn_blocking(executor, f),
-            None => spawn_blocking(&*self.default_executor()?, f),
+            Some(executor) => spawn_blocking(executor, f).map_err(shut_down_error),
+            None => self
+                .default_executor()
+                .and_then(|pool| spawn_blocking(&*pool, f).map_err(shut_down_error)),
         };
-        task.map(ExecutorFuture::running).map_err(shut_down_error)
+        match task {
+            Ok(task) => ExecutorFuture::running(task),
+            Err(error) => ExecutorFuture::ready(Err(error)),
+        }
     }
 
     /// Makes `executor` the default for `run_in_executor(None, …)`. The

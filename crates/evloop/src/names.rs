@@ -94,24 +94,23 @@ impl EventLoop {
     ///
     /// # Errors
     /// The future fails with [`Error::InvalidArgument`] if both are `None`,
-    /// [`Error::Io`] for a lookup failure; the call itself fails with
-    /// [`Error::Closed`] on a closed loop.
+    /// [`Error::Io`] for a lookup failure, [`Error::Closed`] on a closed loop.
     pub fn getaddrinfo(
         &self,
         host: Option<&str>,
         service: Option<&str>,
         hints: AddrInfoHints,
-    ) -> Result<ExecutorFuture<Vec<AddrInfo>>, Error> {
+    ) -> ExecutorFuture<Vec<AddrInfo>> {
         if self.is_closed() {
-            return Err(Error::Closed);
+            return ExecutorFuture::ready(Err(Error::Closed));
         }
         if host.is_none() && service.is_none() {
-            return Ok(ExecutorFuture::ready(Err(Error::invalid_argument(
+            return ExecutorFuture::ready(Err(Error::invalid_argument(
                 "getaddrinfo needs a host or a service",
-            ))));
+            )));
         }
         if let Some(info) = numeric_info(host, service, hints) {
-            return Ok(ExecutorFuture::ready(Ok(vec![info])));
+            return ExecutorFuture::ready(Ok(vec![info]));
         }
         let host = host.map(str::to_owned);
         let service = service.map(str::to_owned);
@@ -124,11 +123,7 @@ impl EventLoop {
     ///
     /// # Errors
     /// As [`getaddrinfo`](Self::getaddrinfo).
-    pub fn getnameinfo(
-        &self,
-        addr: SocketAddr,
-        flags: i32,
-    ) -> Result<ExecutorFuture<NameInfo>, Error> {
+    pub fn getnameinfo(&self, addr: SocketAddr, flags: i32) -> ExecutorFuture<NameInfo> {
         ExecutorFuture::fallible(self, move || {
             dns_lookup::getnameinfo(&addr, flags)
                 .map(|(host, service)| NameInfo { host, service })
@@ -221,7 +216,7 @@ impl evloop_transports::Resolver for ExecutorResolver {
         };
         let lookup = event_loop.getaddrinfo(host, Some(&port.to_string()), hints);
         Box::pin(async move {
-            let infos = lookup?.await?;
+            let infos = lookup.await?;
             let mut addrs: Vec<SocketAddr> = Vec::with_capacity(infos.len());
             for info in infos {
                 // getaddrinfo lists an address once per socket type when none
