@@ -180,7 +180,47 @@ impl Drop for SkipLog {
     }
 }
 
-/// The tidy step (step 3), run in-process.
+/// The programs the tests use as real peers, checked before anything is
+/// built, with a message that says how to get them.
+pub(crate) const PREREQUISITES: &[(&str, &[&str], &str)] = &[
+    (
+        "python3",
+        &["--version"],
+        "CPython's asyncio and ssl are the interop tests' peers",
+    ),
+    (
+        "openssl",
+        &["version"],
+        "s_client/s_server are the TLS interop tests' peers and make the examples' certificates",
+    ),
+];
+
+fn prerequisites_step() -> Step {
+    Step::in_process("prerequisites: python3, openssl", || {
+        let missing: Vec<String> = PREREQUISITES
+            .iter()
+            .filter(|(program, args, _)| {
+                !Command::new(program)
+                    .args(*args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            })
+            .map(|(program, _, why)| format!("  {program}: {why}"))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "cargo xtask test needs these programs (apt-get install python3 openssl; \
+             .ci/run installs them):\n{}",
+            missing.join("\n")
+        ))
+    })
+}
+
+/// The tidy step (step 4), run in-process.
 pub(crate) fn tidy_step(root: &Path) -> Step {
     let root = root.to_path_buf();
     Step::in_process(
@@ -192,6 +232,7 @@ pub(crate) fn tidy_step(root: &Path) -> Step {
 /// The whole matrix, in order (see docs/testing.md).
 pub(crate) fn matrix(root: &Path) -> Vec<Step> {
     let mut steps = vec![
+        prerequisites_step(),
         Step::cargo(root, &["fmt", "--all", "--", "--check"]),
         Step::cargo(
             root,
@@ -310,12 +351,13 @@ mod tests {
     fn matrix_starts_with_fmt_clippy_tidy_in_that_order() {
         let steps = matrix(&crate::workspace_root());
         let labels: Vec<&str> = steps.iter().map(|s| s.label.as_str()).collect();
-        assert_eq!(labels[0], "cargo fmt --all -- --check");
+        assert!(labels[0].starts_with("prerequisites"));
+        assert_eq!(labels[1], "cargo fmt --all -- --check");
         assert_eq!(
-            labels[1],
+            labels[2],
             "cargo clippy --workspace --all-targets -- -D warnings"
         );
-        assert!(labels[2].starts_with("tidy"));
+        assert!(labels[3].starts_with("tidy"));
         let workspace = labels
             .iter()
             .position(|l| *l == "cargo test --workspace --all-targets")
