@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -212,6 +212,7 @@ fn spec_16_1_write_eof_sends_close_notify_and_keeps_reading() {
 struct Small {
     buf: [u8; 7],
     got: Vec<u8>,
+    lost: Rc<Cell<bool>>,
 }
 
 impl BufferedProtocol for Small {
@@ -224,18 +225,24 @@ impl BufferedProtocol for Small {
     fn buffer_updated(&mut self, nbytes: usize) {
         self.got.extend_from_slice(&self.buf[..nbytes]);
     }
+    fn connection_lost(&mut self, _error: Option<std::io::Error>) {
+        self.lost.set(true);
+    }
 }
 
 #[test]
 fn spec_16_1_buffered_protocol_gets_plaintext_in_its_own_buffer() {
     let fx = Fixture::new();
     let (server, port) = echo_server(&fx, server_tls());
+    let lost = Rc::new(Cell::new(false));
+    let lost_flag = lost.clone();
     let (transport, client) = fx
         .run(create_connection_buffered(
             &fx.lp,
-            || Small {
+            move || Small {
                 buf: [0; 7],
                 got: Vec::new(),
+                lost: lost_flag,
             },
             Some("127.0.0.1"),
             Some(port),
@@ -248,7 +255,7 @@ fn spec_16_1_buffered_protocol_gets_plaintext_in_its_own_buffer() {
     }));
     assert!(client.with(|c| c.got == payload(100_000)).unwrap());
     transport.close();
-    fx.settle();
+    fx.run(until(&lp, || lost.get()));
     server.close();
     fx.run(server.wait_closed());
     fx.finish();
@@ -292,7 +299,8 @@ fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
         }
         transport.write(&chunk);
         written += chunk.len();
-        fx.wait(Duration::from_millis(1));
+        // The loop writes what the socket takes, without sleeping.
+        fx.drain();
     }
     assert!(
         client
@@ -338,7 +346,8 @@ fn spec_16_1_thousand_connect_close_cycles_leak_no_fd() {
         transport.close();
         fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
     }
-    fx.settle();
+    // What the last close queued runs (the server side's close).
+    fx.drain();
     assert_eq!(fd_count(), before, "fds changed over 1000 TLS cycles");
     server.close();
     fx.run(server.wait_closed());
@@ -356,8 +365,36 @@ fn spec_16_1_default_timeouts_are_asyncios() {
 
 #[test]
 fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
+    /// Echoes, and says when it has.
+    struct FlaggedEcho(Option<Transport>, Rc<Cell<bool>>);
+    impl Protocol for FlaggedEcho {
+        fn connection_made(&mut self, transport: Transport) {
+            self.0 = Some(transport);
+        }
+        fn data_received(&mut self, data: &[u8]) {
+            if let Some(t) = &self.0 {
+                t.write(data);
+                self.1.set(true);
+            }
+        }
+        fn connection_lost(&mut self, _error: Option<std::io::Error>) {
+            self.0 = None;
+        }
+    }
     let fx = Fixture::new();
-    let (server, port) = echo_server(&fx, server_tls());
+    let echoed = Rc::new(Cell::new(false));
+    let flag = echoed.clone();
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
+    let server = fx
+        .run(create_server(
+            &fx.lp,
+            move || FlaggedEcho(None, flag.clone()),
+            options,
+        ))
+        .unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -371,7 +408,11 @@ fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
     transport.pause_reading();
     assert!(!transport.is_reading());
     transport.write(b"echoed while we do not read");
-    fx.wait(Duration::from_millis(50));
+    // The server has echoed (its write goes to the socket at once), then
+    // the loop runs until quiet: the echo must not be delivered.
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || echoed.get()));
+    fx.drain();
     assert!(
         client.with(|c| c.data.is_empty()).unwrap(),
         "data while paused"

@@ -210,7 +210,7 @@ fn spec_6_3_close_stops_listening_at_once() {
 #[test]
 fn spec_6_3_wait_closed_waits_for_connections_and_close_clients() {
     let fx = Fixture::new();
-    let srv = server(&fx, local("127.0.0.1"));
+    let (srv, accepted) = counting_echo_server(&fx, local("127.0.0.1"));
     let port = port_of(&srv);
     let (rec, log) = Recorder::new();
     let (client, _h) = ok(fx.run(create_connection(
@@ -220,10 +220,12 @@ fn spec_6_3_wait_closed_waits_for_connections_and_close_clients() {
         Some(port),
         ConnectOptions::default(),
     )));
-    fx.settle();
+    // The server has accepted the connection (its protocol is made).
+    fx.run(until(&fx.lp, || accepted.get() == 1));
     srv.close();
     let mut waiting = Box::pin(srv.wait_closed());
-    fx.settle();
+    // Everything close() set off has run; wait_closed is still pending.
+    fx.drain();
     assert!(fx.run(future::poll_once(waiting.as_mut())).is_none());
     // The accepted connection still works after close().
     client.write(b"still");
@@ -238,7 +240,7 @@ fn spec_6_3_wait_closed_waits_for_connections_and_close_clients() {
 #[test]
 fn spec_6_3_abort_clients_drops_connections() {
     let fx = Fixture::new();
-    let srv = server(&fx, local("127.0.0.1"));
+    let (srv, accepted) = counting_echo_server(&fx, local("127.0.0.1"));
     let port = port_of(&srv);
     let (rec, log) = Recorder::new();
     let (_client, _h) = ok(fx.run(create_connection(
@@ -248,7 +250,7 @@ fn spec_6_3_abort_clients_drops_connections() {
         Some(port),
         ConnectOptions::default(),
     )));
-    fx.settle();
+    fx.run(until(&fx.lp, || accepted.get() == 1));
     srv.abort_clients();
     fx.run(until(&fx.lp, || log.borrow().is_lost()));
     srv.close();

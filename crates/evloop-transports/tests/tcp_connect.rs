@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use evloop_core::Error;
 use evloop_transports::{
     connect_accepted_socket, create_connection, create_connection_buffered, os_errno, Address,
-    BufferedProtocol, ConnectOptions, Family,
+    BufferedProtocol, ConnectOptions, Family, ServerOptions,
 };
 use futures_lite::future;
 use support::*;
@@ -245,7 +245,8 @@ fn spec_5_2_happy_eyeballs_refused_first_then_live() {
 #[test]
 fn spec_5_2_happy_eyeballs_delay_honoured_and_losers_closed() {
     let fx = Fixture::new();
-    let server = echo_server(&fx);
+    let (server, accepted) =
+        counting_echo_server(&fx, ServerOptions::default().host(["127.0.0.1"]));
     let live = SocketAddr::from(([127, 0, 0, 1], port_of(&server)));
     let (dead_fds, dead) = dead_address();
     install_resolver(&fx.lp, vec![dead, live]);
@@ -263,8 +264,10 @@ fn spec_5_2_happy_eyeballs_delay_honoured_and_losers_closed() {
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(transport.peername(), Some(Address::Inet(live)));
     // The hanging attempt's socket is closed: only ours and the server's
-    // accepted one are new.
-    fx.settle();
+    // accepted one are new. Wait for the accept, then let what is queued
+    // run (a deferred close of the loser would).
+    fx.run(until(&fx.lp, || accepted.get() == 1));
+    fx.drain();
     assert_eq!(fd_count(), fds_with_dead + 2);
     transport.close();
     close_server(&fx, &server);
@@ -451,7 +454,9 @@ fn spec_5_4_panic_in_connection_made_still_returns() {
         Some(port),
         ConnectOptions::default(),
     )));
-    fx.settle();
+    // Wait for the exception-handler call, then let what is queued run.
+    fx.run(until(&fx.lp, || !fx.errors.borrow().is_empty()));
+    fx.drain();
     assert!(transport.is_closing());
     let errors = fx.take_errors();
     assert!(errors.iter().any(|e| e.contains("boom")), "{errors:?}");

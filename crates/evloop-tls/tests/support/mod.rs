@@ -37,13 +37,27 @@ pub fn fd_count() -> usize {
         .unwrap_or(0)
 }
 
+/// How many empty-ready-queue iterations in a row [`Fixture::drain`] takes
+/// as "quiet".
+pub const QUIET_TURNS: usize = 3;
+
 /// A loop whose exception handler records every call, and the fd count at
 /// the start.
 pub struct Fixture {
     pub lp: EventLoop,
     pub errors: Rc<RefCell<Vec<ErrorContext>>>,
     fds_before: usize,
-    _serial: MutexGuard<'static, ()>,
+    /// The fds the loop itself holds (its poller, its waker).
+    loop_fds: usize,
+    serial: Option<MutexGuard<'static, ()>>,
+}
+
+thread_local! {
+    /// The serial lock of a finished [`Fixture`], held until the test's
+    /// thread ends, i.e. after the test's other locals (which may hold the
+    /// loop's last reference, or sockets) are dropped: the next test must
+    /// not count their fds in its baseline.
+    static HELD: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
 }
 
 impl Fixture {
@@ -51,6 +65,7 @@ impl Fixture {
         let serial = serial();
         let fds_before = fd_count();
         let lp = EventLoop::new().expect("loop");
+        let loop_fds = fd_count().saturating_sub(fds_before);
         let errors = Rc::new(RefCell::new(Vec::new()));
         let sink = errors.clone();
         lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {
@@ -60,7 +75,8 @@ impl Fixture {
             lp,
             errors,
             fds_before,
-            _serial: serial,
+            loop_fds,
+            serial: Some(serial),
         }
     }
 
@@ -84,14 +100,35 @@ impl Fixture {
         }
     }
 
-    /// Runs the loop for `delay`.
-    pub fn wait(&self, delay: Duration) {
-        self.run(sleep(&self.lp, delay));
+    /// Runs one loop iteration with a zero poll timeout: the I/O that is
+    /// ready now and the callbacks queued now run; nothing waits.
+    pub fn turn(&self) {
+        self.lp.stop();
+        self.lp.run_forever().expect("one loop iteration");
     }
 
-    /// Lets pending callbacks run.
-    pub fn settle(&self) {
-        self.wait(Duration::from_millis(20));
+    /// Drains the loop without sleeping: runs zero-timeout iterations until
+    /// the ready queue has stayed empty for [`QUIET_TURNS`] in a row, so
+    /// every callback already scheduled (a deferred `connection_lost`, say),
+    /// what those schedule in turn, and the I/O already ready have run.
+    /// Panics if the loop does not go quiet within 10 000 iterations.
+    pub fn drain(&self) {
+        let mut quiet = 0;
+        for _ in 0..10_000 {
+            self.turn();
+            if self.lp.pending_callbacks() == 0 {
+                quiet += 1;
+                if quiet == QUIET_TURNS {
+                    return;
+                }
+            } else {
+                quiet = 0;
+            }
+        }
+        panic!(
+            "the loop never went quiet: {} callbacks still pending",
+            self.lp.pending_callbacks()
+        );
     }
 
     /// The exception-handler calls so far, cleared.
@@ -101,11 +138,19 @@ impl Fixture {
 
     /// Closes the loop and asserts: no fd leaked, no unexpected errors.
     ///
-    /// This releases the serial lock: drop anything that holds an fd (a
-    /// `Scratch` directory, sockets) before calling it, or the next test
-    /// may count it.
-    pub fn finish(self) {
-        self.settle();
+    /// The serial lock stays held until the test's thread ends, so what
+    /// the test drops after this is not counted by the next test.
+    pub fn finish(mut self) {
+        self.drain();
+        // Sockets the test closed may end a few iterations later (a close
+        // that waits for the peer, say): wait for the count to come back,
+        // for at most 5 s; a real leak still fails the check below.
+        let expected = self.fds_before + self.loop_fds;
+        let limit = std::time::Instant::now() + Duration::from_secs(5);
+        self.run(until(&self.lp, || {
+            fd_count() <= expected || std::time::Instant::now() > limit
+        }));
+        self.drain();
         let errors = self.take_errors();
         assert!(
             errors.is_empty(),
@@ -113,6 +158,7 @@ impl Fixture {
         );
         self.lp.close().expect("close loop");
         assert_eq!(fd_count(), self.fds_before, "fd count changed (leak)");
+        HELD.with(|held| *held.borrow_mut() = self.serial.take());
     }
 }
 

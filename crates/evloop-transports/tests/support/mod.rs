@@ -32,13 +32,27 @@ pub fn fd_count() -> usize {
         .unwrap_or(0)
 }
 
+/// How many empty-ready-queue iterations in a row [`Fixture::drain`] takes
+/// as "quiet".
+pub const QUIET_TURNS: usize = 3;
+
 /// A loop with an exception handler that records every call, and the fd
 /// count at the start.
 pub struct Fixture {
     pub lp: EventLoop,
     pub errors: Rc<RefCell<Vec<String>>>,
     fds_before: usize,
-    _serial: MutexGuard<'static, ()>,
+    /// The fds the loop itself holds (its poller, its waker).
+    loop_fds: usize,
+    serial: Option<MutexGuard<'static, ()>>,
+}
+
+thread_local! {
+    /// The serial lock of a finished [`Fixture`], held until the test's
+    /// thread ends, i.e. after the test's other locals (which may hold the
+    /// loop's last reference, or sockets) are dropped: the next test must
+    /// not count their fds in its baseline.
+    static HELD: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
 }
 
 impl Fixture {
@@ -46,6 +60,7 @@ impl Fixture {
         let serial = serial();
         let fds_before = fd_count();
         let lp = EventLoop::new().expect("loop");
+        let loop_fds = fd_count().saturating_sub(fds_before);
         let errors = Rc::new(RefCell::new(Vec::new()));
         let sink = errors.clone();
         lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {
@@ -55,7 +70,8 @@ impl Fixture {
             lp,
             errors,
             fds_before,
-            _serial: serial,
+            loop_fds,
+            serial: Some(serial),
         }
     }
 
@@ -79,9 +95,35 @@ impl Fixture {
         }
     }
 
-    /// Lets the loop run pending callbacks for a few iterations.
-    pub fn settle(&self) {
-        self.run(sleep(&self.lp, Duration::from_millis(20)));
+    /// Runs one loop iteration with a zero poll timeout: the I/O that is
+    /// ready now and the callbacks queued now run; nothing waits.
+    pub fn turn(&self) {
+        self.lp.stop();
+        self.lp.run_forever().expect("one loop iteration");
+    }
+
+    /// Drains the loop without sleeping: runs zero-timeout iterations until
+    /// the ready queue has stayed empty for [`QUIET_TURNS`] in a row, so
+    /// every callback already scheduled (a deferred `connection_lost`, say),
+    /// what those schedule in turn, and the I/O already ready have run.
+    /// Panics if the loop does not go quiet within 10 000 iterations.
+    pub fn drain(&self) {
+        let mut quiet = 0;
+        for _ in 0..10_000 {
+            self.turn();
+            if self.lp.pending_callbacks() == 0 {
+                quiet += 1;
+                if quiet == QUIET_TURNS {
+                    return;
+                }
+            } else {
+                quiet = 0;
+            }
+        }
+        panic!(
+            "the loop never went quiet: {} callbacks still pending",
+            self.lp.pending_callbacks()
+        );
     }
 
     /// The exception-handler calls so far, cleared.
@@ -90,8 +132,17 @@ impl Fixture {
     }
 
     /// Closes the loop and asserts: no fd leaked, no unexpected errors.
-    pub fn finish(self) {
-        self.settle();
+    pub fn finish(mut self) {
+        self.drain();
+        // Sockets the test closed may end a few iterations later (a close
+        // that waits for the peer, say): wait for the count to come back,
+        // for at most 5 s; a real leak still fails the check below.
+        let expected = self.fds_before + self.loop_fds;
+        let limit = std::time::Instant::now() + Duration::from_secs(5);
+        self.run(until(&self.lp, || {
+            fd_count() <= expected || std::time::Instant::now() > limit
+        }));
+        self.drain();
         let errors = self.take_errors();
         assert!(
             errors.is_empty(),
@@ -100,6 +151,7 @@ impl Fixture {
         self.lp.close().expect("close loop");
         let after = fd_count();
         assert_eq!(after, self.fds_before, "fd count changed (leak)");
+        HELD.with(|held| *held.borrow_mut() = self.serial.take());
     }
 }
 
@@ -118,10 +170,11 @@ pub fn sleep(lp: &EventLoop, delay: Duration) -> impl Future<Output = ()> + 'sta
     }
 }
 
-/// Waits (on the loop) until `cond` holds, polling every few ms.
+/// Waits (on the loop) until `cond` holds, checking it every millisecond
+/// (the caller's `run` bounds the wait: 60 s).
 pub async fn until(lp: &EventLoop, mut cond: impl FnMut() -> bool) {
     while !cond() {
-        sleep(lp, Duration::from_millis(2)).await;
+        sleep(lp, Duration::from_millis(1)).await;
     }
 }
 
@@ -358,6 +411,46 @@ pub fn echo_server(fx: &Fixture) -> evloop_transports::Server {
         Echo::default,
         evloop_transports::ServerOptions::default().host(["127.0.0.1"]),
     )))
+}
+
+/// An [`Echo`] that counts its `connection_made` calls.
+#[derive(Debug, Default)]
+pub struct CountedEcho {
+    echo: Echo,
+    made: Rc<std::cell::Cell<usize>>,
+}
+
+impl Protocol for CountedEcho {
+    fn connection_made(&mut self, transport: Transport) {
+        self.made.set(self.made.get() + 1);
+        self.echo.connection_made(transport);
+    }
+    fn data_received(&mut self, data: &[u8]) {
+        self.echo.data_received(data);
+    }
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        self.echo.connection_lost(error);
+    }
+}
+
+/// An echo server with `options` that counts the connections it accepted
+/// (its protocols' `connection_made` calls), so a test can wait for the
+/// accept instead of sleeping.
+pub fn counting_echo_server(
+    fx: &Fixture,
+    options: evloop_transports::ServerOptions,
+) -> (evloop_transports::Server, Rc<std::cell::Cell<usize>>) {
+    let made = Rc::new(std::cell::Cell::new(0));
+    let counter = made.clone();
+    let server = ok(fx.run(evloop_transports::create_server(
+        &fx.lp,
+        move || CountedEcho {
+            echo: Echo::default(),
+            made: counter.clone(),
+        },
+        options,
+    )));
+    (server, made)
 }
 
 /// Closes `server` and waits for it and its connections.
