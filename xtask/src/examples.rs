@@ -147,8 +147,9 @@ pub(crate) fn steps(root: &Path) -> Vec<Step> {
 }
 
 /// `$CARGO_TARGET_DIR` (relative to the workspace root, where cargo runs),
-/// else `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+/// else `<root>/target`. Used by every xtask command that finds built
+/// binaries.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => root.join(dir),
         _ => root.join("target"),

@@ -134,8 +134,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if !status.success() {
         return Err(format!("xtask: cargo build failed ({status})"));
     }
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target = crate::examples::target_dir(root);
     let example = target.join("release/examples/sendfile_bench");
     let dir = target.join("bench-sendfile");
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

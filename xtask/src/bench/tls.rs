@@ -131,13 +131,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     let options = parse_options(args)?;
     let started = SystemTime::now();
-    let target_dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let target_dir = if target_dir.is_relative() {
-        root.join(target_dir)
-    } else {
-        target_dir
-    };
+    let target_dir = crate::examples::target_dir(root);
     let release = target_dir.join("release");
     step(
         root,
