@@ -33,6 +33,7 @@ use evloop_core::{Error, EventLoop, LoopFuture};
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketAddrAny, SocketAddrUnix};
 
 use crate::address::Address;
+use crate::fault::{self, Op};
 use crate::flow::{Flow, WaterMarks};
 use crate::protocol::DatagramProtocol;
 use crate::read_buffer::ReadBuffer;
@@ -453,10 +454,10 @@ impl DatagramInner {
         let Some(fd) = fd.as_ref() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
-        let result = match to {
+        let result = fault::io(Op::Send, self.raw_fd, data.len(), |_| match to {
             None => rustix::net::send(fd, data, SendFlags::NOSIGNAL),
             Some(to) => rustix::net::sendto(fd, data, SendFlags::NOSIGNAL, to),
-        };
+        });
         result.map_err(io::Error::from)
     }
 
@@ -489,8 +490,10 @@ impl DatagramInner {
                     buffer.give_back(scratch);
                     return;
                 };
-                rustix::net::recvfrom(fd, &mut scratch[..], RecvFlags::empty())
-                    .map_err(io::Error::from)
+                fault::io(Op::Recv, self.raw_fd, scratch.len(), |_| {
+                    rustix::net::recvfrom(fd, &mut scratch[..], RecvFlags::empty())
+                })
+                .map_err(io::Error::from)
             };
             match outcome {
                 Ok((n, _, from)) => {
@@ -699,7 +702,9 @@ impl DatagramInner {
             st.buffered = 0;
         }
         self.watch.release();
-        drop(self.fd.borrow_mut().take());
+        if self.fd.borrow_mut().take().is_some() {
+            fault::closed(self.raw_fd);
+        }
         drop(self.protocol.borrow_mut().take());
     }
 }

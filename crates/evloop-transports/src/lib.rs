@@ -57,6 +57,10 @@
 mod address;
 mod datagram;
 mod family;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
+#[cfg(not(feature = "fault-injection"))]
+mod fault;
 mod flow;
 pub mod layer;
 mod lifecycle;

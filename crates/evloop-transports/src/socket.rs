@@ -19,6 +19,7 @@ use rustix::net::addr::SocketAddrArg;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
 
 use crate::address::Address;
+use crate::fault::{self, Op};
 
 /// A new non-blocking, close-on-exec socket.
 pub(crate) fn new_socket(family: AddressFamily, kind: SocketType) -> io::Result<OwnedFd> {
@@ -99,8 +100,9 @@ pub(crate) fn listen(fd: &OwnedFd, backlog: u32) -> io::Result<()> {
 
 /// `accept4(NONBLOCK|CLOEXEC)`: the new socket and the peer's address.
 pub(crate) fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<Address>), Errno> {
-    let (fd, peer) =
-        rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
+    let (fd, peer) = fault::io(Op::Accept, listener.as_raw_fd(), 0, |_| {
+        rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+    })?;
     Ok((fd, peer.and_then(|a| Address::from_any(&a))))
 }
 
@@ -112,8 +114,24 @@ pub(crate) async fn connect(
     fd: &OwnedFd,
     addr: &impl SocketAddrArg,
 ) -> Result<(), Error> {
+    fault::socket_created(fd.as_raw_fd());
+    let result = connect_once(event_loop, fd, addr).await;
+    if result.is_err() {
+        fault::connect_failed(fd.as_raw_fd());
+    }
+    result
+}
+
+/// [`connect`] without the fault seam's bookkeeping.
+async fn connect_once(
+    event_loop: &EventLoop,
+    fd: &OwnedFd,
+    addr: &impl SocketAddrArg,
+) -> Result<(), Error> {
     loop {
-        match rustix::net::connect(fd, addr) {
+        match fault::io(Op::Connect, fd.as_raw_fd(), 0, |_| {
+            rustix::net::connect(fd, addr)
+        }) {
             Ok(()) | Err(Errno::ISCONN) => return Ok(()),
             Err(Errno::INPROGRESS | Errno::INTR | Errno::ALREADY) => {
                 writable(event_loop, fd.as_fd())?.await?;

@@ -20,6 +20,7 @@ use std::task::{Context, Poll, Waker};
 use evloop_core::{Error, EventLoop, LoopFuture};
 
 use crate::address::Address;
+use crate::fault::{self, Op};
 use crate::flow::{Flow, WaterMarks, WriteBuffer};
 use crate::layer::{AnyProtocol, TransportImpl};
 use crate::protocol::ProtocolHandle;
@@ -545,12 +546,13 @@ impl StreamInner {
         let Some(fd) = fd.as_ref() else {
             return Ok(0);
         };
-        let result = match self.kind {
+        let result = fault::io(Op::Read, self.raw_fd, buf.len(), |len| match self.kind {
             FdKind::Socket => {
-                rustix::net::recv(fd, buf, rustix::net::RecvFlags::empty()).map(|(n, _)| n)
+                rustix::net::recv(fd, &mut buf[..len], rustix::net::RecvFlags::empty())
+                    .map(|(n, _)| n)
             }
-            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::read(fd, buf),
-        };
+            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::read(fd, &mut buf[..len]),
+        });
         match result {
             // A pty whose other side closed reads EIO: that is its EOF.
             Err(rustix::io::Errno::IO) if self.kind == FdKind::ReadPipe => Ok(0),
@@ -563,10 +565,10 @@ impl StreamInner {
         let Some(fd) = fd.as_ref() else {
             return Err(io::ErrorKind::NotConnected.into());
         };
-        let result = match self.kind {
-            FdKind::Socket => rustix::net::send(fd, data, rustix::net::SendFlags::NOSIGNAL),
-            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::write(fd, data),
-        };
+        let result = fault::io(Op::Write, self.raw_fd, data.len(), |len| match self.kind {
+            FdKind::Socket => rustix::net::send(fd, &data[..len], rustix::net::SendFlags::NOSIGNAL),
+            FdKind::ReadPipe | FdKind::WritePipe => rustix::io::write(fd, &data[..len]),
+        });
         result.map_err(io::Error::from)
     }
 
@@ -1114,7 +1116,9 @@ impl StreamInner {
         ));
         self.notify_drain();
         self.watch.release();
-        drop(self.fd.borrow_mut().take());
+        if self.fd.borrow_mut().take().is_some() {
+            fault::closed(self.raw_fd);
+        }
         drop(self.sink.borrow_mut().take());
         let hook = self.on_lost.borrow_mut().take();
         if let Some(hook) = hook {

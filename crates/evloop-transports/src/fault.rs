@@ -1,0 +1,445 @@
+//! Fault injection in the transports' syscall layer, for tests (issue 11:
+//! "fault injection without `LD_PRELOAD`").
+//!
+//! Every syscall site of the stream transport (`recv`/`read`,
+//! `send`/`write`), the datagram transport (`send`/`sendto`, `recvfrom`),
+//! the accept loop (`accept4`) and the non-blocking connect goes through
+//! [`io`]. Without the `fault-injection` cargo feature [`io`] is the call
+//! itself (inlined: zero cost). With it, a per-thread [`FaultPlan`]
+//! installed by a test decides, from a seeded PRNG, whether the call on a
+//! *targeted* fd runs as asked, runs with a shorter length (a short
+//! count), or fails with an injected errno instead:
+//!
+//! | op | faults |
+//! |----|--------|
+//! | [`Op::Read`] (stream `recv`/`read`) | `EAGAIN`, `EINTR`, short count, `ECONNRESET` (sticky) |
+//! | [`Op::Write`] (stream `send`/`write`) | `EAGAIN`, `EINTR`, short count, `EPIPE` / `ECONNRESET` (sticky) |
+//! | [`Op::Send`] (datagram `send`/`sendto`) | `EAGAIN`, `EINTR`, `ENOBUFS` |
+//! | [`Op::Recv`] (datagram `recvfrom`) | `EAGAIN`, `EINTR` |
+//! | [`Op::Accept`] (`accept4` on a listener) | `EAGAIN`, `EINTR`, `ECONNABORTED`, `EMFILE` |
+//! | [`Op::Connect`] (`connect`) | `EINTR` (after the call: the connect goes on), `EAGAIN` (before), `ECONNREFUSED` |
+//!
+//! A terminal fault (`ECONNRESET`, `EPIPE`) is sticky, as the kernel's:
+//! every later read or write on that fd fails with the same errno. Only
+//! fds the test targets ([`target`], or [`adopt_next_sockets`] for the
+//! socket a connection call creates) see faults, so a test can reason
+//! about outcomes; every other fd, and every thread without a plan, goes
+//! straight to the syscall after one thread-local check.
+//!
+//! The seam also sees every fd a transport closes ([`closed`]), so a test
+//! can check that each targeted fd was closed exactly once.
+
+#[cfg(not(feature = "fault-injection"))]
+use std::os::fd::RawFd;
+
+#[cfg(not(feature = "fault-injection"))]
+use rustix::io::Errno;
+
+/// Which kind of syscall a site makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
+pub enum Op {
+    /// A stream transport's `recv` (sockets) or `read` (pipes).
+    Read,
+    /// A stream transport's `send(MSG_NOSIGNAL)` (sockets) or `write` (pipes).
+    Write,
+    /// A datagram transport's `send` / `sendto`.
+    Send,
+    /// A datagram transport's `recvfrom`.
+    Recv,
+    /// `accept4` on a server's listening socket.
+    Accept,
+    /// `connect` of a connection call's socket.
+    Connect,
+}
+
+/// Runs `call` — the syscall at a site of kind `op` on `fd`, asked for
+/// `len` bytes — or, under an installed [`FaultPlan`], a fault in its place.
+/// `call` gets the length to use (`len`, or less for a short count).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn io<T>(
+    _op: Op,
+    _fd: RawFd,
+    len: usize,
+    call: impl FnOnce(usize) -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    call(len)
+}
+
+/// A transport closed `fd` (no-op without the feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn closed(_fd: RawFd) {}
+
+/// A connection call created socket `fd` (no-op without the feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn socket_created(_fd: RawFd) {}
+
+/// A connect on `fd` failed; its caller closes it (no-op without the feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn connect_failed(_fd: RawFd) {}
+
+#[cfg(feature = "fault-injection")]
+pub use enabled::*;
+
+#[cfg(feature = "fault-injection")]
+mod enabled {
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, HashMap};
+    use std::os::fd::RawFd;
+
+    use rustix::io::Errno;
+
+    use super::Op;
+
+    /// What a [`FaultPlan`] injects: the probability (0.0 ..= 1.0) of each
+    /// fault per call on a targeted fd, for the ops where the fault makes
+    /// sense (see the module docs' table).
+    #[derive(Clone, Debug, Default, PartialEq)]
+    pub struct FaultRates {
+        /// `EAGAIN` (every op): the fd stays ready and is reported again.
+        pub eagain: f64,
+        /// `EINTR` (every op): the call must be retried.
+        pub eintr: f64,
+        /// A short count on a stream read or write: the call is made with a
+        /// random length between 1 and what was asked.
+        pub short: f64,
+        /// `ECONNRESET` on a stream read or write (sticky).
+        pub reset: f64,
+        /// `EPIPE` on a stream write (sticky).
+        pub epipe: f64,
+        /// `ENOBUFS` on a datagram send (transient: that datagram is lost).
+        pub enobufs: f64,
+        /// `EMFILE` on accept.
+        pub emfile: f64,
+        /// `ECONNABORTED` on accept.
+        pub aborted: f64,
+        /// `ECONNREFUSED` on connect.
+        pub refused: f64,
+    }
+
+    /// One thread's fault plan: a seed and the rates.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct FaultPlan {
+        /// Seeds the plan's PRNG: the same seed and the same calls give the
+        /// same faults.
+        pub seed: u64,
+        /// The faults and their probabilities.
+        pub rates: FaultRates,
+    }
+
+    /// Which fault was injected (the key of [`stats`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum Fault {
+        /// `EAGAIN`.
+        Again,
+        /// `EINTR`.
+        Intr,
+        /// A short count.
+        Short,
+        /// `ECONNRESET`.
+        Reset,
+        /// `EPIPE`.
+        Pipe,
+        /// `ENOBUFS`.
+        NoBufs,
+        /// `EMFILE`.
+        MFile,
+        /// `ECONNABORTED`.
+        Aborted,
+        /// `ECONNREFUSED`.
+        Refused,
+        /// A later call on an fd with a sticky terminal error.
+        Sticky,
+    }
+
+    impl Fault {
+        fn errno(self) -> Option<Errno> {
+            Some(match self {
+                Fault::Again => Errno::AGAIN,
+                Fault::Intr => Errno::INTR,
+                Fault::Reset => Errno::CONNRESET,
+                Fault::Pipe => Errno::PIPE,
+                Fault::NoBufs => Errno::NOBUFS,
+                Fault::MFile => Errno::MFILE,
+                Fault::Aborted => Errno::CONNABORTED,
+                Fault::Refused => Errno::CONNREFUSED,
+                Fault::Short | Fault::Sticky => return None,
+            })
+        }
+    }
+
+    /// A targeted fd's state.
+    #[derive(Debug)]
+    struct Target {
+        /// The terminal errno injected on it, returned by every later read
+        /// or write.
+        sticky: Option<Errno>,
+        /// Names this targeting (fd numbers are reused).
+        token: u64,
+    }
+
+    #[derive(Debug)]
+    struct Active {
+        rates: FaultRates,
+        rng: SplitMix64,
+        targets: HashMap<RawFd, Target>,
+        /// Sockets created by connection calls from now on that become targets.
+        adopt: usize,
+        stats: BTreeMap<(Op, Fault), u64>,
+        /// Closes seen of targeted fds, by target token.
+        closes: HashMap<u64, u32>,
+        next_token: u64,
+    }
+
+    thread_local! {
+        static PLAN: RefCell<Option<Active>> = const { RefCell::new(None) };
+    }
+
+    /// Installs `plan` on this thread (replacing any plan): from now on the
+    /// fds given to [`target`] see its faults. Resets targets and stats.
+    pub fn install(plan: FaultPlan) {
+        PLAN.with(|p| {
+            *p.borrow_mut() = Some(Active {
+                rates: plan.rates,
+                rng: SplitMix64(plan.seed),
+                targets: HashMap::new(),
+                adopt: 0,
+                stats: BTreeMap::new(),
+                closes: HashMap::new(),
+                next_token: 1,
+            });
+        });
+    }
+
+    /// Removes this thread's plan; every syscall runs as asked again.
+    pub fn uninstall() {
+        PLAN.with(|p| *p.borrow_mut() = None);
+    }
+
+    /// Reseeds the installed plan's PRNG and replaces its rates (targets
+    /// and stats stay).
+    pub fn reseed(seed: u64, rates: FaultRates) {
+        with_plan(|plan| {
+            plan.rng = SplitMix64(seed);
+            plan.rates = rates;
+        });
+    }
+
+    /// Makes `fd` a target of the installed plan; the token names this
+    /// targeting for [`closes`] (`None` without a plan).
+    pub fn target(fd: RawFd) -> Option<u64> {
+        with_plan(|plan| plan.add_target(fd))
+    }
+
+    /// The token of `fd`'s targeting, if it is a target now.
+    pub fn token_of(fd: RawFd) -> Option<u64> {
+        with_plan(|plan| plan.targets.get(&fd).map(|t| t.token)).flatten()
+    }
+
+    /// Stops targeting `fd`.
+    pub fn untarget(fd: RawFd) {
+        with_plan(|plan| {
+            plan.targets.remove(&fd);
+        });
+    }
+
+    /// Whether `fd` is a target now.
+    pub fn is_target(fd: RawFd) -> bool {
+        with_plan(|plan| plan.targets.contains_key(&fd)).unwrap_or(false)
+    }
+
+    /// The next `n` sockets that connection calls create (TCP and unix
+    /// `create_connection`, `open_connection`, …) on this thread become
+    /// targets as they are created, so their `connect` sees faults.
+    pub fn adopt_next_sockets(n: usize) {
+        with_plan(|plan| plan.adopt = n);
+    }
+
+    /// How many adoptions asked by [`adopt_next_sockets`] are still unused.
+    pub fn adoptions_left() -> usize {
+        with_plan(|plan| plan.adopt).unwrap_or(0)
+    }
+
+    /// How many times a transport closed the fd of targeting `token`
+    /// (closing a target ends the targeting: the number may be reused).
+    pub fn closes(token: u64) -> u32 {
+        with_plan(|plan| plan.closes.get(&token).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// Forgets the close count of `token` (once checked).
+    pub fn forget(token: u64) {
+        with_plan(|plan| plan.closes.remove(&token));
+    }
+
+    impl Active {
+        fn add_target(&mut self, fd: RawFd) -> u64 {
+            let token = self.next_token;
+            self.next_token += 1;
+            self.targets.insert(
+                fd,
+                Target {
+                    sticky: None,
+                    token,
+                },
+            );
+            token
+        }
+    }
+
+    /// The faults injected since [`install`], by op and fault.
+    pub fn stats() -> BTreeMap<(Op, Fault), u64> {
+        with_plan(|plan| plan.stats.clone()).unwrap_or_default()
+    }
+
+    fn with_plan<R>(f: impl FnOnce(&mut Active) -> R) -> Option<R> {
+        PLAN.with(|p| p.borrow_mut().as_mut().map(f))
+    }
+
+    /// The fault (if any) for one call; `len` bounds a short count.
+    fn decide(op: Op, fd: RawFd, len: usize) -> Option<(Fault, usize)> {
+        with_plan(|plan| {
+            let target = plan.targets.get_mut(&fd)?;
+            if let Some(errno) = target.sticky {
+                if matches!(op, Op::Read | Op::Write) {
+                    *plan.stats.entry((op, Fault::Sticky)).or_default() += 1;
+                    return Some((sticky_fault(errno), 0));
+                }
+            }
+            let r = &plan.rates;
+            let candidates: &[(Fault, f64)] = match op {
+                Op::Read => &[
+                    (Fault::Again, r.eagain),
+                    (Fault::Intr, r.eintr),
+                    (Fault::Short, r.short),
+                    (Fault::Reset, r.reset),
+                ],
+                Op::Write => &[
+                    (Fault::Again, r.eagain),
+                    (Fault::Intr, r.eintr),
+                    (Fault::Short, r.short),
+                    (Fault::Reset, r.reset / 2.0),
+                    (Fault::Pipe, r.epipe),
+                ],
+                Op::Send => &[
+                    (Fault::Again, r.eagain),
+                    (Fault::Intr, r.eintr),
+                    (Fault::NoBufs, r.enobufs),
+                ],
+                Op::Recv => &[(Fault::Again, r.eagain), (Fault::Intr, r.eintr)],
+                Op::Accept => &[
+                    (Fault::Again, r.eagain),
+                    (Fault::Intr, r.eintr),
+                    (Fault::Aborted, r.aborted),
+                    (Fault::MFile, r.emfile),
+                ],
+                Op::Connect => &[
+                    (Fault::Again, r.eagain),
+                    (Fault::Intr, r.eintr),
+                    (Fault::Refused, r.refused),
+                ],
+            };
+            let roll = plan.rng.unit();
+            let mut acc = 0.0;
+            let mut chosen = None;
+            for &(fault, p) in candidates {
+                acc += p;
+                if roll < acc {
+                    chosen = Some(fault);
+                    break;
+                }
+            }
+            let fault = chosen?;
+            let short_len = match fault {
+                // A short count needs something to shorten.
+                Fault::Short if len <= 1 => return None,
+                Fault::Short => 1 + (plan.rng.next() % (len as u64 - 1)) as usize,
+                _ => 0,
+            };
+            if matches!(fault, Fault::Reset | Fault::Pipe) {
+                target.sticky = fault.errno();
+            }
+            *plan.stats.entry((op, fault)).or_default() += 1;
+            Some((fault, short_len))
+        })
+        .flatten()
+    }
+
+    fn sticky_fault(errno: Errno) -> Fault {
+        if errno == Errno::PIPE {
+            Fault::Pipe
+        } else {
+            Fault::Reset
+        }
+    }
+
+    /// See the disabled version's docs: the call, or a fault in its place.
+    #[inline]
+    pub(crate) fn io<T>(
+        op: Op,
+        fd: RawFd,
+        len: usize,
+        call: impl FnOnce(usize) -> Result<T, Errno>,
+    ) -> Result<T, Errno> {
+        let Some((fault, short_len)) = decide(op, fd, len) else {
+            return call(len);
+        };
+        match (op, fault) {
+            (_, Fault::Short) => call(short_len),
+            // An interrupted connect goes on in the background (the kernel's
+            // semantics): make the call, then report EINTR unless it failed.
+            (Op::Connect, Fault::Intr) => call(len).and(Err(Errno::INTR)),
+            (_, fault) => Err(fault.errno().unwrap_or(Errno::IO)),
+        }
+    }
+
+    /// A transport closed `fd`: counted if it is a target, which it stops
+    /// being.
+    pub(crate) fn closed(fd: RawFd) {
+        with_plan(|plan| {
+            if let Some(target) = plan.targets.remove(&fd) {
+                *plan.closes.entry(target.token).or_default() += 1;
+            }
+        });
+    }
+
+    /// A connect on `fd` failed: its caller closes the socket, which
+    /// stops being a target (its number will be reused).
+    pub(crate) fn connect_failed(fd: RawFd) {
+        with_plan(|plan| {
+            plan.targets.remove(&fd);
+        });
+    }
+
+    /// A connection call created socket `fd`: adopted as a target if asked.
+    pub(crate) fn socket_created(fd: RawFd) {
+        with_plan(|plan| {
+            if plan.adopt > 0 {
+                plan.adopt -= 1;
+                plan.add_target(fd);
+            }
+        });
+    }
+
+    /// splitmix64: a tiny, well-known seeded PRNG (Steele, Lea, Flood 2014).
+    #[derive(Debug)]
+    struct SplitMix64(u64);
+
+    impl SplitMix64 {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        /// Uniform in [0, 1).
+        fn unit(&mut self) -> f64 {
+            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+}
