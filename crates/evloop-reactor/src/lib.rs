@@ -71,6 +71,7 @@
 mod interest;
 mod poller;
 mod registration;
+mod sync;
 #[allow(unsafe_code)]
 mod sys;
 mod waker;
@@ -80,3 +81,8 @@ pub use poller::{Events, Poller};
 pub use registration::Registration;
 pub use std::os::fd::RawFd;
 pub use waker::Waker;
+
+/// What the loom backend's stand-in for the eventfd saw
+/// ([`Poller::notifications`]); only with `--cfg loom`.
+#[cfg(loom)]
+pub use sys::Notifications;

@@ -153,6 +153,14 @@ impl Poller {
     pub fn waker(&self) -> Waker {
         Waker::new(Arc::clone(&self.inner.wake), Arc::downgrade(&self.inner))
     }
+
+    /// The wake-up writes the loom backend counted, for a model to assert
+    /// on (`cargo xtask loom`); only with `--cfg loom`.
+    #[cfg(loom)]
+    #[must_use]
+    pub fn notifications(&self) -> crate::Notifications {
+        self.inner.sys.notifications()
+    }
 }
 
 impl fmt::Debug for Poller {

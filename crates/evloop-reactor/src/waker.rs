@@ -10,7 +10,7 @@
 //! * `notified`: the backend's wake-up source has been signalled and not yet
 //!   consumed, so another signal would be redundant.
 //!
-//! `wake`: `pending = true`; then, only if `sleeping` and `notified` was
+//! `wake`: `pending = true` (a swap); then, only if `sleeping` and `notified` was
 //! false (swapped to true), signal the backend (write the eventfd / call
 //! `polling::Poller::notify`).
 //!
@@ -22,9 +22,11 @@
 //! notification, `notified = false`.
 //!
 //! Why no wake is lost (Dekker): the waker writes `pending` then reads
-//! `sleeping`; the waiter writes `sleeping` then reads `pending`. With
-//! sequentially consistent operations at least one of them sees the other's
-//! write. If the waiter sees `pending`, it does not block. If the waker sees
+//! `sleeping`; the waiter writes `sleeping` then reads `pending`. Both touch
+//! `pending` with a read-modify-write, and one of the two comes first in its
+//! modification order: if the waiter's swap is first, the waker's swap reads
+//! it and so sees `sleeping`; if the waker's is first, the waiter's swap
+//! reads `pending` set. So at least one of them sees the other's write. If the waiter sees `pending`, it does not block. If the waker sees
 //! `sleeping`, it signals the backend (or someone else already did and
 //! `notified` is still set, meaning a signal is outstanding and not yet
 //! consumed), so the blocking wait returns. Either way a wake that lands after
@@ -33,13 +35,16 @@
 //! waiter's steady state is the single backend wait.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::poller::Inner;
+use crate::sync::{AtomicBool, Ordering::SeqCst};
 
 /// The shared flags of the protocol described in the module docs.
+///
+/// Model-checked by `tests/loom_waker.rs` (`cargo xtask loom`), through
+/// [`Poller`](crate::Poller) and [`Waker`] with the loom backend.
 #[derive(Debug, Default)]
 pub(crate) struct WakeState {
     pending: AtomicBool,
@@ -51,7 +56,12 @@ impl WakeState {
     /// The waker's half. `signal` is the backend's notify.
     #[inline]
     pub(crate) fn wake(&self, signal: impl FnOnce()) {
-        self.pending.store(true, SeqCst);
+        // A swap, not a store: the two sides meet in one chain of
+        // read-modify-writes on `pending`, so whichever comes second sees
+        // the other's writes (on x86 it is the same `xchg` a `SeqCst` store
+        // compiles to). It is also what loom can check: it models `SeqCst`
+        // loads and stores as `AcqRel` only.
+        self.pending.swap(true, SeqCst);
         if self.sleeping.load(SeqCst) && !self.notified.swap(true, SeqCst) {
             signal();
         }

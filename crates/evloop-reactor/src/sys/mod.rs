@@ -10,6 +10,11 @@
 //!   `--cfg evloop_polling_backend`): the `polling` crate in
 //!   `PollMode::Level`, woken with `polling::Poller::notify`.
 //!
+//! * `loom.rs` (any target built with `--cfg loom`, for `cargo xtask loom`
+//!   only): no fds; the eventfd becomes a counter and the blocking wait a
+//!   loom condition variable, so loom's model checker runs the waker
+//!   protocol of `waker.rs` unchanged.
+//!
 //! Other targets are rejected with `compile_error!`.
 //!
 //! # Contract
@@ -51,12 +56,14 @@ pub(crate) const WAKER_KEY: usize = usize::MAX;
 
 #[cfg(all(
     any(target_os = "linux", target_os = "android"),
-    not(evloop_polling_backend)
+    not(evloop_polling_backend),
+    not(loom)
 ))]
 mod epoll;
 #[cfg(all(
     any(target_os = "linux", target_os = "android"),
-    not(evloop_polling_backend)
+    not(evloop_polling_backend),
+    not(loom)
 ))]
 pub(crate) use epoll::{Events, Selector, NAME};
 
@@ -65,7 +72,8 @@ pub(crate) use epoll::{Events, Selector, NAME};
     any(
         not(any(target_os = "linux", target_os = "android")),
         evloop_polling_backend
-    )
+    ),
+    not(loom)
 ))]
 mod polling;
 #[cfg(all(
@@ -73,9 +81,17 @@ mod polling;
     any(
         not(any(target_os = "linux", target_os = "android")),
         evloop_polling_backend
-    )
+    ),
+    not(loom)
 ))]
 pub(crate) use self::polling::{Events, Selector, NAME};
+
+#[cfg(loom)]
+mod loom;
+#[cfg(loom)]
+pub use self::loom::Notifications;
+#[cfg(loom)]
+pub(crate) use self::loom::{Events, Selector, NAME};
 
 #[cfg(not(unix))]
 compile_error!("evloop-reactor supports Unix targets only (it works on raw fds)");
