@@ -4,11 +4,12 @@
 //! Every syscall site of the stream transport (`recv`/`read`,
 //! `send`/`write`), the datagram transport (`send`/`sendto`, `recvfrom`),
 //! the accept loop (`accept4`) and the non-blocking connect goes through
-//! [`io`]. Without the `fault-injection` cargo feature [`io`] is the call
-//! itself (inlined: zero cost). With it, a per-thread [`FaultPlan`]
-//! installed by a test decides, from a seeded PRNG, whether the call on a
-//! *targeted* fd runs as asked, runs with a shorter length (a short
-//! count), or fails with an injected errno instead:
+//! `io`. Without the `fault-injection` cargo feature `io` is the call
+//! itself (inlined: zero cost). With it, a per-thread table of targets
+//! switched on by a test ([`install`]) decides, for a call on a *targeted*
+//! fd, from that target's [`FaultPlan`] (a seed and rates), whether the
+//! call runs as asked, runs with a shorter length (a short count), or
+//! fails with an injected errno instead:
 //!
 //! | op | faults |
 //! |----|--------|
@@ -26,7 +27,7 @@
 //! about outcomes; every other fd, and every thread without a plan, goes
 //! straight to the syscall after one thread-local check.
 //!
-//! The seam also sees every fd a transport closes ([`closed`]), so a test
+//! The seam also sees every fd a transport closes ([`closes`]), so a test
 //! can check that each targeted fd was closed exactly once.
 
 #[cfg(not(feature = "fault-injection"))]
@@ -121,11 +122,11 @@ mod enabled {
         pub refused: f64,
     }
 
-    /// One thread's fault plan: a seed and the rates.
+    /// The faults one target sees: its PRNG's seed and the rates.
     #[derive(Clone, Debug, PartialEq)]
     pub struct FaultPlan {
-        /// Seeds the plan's PRNG: the same seed and the same calls give the
-        /// same faults.
+        /// Seeds the target's PRNG: the same seed and the same sequence of
+        /// calls give the same faults.
         pub seed: u64,
         /// The faults and their probabilities.
         pub rates: FaultRates,
@@ -172,9 +173,14 @@ mod enabled {
         }
     }
 
+    /// Counts of injected faults, by op and fault.
+    pub type FaultCounts = BTreeMap<(Op, Fault), u64>;
+
     /// A targeted fd's state.
     #[derive(Debug)]
     struct Target {
+        rates: FaultRates,
+        rng: SplitMix64,
         /// The terminal errno injected on it, returned by every later read
         /// or write.
         sticky: Option<Errno>,
@@ -182,106 +188,31 @@ mod enabled {
         token: u64,
     }
 
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     struct Active {
-        rates: FaultRates,
-        rng: SplitMix64,
         targets: HashMap<RawFd, Target>,
-        /// Sockets created by connection calls from now on that become targets.
-        adopt: usize,
-        stats: BTreeMap<(Op, Fault), u64>,
+        /// Sockets created by connection calls from now on that become
+        /// targets, with their plans.
+        adopt: Vec<FaultPlan>,
+        stats: FaultCounts,
+        /// Faults injected by target token.
+        by_token: HashMap<u64, FaultCounts>,
         /// Closes seen of targeted fds, by target token.
         closes: HashMap<u64, u32>,
         next_token: u64,
-    }
-
-    thread_local! {
-        static PLAN: RefCell<Option<Active>> = const { RefCell::new(None) };
-    }
-
-    /// Installs `plan` on this thread (replacing any plan): from now on the
-    /// fds given to [`target`] see its faults. Resets targets and stats.
-    pub fn install(plan: FaultPlan) {
-        PLAN.with(|p| {
-            *p.borrow_mut() = Some(Active {
-                rates: plan.rates,
-                rng: SplitMix64(plan.seed),
-                targets: HashMap::new(),
-                adopt: 0,
-                stats: BTreeMap::new(),
-                closes: HashMap::new(),
-                next_token: 1,
-            });
-        });
-    }
-
-    /// Removes this thread's plan; every syscall runs as asked again.
-    pub fn uninstall() {
-        PLAN.with(|p| *p.borrow_mut() = None);
-    }
-
-    /// Reseeds the installed plan's PRNG and replaces its rates (targets
-    /// and stats stay).
-    pub fn reseed(seed: u64, rates: FaultRates) {
-        with_plan(|plan| {
-            plan.rng = SplitMix64(seed);
-            plan.rates = rates;
-        });
-    }
-
-    /// Makes `fd` a target of the installed plan; the token names this
-    /// targeting for [`closes`] (`None` without a plan).
-    pub fn target(fd: RawFd) -> Option<u64> {
-        with_plan(|plan| plan.add_target(fd))
-    }
-
-    /// The token of `fd`'s targeting, if it is a target now.
-    pub fn token_of(fd: RawFd) -> Option<u64> {
-        with_plan(|plan| plan.targets.get(&fd).map(|t| t.token)).flatten()
-    }
-
-    /// Stops targeting `fd`.
-    pub fn untarget(fd: RawFd) {
-        with_plan(|plan| {
-            plan.targets.remove(&fd);
-        });
-    }
-
-    /// Whether `fd` is a target now.
-    pub fn is_target(fd: RawFd) -> bool {
-        with_plan(|plan| plan.targets.contains_key(&fd)).unwrap_or(false)
-    }
-
-    /// The next `n` sockets that connection calls create (TCP and unix
-    /// `create_connection`, `open_connection`, …) on this thread become
-    /// targets as they are created, so their `connect` sees faults.
-    pub fn adopt_next_sockets(n: usize) {
-        with_plan(|plan| plan.adopt = n);
-    }
-
-    /// How many adoptions asked by [`adopt_next_sockets`] are still unused.
-    pub fn adoptions_left() -> usize {
-        with_plan(|plan| plan.adopt).unwrap_or(0)
-    }
-
-    /// How many times a transport closed the fd of targeting `token`
-    /// (closing a target ends the targeting: the number may be reused).
-    pub fn closes(token: u64) -> u32 {
-        with_plan(|plan| plan.closes.get(&token).copied().unwrap_or(0)).unwrap_or(0)
-    }
-
-    /// Forgets the close count of `token` (once checked).
-    pub fn forget(token: u64) {
-        with_plan(|plan| plan.closes.remove(&token));
+        /// The token of the last socket adopted.
+        last_adopted: Option<u64>,
     }
 
     impl Active {
-        fn add_target(&mut self, fd: RawFd) -> u64 {
-            let token = self.next_token;
+        fn add_target(&mut self, fd: RawFd, plan: &FaultPlan) -> u64 {
             self.next_token += 1;
+            let token = self.next_token;
             self.targets.insert(
                 fd,
                 Target {
+                    rates: plan.rates.clone(),
+                    rng: SplitMix64(plan.seed),
                     sticky: None,
                     token,
                 },
@@ -290,9 +221,79 @@ mod enabled {
         }
     }
 
-    /// The faults injected since [`install`], by op and fault.
-    pub fn stats() -> BTreeMap<(Op, Fault), u64> {
-        with_plan(|plan| plan.stats.clone()).unwrap_or_default()
+    thread_local! {
+        static PLAN: RefCell<Option<Active>> = const { RefCell::new(None) };
+    }
+
+    /// Turns the seam on for this thread, with no targets and zero stats
+    /// (replacing what was there).
+    pub fn install() {
+        PLAN.with(|p| *p.borrow_mut() = Some(Active::default()));
+    }
+
+    /// Turns the seam off for this thread: every syscall runs as asked.
+    pub fn uninstall() {
+        PLAN.with(|p| *p.borrow_mut() = None);
+    }
+
+    /// Makes `fd` a target with `plan`; the token names this targeting for
+    /// [`closes`] and [`injected`] (`None` if the seam is off).
+    pub fn target(fd: RawFd, plan: &FaultPlan) -> Option<u64> {
+        with_plan(|active| active.add_target(fd, plan))
+    }
+
+    /// The token of `fd`'s targeting, if it is a target now.
+    pub fn token_of(fd: RawFd) -> Option<u64> {
+        with_plan(|active| active.targets.get(&fd).map(|t| t.token)).flatten()
+    }
+
+    /// Stops targeting `fd`.
+    pub fn untarget(fd: RawFd) {
+        with_plan(|active| active.targets.remove(&fd));
+    }
+
+    /// The next sockets that connection calls create on this thread (TCP
+    /// and unix `create_connection`, `open_connection`, …) become targets
+    /// as they are created, one per plan in `plans`, so their `connect`
+    /// sees faults. Replaces adoptions not used yet.
+    pub fn adopt_next_sockets(plans: Vec<FaultPlan>) {
+        with_plan(|active| active.adopt = plans);
+    }
+
+    /// The token of the socket adopted last (see [`adopt_next_sockets`]).
+    pub fn last_adopted() -> Option<u64> {
+        with_plan(|active| active.last_adopted).flatten()
+    }
+
+    /// How many adoptions asked by [`adopt_next_sockets`] are still unused.
+    pub fn adoptions_left() -> usize {
+        with_plan(|active| active.adopt.len()).unwrap_or(0)
+    }
+
+    /// How many times a transport closed the fd of targeting `token`
+    /// (closing a target ends the targeting: the number may be reused).
+    pub fn closes(token: u64) -> u32 {
+        with_plan(|active| active.closes.get(&token).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    /// The faults injected on the fd of targeting `token`.
+    pub fn injected(token: u64) -> FaultCounts {
+        with_plan(|active| active.by_token.get(&token).cloned())
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Forgets what was recorded for `token` (once checked).
+    pub fn forget(token: u64) {
+        with_plan(|active| {
+            active.closes.remove(&token);
+            active.by_token.remove(&token);
+        });
+    }
+
+    /// The faults injected on this thread since [`install`].
+    pub fn stats() -> FaultCounts {
+        with_plan(|active| active.stats.clone()).unwrap_or_default()
     }
 
     fn with_plan<R>(f: impl FnOnce(&mut Active) -> R) -> Option<R> {
@@ -301,79 +302,77 @@ mod enabled {
 
     /// The fault (if any) for one call; `len` bounds a short count.
     fn decide(op: Op, fd: RawFd, len: usize) -> Option<(Fault, usize)> {
-        with_plan(|plan| {
-            let target = plan.targets.get_mut(&fd)?;
-            if let Some(errno) = target.sticky {
-                if matches!(op, Op::Read | Op::Write) {
-                    *plan.stats.entry((op, Fault::Sticky)).or_default() += 1;
-                    return Some((sticky_fault(errno), 0));
-                }
-            }
-            let r = &plan.rates;
-            let candidates: &[(Fault, f64)] = match op {
-                Op::Read => &[
-                    (Fault::Again, r.eagain),
-                    (Fault::Intr, r.eintr),
-                    (Fault::Short, r.short),
-                    (Fault::Reset, r.reset),
-                ],
-                Op::Write => &[
-                    (Fault::Again, r.eagain),
-                    (Fault::Intr, r.eintr),
-                    (Fault::Short, r.short),
-                    (Fault::Reset, r.reset / 2.0),
-                    (Fault::Pipe, r.epipe),
-                ],
-                Op::Send => &[
-                    (Fault::Again, r.eagain),
-                    (Fault::Intr, r.eintr),
-                    (Fault::NoBufs, r.enobufs),
-                ],
-                Op::Recv => &[(Fault::Again, r.eagain), (Fault::Intr, r.eintr)],
-                Op::Accept => &[
-                    (Fault::Again, r.eagain),
-                    (Fault::Intr, r.eintr),
-                    (Fault::Aborted, r.aborted),
-                    (Fault::MFile, r.emfile),
-                ],
-                Op::Connect => &[
-                    (Fault::Again, r.eagain),
-                    (Fault::Intr, r.eintr),
-                    (Fault::Refused, r.refused),
-                ],
-            };
-            let roll = plan.rng.unit();
-            let mut acc = 0.0;
-            let mut chosen = None;
-            for &(fault, p) in candidates {
-                acc += p;
-                if roll < acc {
-                    chosen = Some(fault);
-                    break;
-                }
-            }
-            let fault = chosen?;
-            let short_len = match fault {
-                // A short count needs something to shorten.
-                Fault::Short if len <= 1 => return None,
-                Fault::Short => 1 + (plan.rng.next() % (len as u64 - 1)) as usize,
-                _ => 0,
-            };
-            if matches!(fault, Fault::Reset | Fault::Pipe) {
-                target.sticky = fault.errno();
-            }
-            *plan.stats.entry((op, fault)).or_default() += 1;
+        with_plan(|active| {
+            let target = active.targets.get_mut(&fd)?;
+            let (fault, short_len) = choose(target, op, len)?;
+            *active.stats.entry((op, fault)).or_default() += 1;
+            *active
+                .by_token
+                .entry(target.token)
+                .or_default()
+                .entry((op, fault))
+                .or_default() += 1;
             Some((fault, short_len))
         })
         .flatten()
     }
 
-    fn sticky_fault(errno: Errno) -> Fault {
-        if errno == Errno::PIPE {
-            Fault::Pipe
-        } else {
-            Fault::Reset
+    fn choose(target: &mut Target, op: Op, len: usize) -> Option<(Fault, usize)> {
+        if let Some(errno) = target.sticky {
+            if matches!(op, Op::Read | Op::Write) {
+                let _ = errno;
+                return Some((Fault::Sticky, 0));
+            }
         }
+        let r = &target.rates;
+        let candidates: &[(Fault, f64)] = match op {
+            Op::Read => &[
+                (Fault::Again, r.eagain),
+                (Fault::Intr, r.eintr),
+                (Fault::Short, r.short),
+                (Fault::Reset, r.reset),
+            ],
+            Op::Write => &[
+                (Fault::Again, r.eagain),
+                (Fault::Intr, r.eintr),
+                (Fault::Short, r.short),
+                (Fault::Reset, r.reset / 2.0),
+                (Fault::Pipe, r.epipe),
+            ],
+            Op::Send => &[
+                (Fault::Again, r.eagain),
+                (Fault::Intr, r.eintr),
+                (Fault::NoBufs, r.enobufs),
+            ],
+            Op::Recv => &[(Fault::Again, r.eagain), (Fault::Intr, r.eintr)],
+            Op::Accept => &[
+                (Fault::Again, r.eagain),
+                (Fault::Intr, r.eintr),
+                (Fault::Aborted, r.aborted),
+                (Fault::MFile, r.emfile),
+            ],
+            Op::Connect => &[
+                (Fault::Again, r.eagain),
+                (Fault::Intr, r.eintr),
+                (Fault::Refused, r.refused),
+            ],
+        };
+        let roll = target.rng.unit();
+        let mut acc = 0.0;
+        let fault = candidates.iter().find_map(|&(fault, p)| {
+            acc += p;
+            (roll < acc).then_some(fault)
+        })?;
+        let short_len = match fault {
+            // A short count needs something to shorten.
+            Fault::Short if len <= 1 => return None,
+            Fault::Short => 1 + (target.rng.next() % (len as u64 - 1)) as usize,
+            _ => 0,
+        };
+        if matches!(fault, Fault::Reset | Fault::Pipe) {
+            target.sticky = fault.errno();
+        }
+        Some((fault, short_len))
     }
 
     /// See the disabled version's docs: the call, or a fault in its place.
@@ -392,16 +391,23 @@ mod enabled {
             // An interrupted connect goes on in the background (the kernel's
             // semantics): make the call, then report EINTR unless it failed.
             (Op::Connect, Fault::Intr) => call(len).and(Err(Errno::INTR)),
+            (_, Fault::Sticky) => Err(sticky_errno(fd)),
             (_, fault) => Err(fault.errno().unwrap_or(Errno::IO)),
         }
+    }
+
+    fn sticky_errno(fd: RawFd) -> Errno {
+        with_plan(|active| active.targets.get(&fd).and_then(|t| t.sticky))
+            .flatten()
+            .unwrap_or(Errno::CONNRESET)
     }
 
     /// A transport closed `fd`: counted if it is a target, which it stops
     /// being.
     pub(crate) fn closed(fd: RawFd) {
-        with_plan(|plan| {
-            if let Some(target) = plan.targets.remove(&fd) {
-                *plan.closes.entry(target.token).or_default() += 1;
+        with_plan(|active| {
+            if let Some(target) = active.targets.remove(&fd) {
+                *active.closes.entry(target.token).or_default() += 1;
             }
         });
     }
@@ -409,17 +415,15 @@ mod enabled {
     /// A connect on `fd` failed: its caller closes the socket, which
     /// stops being a target (its number will be reused).
     pub(crate) fn connect_failed(fd: RawFd) {
-        with_plan(|plan| {
-            plan.targets.remove(&fd);
-        });
+        with_plan(|active| active.targets.remove(&fd));
     }
 
     /// A connection call created socket `fd`: adopted as a target if asked.
     pub(crate) fn socket_created(fd: RawFd) {
-        with_plan(|plan| {
-            if plan.adopt > 0 {
-                plan.adopt -= 1;
-                plan.add_target(fd);
+        with_plan(|active| {
+            if !active.adopt.is_empty() {
+                let plan = active.adopt.remove(0);
+                active.last_adopted = Some(active.add_target(fd, &plan));
             }
         });
     }
