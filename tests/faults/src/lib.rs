@@ -310,10 +310,20 @@ pub fn run(config: &Config) -> Report {
             "{emfiles} EMFILE injected on accept, {accept_reports} reported to the exception handler"
         ));
     }
-    for call in calls
+    let handshake_reports = calls
         .iter()
-        .filter(|c| c.message != "socket.accept() out of system resource")
-    {
+        .filter(|c| c.message == "TLS handshake failed")
+        .count() as u64;
+    let expected = env.expected_handshake_reports.get();
+    if handshake_reports != expected {
+        report.run_problems.push(format!(
+            "{expected} TLS handshakes cut short by a client's terminal fault, \
+             {handshake_reports} \"TLS handshake failed\" reports"
+        ));
+    }
+    for call in calls.iter().filter(|c| {
+        c.message != "socket.accept() out of system resource" && c.message != "TLS handshake failed"
+    }) {
         report.run_problems.push(format!(
             "unexpected exception-handler call: {} ({:?})",
             call.message, call.error
@@ -346,6 +356,14 @@ pub fn run(config: &Config) -> Report {
     }
     report.elapsed = start.elapsed();
     report
+}
+
+/// Prints what `line` says when `EVLOOP_FAULT_DEBUG` is set (to follow
+/// one rerun session).
+pub(crate) fn debug(line: impl FnOnce() -> String) {
+    if std::env::var_os("EVLOOP_FAULT_DEBUG").is_some() {
+        eprintln!("[faults] {}", line());
+    }
 }
 
 /// This process's open fds.

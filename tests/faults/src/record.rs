@@ -38,6 +38,11 @@ impl Record {
         }
     }
 
+    /// Whether `connection_made` ran (once).
+    pub(crate) fn made_once(&self) -> bool {
+        self.made == 1
+    }
+
     /// Any callback other than made/lost: checks it comes between them.
     pub(crate) fn callback(&mut self, what: &str) {
         if self.made == 0 {

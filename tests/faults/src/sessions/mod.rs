@@ -78,6 +78,9 @@ pub(crate) struct Env {
     pub(crate) server_tls: ServerTls,
     pub(crate) client_tls: ClientTls,
     pub(crate) dir: PathBuf,
+    /// "TLS handshake failed" reports the sessions expect (a server whose
+    /// handshake a client's terminal fault cut short).
+    pub(crate) expected_handshake_reports: std::cell::Cell<u64>,
 }
 
 impl Env {
@@ -103,6 +106,7 @@ impl Env {
             server_tls,
             client_tls,
             dir,
+            expected_handshake_reports: std::cell::Cell::new(0),
         }
     }
 

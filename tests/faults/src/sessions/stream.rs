@@ -251,11 +251,17 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     if let Some(plan) = &spec.accept {
         fault::target(listener, plan);
     }
+    // The listener's number is free once it closes: it is untargeted
+    // before, once.
+    let listener_closed = Rc::new(Cell::new(false));
     {
         let server = server.clone();
         let end = server_end.clone();
+        let listener_closed = listener_closed.clone();
         cleanup.borrow_mut().push(Box::new(move || {
-            fault::untarget(listener);
+            if !listener_closed.replace(true) {
+                fault::untarget(listener);
+            }
             server.close();
             if let Some(t) = end.transport() {
                 t.abort();
@@ -332,7 +338,9 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         }));
     }
     let (connected, adopted) = connect_adopting(connect, spec).await;
+    crate::debug(|| format!("connected: {:?} adopted {adopted:?}", connected.as_ref().err()));
     let mut problems = Vec::new();
+    let mut handshake_cut = false;
     let ended = match connected {
         Err(error) => {
             let refused = injected(adopted, Fault::Refused) > 0;
@@ -341,6 +349,23 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
                     problems.push("callbacks ran for a connection that was refused".to_owned());
                 }
                 Ended::ConnectRefused
+            } else if spec.kind == Kind::Tls
+                && terminal_injected(adopted)
+                && error.io_kind().is_some_and(|k| {
+                    matches!(
+                        k,
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+                    )
+                })
+            {
+                // A terminal fault on the adopted socket during the TLS
+                // handshake: the creating call reports it, once.
+                if client_end.rec.borrow().lost.is_some() {
+                    problems.push("client: callbacks for a failed handshake".to_owned());
+                }
+                handshake_cut = true;
+                client_end.token.set(None);
+                Ended::ErrorOnce
             } else {
                 problems.push(format!("the connect failed: {error}"));
                 Ended::ErrorOnce
@@ -348,8 +373,37 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         }
         Ok(()) => {
             let _ = client_end.lost.clone().await;
-            let _ = server_end.lost.clone().await;
-            judge(spec, &client_end, &server_end, &mut problems)
+            crate::debug(|| "client lost".to_owned());
+            // The server ends once its one connection does (whether or not
+            // its handshake completed, for TLS).
+            if !listener_closed.replace(true) {
+                fault::untarget(listener);
+            }
+            server.close();
+            server.wait_closed().await;
+            crate::debug(|| "server closed".to_owned());
+            let server_made = server_end.rec.borrow().made_once();
+            if spec.kind == Kind::Tls && !server_made && accepted.get() == 1 {
+                // The client's terminal fault cut the handshake short on
+                // the server's side: the server reports it ("TLS handshake
+                // failed", as asyncio) and its protocol never hears of it.
+                if terminal_injected(client_end.token.get()) {
+                    env.expected_handshake_reports
+                        .set(env.expected_handshake_reports.get() + 1);
+                } else {
+                    problems.push(
+                        "the server's TLS handshake failed without a terminal fault".to_owned(),
+                    );
+                }
+                server_end.token.set(None);
+                let c = client_end.rec.borrow();
+                problems.extend(c.problems.iter().cloned());
+                check_prefix(&mut problems, "client", &c.data, &[], false);
+                Ended::ErrorOnce
+            } else {
+                let _ = server_end.lost.clone().await;
+                judge(spec, &client_end, &server_end, &mut problems)
+            }
         }
     };
     if accepted.get() > 1 {
@@ -358,15 +412,21 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             accepted.get()
         ));
     }
-    fault::untarget(listener);
+    if !listener_closed.replace(true) {
+        fault::untarget(listener);
+    }
     server.close();
     server.wait_closed().await;
-    let mut closes = vec![("client", client_end.token.get())];
-    if ended != Ended::ConnectRefused {
-        closes.push(("server", server_end.token.get()));
+    if handshake_cut && accepted.get() == 1 && !server_end.rec.borrow().made_once() {
+        env.expected_handshake_reports
+            .set(env.expected_handshake_reports.get() + 1);
     }
-    if ended == Ended::ConnectRefused && accepted.get() == 0 {
-        closes.clear();
+    let mut closes = Vec::new();
+    if ended != Ended::ConnectRefused && !handshake_cut {
+        closes.push(("client", client_end.token.get()));
+        if server_end.rec.borrow().made_once() {
+            closes.push(("server", server_end.token.get()));
+        }
     }
     problems.extend(check_closed(&lp, &closes).await);
     (ended, problems)
@@ -402,6 +462,17 @@ pub(crate) async fn connect_adopting<T>(
     (out, adopted)
 }
 
+/// Over TLS, the end of a peer cut short by a terminal fault may show as a
+/// truncated record or an EOF without `close_notify`.
+fn tls_peer_end(spec: &Spec, error: &io::Error, own_terminal: bool) -> bool {
+    spec.kind == Kind::Tls
+        && !own_terminal
+        && matches!(
+            error.kind(),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+        )
+}
+
 /// The checks of a stream session that connected; how it ended.
 fn judge(spec: &Spec, client: &End, server: &End, problems: &mut Vec<String>) -> Ended {
     let c = client.rec.borrow();
@@ -428,7 +499,7 @@ fn judge(spec: &Spec, client: &End, server: &End, problems: &mut Vec<String>) ->
                 "{}: a terminal fault was injected on its fd but connection_lost(None)",
                 rec.who
             )),
-            (Some(Some(e)), _, false) if !is_terminal(e) => {
+            (Some(Some(e)), _, false) if !is_terminal(e) && !tls_peer_end(spec, e, own_terminal) => {
                 problems.push(format!("{}: connection_lost with {e}", rec.who));
             }
             // Its peer's terminal fault: EOF (None) or a reset are both honest.

@@ -60,7 +60,9 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
                     }
                 }
                 writer.close();
-                let _ = writer.wait_closed().await;
+                if let Err(error) = writer.wait_closed().await {
+                    side.borrow_mut().errors.push(error);
+                }
                 side.borrow_mut().done = true;
                 let _ = done.set_result(());
             }
@@ -74,10 +76,14 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     if let Some(plan) = &spec.accept {
         fault::target(listener, plan);
     }
+    let listener_closed = Rc::new(Cell::new(false));
     {
         let server = server.clone();
+        let listener_closed = listener_closed.clone();
         cleanup.borrow_mut().push(Box::new(move || {
-            fault::untarget(listener);
+            if !listener_closed.get() {
+                fault::untarget(listener);
+            }
             server.close();
             server.abort_clients();
         }));
@@ -98,6 +104,7 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             fault::untarget(listener);
             server.close();
             server.wait_closed().await;
+            listener_closed.set(true);
             let refused = super::injected(adopted, evloop_transports::fault::Fault::Refused) > 0;
             if refused
                 && evloop_transports::os_errno(&error)
@@ -149,7 +156,9 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             };
             futures_lite::future::zip(write, read).await;
             writer.close();
-            let _ = writer.wait_closed().await;
+            if let Err(error) = writer.wait_closed().await {
+                client_side.borrow_mut().errors.push(error);
+            }
         }
     }
     let _ = server_done.await;
@@ -172,7 +181,8 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         }
         if own && side.errors.is_empty() {
             problems.push(format!(
-                "{who}: a terminal fault was injected on its fd but no read or drain failed"
+                "{who}: a terminal fault was injected on its fd but no read, drain or \
+                 wait_closed failed"
             ));
         }
         if let Some(bad) = side.errors.iter().find(|e| !stream_error_is_terminal(e)) {
@@ -184,6 +194,8 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     }
     let tokens = [("client", c.token), ("server", s.token)];
     drop((c, s));
+    // The listener's number is free once it closes: untarget it before.
+    listener_closed.set(true);
     fault::untarget(listener);
     server.close();
     server.wait_closed().await;
