@@ -5,7 +5,6 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::Location;
 use std::rc::{Rc, Weak};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,7 @@ use crate::io_watch::IoTable;
 use crate::ready::{Entry, ReadyQueue};
 use crate::remote::{Remote, Shared};
 use crate::stats::StatCells;
+use crate::sync::{self, Ordering};
 use crate::task::{TaskFactory, TaskRegistry};
 use crate::Error;
 
@@ -45,7 +45,7 @@ pub(crate) struct Inner {
     pub(crate) poller: RefCell<Option<Poller>>,
     pub(crate) events: RefCell<Events>,
     pub(crate) io: RefCell<IoTable>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: sync::Arc<Shared>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) running: Cell<bool>,
     pub(crate) stopping: Cell<bool>,
@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     /// Tasks whose handle was dropped: kept so `close` can drop their
     /// futures on this thread instead of leaking them.
     detached: RefCell<DetachedTasks>,
+    /// Set while `close` runs (see `Task`'s drop and [`Inner::settle`]).
+    pub(crate) closing: Cell<bool>,
     pub(crate) close_hooks: RefCell<Vec<CloseHook>>,
 }
 
@@ -79,6 +81,34 @@ impl Inner {
             detached.prune_at = (detached.tasks.len() * 2).max(64);
         }
         detached.tasks.push(task);
+    }
+
+    /// Waits on the loop's thread until `waiting()` is false, dropping what
+    /// other threads bury meanwhile; called once the loop is closed.
+    ///
+    /// A task woken on another thread is marked scheduled (inside
+    /// async-task) before its step reaches `Shared::schedule`; if its last
+    /// handle is dropped (cancelling it) in between, the task's future lives
+    /// on in that step, which the other thread then buries in the graveyard.
+    /// Only this thread may drop it, and this may be the last time it
+    /// touches the loop, so it waits for the step: a few instructions on
+    /// the other thread. Bounded all the same: if the step never comes (that
+    /// thread died or was stopped mid-wake), the future is leaked with a
+    /// warning rather than the loop's thread hung. Found by the loom model
+    /// `loom_task_wake` (`cargo xtask loom`).
+    pub(crate) fn settle(&self, mut waiting: impl FnMut() -> bool) {
+        const SPINS: usize = 1 << 16;
+        for _ in 0..SPINS {
+            self.shared.empty_graveyard();
+            if !waiting() {
+                return;
+            }
+            sync::thread::yield_now();
+        }
+        tracing::warn!(
+            target: "evloop",
+            "a task woken on another thread after close never handed its step back; its future is leaked"
+        );
     }
 
     /// Releases a cancelled timer's heap slot (O(1); the heap compacts itself).
@@ -155,7 +185,7 @@ impl Builder {
     /// [`Error::Io`] if the reactor cannot be created (out of fds).
     pub fn build(&mut self) -> Result<EventLoop, Error> {
         let poller = Poller::new()?;
-        let shared = Arc::new(Shared::new(poller.waker()));
+        let shared = sync::Arc::new(Shared::new(poller.waker()));
         let debug = self.debug.unwrap_or_else(debug_from_env);
         let inner = Inner {
             ready: RefCell::new(ReadyQueue::default()),
@@ -183,6 +213,7 @@ impl Builder {
             tasks: RefCell::new(TaskRegistry::default()),
             extensions: RefCell::new(Vec::new()),
             detached: RefCell::new(DetachedTasks::default()),
+            closing: Cell::new(false),
             close_hooks: RefCell::new(Vec::new()),
         };
         tracing::debug!(target: "evloop", debug_mode = inner.debug.get(), "event loop created");
@@ -333,6 +364,7 @@ impl EventLoop {
         if inner.closed.replace(true) {
             return Ok(());
         }
+        inner.closing.set(true);
         tracing::debug!(target: "evloop", "closing event loop");
         inner.shared.closed.store(true, Ordering::Release);
         inner.shared.queue.close();
@@ -355,7 +387,10 @@ impl EventLoop {
             tracing::debug!(target: "evloop", pending, "dropping pending detached tasks at close");
         }
         drop((ready, timers, remote, detached));
-        inner.shared.empty_graveyard();
+        inner.closing.set(false);
+        // Every task whose handle is gone has lost its future by now, unless
+        // another thread is still handing its step in: wait for those.
+        inner.settle(|| inner.tasks.borrow().detached_pending());
         drop(io);
         drop(inner.poller.borrow_mut().take());
         drop(std::mem::take(&mut *inner.extensions.borrow_mut()));

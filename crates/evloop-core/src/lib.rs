@@ -62,6 +62,7 @@ mod remote;
 mod run;
 mod spawn;
 mod stats;
+mod sync;
 mod task;
 mod time;
 

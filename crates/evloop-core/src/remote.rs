@@ -5,15 +5,14 @@
 //! loop takes posts without any syscall.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, ThreadId};
 
 use async_task::Runnable;
 use concurrent_queue::ConcurrentQueue;
 use evloop_reactor::Waker;
 
 use crate::ready::RemoteItem;
+use crate::sync::thread::{current_id, ThreadId};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 use crate::Error;
 
 /// The thread-safe half of a loop, shared by `Remote`s, task wakers and the loop.
@@ -35,7 +34,7 @@ impl Shared {
             graveyard: Mutex::new(Vec::new()),
             waker,
             closed: AtomicBool::new(false),
-            owner: thread::current().id(),
+            owner: current_id(),
         }
     }
 
@@ -75,7 +74,7 @@ impl Shared {
     /// for the loop's thread otherwise (a local task's future must not be
     /// dropped elsewhere).
     fn bury(&self, runnable: Runnable) {
-        if thread::current().id() == self.owner {
+        if current_id() == self.owner {
             drop(runnable);
         } else if let Ok(mut graveyard) = self.graveyard.lock() {
             graveyard.push(runnable);
@@ -98,7 +97,7 @@ impl Shared {
 /// be dropped on its own thread; elsewhere it is leaked on purpose (the last
 /// reference to a closed loop went away on another thread).
 fn discard_runnable(owner: ThreadId, runnable: Runnable) {
-    if thread::current().id() == owner {
+    if current_id() == owner {
         drop(runnable);
     } else {
         std::mem::forget(runnable);

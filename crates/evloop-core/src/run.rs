@@ -6,7 +6,6 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -19,11 +18,12 @@ use crate::handle::HandleInfo;
 use crate::ready::Entry;
 use crate::remote::Shared;
 use crate::stats::Stopwatch;
+use crate::sync::{self, thread_local_cell, AtomicBool, Ordering};
 use crate::Error;
 
-thread_local! {
+thread_local_cell! {
     /// The loop running on this thread, if any.
-    static CURRENT: RefCell<Option<Rc<Inner>>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<Rc<Inner>>> = RefCell::new(None);
 }
 
 /// Pushes a task step onto the ready queue of the loop running on this
@@ -41,7 +41,7 @@ pub(crate) fn schedule_on_running_loop(
         let Some(inner) = running.as_ref() else {
             return;
         };
-        if !std::ptr::eq(Arc::as_ptr(&inner.shared), shared) {
+        if !std::ptr::eq(sync::Arc::as_ptr(&inner.shared), shared) {
             return;
         }
         let Ok(mut ready) = inner.ready.try_borrow_mut() else {
@@ -95,7 +95,7 @@ impl Drop for RunGuard<'_> {
 /// Wakes `run_until_complete`'s future: a flag plus the reactor's waker.
 struct MainWaker {
     woken: AtomicBool,
-    shared: Arc<Shared>,
+    shared: sync::Arc<Shared>,
 }
 
 impl Wake for MainWaker {

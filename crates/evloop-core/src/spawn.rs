@@ -6,10 +6,11 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Waker};
-use std::thread::{self, ThreadId};
 
+use crate::sync::thread::{current_id, ThreadId};
+use crate::sync::{Condvar, Mutex, MutexGuard};
 use crate::{Error, EventLoop, Remote};
 
 struct Slot<T> {
@@ -111,7 +112,7 @@ impl<T> RemoteTask<T> {
     /// loop cannot run while its thread blocks; await it there instead).
     pub fn join(self) -> Result<T, Error> {
         let mut slot = self.oneshot.lock();
-        if slot.outcome.is_none() && thread::current().id() == self.loop_thread {
+        if slot.outcome.is_none() && current_id() == self.loop_thread {
             return Err(Error::InvalidState(
                 "join() on the loop's own thread would deadlock; await the RemoteTask instead",
             ));

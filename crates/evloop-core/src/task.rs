@@ -36,9 +36,9 @@ pub type TaskFactory = Rc<dyn Fn(&EventLoop, LocalBoxFuture) -> LocalBoxFuture>;
 /// `Task-1`.
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-thread_local! {
+crate::sync::thread_local_cell! {
     /// The task being polled on this thread, if any (`current_task`).
-    static CURRENT_TASK: RefCell<Option<TaskRef>> = const { RefCell::new(None) };
+    static CURRENT_TASK: RefCell<Option<TaskRef>> = RefCell::new(None);
 }
 
 /// Identifies a task: unique in the process, in creation order. A task's
@@ -125,6 +125,8 @@ struct Header {
     retrieved: Cell<bool>,
     /// The waker of the task's last step, to wake it for a cancel.
     waker: RefCell<Option<Waker>>,
+    /// The `Task` handle was dropped: nobody but the loop keeps the task.
+    detached: Cell<bool>,
     callbacks: RefCell<Vec<(CallbackId, TaskCallback)>>,
     next_callback: Cell<u64>,
     event_loop: Weak<Inner>,
@@ -344,6 +346,16 @@ impl TaskRegistry {
         self.tasks.push(task);
     }
 
+    /// True if a task whose handle was dropped still has its future: after
+    /// `close` that means another thread is handing its step to the
+    /// graveyard right now (see `Inner::settle`).
+    pub(crate) fn detached_pending(&self) -> bool {
+        self.tasks.iter().filter_map(Weak::upgrade).any(|task| {
+            let header = task.header();
+            header.detached.get() && header.status.get() == Status::Pending
+        })
+    }
+
     fn live(&self) -> Vec<TaskRef> {
         self.tasks
             .iter()
@@ -399,6 +411,7 @@ impl EventLoop {
                 error: RefCell::new(None),
                 retrieved: Cell::new(false),
                 waker: RefCell::new(None),
+                detached: Cell::new(false),
                 callbacks: RefCell::new(Vec::new()),
                 next_callback: Cell::new(0),
                 event_loop: self.downgrade(),
@@ -647,7 +660,9 @@ impl<T> Drop for Task<T> {
         let Some(raw) = self.raw.take() else {
             return;
         };
-        let inner = self.state.header.event_loop.upgrade();
+        let header = &self.state.header;
+        header.detached.set(true);
+        let inner = header.event_loop.upgrade();
         if let Some(inner) = &inner {
             inner.shared.empty_graveyard();
         }
@@ -658,8 +673,18 @@ impl<T> Drop for Task<T> {
             // The loop keeps the task and drops it (and its future, on this
             // thread) at close if it has not finished by then.
             Some(inner) if !inner.closed.get() => inner.keep_detached(raw),
-            // A closed loop will never run it: drop its future now.
-            _ => drop(raw),
+            // A closed loop will never run it: drop its future now. If
+            // another thread is waking it at this very moment, the step it
+            // hands in holds the future: wait for it to land in the
+            // graveyard and drop it here. During `close`, `close` does that
+            // for every task.
+            Some(inner) => {
+                drop(raw);
+                if !inner.closing.get() {
+                    inner.settle(|| header.status.get() == Status::Pending);
+                }
+            }
+            None => drop(raw),
         }
     }
 }

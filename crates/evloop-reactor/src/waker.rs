@@ -10,28 +10,35 @@
 //! * `notified`: the backend's wake-up source has been signalled and not yet
 //!   consumed, so another signal would be redundant.
 //!
-//! `wake`: `pending = true` (a swap); then, only if `sleeping` and `notified` was
-//! false (swapped to true), signal the backend (write the eventfd / call
-//! `polling::Poller::notify`).
+//! `wake`: `pending = true` (a swap); then, only if `sleeping` and
+//! `notified` was false (swapped to true), signal the backend (write the
+//! eventfd / call `polling::Poller::notify`).
 //!
 //! `wait` with a non-zero timeout: `sleeping = true`, then if `pending` was
 //! set (swapped to false) use a zero timeout; with a zero timeout it only
-//! clears `pending` (the caller drains its own queues after every wait, so a
-//! wake folded into a non-blocking wait loses nothing). After the one
-//! backend wait: `sleeping = false`, and if the backend consumed a
-//! notification, `notified = false`.
+//! clears `pending` (swapped to false: the caller drains its own queues
+//! after every wait, so a wake folded into a non-blocking wait loses
+//! nothing). After the one backend wait: `sleeping = false`, and if the
+//! backend consumed a notification, `notified = false`.
 //!
 //! Why no wake is lost (Dekker): the waker writes `pending` then reads
-//! `sleeping`; the waiter writes `sleeping` then reads `pending`. Both touch
-//! `pending` with a read-modify-write, and one of the two comes first in its
-//! modification order: if the waiter's swap is first, the waker's swap reads
-//! it and so sees `sleeping`; if the waker's is first, the waiter's swap
-//! reads `pending` set. So at least one of them sees the other's write. If the waiter sees `pending`, it does not block. If the waker sees
+//! `sleeping`; the waiter writes `sleeping` then reads `pending`. Every
+//! write of `pending` is a read-modify-write, so the two sides' writes form
+//! one chain in its modification order: if the waiter's swap comes first,
+//! the waker's swap reads it and so sees `sleeping` (and the waiter's
+//! earlier writes); if the waker's comes first, the waiter's swap reads
+//! `pending` set, and with it everything the waker wrote before waking (the
+//! item it posted). So at least one of them sees the other's write, and a
+//! swap that clears a wake also makes the post behind it visible to the
+//! drain that follows. (Plain `SeqCst` stores would do for the flags
+//! alone, but loom models `SeqCst` loads and stores as `AcqRel` only and
+//! cannot check that; `cargo xtask loom` checks this protocol as written.)
+//! If the waiter sees `pending`, it does not block. If the waker sees
 //! `sleeping`, it signals the backend (or someone else already did and
 //! `notified` is still set, meaning a signal is outstanding and not yet
 //! consumed), so the blocking wait returns. Either way a wake that lands after
 //! the caller checked its queues ends the wait. While the loop is busy
-//! (`sleeping` false) a wake is one store and one load: no syscall, and the
+//! (`sleeping` false) a wake is one swap and one load: no syscall, and the
 //! waiter's steady state is the single backend wait.
 
 use std::fmt;
@@ -56,11 +63,8 @@ impl WakeState {
     /// The waker's half. `signal` is the backend's notify.
     #[inline]
     pub(crate) fn wake(&self, signal: impl FnOnce()) {
-        // A swap, not a store: the two sides meet in one chain of
-        // read-modify-writes on `pending`, so whichever comes second sees
-        // the other's writes (on x86 it is the same `xchg` a `SeqCst` store
-        // compiles to). It is also what loom can check: it models `SeqCst`
-        // loads and stores as `AcqRel` only.
+        // A swap, not a store (see "Why no wake is lost"); on x86 it is the
+        // same `xchg` a `SeqCst` store compiles to.
         self.pending.swap(true, SeqCst);
         if self.sleeping.load(SeqCst) && !self.notified.swap(true, SeqCst) {
             signal();
@@ -71,7 +75,9 @@ impl WakeState {
     #[inline]
     pub(crate) fn before_wait(&self, timeout: Option<Duration>) -> Option<Duration> {
         if timeout == Some(Duration::ZERO) {
-            self.pending.store(false, SeqCst);
+            // A swap too: reading the waker's `pending` is what makes the
+            // post it announced visible to the drain that follows this wait.
+            self.pending.swap(false, SeqCst);
             return timeout;
         }
         self.sleeping.store(true, SeqCst);
