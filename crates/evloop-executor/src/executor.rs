@@ -7,8 +7,10 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 use std::task::{Context, Poll, Waker};
+
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 /// A unit of work for an [`Executor`]: a boxed closure run once on some
 /// worker thread.

@@ -47,6 +47,7 @@
 
 mod executor;
 mod pool;
+mod sync;
 
 pub use executor::{spawn_blocking, BlockingTask, Executor, Job, JobError, ShutDown};
 pub use pool::{ThreadPool, ThreadPoolBuilder};
