@@ -24,10 +24,10 @@
 //! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
-mod parse;
+pub(crate) mod parse;
 mod process;
-mod report;
-mod run;
+pub(crate) mod report;
+pub(crate) mod run;
 mod sendfile;
 mod tls;
 
@@ -614,7 +614,7 @@ fn names(servers: &[Server]) -> String {
 }
 
 /// Runs `cargo ARGS` in `root`, printing it first.
-fn step(root: &Path, args: &[&str]) -> Result<(), String> {
+pub(crate) fn step(root: &Path, args: &[&str]) -> Result<(), String> {
     println!("==> cargo {}", args.join(" "));
     let status = Command::new(cargo())
         .args(args)
@@ -665,7 +665,7 @@ fn python_venv(root: &Path, wanted: &[&str], skipped: &mut Vec<String>) -> Optio
     }
 }
 
-fn date_now() -> String {
+pub(crate) fn date_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -673,7 +673,7 @@ fn date_now() -> String {
 }
 
 /// Machine and versions, as Markdown bullet lines.
-fn machine_facts(root: &Path, python: Option<&Path>) -> String {
+pub(crate) fn machine_facts(root: &Path, python: Option<&Path>) -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| parse::cpu_model(&t))

@@ -20,6 +20,8 @@
 
 mod bench;
 mod examples;
+mod netem;
+mod soak;
 mod test;
 mod tidy;
 
@@ -50,6 +52,12 @@ commands:
               asyncio and uvloop under one load generator, round-robin
               (`cargo xtask bench --help` for the options: --quick, --plot, ...)
   bench micro the micro benchmarks beside tokio, asyncio and uvloop
+  netem       lossy links (root only; skipped with a message elsewhere): echo_server and
+              its clients in two network namespaces over a userspace netem link (delay,
+              jitter, loss, duplication, reordering); TCP and TLS 64 MiB byte-exact, UDP
+              loss counted, clean shutdown (`cargo xtask netem --help`)
+  soak        `cargo xtask soak --minutes N`: echo_server under mixed load, RSS and fds
+              sampled every second; fails on an upward trend or a differing byte
   help        print this message (also: -h, --help, or `<command> --help`)
 ";
 
@@ -72,7 +80,8 @@ fn main() -> ExitCode {
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Help,
-    /// A command and, for `bench`, its own arguments (it has its own help).
+    /// A command and, for `bench`, `netem` and `soak`, its own arguments
+    /// (they have their own help).
     Run(String, Vec<String>),
 }
 
@@ -87,7 +96,7 @@ fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "bench" => {
+        "bench" | "netem" | "soak" => {
             let rest = parser
                 .raw_args()
                 .map_err(|e| e.to_string())?
@@ -113,6 +122,8 @@ fn run(command: &str, rest: &[String]) -> ExitCode {
         "test" => test::run_steps(&test::matrix(&root)),
         "tidy" => test::run_steps(&[test::tidy_step(&root)]),
         "examples" => test::run_steps(&examples::steps(&root)),
+        "netem" => netem::run(&root, rest),
+        "soak" => soak::run(&root, rest),
         _ => bench::run(&root, rest),
     };
     match result {

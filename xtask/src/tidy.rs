@@ -140,6 +140,9 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         "evloop-loadgen" | "raw-epoll-echo" | "tokio-echo-bench" | "tokio-rustls-echo-bench" => {
             Allowed::Only(&[])
         }
+        // `cargo xtask netem` and `soak`: the userspace netem link and the
+        // clients; the load generator's TLS config and certificates reused.
+        "evloop-netsoak" => Allowed::Only(&["evloop-loadgen"]),
         _ => return None,
     };
     Some(allowed)

@@ -11,24 +11,24 @@ pub(crate) enum Listening {
     Unix(String),
     /// `listening on tls HOST:PORT` (a TCP listener speaking TLS).
     Tls(String),
+    /// `listening on udp HOST:PORT`.
+    Udp(String),
 }
 
 /// Parses one `listening on tcp HOST:PORT` / `listening on unix PATH` /
-/// `listening on tls HOST:PORT` line;
+/// `listening on tls HOST:PORT` / `listening on udp HOST:PORT` line;
 /// `None` for any other line (or a TCP address without a port).
 pub(crate) fn listening_line(line: &str) -> Option<Listening> {
     let rest = line.trim_end().strip_prefix("listening on ")?;
     let (kind, addr) = rest.split_once(' ')?;
     let addr = addr.trim();
     match kind {
-        "tcp" | "tls" => {
+        "tcp" | "tls" | "udp" => {
             let (host, port) = addr.rsplit_once(':')?;
-            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| {
-                if kind == "tls" {
-                    Listening::Tls(addr.into())
-                } else {
-                    Listening::Tcp(addr.into())
-                }
+            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| match kind {
+                "tls" => Listening::Tls(addr.into()),
+                "udp" => Listening::Udp(addr.into()),
+                _ => Listening::Tcp(addr.into()),
             })
         }
         "unix" if !addr.is_empty() => Some(Listening::Unix(addr.into())),
@@ -182,7 +182,11 @@ mod tests {
         );
         assert_eq!(listening_line("listening on tcp 127.0.0.1"), None);
         assert_eq!(listening_line("listening on tcp :80"), None);
-        assert_eq!(listening_line("listening on udp 127.0.0.1:9"), None);
+        assert_eq!(
+            listening_line("listening on udp 127.0.0.1:9"),
+            Some(Listening::Udp("127.0.0.1:9".into()))
+        );
+        assert_eq!(listening_line("listening on sctp 127.0.0.1:9"), None);
         assert_eq!(listening_line("shutdown"), None);
         assert_eq!(
             listening_line("listening on tls 127.0.0.1:4433"),

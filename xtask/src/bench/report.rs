@@ -627,6 +627,149 @@ pub(crate) fn svg(
     out
 }
 
+/// One line of a time-series chart: (x, y) points in x order.
+pub(crate) struct Series<'a> {
+    pub(crate) name: String,
+    pub(crate) color: &'static str,
+    pub(crate) points: &'a [(f64, f64)],
+}
+
+/// One panel of a time-series chart: its heading and its lines.
+pub(crate) struct Panel<'a> {
+    pub(crate) heading: String,
+    pub(crate) series: Vec<Series<'a>>,
+}
+
+/// Time-series panels stacked vertically over one x axis (`x_label`),
+/// each from 0 to a round ceiling above its largest y; x below `shade_until`
+/// is shaded (a warm-up). Used by `cargo xtask soak` (docs/soak.svg).
+pub(crate) fn line_chart(
+    title: &str,
+    panels: &[Panel<'_>],
+    x_label: &str,
+    shade_until: Option<f64>,
+    footer: &str,
+) -> String {
+    let (pw, ph) = (760.0_f64, 200.0_f64);
+    let (left, top) = (70.0, 40.0);
+    let width = left + pw + 30.0;
+    #[allow(clippy::cast_precision_loss)]
+    let height = top + panels.len() as f64 * (ph + 70.0) + 20.0;
+    let x_max = panels
+        .iter()
+        .flat_map(|p| &p.series)
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(0.0_f64, f64::max)
+        .max(1e-9);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
+    for (i, panel) in panels.iter().enumerate() {
+        #[allow(clippy::cast_precision_loss)]
+        let py = top + i as f64 * (ph + 70.0) + 20.0;
+        let y_max = panel
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .fold(0.0_f64, f64::max);
+        let scale = nice_ceiling(y_max.max(1.0) * 1.1);
+        let _ = writeln!(
+            out,
+            r#"<text x="{left}" y="{:.1}" font-weight="bold">{}</text>"#,
+            py - 8.0,
+            escape(&panel.heading)
+        );
+        let mut lx = left + 300.0;
+        for s in &panel.series {
+            let _ = writeln!(
+                out,
+                r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="3" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+                py - 14.0,
+                s.color,
+                lx + 16.0,
+                py - 9.0,
+                escape(&s.name)
+            );
+            #[allow(clippy::cast_precision_loss)]
+            let step = 40.0 + 6.5 * s.name.len() as f64;
+            lx += step;
+        }
+        if let Some(until) = shade_until {
+            let w = pw * (until / x_max).clamp(0.0, 1.0);
+            let _ = writeln!(
+                out,
+                r##"<rect x="{left}" y="{py:.1}" width="{w:.1}" height="{ph}" fill="#f0f0f0"/>"##
+            );
+        }
+        for g in 0..=4 {
+            let v = scale * f64::from(g) / 4.0;
+            let y = py + ph - ph * f64::from(g) / 4.0;
+            let _ = writeln!(
+                out,
+                r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
+                left + pw,
+                left - 4.0,
+                y + 4.0,
+                fixed(v, if scale < 10.0 { 1 } else { 0 })
+            );
+        }
+        for g in 0..=6 {
+            let v = x_max * f64::from(g) / 6.0;
+            let x = left + pw * f64::from(g) / 6.0;
+            let _ = writeln!(
+                out,
+                r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+                py + ph + 14.0,
+                fixed(v, if x_max < 10.0 { 1 } else { 0 })
+            );
+        }
+        let _ = writeln!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
+            left + pw / 2.0,
+            py + ph + 28.0,
+            escape(x_label)
+        );
+        for s in &panel.series {
+            let mut points = String::new();
+            for &(x, y) in s.points {
+                let _ = write!(
+                    points,
+                    "{:.1},{:.1} ",
+                    left + pw * x / x_max,
+                    py + ph - ph * (y / scale).clamp(0.0, 1.0)
+                );
+            }
+            let _ = writeln!(
+                out,
+                r#"<polyline fill="none" stroke="{}" stroke-width="1" points="{}"/>"#,
+                s.color,
+                points.trim_end()
+            );
+        }
+        let _ = writeln!(
+            out,
+            r#"<rect x="{left}" y="{py:.1}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
+        );
+    }
+    let _ = writeln!(
+        out,
+        r##"<text x="{left}" y="{:.1}" fill="#555">{}</text>"##,
+        height - 6.0,
+        escape(footer)
+    );
+    out.push_str("</svg>\n");
+    out
+}
+
 /// The smallest 1, 2 or 5 times a power of ten that is at least `v`.
 fn nice_ceiling(v: f64) -> f64 {
     let mut base = 1.0;
@@ -720,6 +863,36 @@ mod tests {
         assert_eq!(size_name(10 * 1024), "10 KiB");
         assert_eq!(size_name(100), "100 B");
         assert!((nice_ceiling(150_000.0) - 200_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_line_chart_draws_every_series_of_every_panel() {
+        let a = [(0.0, 1.0), (30.0, 2.0), (60.0, 2.5)];
+        let b = [(0.0, 10.0), (60.0, 12.0)];
+        let panels = [
+            Panel {
+                heading: "RSS (MiB)".into(),
+                series: vec![Series {
+                    name: "plain".into(),
+                    color: "#1f77b4",
+                    points: &a,
+                }],
+            },
+            Panel {
+                heading: "fds".into(),
+                series: vec![Series {
+                    name: "plain <fds>".into(),
+                    color: "#d62728",
+                    points: &b,
+                }],
+            },
+        ];
+        let svg = line_chart("soak & co", &panels, "seconds", Some(6.0), "footer");
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("soak &amp; co") && svg.contains("plain &lt;fds&gt;"));
+        // The last point of `a` sits at the right edge (x = 70 + 760).
+        assert!(svg.contains("830.0,"), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
     }
 
     #[test]

@@ -110,8 +110,10 @@ pub(crate) struct Env {
     pub(crate) work_dir: PathBuf,
 }
 
-/// A started server with its stdout lines arriving on a channel.
-struct Running {
+/// A started server with its stdout lines arriving on a channel (also
+/// used by `cargo xtask netem` and `cargo xtask soak`). Dropped while the
+/// server still runs, it kills it.
+pub(crate) struct Running {
     child: Child,
     lines: Receiver<String>,
     name: &'static str,
@@ -131,20 +133,41 @@ impl Running {
             }
         };
         let log_path = env.work_dir.join(format!("{}.log", server.name));
+        let mut command = Command::new(&server.program);
+        command.args(&server.args).args(&listener);
+        let mut running = Running::spawn(command, server.name, &log_path)?;
+        let listening = running.listening(1, &log_path)?;
+        let target = match &listening[0] {
+            Listening::Tcp(addr) | Listening::Tls(addr) | Listening::Udp(addr) => {
+                format!("--tcp={addr}")
+            }
+            Listening::Unix(path) => format!("--unix={path}"),
+        };
+        Ok((running, target))
+    }
+
+    /// Spawns `command` (stdin `/dev/null`, stderr appended to `log_path`),
+    /// its stdout lines arriving on a channel.
+    pub(crate) fn spawn(
+        mut command: Command,
+        name: &'static str,
+        log_path: &Path,
+    ) -> Result<Running, RunError> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log_path)
+            .open(log_path)
             .map_err(|e| RunError::fatal(format!("{}: {e}", log_path.display())))?;
-        let mut child = Command::new(&server.program)
-            .args(&server.args)
-            .args(&listener)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .map_err(|e| {
-                RunError::fatal(format!("cannot start {}: {e}", server.program.display()))
+                RunError::fatal(format!(
+                    "cannot start {}: {e}",
+                    command.get_program().to_string_lossy()
+                ))
             })?;
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -156,44 +179,54 @@ impl Running {
                 }
             }
         });
-        let mut running = Running {
-            child,
-            lines,
-            name: server.name,
-        };
+        Ok(Running { child, lines, name })
+    }
+
+    /// Waits for `count` `listening on` lines (other lines are skipped);
+    /// kills the server if they do not come within [`START_TIMEOUT`].
+    pub(crate) fn listening(
+        &mut self,
+        count: usize,
+        log_path: &Path,
+    ) -> Result<Vec<Listening>, RunError> {
         let deadline = Instant::now() + START_TIMEOUT;
-        loop {
+        let mut found = Vec::new();
+        while found.len() < count {
             let left = deadline.saturating_duration_since(Instant::now());
-            match running.lines.recv_timeout(left) {
-                Ok(line) => match parse::listening_line(&line) {
-                    Some(Listening::Tcp(addr) | Listening::Tls(addr)) => {
-                        return Ok((running, format!("--tcp={addr}")))
-                    }
-                    Some(Listening::Unix(path)) => return Ok((running, format!("--unix={path}"))),
-                    None => {}
-                },
+            match self.lines.recv_timeout(left) {
+                Ok(line) => found.extend(parse::listening_line(&line)),
                 Err(_) => {
-                    let _ = running.child.kill();
-                    let _ = running.child.wait();
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
                     return Err(RunError::fatal(format!(
                         "{}: no `listening on` line within {} s (see {})",
-                        server.name,
+                        self.name,
                         START_TIMEOUT.as_secs(),
                         log_path.display()
                     )));
                 }
             }
         }
+        Ok(found)
     }
 
-    fn pid(&self) -> u32 {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGINT, then wait; returns a note if the contract was not kept.
-    fn stop(mut self) -> Option<String> {
+    pub(crate) fn stop(self) -> Option<String> {
+        self.stop_with("INT")
+    }
+
+    /// `kill -SIGNAL`, then wait for the exit; returns a note if the
+    /// contract (exit 0 after printing `shutdown`) was not kept.
+    pub(crate) fn stop_with(mut self, signal: &str) -> Option<String> {
         let pid = self.pid().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let _ = Command::new("kill")
+            .args([format!("-{signal}").as_str(), &pid])
+            .status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         let status = loop {
             match self.child.try_wait() {
@@ -206,7 +239,7 @@ impl Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
             return Some(format!(
-                "{}: did not exit within {} s of SIGINT (killed)",
+                "{}: did not exit within {} s of SIG{signal} (killed)",
                 self.name,
                 STOP_TIMEOUT.as_secs()
             ));
@@ -217,14 +250,26 @@ impl Running {
             said_shutdown |= line.trim() == "shutdown";
         }
         if !status.success() {
-            Some(format!("{}: exited with {status} after SIGINT", self.name))
+            Some(format!(
+                "{}: exited with {status} after SIG{signal}",
+                self.name
+            ))
         } else if !said_shutdown {
             Some(format!(
-                "{}: exited 0 after SIGINT without printing `shutdown`",
+                "{}: exited 0 after SIG{signal} without printing `shutdown`",
                 self.name
             ))
         } else {
             None
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
