@@ -718,7 +718,7 @@ pub(crate) fn line_chart(
                 left + pw,
                 left - 4.0,
                 y + 4.0,
-                fixed(v, if scale < 10.0 { 1 } else { 0 })
+                fixed(v, if (scale / 4.0).fract() == 0.0 { 0 } else { 1 })
             );
         }
         for g in 0..=6 {
