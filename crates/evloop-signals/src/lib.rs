@@ -72,8 +72,10 @@
 
 mod name;
 mod registry;
+mod sync;
 #[allow(unsafe_code)]
 mod sys;
+mod table;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -81,6 +83,11 @@ use std::rc::Rc;
 use evloop_core::{Error, EventLoop};
 
 pub use name::signal_name;
+
+/// The signal table's protocol, for the loom models (`cargo xtask loom`);
+/// only with `--cfg loom`.
+#[cfg(loom)]
+pub use table::{Claim, SignalTable};
 
 use registry::Registry;
 

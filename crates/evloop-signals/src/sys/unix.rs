@@ -11,9 +11,11 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 
 use libc::c_int;
+
+pub(crate) use crate::table::Claim;
+use crate::table::SignalTable;
 
 /// One past the highest signal number (the C `NSIG`).
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -45,86 +47,46 @@ pub(crate) const NSIG: i32 = 65;
 
 const SLOTS: usize = NSIG as usize;
 
-/// Per signal number, the write end of the owning loop's wake-up pipe.
-///
-/// # Invariant
-/// `-1` means no loop owns the signal. A non-negative value is an open fd:
-/// owners `release` their slots and call [`quiesce`] before closing the fd, so
-/// the handler never writes to a closed (or reused) fd number.
-static WAKEUP_FDS: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+/// The process-global table the handler reads (see `table.rs`).
+#[cfg(not(loom))]
+static TABLE: SignalTable<SLOTS> = SignalTable::new();
 
-/// Per signal number: set by the handler, cleared by the owning loop when it
-/// schedules the callback. Several deliveries before the loop looks coalesce
-/// into one callback run, as in asyncio.
-static PENDING: [AtomicBool; SLOTS] = [const { AtomicBool::new(false) }; SLOTS];
-
-/// Handlers currently running (on any thread); [`quiesce`] waits for zero.
-static IN_HANDLER: AtomicUsize = AtomicUsize::new(0);
-
-fn slot(signum: i32) -> Option<usize> {
-    usize::try_from(signum).ok().filter(|&i| i > 0 && i < SLOTS)
-}
-
-/// What [`claim`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Claim {
-    /// The signal had no wake-up fd; now it is the caller's.
-    New,
-    /// The signal already was the caller's.
-    Already,
-    /// Another loop's fd holds the signal (or the number is out of range).
-    Taken,
+#[cfg(loom)]
+loom::lazy_static! {
+    /// The process-global table the handler reads (see `table.rs`); loom's
+    /// atomics cannot be built in a `static` initialiser.
+    static ref TABLE: SignalTable<SLOTS> = SignalTable::new();
 }
 
 /// Makes `fd` the wake-up fd of `signum` unless another fd holds it.
 pub(crate) fn claim(signum: i32, fd: RawFd) -> Claim {
-    let Some(i) = slot(signum) else {
-        return Claim::Taken;
-    };
-    match WAKEUP_FDS[i].compare_exchange(-1, fd, SeqCst, SeqCst) {
-        Ok(_) => Claim::New,
-        Err(current) if current == fd => Claim::Already,
-        Err(_) => Claim::Taken,
-    }
+    TABLE.claim(signum, fd)
 }
 
 /// Forgets `fd` as the wake-up fd of `signum` (no-op if another fd holds it).
 pub(crate) fn release(signum: i32, fd: RawFd) {
-    if let Some(i) = slot(signum) {
-        let _ = WAKEUP_FDS[i].compare_exchange(fd, -1, SeqCst, SeqCst);
-    }
+    TABLE.release(signum, fd);
 }
 
 /// Forgets `fd` as the wake-up fd of every signal.
 pub(crate) fn release_all(fd: RawFd) {
-    for entry in &WAKEUP_FDS {
-        let _ = entry.compare_exchange(fd, -1, SeqCst, SeqCst);
-    }
+    TABLE.release_all(fd);
 }
 
-/// Returns once every handler that could have read a released fd from
-/// [`WAKEUP_FDS`] has finished, so that fd may be closed.
-///
-/// A handler increments [`IN_HANDLER`] before it reads its slot; with
-/// sequentially consistent atomics, a handler that this call does not see
-/// running started after the release and reads `-1`. Handlers are a few
-/// instructions long, so this spins at most briefly.
+/// Returns once no handler can still write to an fd released before the
+/// call.
 pub(crate) fn quiesce() {
-    while IN_HANDLER.load(SeqCst) != 0 {
-        std::thread::yield_now();
-    }
+    TABLE.quiesce();
 }
 
 /// Clears the pending flag of `signum` (before a new owner installs it).
 pub(crate) fn clear_pending(signum: i32) {
-    if let Some(i) = slot(signum) {
-        PENDING[i].store(false, SeqCst);
-    }
+    TABLE.clear_pending(signum);
 }
 
 /// True (once) if `signum` arrived since the last call.
 pub(crate) fn take_pending(signum: i32) -> bool {
-    slot(signum).is_some_and(|i| PENDING[i].swap(false, SeqCst))
+    TABLE.take_pending(signum)
 }
 
 /// Installs the crate's handler for `signum`, with `SA_RESTART` so slow
@@ -161,23 +123,15 @@ fn set_disposition(signum: i32, handler: libc::sighandler_t, flags: c_int) -> io
 
 /// The signal handler. Async-signal-safe: atomics, `write`, `errno`.
 extern "C" fn on_signal(signum: c_int) {
-    IN_HANDLER.fetch_add(1, SeqCst);
     let saved = errno::get();
-    if let Some(i) = slot(signum) {
-        PENDING[i].store(true, SeqCst);
-        let fd = WAKEUP_FDS[i].load(SeqCst);
-        if fd >= 0 {
-            // Signal numbers are below NSIG (at most 129), so they fit a byte.
-            let byte = signum as u8;
-            // SAFETY: `write` is async-signal-safe; the buffer is one valid
-            // byte on this stack. `fd` is open: owners release the slot and
-            // `quiesce` (which waits for this handler) before closing it. A
-            // full pipe gives EAGAIN, which is ignored on purpose.
-            let _ = unsafe { libc::write(fd, std::ptr::from_ref(&byte).cast(), 1) };
-        }
-    }
+    TABLE.on_signal(signum, |fd, byte| {
+        // SAFETY: `write` is async-signal-safe; the buffer is one valid byte
+        // on this stack. `fd` is open: owners release the slot and `quiesce`
+        // (which waits for this handler) before closing it. A full pipe
+        // gives EAGAIN, which is ignored on purpose.
+        let _ = unsafe { libc::write(fd, std::ptr::from_ref(&byte).cast(), 1) };
+    });
     errno::set(saved);
-    IN_HANDLER.fetch_sub(1, SeqCst);
 }
 
 /// Saving and restoring the thread's `errno`, so the handler does not clobber
