@@ -2,8 +2,9 @@
 //! "fault injection without `LD_PRELOAD`").
 //!
 //! Every syscall site of the stream transport (`recv`/`read`,
-//! `send`/`write`), the datagram transport (`send`/`sendto`, `recvfrom`),
-//! the accept loop (`accept4`) and the non-blocking connect goes through
+//! `send`/`write`, and `sendfile`), the datagram transport
+//! (`send`/`sendto`, `recvfrom`), the accept loop (`accept4`), the
+//! non-blocking connect and the `sock_*` calls goes through
 //! `io`. Without the `fault-injection` cargo feature `io` is the call
 //! itself (inlined: zero cost). With it, a per-thread table of targets
 //! switched on by a test ([`install`]) decides, for a call on a *targeted*
@@ -18,7 +19,8 @@
 //! | [`Op::Send`] (datagram `send`/`sendto`) | `EAGAIN`, `EINTR`, `ENOBUFS` |
 //! | [`Op::Recv`] (datagram `recvfrom`) | `EAGAIN`, `EINTR` |
 //! | [`Op::Accept`] (`accept4` on a listener) | `EAGAIN`, `EINTR`, `ECONNABORTED`, `EMFILE` |
-//! | [`Op::Connect`] (`connect`) | `EINTR` (after the call: the connect goes on), `EAGAIN` (before), `ECONNREFUSED` |
+//! | [`Op::Connect`] (`connect`, also `sock_connect`) | `EINTR` (after the call: the connect goes on), `EAGAIN` (before), `ECONNREFUSED` |
+//! | [`Op::Sock`] (the `sock_*` calls' syscalls) | `EAGAIN`, `EINTR` |
 //!
 //! A terminal fault (`ECONNRESET`, `EPIPE`) is sticky, as the kernel's:
 //! every later read or write on that fd fails with the same errno. Only
@@ -50,8 +52,11 @@ pub enum Op {
     Recv,
     /// `accept4` on a server's listening socket.
     Accept,
-    /// `connect` of a connection call's socket.
+    /// `connect` of a connection call's socket, or of `sock_connect`.
     Connect,
+    /// A `sock_*` call's syscall (`recv`, `send`, `accept4`, `sendto`,
+    /// `recvfrom`, `sendfile`), retried by its waiter.
+    Sock,
 }
 
 /// Runs `call` — the syscall at a site of kind `op` on `fd`, asked for
@@ -344,7 +349,7 @@ mod enabled {
                 (Fault::Intr, r.eintr),
                 (Fault::NoBufs, r.enobufs),
             ],
-            Op::Recv => &[(Fault::Again, r.eagain), (Fault::Intr, r.eintr)],
+            Op::Recv | Op::Sock => &[(Fault::Again, r.eagain), (Fault::Intr, r.eintr)],
             Op::Accept => &[
                 (Fault::Again, r.eagain),
                 (Fault::Intr, r.eintr),

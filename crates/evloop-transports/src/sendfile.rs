@@ -39,7 +39,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
@@ -49,6 +49,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 use rustix::net::{SendFlags, SocketType};
 
+use crate::fault::{self, Op};
 use crate::sock::{io_error, Direction, Wait};
 use crate::transport::{DrainWaiters, FdKind, StreamInner, Transport};
 
@@ -460,7 +461,11 @@ async fn stream_sendfile(
         let result = if native.is_ok() {
             let mut off = position.next_offset();
             let want = want.min(MAX_SYSCALL) as usize;
-            inner.with_fd(|sock| rustix::fs::sendfile(sock, file, Some(&mut off), want))
+            inner.with_fd(|sock| {
+                fault::io(Op::Write, sock.as_raw_fd(), want, |len| {
+                    rustix::fs::sendfile(sock, file, Some(&mut off), len)
+                })
+            })
         } else {
             if chunk_start == chunk_end {
                 chunk.resize(

@@ -46,6 +46,7 @@ use rustix::net::{
 
 use crate::address::Address;
 use crate::family::Family;
+use crate::fault::{self, Op};
 
 /// Receives up to `n` bytes (asyncio's `sock_recv`); an empty vector means
 /// the peer closed (or `n` was 0).
@@ -215,7 +216,9 @@ pub fn sock_connect<'a>(
         };
         let target = to_any(&addr)?;
         loop {
-            match rustix::net::connect(fd, &target) {
+            match fault::io(Op::Connect, fd.as_raw_fd(), 0, |_| {
+                rustix::net::connect(fd, &target)
+            }) {
                 Ok(()) => return Ok(()),
                 // Interrupted, a non-blocking connect goes on in the background.
                 Err(Errno::INPROGRESS | Errno::INTR) => break,
@@ -639,7 +642,7 @@ impl<'a> Wait<'a> {
         mut op: impl FnMut(BorrowedFd<'a>) -> rustix::io::Result<T>,
     ) -> Result<T, Error> {
         let result = poll_fn(|cx| loop {
-            match op(self.fd) {
+            match fault::io(Op::Sock, self.fd.as_raw_fd(), 0, |_| op(self.fd)) {
                 Ok(value) => return Poll::Ready(Ok(value)),
                 Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => return self.park(cx),

@@ -4,6 +4,7 @@
 
 mod pipe;
 mod process;
+mod sock;
 mod stream;
 mod streams;
 mod udp;
@@ -36,6 +37,12 @@ pub enum Kind {
     Tls,
     /// Unix stream socket echo.
     Unix,
+    /// TCP echo, the client sending a file with `sendfile` (sendfile(2)
+    /// on the transport's fd), then `write_eof`.
+    Sendfile,
+    /// TCP echo, the client a bare socket driven by `sock_connect`,
+    /// `sock_sendall` and `sock_recv`.
+    Sock,
     /// A pipe: `connect_write_pipe` to `connect_read_pipe`.
     Pipe,
     /// A `cat` subprocess: its stdin and stdout pipes.
@@ -44,12 +51,14 @@ pub enum Kind {
     Udp,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 10] = [
     Kind::Tcp,
     Kind::TcpBuffered,
     Kind::Streams,
     Kind::Tls,
     Kind::Unix,
+    Kind::Sendfile,
+    Kind::Sock,
     Kind::Pipe,
     Kind::Subprocess,
     Kind::Udp,
@@ -63,6 +72,8 @@ impl fmt::Display for Kind {
             Kind::Streams => "streams",
             Kind::Tls => "tls",
             Kind::Unix => "unix",
+            Kind::Sendfile => "sendfile",
+            Kind::Sock => "sock",
             Kind::Pipe => "pipe",
             Kind::Subprocess => "subprocess",
             Kind::Udp => "udp",
@@ -175,7 +186,13 @@ impl Spec {
         };
         let has_listener = matches!(
             kind,
-            Kind::Tcp | Kind::TcpBuffered | Kind::Streams | Kind::Tls | Kind::Unix
+            Kind::Tcp
+                | Kind::TcpBuffered
+                | Kind::Streams
+                | Kind::Tls
+                | Kind::Unix
+                | Kind::Sendfile
+                | Kind::Sock
         );
         let accept = (has_listener && rng.chance(0.25)).then(|| FaultPlan {
             seed: rng.next(),
@@ -188,7 +205,8 @@ impl Spec {
             },
         });
         let mut client = client;
-        let adopt = has_listener && rng.chance(0.25);
+        // sock_connect's socket is the test's own: targeted, not adopted.
+        let adopt = has_listener && kind != Kind::Sock && rng.chance(0.25);
         if adopt {
             let mut connect = client.unwrap_or_else(|| FaultPlan {
                 seed: rng.next(),
@@ -315,9 +333,10 @@ pub(crate) async fn run_one(env: &Rc<Env>, seed: u64) -> Outcome {
         let cleanup = cleanup.clone();
         async move {
             match spec.kind {
-                Kind::Tcp | Kind::TcpBuffered | Kind::Tls | Kind::Unix => {
+                Kind::Tcp | Kind::TcpBuffered | Kind::Tls | Kind::Unix | Kind::Sendfile => {
                     stream::run(&env, &mut spec, &cleanup).await
                 }
+                Kind::Sock => sock::run(&env, &mut spec, &cleanup).await,
                 Kind::Streams => streams::run(&env, &mut spec, &cleanup).await,
                 Kind::Pipe => pipe::run(&env, &mut spec, &cleanup).await,
                 Kind::Subprocess => process::run(&env, &mut spec, &cleanup).await,

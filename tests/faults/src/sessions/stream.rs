@@ -13,7 +13,7 @@ use evloop_core::{Error, LoopFuture};
 use evloop_transports::fault::{self, Fault, FaultPlan};
 use evloop_transports::{
     create_connection, create_connection_buffered, create_server, create_unix_connection,
-    create_unix_server, os_errno, BufferedProtocol, ConnectOptions, Protocol, Server,
+    create_unix_server, os_errno, sendfile, BufferedProtocol, ConnectOptions, Protocol, Server,
     ServerOptions, Transport, UnixConnectOptions, UnixServerOptions,
 };
 
@@ -58,10 +58,10 @@ impl End {
     }
 }
 
-/// The echo server's protocol.
-struct Echo {
-    end: End,
-    plan: Option<FaultPlan>,
+/// The echo server's protocol: echoes, closes at EOF.
+pub(crate) struct Echo {
+    pub(crate) end: End,
+    pub(crate) plan: Option<FaultPlan>,
 }
 
 impl Protocol for Echo {
@@ -101,10 +101,15 @@ struct Send {
     chunks: Vec<usize>,
     /// `write_eof` after the payload; else close once the echo is back.
     half_close: bool,
+    /// The session sends the payload with `sendfile` instead.
+    by_sendfile: bool,
 }
 
 impl Send {
     fn start(&self, transport: &Transport) {
+        if self.by_sendfile {
+            return;
+        }
         let mut at = 0;
         for &n in &self.chunks {
             transport.write(&self.payload[at..at + n]);
@@ -273,6 +278,7 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         payload: spec.payload.clone(),
         chunks: spec.chunks.clone(),
         half_close: spec.kind != Kind::Tls,
+        by_sendfile: spec.kind == Kind::Sendfile,
     };
     let port = server.sockets()[0].as_inet().map_or(0, |a| a.port());
     let connect: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>>>> =
@@ -338,7 +344,12 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         }));
     }
     let (connected, adopted) = connect_adopting(connect, spec).await;
-    crate::debug(|| format!("connected: {:?} adopted {adopted:?}", connected.as_ref().err()));
+    crate::debug(|| {
+        format!(
+            "connected: {:?} adopted {adopted:?}",
+            connected.as_ref().err()
+        )
+    });
     let mut problems = Vec::new();
     let mut handshake_cut = false;
     let ended = match connected {
@@ -372,6 +383,9 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             }
         }
         Ok(()) => {
+            if spec.kind == Kind::Sendfile {
+                send_file(env, spec, &client_end, &server_end, &mut problems).await;
+            }
             let _ = client_end.lost.clone().await;
             crate::debug(|| "client lost".to_owned());
             // The server ends once its one connection does (whether or not
@@ -383,7 +397,17 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             server.wait_closed().await;
             crate::debug(|| "server closed".to_owned());
             let server_made = server_end.rec.borrow().made_once();
-            if spec.kind == Kind::Tls && !server_made && accepted.get() == 1 {
+            if !server_made && accepted.get() == 0 {
+                // The client's terminal fault ended it before the server
+                // accepted the connection, and the server closed since.
+                if !terminal_injected(client_end.token.get()) {
+                    problems.push("the server never accepted the connection".to_owned());
+                }
+                let c = client_end.rec.borrow();
+                problems.extend(c.problems.iter().cloned());
+                check_prefix(&mut problems, "client", &c.data, &[], false);
+                Ended::ErrorOnce
+            } else if spec.kind == Kind::Tls && !server_made && accepted.get() == 1 {
                 // The client's terminal fault cut the handshake short on
                 // the server's side: the server reports it ("TLS handshake
                 // failed", as asyncio) and its protocol never hears of it.
@@ -430,6 +454,42 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     }
     problems.extend(check_closed(&lp, &closes).await);
     (ended, problems)
+}
+
+/// Sends the payload with `sendfile` from a file, then `write_eof`.
+async fn send_file(env: &Env, spec: &Spec, client: &End, server: &End, problems: &mut Vec<String>) {
+    let path = env.dir.join(format!("{:x}.payload", spec.seed));
+    std::fs::write(&path, &*spec.payload).expect("the sendfile session's file");
+    let file = std::fs::File::open(&path).expect("the sendfile session's file");
+    let _ = std::fs::remove_file(&path);
+    let Some(transport) = client.transport() else {
+        // Lost already (a terminal fault in connection_made's time).
+        return;
+    };
+    match sendfile(&env.lp, &transport, &file, 0, None, true).await {
+        Ok(sent) if sent == spec.payload.len() as u64 => transport.write_eof(),
+        Ok(sent) => problems.push(format!(
+            "sendfile sent {sent} of {} bytes without an error",
+            spec.payload.len()
+        )),
+        Err(error) => {
+            let terminal =
+                terminal_injected(client.token.get()) || terminal_injected(server.token.get());
+            if !terminal
+                || !error.io_kind().is_some_and(|k| {
+                    matches!(
+                        k,
+                        io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::BrokenPipe
+                            | io::ErrorKind::NotConnected
+                            | io::ErrorKind::ConnectionAborted
+                    )
+                })
+            {
+                problems.push(format!("sendfile failed: {error}"));
+            }
+        }
+    }
 }
 
 /// Starts `connect` with the client socket adopted by the seam if the
@@ -499,7 +559,9 @@ fn judge(spec: &Spec, client: &End, server: &End, problems: &mut Vec<String>) ->
                 "{}: a terminal fault was injected on its fd but connection_lost(None)",
                 rec.who
             )),
-            (Some(Some(e)), _, false) if !is_terminal(e) && !tls_peer_end(spec, e, own_terminal) => {
+            (Some(Some(e)), _, false)
+                if !is_terminal(e) && !tls_peer_end(spec, e, own_terminal) =>
+            {
                 problems.push(format!("{}: connection_lost with {e}", rec.who));
             }
             // Its peer's terminal fault: EOF (None) or a reset are both honest.
