@@ -20,6 +20,7 @@
 
 mod bench;
 mod examples;
+mod faults;
 mod netem;
 mod soak;
 mod test;
@@ -58,6 +59,8 @@ commands:
               loss counted, clean shutdown (`cargo xtask netem --help`)
   soak        `cargo xtask soak --minutes N`: echo_server under mixed load, RSS and fds
               sampled every second; fails on an upward trend or a differing byte
+  faults      `cargo xtask faults --sessions N [--seed S]`: the fault-injection property
+              test (tests/faults) with N seeded sessions (default 10000), in release
   help        print this message (also: -h, --help, or `<command> --help`)
 ";
 
@@ -96,7 +99,7 @@ fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "bench" | "netem" | "soak" => {
+        "bench" | "faults" | "netem" | "soak" => {
             let rest = parser
                 .raw_args()
                 .map_err(|e| e.to_string())?
@@ -124,6 +127,7 @@ fn run(command: &str, rest: &[String]) -> ExitCode {
         "examples" => test::run_steps(&examples::steps(&root)),
         "netem" => netem::run(&root, rest),
         "soak" => soak::run(&root, rest),
+        "faults" => faults::run(&root, rest),
         _ => bench::run(&root, rest),
     };
     match result {

@@ -132,6 +132,14 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         ]),
         "evloop" => Allowed::Only(ALL_LIBRARIES),
         "evloop-conformance" => Allowed::Only(&["evloop"]),
+        // The fault-injection property test (tests/faults): the transports
+        // with their seam, and TLS and subprocesses above them.
+        "evloop-fault-tests" => Allowed::Only(&[
+            "evloop-core",
+            "evloop-transports",
+            "evloop-tls",
+            "evloop-process",
+        ]),
         "evloop-bench" => Allowed::Anything,
         // `cargo xtask bench process`: evloop-process beside tokio::process.
         "process-spawn-bench" => Allowed::Anything,

@@ -23,7 +23,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn fault_injection_seeded_sessions() {
     let _serial = serial();
-    let config = Config::from_env(400);
+    let config = Config::from_env(1000);
     let report = run(&config);
     println!("{report}");
     assert!(report.passed(), "{report}");
