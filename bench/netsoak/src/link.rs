@@ -321,8 +321,10 @@ pub fn run(config: &Config) -> Result<[Counters; 2], String> {
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
         tuns.push(tun);
     }
-    println!("ready");
-    let _ = io::stdout().flush();
+    let mut out = io::stdout();
+    if writeln!(out, "ready").and_then(|()| out.flush()).is_err() {
+        return Err("stdout closed before the link was ready".to_owned());
+    }
     let counters = forward(&mut tuns, config)?;
     drop(namespaces);
     drop(tuns);

@@ -3,6 +3,7 @@
 //! clients), `soak` (the soak client), `gen-cert DIR` (the run's CA and
 //! server certificate).
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -26,8 +27,11 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "link" => link::Config::parse(rest).and_then(|config| {
             let [to_client, to_server] = link::run(&config)?;
-            println!("{}", link::report("client-to-server", &to_server));
-            println!("{}", link::report("server-to-client", &to_client));
+            // The parent may be gone (that is how a Ctrl-C ends the link):
+            // a closed stdout is not an error here.
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{}", link::report("client-to-server", &to_server));
+            let _ = writeln!(out, "{}", link::report("server-to-client", &to_client));
             Ok(())
         }),
         "tcp" => echo::tcp(rest).map(|e| println!("{e}")),
