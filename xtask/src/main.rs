@@ -21,6 +21,7 @@
 mod bench;
 mod examples;
 mod faults;
+mod fuzz;
 mod netem;
 mod soak;
 mod test;
@@ -53,6 +54,8 @@ commands:
               asyncio and uvloop under one load generator, round-robin
               (`cargo xtask bench --help` for the options: --quick, --plot, ...)
   bench micro the micro benchmarks beside tokio, asyncio and uvloop
+  fuzz        coverage-guided fuzzing with cargo-fuzz (nightly; not part of `test`):
+              [--time SECS] [TARGET], `cargo xtask fuzz --help` for the rest
   netem       lossy links (root only; skipped with a message elsewhere): echo_server and
               its clients in two network namespaces over a userspace netem link (delay,
               jitter, loss, duplication, reordering); TCP and TLS 64 MiB byte-exact, UDP
@@ -99,7 +102,7 @@ fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "bench" | "faults" | "netem" | "soak" => {
+        "bench" | "faults" | "fuzz" | "netem" | "soak" => {
             let rest = parser
                 .raw_args()
                 .map_err(|e| e.to_string())?
@@ -128,6 +131,7 @@ fn run(command: &str, rest: &[String]) -> ExitCode {
         "netem" => netem::run(&root, rest),
         "soak" => soak::run(&root, rest),
         "faults" => faults::run(&root, rest),
+        "fuzz" => fuzz::run(&root, rest),
         _ => bench::run(&root, rest),
     };
     match result {

@@ -2,16 +2,16 @@
 //! `cargo xtask test`) and as `#[test]` functions of this crate, so a plain
 //! `cargo test --workspace` enforces them too.
 //!
-//! 1. Every `.rs` file under crates/, tests/, xtask/ and bench/ starts with
-//!    `//!` module docs (its first non-empty line).
+//! 1. Every `.rs` file under crates/, tests/, xtask/, bench/ and fuzz/
+//!    starts with `//!` module docs (its first non-empty line).
 //! 2. Arrows point down only: every `evloop*` edge in a member's
 //!    `[dependencies]`, `[dev-dependencies]` or `[build-dependencies]` is in
 //!    the layering table of docs/architecture.md ([`allowed_deps`]); a leaf
 //!    crate never takes the facade `evloop` as a dev-dependency. No external
 //!    edge the architecture forbids: tokio only under bench/, evloop-timers
 //!    std-only. Every crate under crates/ and bench/ is a workspace member.
-//! 3. No placeholder macros and no ignored tests in crates/, tests/, xtask/
-//!    (the needles are built with `concat!` so this file passes itself).
+//! 3. No placeholder macros and no ignored tests in crates/, tests/, xtask/,
+//!    fuzz/ (the needles are built with `concat!` so this file passes itself).
 //! 4. The crates that promise `#![forbid(unsafe_code)]` have it at the root.
 //! 5. No unused dependency in any member's Cargo.toml ([`unused_deps`]).
 //! 6. No reference to a file outside the repository ([`outside_refs`]).
@@ -62,7 +62,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 // 1. `//!` docs on every file
 
 /// The trees whose `.rs` files must start with `//!`.
-const DOC_TREES: &[&str] = &["crates", "tests", "xtask", "bench"];
+const DOC_TREES: &[&str] = &["crates", "tests", "xtask", "bench", "fuzz"];
 
 fn check_file_docs(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
@@ -132,6 +132,15 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
         ]),
         "evloop" => Allowed::Only(ALL_LIBRARIES),
         "evloop-conformance" => Allowed::Only(&["evloop"]),
+        // The fuzz harness (fuzz/harness): the leaf crates it fuzzes, never
+        // the facade.
+        "evloop-fuzz" => Allowed::Only(&[
+            "evloop-core",
+            "evloop-timers",
+            "evloop-transports",
+            "evloop-signals",
+            "evloop-tls",
+        ]),
         // The fault-injection property test (tests/faults): the transports
         // with their seam, and TLS and subprocesses above them.
         "evloop-fault-tests" => Allowed::Only(&[
@@ -275,7 +284,7 @@ fn non_members(root: &Path, manifests: &[Manifest]) -> Vec<String> {
 // 3. No placeholders, no ignored tests
 
 /// The trees searched for placeholders and ignored tests.
-const PLACEHOLDER_TREES: &[&str] = &["crates", "tests", "xtask"];
+const PLACEHOLDER_TREES: &[&str] = &["crates", "tests", "xtask", "fuzz"];
 
 /// Built with `concat!` so that this file does not contain them.
 const PLACEHOLDER_MACROS: &[&str] = &[concat!("todo", "!("), concat!("unimplemented", "!(")];
@@ -331,6 +340,7 @@ const FORBID_UNSAFE: &[(&str, &str, &str)] = &[
     ("evloop", "crates/evloop", "src/lib.rs"),
     ("evloop-conformance", "tests", "src/lib.rs"),
     ("xtask", "xtask", "src/main.rs"),
+    ("evloop-fuzz", "fuzz/harness", "src/lib.rs"),
 ];
 
 fn check_forbid_unsafe(root: &Path) -> Vec<String> {

@@ -98,6 +98,8 @@ pub use streams::{
     open_connection, open_unix_connection, start_server, start_unix_server, stream_pair,
     StreamError, StreamFeed, StreamReader, StreamWriter, DEFAULT_LIMIT,
 };
+#[doc(hidden)]
+pub use tcp::interleave_by_family;
 pub use tcp::{
     connect_accepted_socket, create_connection, create_connection_buffered, ConnectOptions,
 };

@@ -395,7 +395,10 @@ async fn sequential(
 
 /// asyncio's `_interleave_addrinfos`: the first `first` addresses of the
 /// first family, then the families alternate.
-pub(crate) fn interleave_by_family(addrs: &[SocketAddr], first: usize) -> Vec<SocketAddr> {
+///
+/// Public only for the fuzz harness (`fuzz/harness`); not part of the API.
+#[doc(hidden)]
+pub fn interleave_by_family(addrs: &[SocketAddr], first: usize) -> Vec<SocketAddr> {
     let mut groups: Vec<Vec<SocketAddr>> = Vec::new();
     for addr in addrs {
         match groups.iter_mut().find(|g| g[0].is_ipv4() == addr.is_ipv4()) {

@@ -1,0 +1,6 @@
+//! cargo-fuzz entry for `evloop_fuzz::transport_read` (the checks live in
+//! fuzz/harness/src, where the corpus replay test runs them on stable).
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| evloop_fuzz::transport_read(data));
