@@ -3,8 +3,9 @@
 //!
 //! `cargo xtask test` is the whole CI (`.ci/run` runs exactly that): fmt,
 //! clippy, tidy, every crate's tests alone, the workspace, doc tests, the
-//! `polling` backend, and the contract examples. It prints `==> <command>`
-//! before each step and stops at the first failure.
+//! `polling` backend, the contract examples and the loom models (bounded).
+//! It prints `==> <command>` before each step and stops at the first
+//! failure.
 //!
 //! - `test.rs` holds the matrix and the step runner,
 //! - `tidy.rs` the repository invariants (also run as `#[test]`s),
@@ -22,6 +23,7 @@ mod bench;
 mod examples;
 mod faults;
 mod fuzz;
+mod loom;
 mod netem;
 mod soak;
 mod test;
@@ -46,6 +48,9 @@ commands:
                    again with RUSTFLAGS='--cfg evloop_polling_backend'
                 8. cargo build --release -p evloop --examples, then run the
                    contract examples and check their output exactly
+                9. the loom models, bounded: RUSTFLAGS='--cfg loom'
+                   LOOM_MAX_PREEMPTIONS=2 cargo test --release -p <crates>
+                   --test loom_... (target/loom; see `cargo xtask loom`)
   tidy        only step 3: every .rs file starts with //! docs; dependency arrows
               point down only; no placeholder macros or ignored tests;
               #![forbid(unsafe_code)] where promised
@@ -64,6 +69,9 @@ commands:
               sampled every second; fails on an upward trend or a differing byte
   faults      `cargo xtask faults --sessions N [--seed S]`: the fault-injection property
               test (tests/faults) with N seeded sessions (default 10000), in release
+  loom        the loom models of every cross-thread path (waker, Remote queue, task
+              wakes, blocking results, signals): [--preemptions N] [MODEL],
+              `cargo xtask loom --help` for the list
   help        print this message (also: -h, --help, or `<command> --help`)
 ";
 
@@ -102,7 +110,7 @@ fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "bench" | "faults" | "fuzz" | "netem" | "soak" => {
+        "bench" | "faults" | "fuzz" | "loom" | "netem" | "soak" => {
             let rest = parser
                 .raw_args()
                 .map_err(|e| e.to_string())?
@@ -128,6 +136,7 @@ fn run(command: &str, rest: &[String]) -> ExitCode {
         "test" => test::run_steps(&test::matrix(&root)),
         "tidy" => test::run_steps(&[test::tidy_step(&root)]),
         "examples" => test::run_steps(&examples::steps(&root)),
+        "loom" => loom::run(&root, rest),
         "netem" => netem::run(&root, rest),
         "soak" => soak::run(&root, rest),
         "faults" => faults::run(&root, rest),

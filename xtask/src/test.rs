@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{cargo, examples, tidy};
+use crate::{cargo, examples, loom, tidy};
 
 /// The library crates, bottom-up, each tested alone (`-p X`) when its
 /// directory `crates/X` exists; testing alone catches features and
@@ -276,6 +276,8 @@ pub(crate) fn matrix(root: &Path) -> Vec<Step> {
         ));
     }
     steps.extend(examples::steps(root));
+    // Step 9: every loom model, with a bound that keeps the step short.
+    steps.push(loom::step(root, loom::CI_PREEMPTIONS, &[]));
     steps
 }
 
