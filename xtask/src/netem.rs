@@ -407,12 +407,19 @@ fn run_row(p: &Paths, row: &'static Row, index: usize, o: &Options) -> Vec<Line>
             .map_err(|e| format!("{mode} client: {e}"))
     };
     // TCP and TLS at the same time (each is bound by loss, not bandwidth).
-    let tcp = spawn("tcp", &tcp_addr, &["--bytes", &bytes, "--seed", &seed]);
+    let diag = ["--diag-ns", lab.server_ns.as_str()];
+    let tcp = spawn(
+        "tcp",
+        &tcp_addr,
+        &["--bytes", &bytes, "--seed", &seed, diag[0], diag[1]],
+    );
     let ca = p.certs.join("ca.pem").display().to_string();
     let tls_client = spawn(
         "tls",
         &tls_addr,
-        &["--bytes", &bytes, "--seed", &seed, "--ca", &ca],
+        &[
+            "--bytes", &bytes, "--seed", &seed, "--ca", &ca, diag[0], diag[1],
+        ],
     );
     for (case, child) in [("TCP echo", tcp), ("TLS echo", tls_client)] {
         let result = child.and_then(|c| finish(c, case));
@@ -436,7 +443,7 @@ fn run_row(p: &Paths, row: &'static Row, index: usize, o: &Options) -> Vec<Line>
     let udp = spawn(
         "udp",
         &udp_addr,
-        &["--count", &count, "--size", "1000", "--interval-us", "500"],
+        &["--count", &count, "--size", "1000", "--interval-us", "1000"],
     )
     .and_then(|c| finish(c, "UDP"));
     let mut l = line("UDP", Ok(String::new()));
@@ -511,7 +518,8 @@ fn table(lines: &[Line]) -> String {
             l.throughput,
             match &l.result {
                 Ok(r) => format!("pass: {r}"),
-                Err(e) => format!("**FAIL**: {e}"),
+                // The first line: a stall's socket dump is on the terminal.
+                Err(e) => format!("**FAIL**: {}", e.lines().next().unwrap_or_default()),
             }
         );
     }
@@ -547,7 +555,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     // examples too, and it has none.
     step(
         root,
-        &["build", "--release", "-p", "evloop", "--example", "echo_server"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "evloop",
+            "--example",
+            "echo_server",
+        ],
     )?;
     step(root, &["build", "--release", "-p", "evloop-netsoak"])?;
     let target = crate::examples::target_dir(root);

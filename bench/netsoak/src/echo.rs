@@ -11,6 +11,9 @@
 //!   second thread collecting the echoes: each checked, duplicates counted
 //!   apart.
 //!
+//! A stall (no progress for 60 s) is reported with `ss -tnoi` of the
+//! client's sockets and, with `--diag-ns NS`, of the server's.
+//!
 //! Each prints one result line (`echo bytes=N seconds=T` or `udp sent=...`)
 //! and exits 0, or names the first wrong byte and exits 1.
 
@@ -28,8 +31,8 @@ use rustls::ClientConnection;
 use crate::{flag, required, Pattern};
 
 /// Usage of the netem clients.
-pub const USAGE: &str = "evloop-netsoak tcp --addr A --bytes N [--seed S]\n\
-                         evloop-netsoak tls --addr A --ca PEM --bytes N [--seed S]\n\
+pub const USAGE: &str = "evloop-netsoak tcp --addr A --bytes N [--seed S] [--diag-ns NS]\n\
+                         evloop-netsoak tls --addr A --ca PEM --bytes N [--seed S] [--diag-ns NS]\n\
                          evloop-netsoak udp --addr A --count N [--size B] [--interval-us U]";
 
 const CHUNK: usize = 16 * 1024;
@@ -58,6 +61,32 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
         .map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = s.set_nodelay(true);
     Ok(s)
+}
+
+/// What the sockets look like at a stall: `ss -tnoi` here and, with
+/// `--diag-ns NS`, in the server's namespace (Recv-Q there is what the
+/// server has not read; a zero window, what it stopped reading).
+fn stall_report(args: &[String], what: String) -> String {
+    let ss = |pre: &[&str]| -> String {
+        let mut c = std::process::Command::new(if pre.is_empty() { "ss" } else { "ip" });
+        c.args(pre);
+        if !pre.is_empty() {
+            c.arg("ss");
+        }
+        c.arg("-tnoi");
+        c.output().map_or_else(
+            |e| format!("(ss: {e})"),
+            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let mut out = format!("{what}\n--- client side (ss -tnoi):\n{}", ss(&[]));
+    if let Ok(Some(ns)) = flag::<String>(args, "--diag-ns") {
+        out.push_str(&format!(
+            "--- server side ({ns}):\n{}",
+            ss(&["netns", "exec", &ns])
+        ));
+    }
+    out
 }
 
 /// `tcp`: a byte-exact echo of `bytes` over plain TCP.
@@ -99,6 +128,17 @@ pub fn tcp(args: &[String]) -> Result<Echoed, String> {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Err(stall_report(
+                    args,
+                    format!("stalled at {} of {bytes} bytes", rx.offset()),
+                ))
+            }
             Err(e) => break Err(format!("read after {} bytes: {e}", rx.offset())),
         }
     };
@@ -223,7 +263,15 @@ pub fn tls(args: &[String]) -> Result<Echoed, String> {
             ));
         }
         if last_progress.elapsed() > STALL {
-            return Err(format!("stalled at {} of {bytes} bytes", rx.offset()));
+            return Err(stall_report(
+                args,
+                format!(
+                    "stalled at {} of {bytes} bytes ({} sent, rustls wants to write: {})",
+                    rx.offset(),
+                    tx.offset(),
+                    conn.wants_write()
+                ),
+            ));
         }
     }
     if rx.offset() != bytes || !closing {

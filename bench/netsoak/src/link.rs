@@ -15,7 +15,8 @@
 //!   `reorder`: it overtakes the delayed ones), else after the delay;
 //! - `--delay-ms D --jitter-ms J`: each copy waits D ± J ms (uniform), so
 //!   jitter reorders too, as in netem;
-//! - at most `--limit` packets (default 1,000, netem's) wait; more drop.
+//! - at most `--limit` packets (default 1,000, netem's) wait in each
+//!   direction; more drop.
 //!
 //! Both directions are impaired alike, so TCP really retransmits. It runs
 //! in its own session (`setsid`: a terminal's Ctrl-C does not reach it) until
@@ -339,6 +340,9 @@ fn forward(tuns: &mut [File], config: &Config) -> Result<[Counters; 2], String> 
     let mut counters = [Counters::default(); 2];
     let mut queue: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut seq = 0_u64;
+    // Packets waiting per direction (netem's limit is per qdisc, so per
+    // direction too).
+    let mut waiting = [0_usize; 2];
     let mut buf = vec![0; 65_536];
     let stdin = io::stdin();
     loop {
@@ -386,11 +390,12 @@ fn forward(tuns: &mut [File], config: &Config) -> Result<[Counters; 2], String> 
                 };
                 let now = Instant::now();
                 for delay in shapers[from].decide(&mut counters[from]) {
-                    if queue.len() >= config.impairment.limit {
+                    if waiting[from] >= config.impairment.limit {
                         counters[from].overflow += 1;
                         continue;
                     }
                     seq += 1;
+                    waiting[from] += 1;
                     queue.push(Reverse(Pending {
                         at: now + delay,
                         seq,
@@ -403,6 +408,7 @@ fn forward(tuns: &mut [File], config: &Config) -> Result<[Counters; 2], String> 
         let now = Instant::now();
         while queue.peek().is_some_and(|p| p.0.at <= now) {
             let Some(Reverse(p)) = queue.pop() else { break };
+            waiting[1 - p.to] -= 1;
             // A full device queue drops the packet, as a real link would.
             if tuns[p.to].write(&p.data).is_ok() {
                 counters[1 - p.to].delivered += 1;
