@@ -83,6 +83,11 @@ pub(crate) fn closed(_fd: RawFd) {}
 #[inline(always)]
 pub(crate) fn socket_created(_fd: RawFd) {}
 
+/// `listener` accepted `fd` (no-op without the feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn accepted(_listener: RawFd, _fd: RawFd) {}
+
 /// A connect on `fd` failed; its caller closes it (no-op without the feature).
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
@@ -191,6 +196,8 @@ mod enabled {
         sticky: Option<Errno>,
         /// Names this targeting (fd numbers are reused).
         token: u64,
+        /// For a listener: the plan of the sockets accepted from it.
+        children: Option<FaultPlan>,
     }
 
     #[derive(Debug, Default)]
@@ -207,6 +214,9 @@ mod enabled {
         next_token: u64,
         /// The token of the last socket adopted.
         last_adopted: Option<u64>,
+        /// The tokens of the sockets accepted from a listener, by the
+        /// listener's token.
+        accepted: HashMap<u64, Vec<u64>>,
     }
 
     impl Active {
@@ -220,6 +230,7 @@ mod enabled {
                     rng: SplitMix64(plan.seed),
                     sticky: None,
                     token,
+                    children: None,
                 },
             );
             token
@@ -247,9 +258,36 @@ mod enabled {
         with_plan(|active| active.add_target(fd, plan))
     }
 
+    /// Makes listening socket `fd` a target with `plan` (its accepts see
+    /// faults), and every socket accepted from it a target with `children`
+    /// from the moment it is accepted (so a TLS server's handshake sees
+    /// faults too); the listener's token.
+    pub fn target_listener(fd: RawFd, plan: &FaultPlan, children: FaultPlan) -> Option<u64> {
+        with_plan(|active| {
+            let token = active.add_target(fd, plan);
+            if let Some(target) = active.targets.get_mut(&fd) {
+                target.children = Some(children);
+            }
+            token
+        })
+    }
+
+    /// The tokens of the sockets accepted from the listener of targeting
+    /// `listener_token` (see [`target_listener`]).
+    pub fn accepted_from(listener_token: u64) -> Vec<u64> {
+        with_plan(|active| active.accepted.get(&listener_token).cloned())
+            .flatten()
+            .unwrap_or_default()
+    }
+
     /// The token of `fd`'s targeting, if it is a target now.
     pub fn token_of(fd: RawFd) -> Option<u64> {
         with_plan(|active| active.targets.get(&fd).map(|t| t.token)).flatten()
+    }
+
+    /// Whether `fd` is a target now.
+    pub fn is_target(fd: RawFd) -> bool {
+        token_of(fd).is_some()
     }
 
     /// Stops targeting `fd`.
@@ -293,6 +331,7 @@ mod enabled {
         with_plan(|active| {
             active.closes.remove(&token);
             active.by_token.remove(&token);
+            active.accepted.remove(&token);
         });
     }
 
@@ -421,6 +460,21 @@ mod enabled {
     /// stops being a target (its number will be reused).
     pub(crate) fn connect_failed(fd: RawFd) {
         with_plan(|active| active.targets.remove(&fd));
+    }
+
+    /// `listener` accepted `fd`: a target if the listener's targeting says so.
+    pub(crate) fn accepted(listener: RawFd, fd: RawFd) {
+        with_plan(|active| {
+            let Some((parent, Some(plan))) = active
+                .targets
+                .get(&listener)
+                .map(|t| (t.token, t.children.clone()))
+            else {
+                return;
+            };
+            let token = active.add_target(fd, &plan);
+            active.accepted.entry(parent).or_default().push(token);
+        });
     }
 
     /// A connection call created socket `fd`: adopted as a target if asked.

@@ -103,6 +103,7 @@ pub(crate) fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<Address>), E
     let (fd, peer) = fault::io(Op::Accept, listener.as_raw_fd(), 0, |_| {
         rustix::net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
     })?;
+    fault::accepted(listener.as_raw_fd(), fd.as_raw_fd());
     Ok((fd, peer.and_then(|a| Address::from_any(&a))))
 }
 

@@ -31,6 +31,8 @@
 //! A failing session names its seed; `EVLOOP_FAULT_SEED=<seed>` reruns
 //! exactly that session ([`Config::from_env`]).
 
+#![forbid(unsafe_code)]
+
 mod record;
 mod rng;
 mod sessions;
@@ -65,14 +67,14 @@ pub struct Config {
 }
 
 impl Config {
-    /// `sessions` sessions from `seed`, 8 at a time, a 30 s watchdog.
+    /// `sessions` sessions from `seed`, 8 at a time, a 120 s watchdog.
     pub fn new(sessions: u64, seed: u64) -> Config {
         Config {
             sessions,
             seed,
             only: None,
             concurrency: 8,
-            watchdog: Duration::from_secs(30),
+            watchdog: Duration::from_secs(120),
             verbose: true,
         }
     }
@@ -85,7 +87,7 @@ impl Config {
         let var = |name: &str| std::env::var(name).ok().and_then(|v| parse_u64(&v));
         let mut config = Config::new(
             var("EVLOOP_FAULT_SESSIONS").unwrap_or(default_sessions),
-            var("EVLOOP_FAULT_RUN_SEED").unwrap_or(0x5eed_0f_fa17),
+            var("EVLOOP_FAULT_RUN_SEED").unwrap_or(0x005e_ed0f_fa17),
         );
         config.only = var("EVLOOP_FAULT_SEED");
         if let Some(n) = var("EVLOOP_FAULT_CONCURRENCY") {

@@ -67,19 +67,37 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     let mut problems = Vec::new();
     let mut errors = Vec::new();
     let mut received = Vec::new();
+    // Where the session is, said on a watchdog timeout.
+    let stage = Rc::new(std::cell::Cell::new(("connect", 0usize, 0usize)));
+    {
+        let stage = stage.clone();
+        let seed = spec.seed;
+        cleanup.borrow_mut().push(Box::new(move || {
+            let (at, sent, got) = stage.get();
+            eprintln!(
+                "sock session {seed:#x} timed out at {at}: {sent} bytes sent, {got} received"
+            );
+        }));
+    }
     match sock_connect(&lp, &sock, addr).await {
         Err(error) => errors.push(error),
         Ok(()) => {
+            stage.set(("transfer", 0, 0));
             let payload = spec.payload.clone();
             let chunks = spec.chunks.clone();
             let sock = &sock;
             let lp2 = lp.clone();
+            let stage_w = stage.clone();
             let write = async move {
                 let mut at = 0;
                 for n in chunks {
                     sock_sendall(&lp2, sock, &payload[at..at + n]).await?;
                     at += n;
+                    let (s, _, got) = stage_w.get();
+                    stage_w.set((s, at, got));
                 }
+                let (_, sent, got) = stage_w.get();
+                stage_w.set(("shut down", sent, got));
                 let _ = rustix::net::shutdown(sock, rustix::net::Shutdown::Write);
                 Ok::<(), evloop_core::Error>(())
             };
@@ -87,7 +105,11 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
                 loop {
                     match sock_recv(&lp, sock, 65536).await {
                         Ok(data) if data.is_empty() => return Ok(()),
-                        Ok(data) => received.extend_from_slice(&data),
+                        Ok(data) => {
+                            received.extend_from_slice(&data);
+                            let (s, sent, _) = stage.get();
+                            stage.set((s, sent, received.len()));
+                        }
                         Err(error) => return Err(error),
                     }
                 }
@@ -97,6 +119,8 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
             errors.extend(read.err());
         }
     }
+    let (_, sent, got) = stage.get();
+    stage.set(("server close", sent, got));
     // The socket is ours, not a transport's: untarget it before it closes.
     fault::untarget(raw);
     drop(sock);
@@ -108,44 +132,47 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         server.wait_closed().await;
         server_end.rec.borrow().made_once()
     };
+    stage.set(("server lost", sent, got));
     if server_made {
         let _ = server_end.lost.clone().await;
     }
+    stage.set(("closes", sent, got));
     let server_terminal = terminal_injected(server_end.token.get());
-    let s = server_end.rec.borrow();
-    problems.extend(s.problems.iter().cloned());
-    check_prefix(
-        &mut problems,
-        "server",
-        &s.data,
-        &spec.payload,
-        !server_terminal,
-    );
-    check_prefix(
-        &mut problems,
-        "client",
-        &received,
-        &spec.payload,
-        !server_terminal,
-    );
-    if !server_made {
-        problems.push("the server never got the connection".to_owned());
-    }
-    if server_terminal {
-        if let Some(bad) = errors.iter().find(|e| !stream_error_is_terminal(e)) {
-            problems.push(format!("client: a sock_* call failed with {bad}"));
+    {
+        let s = server_end.rec.borrow();
+        problems.extend(s.problems.iter().cloned());
+        check_prefix(
+            &mut problems,
+            "server",
+            &s.data,
+            &spec.payload,
+            !server_terminal,
+        );
+        check_prefix(
+            &mut problems,
+            "client",
+            &received,
+            &spec.payload,
+            !server_terminal,
+        );
+        if !server_made {
+            problems.push("the server never got the connection".to_owned());
         }
-    } else if !errors.is_empty() {
-        problems.push(format!(
-            "client: sock_* calls failed {errors:?} though only transient faults were injected"
-        ));
-    }
-    match (&s.lost, server_terminal) {
-        (Some(None), false) | (Some(Some(_)), true) => {}
-        (lost, _) => problems.push(format!("server: connection_lost({lost:?})")),
+        if server_terminal {
+            if let Some(bad) = errors.iter().find(|e| !stream_error_is_terminal(e)) {
+                problems.push(format!("client: a sock_* call failed with {bad}"));
+            }
+        } else if !errors.is_empty() {
+            problems.push(format!(
+                "client: sock_* calls failed {errors:?} though only transient faults were injected"
+            ));
+        }
+        match (&s.lost, server_terminal) {
+            (Some(None), false) | (Some(Some(_)), true) => {}
+            (lost, _) => problems.push(format!("server: connection_lost({lost:?})")),
+        }
     }
     let tokens = [("server", server_end.token.get())];
-    drop(s);
     problems.extend(check_closed(&lp, &tokens).await);
     let ended = if server_terminal {
         Ended::ErrorOnce

@@ -17,7 +17,9 @@ use evloop_transports::{
     ServerOptions, Transport, UnixConnectOptions, UnixServerOptions,
 };
 
-use super::{check_closed, injected, terminal_injected, watch_fd, Cleanup, Env, Kind, Spec};
+use super::{
+    check_closed, injected, quiet_plan, terminal_injected, watch_fd, Cleanup, Env, Kind, Spec,
+};
 use crate::record::{check_prefix, is_terminal, Record};
 use crate::rng::Rng;
 use crate::Ended;
@@ -253,9 +255,16 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     }
     .expect("the session's server");
     let listener = server.fds()[0];
-    if let Some(plan) = &spec.accept {
-        fault::target(listener, plan);
-    }
+    // The accepted socket is a target from its accept on (a TLS server's
+    // handshake sees the server plan's faults too).
+    let listener_token = match (&spec.accept, &spec.server) {
+        (None, None) => None,
+        (accept, server) => fault::target_listener(
+            listener,
+            accept.as_ref().unwrap_or(&quiet_plan()),
+            server.clone().unwrap_or_else(quiet_plan),
+        ),
+    };
     // The listener's number is free once it closes: it is untargeted
     // before, once.
     let listener_closed = Rc::new(Cell::new(false));
@@ -351,7 +360,7 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         )
     });
     let mut problems = Vec::new();
-    let mut handshake_cut = false;
+    let mut handshake_cut: Option<String> = None;
     let ended = match connected {
         Err(error) => {
             let refused = injected(adopted, Fault::Refused) > 0;
@@ -360,21 +369,14 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
                     problems.push("callbacks ran for a connection that was refused".to_owned());
                 }
                 Ended::ConnectRefused
-            } else if spec.kind == Kind::Tls
-                && terminal_injected(adopted)
-                && error.io_kind().is_some_and(|k| {
-                    matches!(
-                        k,
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
-                    )
-                })
-            {
-                // A terminal fault on the adopted socket during the TLS
-                // handshake: the creating call reports it, once.
+            } else if spec.kind == Kind::Tls {
+                // A terminal fault on either side during the TLS handshake:
+                // the creating call reports it, once (checked below, once
+                // the server is done, that there was such a fault).
                 if client_end.rec.borrow().lost.is_some() {
                     problems.push("client: callbacks for a failed handshake".to_owned());
                 }
-                handshake_cut = true;
+                handshake_cut = Some(error.to_string());
                 client_end.token.set(None);
                 Ended::ErrorOnce
             } else {
@@ -408,10 +410,15 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
                 check_prefix(&mut problems, "client", &c.data, &[], false);
                 Ended::ErrorOnce
             } else if spec.kind == Kind::Tls && !server_made && accepted.get() == 1 {
-                // The client's terminal fault cut the handshake short on
-                // the server's side: the server reports it ("TLS handshake
-                // failed", as asyncio) and its protocol never hears of it.
-                if terminal_injected(client_end.token.get()) {
+                // A terminal fault cut the handshake short on the server's
+                // side: the server reports it ("TLS handshake failed", as
+                // asyncio) and its protocol never hears of it.
+                let server_terminal = listener_token
+                    .map(fault::accepted_from)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .any(|t| terminal_injected(Some(t)));
+                if terminal_injected(client_end.token.get()) || server_terminal {
                     env.expected_handshake_reports
                         .set(env.expected_handshake_reports.get() + 1);
                 } else {
@@ -441,12 +448,33 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     }
     server.close();
     server.wait_closed().await;
-    if handshake_cut && accepted.get() == 1 && !server_end.rec.borrow().made_once() {
-        env.expected_handshake_reports
-            .set(env.expected_handshake_reports.get() + 1);
+    let accepted_tokens = listener_token.map(fault::accepted_from).unwrap_or_default();
+    if let Some(error) = &handshake_cut {
+        let server_terminal = accepted_tokens.iter().any(|t| terminal_injected(Some(*t)));
+        if !terminal_injected(adopted) && !server_terminal {
+            problems.push(format!(
+                "the TLS handshake failed without a terminal fault: {error}"
+            ));
+        }
+        if accepted.get() == 1 && !server_end.rec.borrow().made_once() {
+            env.expected_handshake_reports
+                .set(env.expected_handshake_reports.get() + 1);
+        }
+    }
+    if let Some(token) = listener_token {
+        fault::forget(token);
     }
     let mut closes = Vec::new();
-    if ended != Ended::ConnectRefused && !handshake_cut {
+    if !server_end.rec.borrow().made_once() {
+        // A server side whose protocol never heard of the connection (its
+        // TLS handshake failed): its socket is closed all the same.
+        closes.extend(
+            accepted_tokens
+                .iter()
+                .map(|t| ("accepted socket", Some(*t))),
+        );
+    }
+    if ended != Ended::ConnectRefused && handshake_cut.is_none() {
         closes.push(("client", client_end.token.get()));
         if server_end.rec.borrow().made_once() {
             closes.push(("server", server_end.token.get()));

@@ -162,38 +162,39 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
         }
     }
     let _ = server_done.await;
-    let c = client_side.borrow();
-    let s = server_side.borrow();
-    let client_terminal = terminal_injected(c.token);
-    let server_terminal = terminal_injected(s.token);
-    let clean = !client_terminal && !server_terminal;
-    check_prefix(&mut problems, "server", &s.data, &spec.payload, clean);
-    check_prefix(&mut problems, "client", &c.data, &spec.payload, clean);
-    for (who, side, own) in [
-        ("client", &*c, client_terminal),
-        ("server", &*s, server_terminal),
-    ] {
-        if clean && !side.errors.is_empty() {
-            problems.push(format!(
-                "{who}: errors {:?} though no terminal fault was injected",
-                side.errors
-            ));
-        }
-        if own && side.errors.is_empty() {
-            problems.push(format!(
-                "{who}: a terminal fault was injected on its fd but no read, drain or \
+    let (clean, tokens) = {
+        let c = client_side.borrow();
+        let s = server_side.borrow();
+        let client_terminal = terminal_injected(c.token);
+        let server_terminal = terminal_injected(s.token);
+        let clean = !client_terminal && !server_terminal;
+        check_prefix(&mut problems, "server", &s.data, &spec.payload, clean);
+        check_prefix(&mut problems, "client", &c.data, &spec.payload, clean);
+        for (who, side, own) in [
+            ("client", &*c, client_terminal),
+            ("server", &*s, server_terminal),
+        ] {
+            if clean && !side.errors.is_empty() {
+                problems.push(format!(
+                    "{who}: errors {:?} though no terminal fault was injected",
+                    side.errors
+                ));
+            }
+            if own && side.errors.is_empty() {
+                problems.push(format!(
+                    "{who}: a terminal fault was injected on its fd but no read, drain or \
                  wait_closed failed"
-            ));
+                ));
+            }
+            if let Some(bad) = side.errors.iter().find(|e| !stream_error_is_terminal(e)) {
+                problems.push(format!("{who}: failed with {bad}"));
+            }
         }
-        if let Some(bad) = side.errors.iter().find(|e| !stream_error_is_terminal(e)) {
-            problems.push(format!("{who}: failed with {bad}"));
+        if handled.get() != 1 {
+            problems.push(format!("the handler ran {} times, not once", handled.get()));
         }
-    }
-    if handled.get() != 1 {
-        problems.push(format!("the handler ran {} times, not once", handled.get()));
-    }
-    let tokens = [("client", c.token), ("server", s.token)];
-    drop((c, s));
+        (clean, [("client", c.token), ("server", s.token)])
+    };
     // The listener's number is free once it closes: untarget it before.
     listener_closed.set(true);
     fault::untarget(listener);

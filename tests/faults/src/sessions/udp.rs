@@ -247,45 +247,46 @@ pub(crate) async fn run(env: &Env, spec: &mut Spec, cleanup: &Cleanup) -> (Ended
     let _ = client.lost.clone().await;
     let _ = server.lost.clone().await;
     let mut problems = Vec::new();
-    let t = tally.borrow();
-    problems.extend(t.problems.iter().cloned());
-    for side in [&client, &server] {
-        let rec = side.rec.borrow();
-        problems.extend(rec.problems.iter().cloned());
-        if !matches!(rec.lost, Some(None)) {
-            problems.push(format!("{}: connection_lost({:?})", rec.who, rec.lost));
+    let ended = {
+        let t = tally.borrow();
+        problems.extend(t.problems.iter().cloned());
+        for side in [&client, &server] {
+            let rec = side.rec.borrow();
+            problems.extend(rec.problems.iter().cloned());
+            if !matches!(rec.lost, Some(None)) {
+                problems.push(format!("{}: connection_lost({:?})", rec.who, rec.lost));
+            }
         }
-    }
-    let client_nobufs = injected(client.token.get(), Fault::NoBufs);
-    let server_nobufs = injected(server.token.get(), Fault::NoBufs);
-    if t.client_errors != client_nobufs {
-        problems.push(format!(
-            "client: {client_nobufs} ENOBUFS injected, {} reported through error_received",
-            t.client_errors
-        ));
-    }
-    if t.server_errors != server_nobufs {
-        problems.push(format!(
-            "server: {server_nobufs} ENOBUFS injected, {} reported through error_received",
-            t.server_errors
-        ));
-    }
-    let accounted = t.received.len() as u64 + t.client_errors + t.server_errors;
-    if accounted != t.sent.len() as u64 {
-        problems.push(format!(
-            "{} datagrams sent, {} echoed + {} + {} reported lost",
-            t.sent.len(),
-            t.received.len(),
-            t.client_errors,
-            t.server_errors
-        ));
-    }
-    let ended = if t.client_errors + t.server_errors > 0 {
-        Ended::DatagramsLost
-    } else {
-        Ended::Clean
+        let client_nobufs = injected(client.token.get(), Fault::NoBufs);
+        let server_nobufs = injected(server.token.get(), Fault::NoBufs);
+        if t.client_errors != client_nobufs {
+            problems.push(format!(
+                "client: {client_nobufs} ENOBUFS injected, {} reported through error_received",
+                t.client_errors
+            ));
+        }
+        if t.server_errors != server_nobufs {
+            problems.push(format!(
+                "server: {server_nobufs} ENOBUFS injected, {} reported through error_received",
+                t.server_errors
+            ));
+        }
+        let accounted = t.received.len() as u64 + t.client_errors + t.server_errors;
+        if accounted != t.sent.len() as u64 {
+            problems.push(format!(
+                "{} datagrams sent, {} echoed + {} + {} reported lost",
+                t.sent.len(),
+                t.received.len(),
+                t.client_errors,
+                t.server_errors
+            ));
+        }
+        if t.client_errors + t.server_errors > 0 {
+            Ended::DatagramsLost
+        } else {
+            Ended::Clean
+        }
     };
-    drop(t);
     problems.extend(
         check_closed(
             &lp,
