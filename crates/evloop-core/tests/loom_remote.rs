@@ -123,3 +123,46 @@ fn post_racing_close_runs_at_most_once_and_is_dropped_once() {
         }
     });
 }
+
+/// Proves: `Remote::spawn`'s result comes back to a thread blocked in
+/// `RemoteTask::join` exactly once, whether the loop runs the future (the
+/// output) or closes first (an error): `join` never hangs. The other
+/// thread spawns a future that stops the loop and returns 42, then joins;
+/// the loop thread runs until stopped, or, in the second half of the
+/// model, runs one iteration and closes.
+#[test]
+fn remote_spawn_join_gets_the_output_or_an_error_never_hangs() {
+    check("remote: spawn + join vs loop running", || {
+        let lp = EventLoop::new().unwrap();
+        let remote = lp.remote();
+        let joiner = thread::spawn(move || {
+            remote
+                .spawn_with(|lp| {
+                    let lp = lp.clone();
+                    async move {
+                        lp.stop();
+                        42
+                    }
+                })
+                .join()
+        });
+        lp.run_forever().unwrap();
+        assert_eq!(joiner.join().unwrap().unwrap(), 42);
+        lp.close().unwrap();
+    });
+    check("remote: spawn + join vs close", || {
+        let lp = EventLoop::new().unwrap();
+        let remote = lp.remote();
+        let joiner = thread::spawn(move || remote.spawn(async { 42 }).join());
+        lp.stop();
+        lp.run_forever().unwrap();
+        lp.close().unwrap();
+        match joiner.join().unwrap() {
+            Ok(output) => assert_eq!(output, 42),
+            Err(error) => assert!(
+                matches!(error, Error::Closed | Error::Cancelled(_)),
+                "{error:?}"
+            ),
+        }
+    });
+}
