@@ -410,11 +410,10 @@ pub fn interleave_by_family(addrs: &[SocketAddr], first: usize) -> Vec<SocketAdd
     let mut queues: Vec<std::collections::VecDeque<SocketAddr>> =
         groups.into_iter().map(Into::into).collect();
     if let Some(head) = queues.first_mut() {
-        for _ in 1..first {
-            if let Some(addr) = head.pop_front() {
-                out.push(addr);
-            }
-        }
+        // asyncio slices `[:first - 1]`: at most what the family has, however
+        // large `first` is (a loop to `first` never ended for huge counts).
+        let lead = first.saturating_sub(1).min(head.len());
+        out.extend(head.drain(..lead));
     }
     while queues.iter().any(|q| !q.is_empty()) {
         for queue in &mut queues {

@@ -299,6 +299,35 @@ fn spec_5_2_interleave_reorders_by_family() {
     fx.finish();
 }
 
+/// Found by the `happy_eyeballs` fuzz target: the first family's lead was a
+/// loop to `n`, so `interleave(usize::MAX)` hung the loop inside
+/// `create_connection`. A count past the list now just takes the whole
+/// first family, as asyncio's slice does.
+#[test]
+fn spec_5_2_interleave_larger_than_the_address_list_connects() {
+    let fx = Fixture::new();
+    let server = echo_server(&fx);
+    let port = port_of(&server);
+    for n in [2, 1000, usize::MAX] {
+        let (transport, _handle) = ok(fx.run(create_connection(
+            &fx.lp,
+            Echo::default,
+            Some("127.0.0.1"),
+            Some(port),
+            ConnectOptions::default().interleave(n),
+        )));
+        assert_eq!(
+            transport.peername(),
+            Some(Address::Inet(SocketAddr::from(([127, 0, 0, 1], port)))),
+            "interleave({n})"
+        );
+        transport.close();
+    }
+    fx.drain();
+    close_server(&fx, &server);
+    fx.finish();
+}
+
 #[test]
 fn spec_5_3_local_addr_binds() {
     let fx = Fixture::new();
