@@ -169,6 +169,11 @@ pub struct Report {
     pub total: u64,
     /// How many of them had no fault target (the loop's "others").
     pub unfaulted: u64,
+    /// "socket.accept() out of system resource" reports (one per `EMFILE`).
+    pub accept_reports: u64,
+    /// "TLS handshake failed" reports (one per server handshake a terminal
+    /// fault cut short).
+    pub handshake_reports: u64,
 }
 
 impl Report {
@@ -224,6 +229,13 @@ impl fmt::Display for Report {
         }
         let total: u64 = self.faults.values().sum();
         writeln!(f, "  total             {total:>9}")?;
+        writeln!(
+            f,
+            "exception handler: {} accept EMFILE reports, {} TLS handshake failures, nothing else{}",
+            self.accept_reports,
+            self.handshake_reports,
+            if self.run_problems.is_empty() { "" } else { " (see below)" }
+        )?;
         if self.passed() {
             writeln!(f, "result: PASS")?;
         } else {
@@ -297,6 +309,15 @@ pub fn run(config: &Config) -> Report {
         faults: fault::stats(),
         ..Report::default()
     };
+    let count = |message: &str| {
+        handler_calls
+            .borrow()
+            .iter()
+            .filter(|c| c.message == message)
+            .count() as u64
+    };
+    report.accept_reports = count("socket.accept() out of system resource");
+    report.handshake_reports = count("TLS handshake failed");
     let calls = std::mem::take(&mut *handler_calls.borrow_mut());
     let accept_reports = calls
         .iter()
