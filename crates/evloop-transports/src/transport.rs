@@ -47,6 +47,10 @@ struct State {
     flow: Flow,
     /// Reading wanted (not paused by the protocol).
     reading: bool,
+    /// The peer's EOF was read: reading is over for good, whatever
+    /// `resume_reading` says (asyncio removes the reader; `eof_received`
+    /// comes once).
+    eof: bool,
     closing: bool,
     /// `write_eof` was called; the shutdown happens once the buffer drains.
     eof_requested: bool,
@@ -643,7 +647,11 @@ impl StreamInner {
     }
 
     fn on_eof(self: &Rc<Self>) {
-        self.state.borrow_mut().reading = false;
+        {
+            let mut st = self.state.borrow_mut();
+            st.reading = false;
+            st.eof = true;
+        }
         self.arm_reader(false);
         let Some(sink) = self.sink() else {
             return;
@@ -1001,7 +1009,7 @@ impl StreamInner {
     fn set_reading(self: &Rc<Self>, on: bool) {
         {
             let mut st = self.state.borrow_mut();
-            if st.closing || st.reading == on || self.kind == FdKind::WritePipe {
+            if st.closing || st.eof || st.reading == on || self.kind == FdKind::WritePipe {
                 return;
             }
             st.reading = on;

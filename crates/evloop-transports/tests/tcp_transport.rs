@@ -291,6 +291,45 @@ fn spec_7_5_eof_received_true_keeps_the_write_side_open() {
     fx.finish();
 }
 
+/// Found by the `transport_read` fuzz target: `resume_reading` after the
+/// peer's EOF (with `eof_received` keeping the connection open) re-armed
+/// the reader, which read EOF again and called `eof_received` a second
+/// time. Reading is over once EOF was read, as in asyncio.
+#[test]
+fn spec_7_5_resume_reading_after_eof_does_not_repeat_eof_received() {
+    let fx = Fixture::new();
+    let (port, peer) = peer_thread(|mut s| {
+        s.write_all(b"last words").unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).unwrap();
+        rest
+    });
+    let (mut rec, log) = Recorder::new();
+    rec.keep_open_on_eof = true;
+    let t = connect(&fx, port, rec);
+    fx.run(until(&fx.lp, || log.borrow().events.contains(&Ev::Eof)));
+    for _ in 0..3 {
+        t.pause_reading();
+        t.resume_reading();
+        fx.drain();
+    }
+    let eofs = log
+        .borrow()
+        .events
+        .iter()
+        .filter(|e| **e == Ev::Eof)
+        .count();
+    assert_eq!(eofs, 1, "{:?}", log.borrow().events);
+    assert_eq!(log.borrow().data, b"last words");
+    assert!(!t.is_reading(), "reading is over after EOF");
+    t.close();
+    wait_lost(&fx, &log);
+    fx.run(until(&fx.lp, || peer.is_finished()));
+    assert_eq!(peer.join().unwrap(), b"");
+    fx.finish();
+}
+
 #[test]
 fn spec_7_6_extra_info() {
     let fx = Fixture::new();
