@@ -5,7 +5,8 @@
 //!   byte and that exactly N came back before EOF.
 //! - `tls --addr A --ca PEM --bytes N`: the same over TLS 1.3 (rustls,
 //!   verifying the server against the run's CA), one non-blocking socket and
-//!   `poll`, at most 4 MiB in flight; once all N bytes are back it sends
+//!   `poll`: after the handshake it encrypts and sends until the socket is
+//!   full, at most 4 MiB in flight; once all N bytes are back it sends
 //!   `close_notify` and expects the server's.
 //! - `udp --addr A --count N`: N datagrams (sequence number + pattern), a
 //!   second thread collecting the echoes: each checked, duplicates counted
@@ -188,9 +189,27 @@ pub fn tls(args: &[String]) -> Result<Echoed, String> {
     let mut closing = false;
     let mut last_progress = Instant::now();
     loop {
-        // Queue plaintext while the window allows and rustls has sent the
-        // last of it.
-        while tx.offset() < bytes && tx.offset() - rx.offset() < WINDOW && !conn.wants_write() {
+        // Queue plaintext while the window allows, handing each record to
+        // the socket, until the socket is full (or the window is).
+        let mut socket_full = false;
+        loop {
+            while conn.wants_write() {
+                match conn.write_tls(&mut sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        socket_full = true;
+                        break;
+                    }
+                    Err(e) => return Err(format!("write: {e}")),
+                }
+            }
+            if socket_full
+                || conn.is_handshaking()
+                || tx.offset() >= bytes
+                || tx.offset() - rx.offset() >= WINDOW
+            {
+                break;
+            }
             let n = usize::try_from((bytes - tx.offset()).min(CHUNK as u64)).unwrap_or(CHUNK);
             tx.fill(&mut out[..n]);
             conn.writer()
@@ -200,12 +219,12 @@ pub fn tls(args: &[String]) -> Result<Echoed, String> {
         if rx.offset() == bytes && !closing {
             conn.send_close_notify();
             closing = true;
-        }
-        while conn.wants_write() {
-            match conn.write_tls(&mut sock) {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(format!("write: {e}")),
+            while conn.wants_write() {
+                match conn.write_tls(&mut sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(format!("write: {e}")),
+                }
             }
         }
         let mut interest = PollFlags::IN;
