@@ -362,11 +362,8 @@ mod enabled {
     }
 
     fn choose(target: &mut Target, op: Op, len: usize) -> Option<(Fault, usize)> {
-        if let Some(errno) = target.sticky {
-            if matches!(op, Op::Read | Op::Write) {
-                let _ = errno;
-                return Some((Fault::Sticky, 0));
-            }
+        if target.sticky.is_some() && matches!(op, Op::Read | Op::Write) {
+            return Some((Fault::Sticky, 0));
         }
         let r = &target.rates;
         let candidates: &[(Fault, f64)] = match op {
@@ -419,7 +416,10 @@ mod enabled {
         Some((fault, short_len))
     }
 
-    /// See the disabled version's docs: the call, or a fault in its place.
+    /// Runs `call` — the syscall at a site of kind `op` on `fd`, asked for
+    /// `len` bytes — or, if `fd` is a target of this thread, the fault its
+    /// plan draws in its place (`call` gets a shorter length for a short
+    /// count).
     #[inline]
     pub(crate) fn io<T>(
         op: Op,
