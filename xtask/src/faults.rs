@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use lexopt::prelude::ValueExt;
 use lexopt::Arg::Long;
 
 use crate::cargo;
