@@ -417,7 +417,7 @@ impl Session {
     }
 
     /// A fatal failure: during the handshake the creating call (or, on a
-    /// server, the exception handler) gets it and the user's protocol sees
+    /// server in debug mode, the exception handler) gets it and the user's protocol sees
     /// nothing; after it, the user's `connection_lost` does. Any alert rustls
     /// queued is sent, then the raw transport closes.
     fn fail(&self, error: io::Error) {
@@ -451,8 +451,14 @@ impl Session {
                 let _ = ready.set_error(error);
             }
             None if !self.announce => {}
-            None => {
+            // A server meets scanners and broken clients all day: as in
+            // asyncio, a failed handshake is news only in debug mode (asyncio
+            // reports it then as "Error on transport creation for incoming
+            // connection"); otherwise it is a debug-level trace.
+            None if !self.event_loop.get_debug() => {
                 tracing::debug!(target: "evloop::tls", %error, "TLS handshake failed");
+            }
+            None => {
                 self.event_loop.call_exception_handler(ErrorContext {
                     message: "TLS handshake failed".to_owned(),
                     error: Some(error),

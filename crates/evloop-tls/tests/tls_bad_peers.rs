@@ -223,6 +223,26 @@ fn spec_16_1_plaintext_http_instead_of_client_hello() {
 }
 
 #[test]
+fn spec_16_1_failed_handshake_is_silent_outside_debug_mode() {
+    // asyncio logs a server's failed handshake only in debug mode: a server
+    // facing scanners must not flood its exception handler.
+    let fx = Fixture::new();
+    fx.lp.set_debug(false);
+    let (server, port, tapped) = tap_server(&fx, server_tls());
+    let (end, _) = join(&fx, raw_client(port, b"GET / HTTP/1.0\r\n\r\n".to_vec()));
+    assert!(
+        matches!(end, End::Eof(_) | End::Reset),
+        "the server must close the fd: {end:?}"
+    );
+    fx.drain();
+    assert!(fx.take_errors().is_empty(), "no report outside debug mode");
+    assert_eq!(tapped.borrow().made, 0);
+    assert_still_serving(&fx, port);
+    stop(&fx, server);
+    fx.finish();
+}
+
+#[test]
 fn spec_16_1_random_bytes_instead_of_client_hello() {
     let fx = Fixture::new();
     let (server, port, tapped) = tap_server(&fx, server_tls());

@@ -263,6 +263,9 @@ pub fn run(config: &Config) -> Report {
     let fds_before = fd_set();
     fault::install();
     let lp = EventLoop::new().expect("event loop");
+    // Debug mode: a server reports each failed TLS handshake to the
+    // exception handler, which the run counts against the faults injected.
+    lp.set_debug(true);
     let handler_calls: Rc<RefCell<Vec<ErrorContext>>> = Rc::default();
     let sink = handler_calls.clone();
     lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {

@@ -41,8 +41,8 @@ pub fn fd_count() -> usize {
 /// as "quiet".
 pub const QUIET_TURNS: usize = 3;
 
-/// A loop whose exception handler records every call, and the fd count at
-/// the start.
+/// A loop in debug mode whose exception handler records every call, and
+/// the fd count at the start.
 pub struct Fixture {
     pub lp: EventLoop,
     pub errors: Rc<RefCell<Vec<ErrorContext>>>,
@@ -65,6 +65,9 @@ impl Fixture {
         let serial = serial();
         let fds_before = fd_count();
         let lp = EventLoop::new().expect("loop");
+        // Debug mode: a server's failed handshakes reach the exception
+        // handler, where the tests read their errors.
+        lp.set_debug(true);
         let loop_fds = fd_count().saturating_sub(fds_before);
         let errors = Rc::new(RefCell::new(Vec::new()));
         let sink = errors.clone();
