@@ -298,6 +298,7 @@ fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<Summary, String> {
         binary.display(),
         log_path.display()
     );
+    let started = std::time::Instant::now();
     let mut child = command
         .spawn()
         .map_err(|e| format!("xtask fuzz: cannot run {}: {e}", binary.display()))?;
@@ -319,6 +320,8 @@ fn fuzz(root: &Path, target: &str, seconds: u64) -> Result<Summary, String> {
         log.push('\n');
     }
     let status = child.wait().map_err(|e| e.to_string())?;
+    // What it really ran: less than asked when it stopped at a crash.
+    summary.seconds = started.elapsed().as_secs();
     fs::write(&log_path, &log).map_err(|e| format!("{}: {e}", log_path.display()))?;
     summary.corpus = fs::read_dir(&work).map(|d| d.count()).unwrap_or(0);
     if let Some(path) = crash {
@@ -364,7 +367,7 @@ fn read_line(line: &str, summary: &mut Summary, crash: &mut Option<String>) {
 fn table(summaries: &[Summary]) -> String {
     let show = |n: Option<u64>| n.map_or_else(|| "?".to_owned(), |n| n.to_string());
     let mut out = String::from(
-        "| target | time (s) | executions | exec/s | cov | ft | corpus files | crashes |\n\
+        "| target | ran (s) | executions | exec/s | cov | ft | corpus files | crashes |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in summaries {

@@ -48,7 +48,7 @@ enum Op {
 }
 
 /// Everything both protocols saw, in one place.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Log {
     made: usize,
     data: Vec<u8>,
@@ -58,6 +58,20 @@ struct Log {
     lost: Vec<Option<String>>,
     /// Events after `connection_lost`.
     late: usize,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("made", &self.made)
+            .field("bytes", &self.data.len())
+            .field("deliveries", &self.deliveries)
+            .field("eof", &self.eof)
+            .field("keep_open", &self.keep_open)
+            .field("lost", &self.lost)
+            .field("late", &self.late)
+            .finish()
+    }
 }
 
 impl Log {
@@ -138,12 +152,17 @@ struct Peer {
     shut: bool,
 }
 
+/// The most the peer writes in one run: with 1-byte `BufferedProtocol`
+/// buffers every byte is a loop turn.
+const MAX_WRITTEN: usize = 32 * 1024;
+
 impl Peer {
     fn write(&mut self, data: &[u8]) {
         if self.shut {
             return;
         }
-        let mut rest = data;
+        let room = MAX_WRITTEN.saturating_sub(self.written.len());
+        let mut rest = &data[..data.len().min(room)];
         while !rest.is_empty() {
             match send(&self.sock, rest, SendFlags::NOSIGNAL | SendFlags::DONTWAIT) {
                 Ok(n) => {
@@ -266,7 +285,8 @@ pub fn transport_read(data: &[u8]) {
     }
     transport.resume_reading();
     peer.eof();
-    for _ in 0..10_000 {
+    // Enough turns for one byte per turn (1-byte buffers), and then some.
+    for _ in 0..peer.written.len() + 10_000 {
         if !log.borrow().lost.is_empty() {
             break;
         }
