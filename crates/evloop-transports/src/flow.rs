@@ -89,12 +89,16 @@ impl WaterMarks {
     }
 }
 
-/// The protocol's side of flow control: the water marks, and whether the
-/// protocol was told to pause, so each crossing is reported exactly once.
+/// The protocol's side of flow control: the water marks, whether the
+/// buffer is past a crossing (`paused`), and what the protocol was last told
+/// (`told`). The two differ while a call is deferred (the protocol was busy):
+/// the call delivered later is whatever then makes them agree, so a pause
+/// overtaken by the drain it waited for is never delivered after it.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Flow {
     pub(crate) marks: WaterMarks,
     paused: bool,
+    told: bool,
 }
 
 impl Flow {
@@ -110,5 +114,36 @@ impl Flow {
         let resume = self.paused && buffered <= self.marks.low;
         self.paused &= !resume;
         resume
+    }
+
+    /// The call that brings the protocol in line with the buffer, now:
+    /// `Some(true)` pause, `Some(false)` resume, `None` it already is.
+    pub(crate) fn take_call(&mut self) -> Option<bool> {
+        (self.told != self.paused).then(|| {
+            self.told = self.paused;
+            self.paused
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pause_overtaken_by_the_drain_is_never_delivered() {
+        let mut flow = Flow::default();
+        // Above high while the protocol is busy: the call is deferred...
+        assert!(flow.should_pause(DEFAULT_HIGH_WATER + 1));
+        // ...and the buffer drains before it runs.
+        assert!(flow.should_resume(0));
+        assert_eq!(flow.take_call(), None);
+        // In order, each crossing is one call.
+        assert!(flow.should_pause(DEFAULT_HIGH_WATER + 1));
+        assert_eq!(flow.take_call(), Some(true));
+        assert_eq!(flow.take_call(), None);
+        assert!(flow.should_resume(0));
+        assert_eq!(flow.take_call(), Some(false));
+        assert_eq!(flow.take_call(), None);
     }
 }

@@ -788,7 +788,7 @@ impl StreamInner {
             st.flow.should_pause(buffered)
         };
         if pause {
-            self.call_protocol("pause_writing", |p| p.pause_writing());
+            self.tell_protocol_flow();
         }
     }
 
@@ -799,7 +799,33 @@ impl StreamInner {
             st.flow.should_resume(buffered)
         };
         if resume {
-            self.call_protocol("resume_writing", |p| p.resume_writing());
+            self.tell_protocol_flow();
+        }
+    }
+
+    /// Tells the protocol `pause_writing` or `resume_writing`, whichever
+    /// brings it in line with the buffer when the call can run: a call
+    /// deferred because the protocol is busy (`pause_writing` from inside
+    /// `data_received`) is decided when it runs, so a drain that overtook it
+    /// cancels it instead of leaving the protocol paused for good.
+    fn tell_protocol_flow(self: &Rc<Self>) {
+        let Some(sink) = self.sink() else {
+            return;
+        };
+        let busy = match &sink {
+            Sink::Plain(p) => p.try_borrow_mut().is_err(),
+            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
+        };
+        if busy {
+            let me = self.clone();
+            let _ = self.event_loop.call_soon(move || me.tell_protocol_flow());
+            return;
+        }
+        let call = self.state.borrow_mut().flow.take_call();
+        match call {
+            Some(true) => self.call_protocol("pause_writing", |p| p.pause_writing()),
+            Some(false) => self.call_protocol("resume_writing", |p| p.resume_writing()),
+            None => {}
         }
     }
 
