@@ -606,10 +606,7 @@ impl DatagramInner {
             st.flow.should_pause(buffered)
         };
         if pause {
-            self.call_protocol(
-                "pause_writing",
-                Box::new(|p: &mut dyn DatagramProtocol| p.pause_writing()),
-            );
+            self.tell_protocol_flow();
         }
     }
 
@@ -620,10 +617,34 @@ impl DatagramInner {
             st.flow.should_resume(buffered)
         };
         if resume {
-            self.call_protocol(
+            self.tell_protocol_flow();
+        }
+    }
+
+    /// `pause_writing` or `resume_writing`, whichever brings the protocol
+    /// in line with the buffer when the call can run: deferred while the
+    /// protocol is busy (`sendto` from `datagram_received`) and decided
+    /// then, so a drain that overtook a pause cancels it (as for streams).
+    fn tell_protocol_flow(self: &Rc<Self>) {
+        let Some(protocol) = self.protocol() else {
+            return;
+        };
+        if protocol.try_borrow_mut().is_err() {
+            let me = self.clone();
+            let _ = self.event_loop.call_soon(move || me.tell_protocol_flow());
+            return;
+        }
+        let call = self.state.borrow_mut().flow.take_call();
+        match call {
+            Some(true) => self.call_protocol(
+                "pause_writing",
+                Box::new(|p: &mut dyn DatagramProtocol| p.pause_writing()),
+            ),
+            Some(false) => self.call_protocol(
                 "resume_writing",
                 Box::new(|p: &mut dyn DatagramProtocol| p.resume_writing()),
-            );
+            ),
+            None => {}
         }
     }
 
