@@ -275,7 +275,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     // examples too, and it has none.
     step(
         root,
-        &["build", "--release", "-p", "evloop", "--example", "echo_server"],
+        &[
+            "build",
+            "--release",
+            "-p",
+            "evloop",
+            "--example",
+            "echo_server",
+        ],
     )?;
     step(root, &["build", "--release", "-p", "evloop-netsoak"])?;
     let release = crate::examples::target_dir(root).join("release");
