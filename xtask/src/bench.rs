@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: the echo benchmark (docs/performance.md, issue 4)
 //! and, as `cargo xtask bench micro`, the micro benchmarks; `cargo xtask
-//! bench tls` is the TLS benchmark (`bench/tls.rs`, issue 8).
+//! bench tls` is the TLS benchmark (`bench/tls.rs`, issue 8); `cargo xtask
+//! bench --instructions` counts instructions per operation under callgrind
+//! (`bench/instructions.rs`, issue 12).
 //!
 //! The echo benchmark builds everything in release (the workspace's one
 //! `[profile.release]` for every Rust server), then for each transport ×
@@ -24,6 +26,7 @@
 //! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
+mod instructions;
 pub(crate) mod parse;
 mod process;
 pub(crate) mod report;
@@ -49,6 +52,7 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400] [--conns
                          [--no-record]
        cargo xtask bench micro [bench/run-micro.sh args]
        cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
+       cargo xtask bench --instructions [--check] [--update-baseline] (see --help there)
 
   Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
   uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
@@ -247,6 +251,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     if args.first().map(String::as_str) == Some("sendfile") {
         return sendfile::run(root, &args[1..]);
+    }
+    if args.iter().any(|a| a == "--instructions") {
+        return instructions::run(root, args);
     }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
