@@ -199,8 +199,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         .unwrap_or_else(|| "?".to_owned());
     let facts = format!(
         "- date: {}\n- {valgrind}, {rustc}, tokio {tokio}; release profile\n\
-         - command: `cargo xtask bench --instructions`; {:.0} s\n",
+         - command: `cargo xtask bench {}`; {:.0} s\n",
         super::date_now(),
+        args.join(" "),
         started.elapsed().as_secs_f64()
     );
     let table = markdown(&rows);
@@ -261,7 +262,7 @@ fn count(
         "--tool=callgrind".to_owned(),
         "--separate-threads=yes".to_owned(),
         // Threads take valgrind's one running slot in turn (a ticket lock):
-        // cross-thread's count varied by 1.8 % run to run without it, 0.1 %
+        // cross-thread's count varied by 1.8 % run to run without it, 0.2 %
         // with it.
         "--fair-sched=yes".to_owned(),
         format!(
