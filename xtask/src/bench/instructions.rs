@@ -151,23 +151,11 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let valgrind = super::run::first_line(Path::new("valgrind"), &["--version"]).ok_or(
         "xtask bench --instructions: valgrind not found (install it: apt-get install valgrind)",
     )?;
-    // rustix's own auxv reader (linux_raw backend) crashes under valgrind
-    // when it looks for the vDSO (rustix issue 1559: valgrind's auxv names
-    // a vDSO image that is not mapped); `use-libc-auxv` asks glibc's
-    // `getauxval` instead, which valgrind fixes up. The syscalls stay raw,
-    // as in every other build. Only this build has the feature.
+    // Runs under valgrind because the workspace's rustix reads the auxv
+    // through glibc (`use-libc-auxv`, root Cargo.toml).
     step(
         root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-bench",
-            "--bin",
-            "instr",
-            "--features",
-            "rustix/use-libc-auxv",
-        ],
+        &["build", "--release", "-p", "evloop-bench", "--bin", "instr"],
     )?;
     let target = crate::examples::target_dir(root);
     let binary = target.join("release/instr");
