@@ -48,22 +48,24 @@ fn exit_codes(reaper: Reaper) {
 
 fn minus_signum(reaper: Reaper) {
     let lp = new_loop();
-    for (signum, how) in [(9, "kill"), (15, "terminate"), (1, "hup")] {
+    // SIGUSR1 for send_signal, not SIGHUP: under `nohup` (or any parent
+    // that ignores SIGHUP) the child inherits the ignored disposition
+    // across exec and would never die of it.
+    for (signum, how) in [(9, "kill"), (15, "terminate"), (10, "usr1")] {
         let (t, p) = spawn_sh(&lp, "exec sleep 100", opts(reaper)).unwrap();
         assert_eq!(t.returncode(), None);
         match how {
             "kill" => t.kill().unwrap(),
             "terminate" => t.terminate().unwrap(),
-            _ => t.send_signal(libc_sighup()).unwrap(),
+            _ => t.send_signal(SIGUSR1).unwrap(),
         }
         assert_eq!(finish(&lp, &t, &p).0, -signum, "{how}");
     }
     lp.close().unwrap();
 }
 
-fn libc_sighup() -> i32 {
-    1
-}
+/// SIGUSR1 on Linux.
+const SIGUSR1: i32 = 10;
 
 fn event_order(reaper: Reaper) {
     let lp = new_loop();
