@@ -59,6 +59,9 @@ commands:
               asyncio and uvloop under one load generator, round-robin
               (`cargo xtask bench --help` for the options: --quick, --plot, ...)
   bench micro the micro benchmarks beside tokio, asyncio and uvloop
+  bench --instructions
+              callgrind instruction counts per operation beside tokio (needs valgrind);
+              --check fails on a >10 % regression against bench/instructions-baseline.txt
   fuzz        coverage-guided fuzzing with cargo-fuzz (nightly; not part of `test`):
               [--time SECS] [TARGET], `cargo xtask fuzz --help` for the rest
   netem       lossy links (root only; skipped with a message elsewhere): echo_server and
