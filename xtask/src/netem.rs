@@ -145,6 +145,25 @@ fn announce_skip(why: &str) {
     }
 }
 
+/// Builds what `netem` and `soak` run, in release: `echo_server` and the
+/// `evloop-netsoak` tools.
+pub(crate) fn build_tools(root: &Path) -> Result<(), String> {
+    // Two builds: `--example` would restrict the netsoak package to
+    // examples too, and it has none.
+    step(
+        root,
+        &[
+            "build",
+            "--release",
+            "-p",
+            "evloop",
+            "--example",
+            "echo_server",
+        ],
+    )?;
+    step(root, &["build", "--release", "-p", "evloop-netsoak"])
+}
+
 /// One row's lab: the link process (which owns the namespaces). Dropped,
 /// it closes the link's stdin (the link tears down) and waits for it.
 struct Lab {
@@ -551,20 +570,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let started = Instant::now();
-    // Two builds: `--example` would restrict the netsoak package to
-    // examples too, and it has none.
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    )?;
-    step(root, &["build", "--release", "-p", "evloop-netsoak"])?;
+    build_tools(root)?;
     let target = crate::examples::target_dir(root);
     let release = target.join("release");
     let out = target.join("netem");

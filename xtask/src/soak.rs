@@ -38,7 +38,7 @@ use lexopt::Arg::Long;
 use crate::bench::parse::{self, Listening};
 use crate::bench::report::{self, Panel, Series};
 use crate::bench::run::Running;
-use crate::bench::{date_now, machine_facts, step, Cli};
+use crate::bench::{date_now, machine_facts, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask soak --minutes N [--out DIR] [--plot] [--fd-limit 1024]
@@ -271,20 +271,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     let o = parse_options(args)?;
     let started = Instant::now();
-    // Two builds: `--example` would restrict the netsoak package to
-    // examples too, and it has none.
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    )?;
-    step(root, &["build", "--release", "-p", "evloop-netsoak"])?;
+    crate::netem::build_tools(root)?;
     let release = crate::examples::target_dir(root).join("release");
     let echo_server = release.join("examples/echo_server");
     let netsoak = release.join("evloop-netsoak");
