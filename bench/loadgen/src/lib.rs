@@ -17,12 +17,18 @@
 //! socket was drained, and anything arriving later raises a new edge, so no
 //! read ever ends in `EAGAIN` and none is needed to re-arm.
 //!
-//! # Checking
+//! # Checking, or discarding
 //!
 //! Every message starts with its sequence number (little-endian, up to 8
 //! bytes) followed by a per-connection byte pattern; the echo is compared
 //! with `memcmp` speed as it arrives. A mismatch, an unexpected EOF, a reset,
 //! or no progress at all for [`STALL_LIMIT`] fails the run with an error.
+//!
+//! With `--discard` the echo is counted, not read: `recv(MSG_TRUNC)` makes
+//! the kernel drop the bytes of a TCP socket without copying them out, so a
+//! large message costs the client almost nothing and the server is the
+//! bottleneck (server comparisons use it; issue 12). Unix stream sockets
+//! ignore `MSG_TRUNC` and copy into a scratch buffer, still unchecked.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -74,12 +80,14 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// What to do (modes other than echo need `--tls`).
     pub mode: Mode,
+    /// `--discard`: count the echo's bytes without reading or checking them.
+    pub discard: bool,
 }
 
 /// The command-line usage.
 pub const USAGE: &str = "\
 usage: evloop-loadgen (--tcp HOST:PORT | --unix PATH) [--conns C] [--size S]
-                      [--warmup W] [--duration D] [--mark]
+                      [--warmup W] [--duration D] [--mark] [--discard]
                       [--tls [--tls-ca PEM] [--server-name NAME]
                        [--handshakes [--resume] | --idle N]]
        evloop-loadgen gen-cert DIR
@@ -89,6 +97,9 @@ usage: evloop-loadgen (--tcp HOST:PORT | --unix PATH) [--conns C] [--size S]
   warm-up (default 1) are not counted; then D seconds (default 5) are.
   --mark prints `warmup-done` when counting starts. Prints one line:
   requests=N seconds=D rps=X p50_us=A p99_us=B client_cpu_s=C
+  --discard (plain only): the echo is dropped in the kernel with
+  recv(MSG_TRUNC) and only counted, so the client stays cheap at large
+  sizes; without it every byte is read and checked.
 
   --tls (TCP only): the same over TLS 1.3 (rustls, ring), verifying the
   server against --tls-ca (default: no verification at all) for
@@ -115,6 +126,7 @@ impl Config {
         let mut warmup = Duration::from_secs(1);
         let mut duration = Duration::from_secs(5);
         let mut mark = false;
+        let mut discard = false;
         let (mut tls, mut ca, mut server_name, mut resume) = (false, None, None, false);
         let mut mode = Mode::Echo;
         let mut parser = lexopt::Parser::from_args(args);
@@ -126,6 +138,10 @@ impl Config {
                 }
                 Long("tls") => {
                     tls = true;
+                    continue;
+                }
+                Long("discard") => {
+                    discard = true;
                     continue;
                 }
                 Long("resume") => {
@@ -173,6 +189,9 @@ impl Config {
         if tls && !matches!(target, Target::Tcp(_)) {
             return Err("--tls needs --tcp".to_owned());
         }
+        if tls && discard {
+            return Err("--discard is for plain connections (TLS must decrypt)".to_owned());
+        }
         let tls = tls.then(|| TlsConfig {
             ca,
             server_name: server_name.unwrap_or_else(|| "localhost".to_owned()),
@@ -187,6 +206,7 @@ impl Config {
             mark,
             tls,
             mode,
+            discard,
         })
     }
 }
@@ -383,6 +403,18 @@ impl Stream {
         }
     }
 
+    /// Reads up to `buf.len()` bytes; with `discard` the kernel drops a TCP
+    /// socket's bytes without copying them (`MSG_TRUNC`) and `buf` is
+    /// untouched.
+    fn receive(&mut self, buf: &mut [u8], discard: bool) -> io::Result<usize> {
+        if !discard {
+            return self.read(buf);
+        }
+        let flags = rustix::net::RecvFlags::TRUNC;
+        let (_, len) = rustix::net::recv(self.as_fd(), buf, flags)?;
+        Ok(len)
+    }
+
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => s.write(buf),
@@ -455,13 +487,19 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads what has arrived, checks it, and returns the latency of the
-    /// request it completed, if it did (the next request is then sent).
-    fn receive(&mut self, scratch: &mut [u8], index: usize) -> Result<Option<Duration>, String> {
+    /// Reads what has arrived, checks it (unless `discard`), and returns
+    /// the latency of the request it completed, if it did (the next request
+    /// is then sent).
+    fn receive(
+        &mut self,
+        scratch: &mut [u8],
+        index: usize,
+        discard: bool,
+    ) -> Result<Option<Duration>, String> {
         loop {
             let want = self.message.len() - self.received;
             let buf = &mut scratch[..want];
-            match self.stream.read(buf) {
+            match self.stream.receive(buf, discard) {
                 Ok(0) => {
                     return Err(format!(
                         "connection {index}: the server closed the connection \
@@ -471,9 +509,14 @@ impl Conn {
                         self.seq
                     ))
                 }
+                Ok(n) if n > want => {
+                    return Err(format!(
+                        "connection {index}: recv returned {n} bytes for a {want}-byte read"
+                    ))
+                }
                 Ok(n) => {
                     let expected = &self.message[self.received..self.received + n];
-                    if buf[..n] != *expected {
+                    if !discard && buf[..n] != *expected {
                         let at = buf[..n]
                             .iter()
                             .zip(expected)
@@ -626,7 +669,7 @@ pub fn run(config: &Config, mut on_counting: impl FnMut()) -> Result<Report, Str
             if flags
                 .intersects(epoll::EventFlags::IN | epoll::EventFlags::HUP | epoll::EventFlags::ERR)
             {
-                if let Some(latency) = conn.receive(&mut scratch, index)? {
+                if let Some(latency) = conn.receive(&mut scratch, index, config.discard)? {
                     last_progress = now;
                     requests += 1;
                     histogram.record(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
@@ -658,7 +701,9 @@ mod tests {
         assert!(Config::parse(&args("--tcp x:1 --size 0")).is_err());
         assert!(Config::parse(&args("--tcp x:1 --bogus 1")).is_err());
         assert!(Config::parse(&args("--tcp")).is_err());
-        assert_eq!((c.tls.clone(), c.mode), (None, Mode::Echo));
+        assert_eq!((c.tls.clone(), c.mode, c.discard), (None, Mode::Echo, false));
+        assert!(Config::parse(&args("--tcp x:1 --discard")).unwrap().discard);
+        assert!(Config::parse(&args("--tcp x:1 --discard --tls")).is_err());
         let t = Config::parse(&args("--tcp x:1 --tls-ca /ca.pem --handshakes --resume")).unwrap();
         assert_eq!(
             t.tls,

@@ -95,6 +95,34 @@ fn loadgen_drives_the_raw_epoll_server_over_unix() {
 }
 
 #[test]
+fn loadgen_discards_the_echo_over_tcp_and_unix() {
+    let line = start_server(&["--tcp", "127.0.0.1:0"]);
+    let addr = line.strip_prefix("listening on tcp ").unwrap().to_owned();
+    let path = std::env::temp_dir().join(format!("loadgen-discard-{}.sock", std::process::id()));
+    start_server(&["--unix", path.to_str().unwrap()]);
+    let targets = [("--tcp", addr.as_str()), ("--unix", path.to_str().unwrap())];
+    for ((flag, target), size) in targets.into_iter().zip([1024 * 1024, 100 * 1024]) {
+        let size_arg = size.to_string();
+        let out = loadgen(&[
+            flag,
+            target,
+            "--conns",
+            "2",
+            "--size",
+            &size_arg,
+            "--warmup",
+            "0.05",
+            "--duration",
+            "0.4",
+            "--mark",
+            "--discard",
+        ]);
+        check_report(&out, size);
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
 fn loadgen_fails_loudly_when_nothing_listens() {
     let out = loadgen(&[
         "--unix",

@@ -3,7 +3,7 @@
 //! crates).
 //!
 //! Written the way a tokio user would: a `TcpListener`/`UnixListener` accept
-//! loop per listener, a task per connection with a 64 KiB buffer and a
+//! loop per listener, a task per connection with a 256 KiB buffer and a
 //! `read`/`write_all` loop, `TCP_NODELAY` on accepted sockets (as asyncio,
 //! uvloop and evloop do). The command-line contract is the evloop
 //! `echo_server` example's (README, contract example 5), TCP and unix only:
@@ -116,9 +116,10 @@ async fn serve(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Echoes until EOF or an error, through one 64 KiB buffer.
+/// Echoes until EOF or an error, through one 256 KiB buffer (evloop reads
+/// up to 256 KiB per readiness event too).
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
-    let mut buf = vec![0_u8; 64 * 1024];
+    let mut buf = vec![0_u8; 256 * 1024];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => return,
