@@ -701,7 +701,10 @@ mod tests {
         assert!(Config::parse(&args("--tcp x:1 --size 0")).is_err());
         assert!(Config::parse(&args("--tcp x:1 --bogus 1")).is_err());
         assert!(Config::parse(&args("--tcp")).is_err());
-        assert_eq!((c.tls.clone(), c.mode, c.discard), (None, Mode::Echo, false));
+        assert_eq!(
+            (c.tls.clone(), c.mode, c.discard),
+            (None, Mode::Echo, false)
+        );
         assert!(Config::parse(&args("--tcp x:1 --discard")).unwrap().discard);
         assert!(Config::parse(&args("--tcp x:1 --discard --tls")).is_err());
         let t = Config::parse(&args("--tcp x:1 --tls-ca /ca.pem --handshakes --resume")).unwrap();
