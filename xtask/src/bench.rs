@@ -46,10 +46,10 @@ use report::{Entry, Syscalls, Table};
 use run::{Env, Load, Server, Transport};
 
 const USAGE: &str = "\
-usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400] [--conns 10]
+usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] [--conns 10]
                          [--duration D] [--warmup W] [--rounds R] [--transport tcp,unix]
                          [--servers evloop,tokio,...] [--many-conns 1000] [--no-strace]
-                         [--no-record]
+                         [--verify] [--no-record]
        cargo xtask bench micro [bench/run-micro.sh args]
        cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
        cargo xtask bench --instructions [--check] [--update-baseline] (see --help there)
@@ -57,6 +57,9 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400] [--conns
   Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
   uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
   per transport and size. Defaults: W = 1 s, D = 3 s (--quick: 0.2 s, 0.8 s).
+  The client drops echoed bytes in the kernel (`recv(MSG_TRUNC)`, loadgen
+  --discard) so that the server, not the client, is the bottleneck at large
+  sizes; --verify makes it read and check every byte instead.
   Then 10 vs --many-conns connections at 1 KiB over TCP (evloop, tokio) and
   syscalls per round trip under strace. Results are appended to
   docs/performance.md unless --no-record; --plot writes docs/bench-echo.svg.
@@ -81,6 +84,7 @@ struct Options {
     plot: bool,
     record: bool,
     strace: bool,
+    verify: bool,
     sizes: Vec<usize>,
     conns: usize,
     many_conns: usize,
@@ -97,7 +101,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         plot: false,
         record: true,
         strace: true,
-        sizes: vec![1024, 10 * 1024, 100 * 1024],
+        verify: false,
+        sizes: vec![1024, 10 * 1024, 100 * 1024, 1024 * 1024],
         conns: 10,
         many_conns: 1000,
         warmup: 1.0,
@@ -114,6 +119,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("plot") => o.plot = true,
             Long("no-record") => o.record = false,
             Long("no-strace") => o.strace = false,
+            Long("verify") => o.verify = true,
             Long("sizes") => {
                 o.sizes = cli.parsed("--sizes", |v| {
                     v.split(',')
@@ -352,11 +358,21 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
     let env = Env {
         loadgen: release.join("evloop-loadgen"),
-        loadgen_args: Vec::new(),
+        loadgen_args: if options.verify {
+            Vec::new()
+        } else {
+            vec!["--discard".to_owned()]
+        },
         work_dir,
     };
 
-    let mut notes = Vec::new();
+    let mut notes = vec![if options.verify {
+        "client: evloop-loadgen --verify: every echoed byte read and checked".to_owned()
+    } else {
+        "client: evloop-loadgen --discard: echoed bytes dropped in the kernel \
+         (recv MSG_TRUNC), counted, not checked (--verify checks them)"
+            .to_owned()
+    }];
     let mut entries = Vec::new();
     let mut broken: Vec<&'static str> = Vec::new();
     let base = Load {
@@ -782,7 +798,8 @@ mod tests {
     fn options() {
         let o = parse_options(&[]).unwrap();
         assert_eq!((o.rounds, o.conns, o.many_conns), (3, 10, 1000));
-        assert_eq!(o.sizes, [1024, 10240, 102_400]);
+        assert_eq!(o.sizes, [1024, 10240, 102_400, 1_048_576]);
+        assert!(!o.verify && parse_options(&args("--verify")).unwrap().verify);
         let q = parse_options(&args(
             "--quick --sizes 1024 --transport unix --servers tokio,raw-epoll",
         ))
