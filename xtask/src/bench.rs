@@ -49,7 +49,7 @@ const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] [--conns 10]
                          [--duration D] [--warmup W] [--rounds R] [--transport tcp,unix]
                          [--servers evloop,tokio,...] [--many-conns 1000] [--no-strace]
-                         [--verify] [--no-record]
+                         [--verify] [--pin SERVER_CPUS:CLIENT_CPUS] [--no-record]
        cargo xtask bench micro [bench/run-micro.sh args]
        cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
        cargo xtask bench --instructions [--check] [--update-baseline] (see --help there)
@@ -59,7 +59,10 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] 
   per transport and size. Defaults: W = 1 s, D = 3 s (--quick: 0.2 s, 0.8 s).
   The client drops echoed bytes in the kernel (`recv(MSG_TRUNC)`, loadgen
   --discard) so that the server, not the client, is the bottleneck at large
-  sizes; --verify makes it read and check every byte instead.
+  sizes; --verify makes it read and check every byte instead. --pin 1:0
+  runs every server on CPU 1 and the client on CPU 0 (`taskset -c` lists;
+  0:0 shares one CPU): without it the scheduler places them, and on 2
+  cores whether the two share a CPU decides the throughput mode.
   Then 10 vs --many-conns connections at 1 KiB over TCP (evloop, tokio) and
   syscalls per round trip under strace. Results are appended to
   docs/performance.md unless --no-record; --plot writes docs/bench-echo.svg.
@@ -85,6 +88,7 @@ struct Options {
     record: bool,
     strace: bool,
     verify: bool,
+    pin: Option<run::Pin>,
     sizes: Vec<usize>,
     conns: usize,
     many_conns: usize,
@@ -102,6 +106,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         record: true,
         strace: true,
         verify: false,
+        pin: None,
         sizes: vec![1024, 10 * 1024, 100 * 1024, 1024 * 1024],
         conns: 10,
         many_conns: 1000,
@@ -120,6 +125,20 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("no-record") => o.record = false,
             Long("no-strace") => o.strace = false,
             Long("verify") => o.verify = true,
+            Long("pin") => {
+                o.pin = Some(cli.parsed("--pin", |v| {
+                    let (server, client) = v.split_once(':')?;
+                    let cpus = |list: &str| {
+                        let ok = !list.is_empty()
+                            && list.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
+                        ok.then(|| list.to_owned())
+                    };
+                    Some(run::Pin {
+                        server: cpus(server)?,
+                        client: cpus(client)?,
+                    })
+                })?);
+            }
             Long("sizes") => {
                 o.sizes = cli.parsed("--sizes", |v| {
                     v.split(',')
@@ -364,6 +383,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             vec!["--discard".to_owned()]
         },
         work_dir,
+        pin: options.pin.clone(),
     };
 
     let mut notes = vec![if options.verify {
@@ -373,6 +393,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
          (recv MSG_TRUNC), counted, not checked (--verify checks them)"
             .to_owned()
     }];
+    notes.push(match &options.pin {
+        Some(pin) => format!(
+            "placement: servers on CPU {}, client on CPU {} (taskset)",
+            pin.server, pin.client
+        ),
+        None => "placement: unpinned (the scheduler decides)".to_owned(),
+    });
+    if options.pin.is_some() && !run::available("taskset") {
+        return Err("xtask bench: --pin needs taskset (apt-get install util-linux)".to_owned());
+    }
     let mut entries = Vec::new();
     let mut broken: Vec<&'static str> = Vec::new();
     let base = Load {
@@ -800,6 +830,10 @@ mod tests {
         assert_eq!((o.rounds, o.conns, o.many_conns), (3, 10, 1000));
         assert_eq!(o.sizes, [1024, 10240, 102_400, 1_048_576]);
         assert!(!o.verify && parse_options(&args("--verify")).unwrap().verify);
+        let p = parse_options(&args("--pin 1:0")).unwrap().pin.unwrap();
+        assert_eq!((p.server.as_str(), p.client.as_str()), ("1", "0"));
+        assert!(parse_options(&args("--pin 1")).is_err());
+        assert!(parse_options(&args("--pin a:0")).is_err());
         let q = parse_options(&args(
             "--quick --sizes 1024 --transport unix --servers tokio,raw-epoll",
         ))

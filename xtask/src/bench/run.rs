@@ -108,6 +108,29 @@ pub(crate) struct Env {
     pub(crate) loadgen_args: Vec<String>,
     /// Unix sockets and server logs go here.
     pub(crate) work_dir: PathBuf,
+    /// CPUs (a `taskset -c` list) for the server and for the load
+    /// generator; `None` leaves placement to the scheduler.
+    pub(crate) pin: Option<Pin>,
+}
+
+/// Where the server and the load generator run (`taskset -c` lists).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pin {
+    pub(crate) server: String,
+    pub(crate) client: String,
+}
+
+/// `program` run on `cpus` (through `taskset`, which execs it: the process
+/// id is the program's), or as is.
+pub(crate) fn pinned(program: &Path, cpus: Option<&str>) -> Command {
+    match cpus {
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", cpus]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
 }
 
 /// A started server with its stdout lines arriving on a channel (also
@@ -133,7 +156,8 @@ impl Running {
             }
         };
         let log_path = env.work_dir.join(format!("{}.log", server.name));
-        let mut command = Command::new(&server.program);
+        let cpus = env.pin.as_ref().map(|pin| pin.server.as_str());
+        let mut command = pinned(&server.program, cpus);
         command.args(&server.args).args(&listener);
         let mut running = Running::spawn(command, server.name, &log_path)?;
         let listening = running.listening(1, &log_path)?;
@@ -305,19 +329,22 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 /// Spawns the load generator against `target` (`--tcp=ADDR` / `--unix=PATH`).
 fn spawn_loadgen(env: &Env, target: &str, load: &Load) -> Result<Child, RunError> {
     let (flag, value) = target.split_once('=').unwrap_or((target, ""));
-    Command::new(&env.loadgen)
-        .args([flag, value])
-        .args(["--conns", &load.conns.to_string()])
-        .args(["--size", &load.size.to_string()])
-        .args(["--warmup", &load.warmup.to_string()])
-        .args(["--duration", &load.duration.to_string()])
-        .args(&env.loadgen_args)
-        .arg("--mark")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| RunError::fatal(format!("cannot start the load generator: {e}")))
+    pinned(
+        &env.loadgen,
+        env.pin.as_ref().map(|pin| pin.client.as_str()),
+    )
+    .args([flag, value])
+    .args(["--conns", &load.conns.to_string()])
+    .args(["--size", &load.size.to_string()])
+    .args(["--warmup", &load.warmup.to_string()])
+    .args(["--duration", &load.duration.to_string()])
+    .args(&env.loadgen_args)
+    .arg("--mark")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .map_err(|e| RunError::fatal(format!("cannot start the load generator: {e}")))
 }
 
 /// Reads the load generator's output: calls `at_mark` on `warmup-done` and

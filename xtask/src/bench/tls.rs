@@ -224,6 +224,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         loadgen: loadgen.clone(),
         loadgen_args: extra.iter().map(|s| (*s).to_owned()).collect(),
         work_dir: work_dir.clone(),
+        pin: None,
     };
     let echo_env = env_with(&["--tls", "--tls-ca", &ca]);
     let full_env = env_with(&["--tls", "--handshakes"]);
