@@ -8,7 +8,8 @@
 //! [`Task`]/[`TaskRef`] and the task factory, time as futures ([`Sleep`],
 //! `timeout`, [`Interval`]) on the loop's clock, fd readiness futures
 //! ([`Readiness`]), [`RemoteTask`] for `Remote::spawn`, the exception handler with
-//! [`ErrorContext`], debug mode, [`LoopStats`], and the one [`Error`] type.
+//! [`ErrorContext`], debug mode, [`LoopStats`], the opt-in relaxed I/O
+//! polling ([`IoPolling`]), and the one [`Error`] type.
 //!
 //! **Does not own:** fd readiness (`evloop-reactor`), the timer heap and clocks
 //! (`evloop-timers`), transports, signals, the executor, name resolution —
@@ -22,8 +23,12 @@
 //! crosses threads. A scheduled callback is one `Rc` node shared by the queue
 //! and its handle: cancelling takes the closure out, freeing its captures at
 //! once. Each iteration polls exactly once; the reactor's waker writes its
-//! eventfd only while the loop sleeps. Every callback runs under
-//! `catch_unwind`; a panic goes to the exception handler and the loop goes on.
+//! eventfd only while the loop sleeps. Opt-in, [`IoPolling::Relaxed`] skips
+//! the poll while callbacks are ready until N callbacks have run or T has
+//! passed since the last one, so a `call_soon` chain pays no syscall per
+//! link and I/O is seen up to N callbacks later (docs/behaviour.md 3.10).
+//! Every callback runs under `catch_unwind`; a panic goes to the exception
+//! handler and the loop goes on.
 //!
 //! # Examples
 //!
@@ -55,6 +60,7 @@ mod event_loop;
 mod exception;
 mod future;
 mod handle;
+mod io_polling;
 mod io_watch;
 mod readiness;
 mod ready;
@@ -72,6 +78,7 @@ pub use evloop_timers::{Clock, MonotonicClock, VirtualClock};
 pub use exception::{ErrorContext, ExceptionHandler};
 pub use future::{CallbackId, LoopFuture};
 pub use handle::{Handle, HandleInfo, TimerHandle};
+pub use io_polling::IoPolling;
 pub use io_watch::FdClaim;
 pub use readiness::Readiness;
 pub use remote::Remote;

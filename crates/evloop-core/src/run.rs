@@ -182,19 +182,36 @@ impl EventLoop {
 
     /// One iteration (asyncio's `_run_once`, docs/behaviour.md 3.6): compute the timeout,
     /// poll once, queue I/O callbacks, queue expired timers, then run exactly
-    /// the callbacks that were ready at that point.
+    /// the callbacks that were ready at that point. In relaxed I/O polling
+    /// the poll is skipped while callbacks are ready and the gate allows it.
     pub(crate) fn run_once(&self) {
         let inner = &*self.inner;
         inner.drain_remote();
-        let timeout = self.poll_timeout();
-        self.poll(timeout);
-        inner.drain_remote();
-        // Reading the clock costs as much as a callback; skip it when no
-        // timer can be due.
+        if self.poll_due() {
+            let timeout = self.poll_timeout();
+            self.poll(timeout);
+            inner.drain_remote();
+            inner
+                .poll_gate
+                .polled(inner.stats.callbacks.get(), &*inner.clock);
+        }
         let ready = inner.ready.borrow().len();
         let due = self.take_due_timers();
         self.run_batch(ready, due);
         inner.stats.iterations.set(inner.stats.iterations.get() + 1);
+    }
+
+    /// Whether this iteration polls: always with nothing ready (the loop may
+    /// sleep) or a stop pending (docs/behaviour.md 1.3); else as the
+    /// [`IoPolling`](crate::IoPolling) mode says.
+    #[inline]
+    fn poll_due(&self) -> bool {
+        let inner = &*self.inner;
+        let gate = &inner.poll_gate;
+        !gate.is_relaxed()
+            || inner.ready.borrow().is_empty()
+            || inner.stopping.get()
+            || gate.should_poll(inner.stats.callbacks.get(), &*inner.clock)
     }
 
     /// Zero if anything is ready or a stop is pending; else until the next
@@ -221,6 +238,7 @@ impl EventLoop {
             return;
         };
         let mut events = inner.events.borrow_mut();
+        inner.stats.polls.set(inner.stats.polls.get() + 1);
         if let Err(error) = poller.wait(&mut events, timeout) {
             drop(events);
             self.call_exception_handler(ErrorContext {
@@ -289,15 +307,9 @@ impl EventLoop {
             };
             run(entry);
         }
-        loop {
-            let next = inner.due.borrow_mut().next();
-            match next {
-                None => break,
-                Some(None) => {} // cancelled while due
-                Some(Some(timer)) => run(Entry::Timer(timer)),
-            }
+        if due > 0 {
+            self.run_due(run);
         }
-        inner.due.borrow_mut().clear();
         let stats = &inner.stats;
         stats
             .timers_fired
@@ -308,6 +320,21 @@ impl EventLoop {
         if stopwatch.elapsed(&*inner.clock) >= inner.slow_callback_duration.get() {
             stats.slow_iterations.set(stats.slow_iterations.get() + 1);
         }
+    }
+
+    /// Runs the due timers of the batch (skipping those cancelled meanwhile)
+    /// and empties the list.
+    fn run_due(&self, run: impl Fn(Entry)) {
+        let inner = &*self.inner;
+        loop {
+            let next = inner.due.borrow_mut().next();
+            match next {
+                None => break,
+                Some(None) => {} // cancelled while due
+                Some(Some(timer)) => run(Entry::Timer(timer)),
+            }
+        }
+        inner.due.borrow_mut().clear();
     }
 
     fn run_entry(&self, entry: Entry) {

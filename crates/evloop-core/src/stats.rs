@@ -13,6 +13,9 @@ use crate::EventLoop;
 pub struct LoopStats {
     /// Iterations of `run_once`.
     pub iterations: u64,
+    /// Polls of the reactor (`epoll_wait` calls): one per iteration, fewer
+    /// with relaxed I/O polling ([`IoPolling`](crate::IoPolling)).
+    pub polls: u64,
     /// Callbacks, watchers and task steps run (cancelled ones included).
     pub callbacks: u64,
     /// Timers moved to the ready queue.
@@ -34,6 +37,7 @@ pub struct LoopStats {
 #[derive(Default)]
 pub(crate) struct StatCells {
     pub(crate) iterations: Cell<u64>,
+    pub(crate) polls: Cell<u64>,
     pub(crate) callbacks: Cell<u64>,
     pub(crate) timers_fired: Cell<u64>,
     pub(crate) io_events: Cell<u64>,
@@ -54,6 +58,7 @@ impl StatCells {
     fn snapshot(&self) -> LoopStats {
         LoopStats {
             iterations: self.iterations.get(),
+            polls: self.polls.get(),
             callbacks: self.callbacks.get(),
             timers_fired: self.timers_fired.get(),
             io_events: self.io_events.get(),

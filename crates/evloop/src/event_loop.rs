@@ -3,6 +3,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,17 @@ impl Builder {
     /// How long a callback may run before it counts as slow (default 100 ms).
     pub fn slow_callback_duration(&mut self, limit: Duration) -> &mut Self {
         self.core.slow_callback_duration(limit);
+        self
+    }
+
+    /// Opts in to relaxed I/O polling: while callbacks are ready, poll for
+    /// I/O only once `callbacks` callbacks have run since the last poll or
+    /// `interval` has passed, instead of every iteration (asyncio's way, the
+    /// default). A `call_soon` chain then runs without a syscall per link;
+    /// I/O is seen up to that many callbacks later. See
+    /// [`IoPolling`](crate::layers::core::IoPolling) for the details.
+    pub fn relaxed_io_poll(&mut self, callbacks: NonZeroUsize, interval: Duration) -> &mut Self {
+        self.core.relaxed_io_poll(callbacks, interval);
         self
     }
 
