@@ -7,7 +7,10 @@
 //! fresh loop or runtime per run (its creation not timed):
 //!
 //! * **chain** — evloop: `call_soon` callbacks each scheduling the next, so
-//!   every callback is one loop iteration (one poll). tokio: a chain of
+//!   every callback is one loop iteration (one poll). evloop-relaxed: the
+//!   same on a loop with relaxed I/O polling ([`IoPolling::RELAXED`]: a poll
+//!   every 64 callbacks or 1 ms while callbacks are ready, so the syscall is
+//!   paid once per 64 links). tokio: a chain of
 //!   `spawn_local` tasks on a `LocalSet` in a current_thread runtime, each
 //!   task spawning the next (the nearest equivalent of "schedule a callback":
 //!   one allocation, one queue push, one poll).
@@ -22,12 +25,22 @@
 //!   while the loop runs, until all N ran. tokio: 4 threads × N/4
 //!   `Handle::spawn` onto a current_thread runtime blocked on a oneshot that
 //!   the last task completes. Wall time from spawning the threads.
+//! * **latency** — the I/O latency that relaxed polling trades for the chain:
+//!   a thread sends one byte over a unix socketpair and blocks until a reader
+//!   callback on the loop echoes it, N / 100 times (at least 100, after 10
+//!   unrecorded), and the rows are the round trip's median and 99th
+//!   percentile in ns. evloop-idle: the loop has nothing else to do (it
+//!   sleeps in `epoll_wait`; the reference). evloop: a `call_soon` chain keeps
+//!   the ready queue non-empty meanwhile, on the default loop (a poll per
+//!   link). evloop-relaxed: the same chain with [`IoPolling::RELAXED`] (a
+//!   poll every 64 links). Needs two free cores to mean anything.
 //!
 //! Every callback / task captures a `u32` and adds it to a thread-local sum on
 //! the loop thread (checked after each run), so none is a zero-sized closure.
 //!
 //! Options: `--n N`, `--runs R`, `--max-delay-ms MS` (timer delays, default
-//! 1000), `--only chain,burst,timers,cross-thread`, `--impl evloop,tokio`.
+//! 1000), `--only chain,burst,timers,cross-thread,latency`, `--impl
+//! evloop,evloop-relaxed,…` (the names in the table's impl column).
 //! The `--bench` cargo passes is ignored. Under `cargo test --all-targets`
 //! (built with `cfg(test)`, no arguments) it does a quick smoke run instead:
 //! N = 1,000, one run, delays under 10 ms. Output is the
@@ -36,13 +49,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::mem::MaybeUninit;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use evloop_bench::{machine_facts, ns_per_op, process_cpu_time, table_header, table_row, Summary};
-use evloop_core::{EventLoop, TimerHandle};
+use evloop_core::{EventLoop, IoPolling, TimerHandle};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::oneshot;
 use tokio::task::LocalSet;
@@ -113,7 +128,23 @@ fn tokio_runtime() -> Runtime {
 // ---------------------------------------------------------------- (a) chain
 
 fn evloop_chain(n: usize) -> Vec<f64> {
-    let lp = EventLoop::new().expect("EventLoop::new");
+    chain_on(IoPolling::EveryIteration, n)
+}
+
+fn evloop_chain_relaxed(n: usize) -> Vec<f64> {
+    chain_on(IoPolling::RELAXED, n)
+}
+
+/// A loop polling for I/O as `mode` says.
+fn new_loop(mode: IoPolling) -> EventLoop {
+    EventLoop::builder()
+        .io_polling(mode)
+        .build()
+        .expect("EventLoop::new")
+}
+
+fn chain_on(mode: IoPolling, n: usize) -> Vec<f64> {
+    let lp = new_loop(mode);
     reset(n);
     let start = Instant::now();
     let first = lp.clone();
@@ -416,6 +447,97 @@ fn tokio_cross_thread(n: usize) -> Vec<f64> {
     vec![ns_per_op(elapsed, n)]
 }
 
+// -------------------------------------------------------------- (e) latency
+
+/// Round trips of a latency run not recorded (the loop and the threads
+/// getting going).
+const WARM_PINGS: usize = 10;
+
+/// What keeps the loop busy while the latency is measured.
+#[derive(Clone, Copy)]
+enum Load {
+    /// Nothing: the loop sleeps in `epoll_wait` between pings.
+    Idle,
+    /// An endless `call_soon` chain, on a loop polling as the mode says.
+    Chain(IoPolling),
+}
+
+fn latency_idle(n: usize) -> Vec<f64> {
+    latency(Load::Idle, n)
+}
+
+fn latency_chain(n: usize) -> Vec<f64> {
+    latency(Load::Chain(IoPolling::EveryIteration), n)
+}
+
+fn latency_chain_relaxed(n: usize) -> Vec<f64> {
+    latency(Load::Chain(IoPolling::RELAXED), n)
+}
+
+/// `[median, 99th percentile]` of the ping round trips, in ns.
+fn latency(load: Load, n: usize) -> Vec<f64> {
+    let pings = (n / 100).max(100);
+    let lp = new_loop(match load {
+        Load::Idle => IoPolling::EveryIteration,
+        Load::Chain(mode) => mode,
+    });
+    let (loop_end, pinger_end) = UnixStream::pair().expect("socketpair");
+    loop_end.set_nonblocking(true).expect("nonblocking");
+    let loop_end = Rc::new(loop_end);
+    let echoed = Rc::new(Cell::new(0));
+    let (end, count, stopper) = (loop_end.clone(), echoed.clone(), lp.clone());
+    lp.add_reader(&*loop_end, move || {
+        if echo_available(&end, &count) == WARM_PINGS + pings {
+            stopper.stop();
+        }
+    })
+    .expect("add_reader");
+    if let Load::Chain(_) = load {
+        spin(lp.clone());
+    }
+    let pinger = thread::spawn(move || ping(pinger_end, WARM_PINGS + pings));
+    lp.run_forever().expect("run_forever");
+    let mut rtts = pinger.join().expect("pinger thread");
+    assert_eq!(echoed.get(), WARM_PINGS + pings, "every ping echoed");
+    assert!(lp.remove_reader(&*loop_end));
+    // The chain's next link is still queued: close drops it.
+    lp.close().expect("close");
+    rtts.drain(..WARM_PINGS);
+    rtts.sort_by(f64::total_cmp);
+    vec![rtts[rtts.len() / 2], rtts[rtts.len() * 99 / 100]]
+}
+
+/// Echoes what `end` has to read; the running count of bytes echoed.
+fn echo_available(end: &UnixStream, count: &Cell<usize>) -> usize {
+    let mut buf = [0u8; 64];
+    let mut end = end;
+    while let Ok(got @ 1..) = end.read(&mut buf) {
+        end.write_all(&buf[..got]).expect("echo");
+        count.set(count.get() + got);
+    }
+    count.get()
+}
+
+/// One link of the endless chain of the loaded latency runs.
+fn spin(lp: EventLoop) {
+    let next = lp.clone();
+    lp.call_soon(move || spin(next)).expect("call_soon");
+}
+
+/// `count` round trips of one byte from another thread; each one's wall
+/// time in ns.
+fn ping(mut end: UnixStream, count: usize) -> Vec<f64> {
+    let mut rtts = Vec::with_capacity(count);
+    let mut byte = [0u8; 1];
+    for _ in 0..count {
+        let start = Instant::now();
+        end.write_all(b"p").expect("ping");
+        end.read_exact(&mut byte).expect("pong");
+        rtts.push(start.elapsed().as_secs_f64() * 1e9);
+    }
+    rtts
+}
+
 // ------------------------------------------------------------------ driver
 
 /// One implementation's run of a workload: its name and the function doing
@@ -429,11 +551,15 @@ struct Workload {
     runs: &'static [Run],
 }
 
-const WORKLOADS: [Workload; 4] = [
+const WORKLOADS: [Workload; 5] = [
     Workload {
         name: "chain",
         rows: &["chain"],
-        runs: &[("evloop", evloop_chain), ("tokio", tokio_chain)],
+        runs: &[
+            ("evloop", evloop_chain),
+            ("evloop-relaxed", evloop_chain_relaxed),
+            ("tokio", tokio_chain),
+        ],
     },
     Workload {
         name: "burst",
@@ -462,6 +588,15 @@ const WORKLOADS: [Workload; 4] = [
             ("tokio", tokio_cross_thread),
         ],
     },
+    Workload {
+        name: "latency",
+        rows: &["latency.p50", "latency.p99"],
+        runs: &[
+            ("evloop-idle", latency_idle),
+            ("evloop", latency_chain),
+            ("evloop-relaxed", latency_chain_relaxed),
+        ],
+    },
 ];
 
 struct Options {
@@ -473,8 +608,8 @@ struct Options {
 }
 
 const USAGE: &str = "usage: cargo bench -p evloop-bench --bench micro -- \
-[--n N] [--runs R] [--max-delay-ms MS] [--only chain,burst,timers,cross-thread] \
-[--impl evloop,evloop-plain,tokio]";
+[--n N] [--runs R] [--max-delay-ms MS] [--only chain,burst,timers,cross-thread,latency] \
+[--impl evloop,evloop-relaxed,evloop-plain,evloop-idle,tokio]";
 
 fn parse_options() -> Result<Options, String> {
     let mut options = Options {
@@ -539,7 +674,10 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     for name in options.impls.iter().flatten() {
-        if name != "evloop" && name != "tokio" {
+        let known = WORKLOADS
+            .iter()
+            .any(|w| w.runs.iter().any(|(run, _)| run == name));
+        if !known {
             return Err(format!("unknown implementation {name:?}\n{USAGE}"));
         }
     }
@@ -564,6 +702,7 @@ fn main() {
         options.n, options.runs, options.max_delay
     );
     println!("# tokio: chain = spawn_local chain on a LocalSet, burst = N spawn_local, timers = tokio-util DelayQueue, cross-thread = Handle::spawn (current_thread runtime)");
+    println!("# evloop-relaxed: relaxed I/O polling (64 callbacks / 1 ms); latency rows: one-byte round trip in ns (not per op), loop idle or busy with a call_soon chain");
     println!("{}", table_header());
     let wanted = |list: &Option<Vec<String>>, name: &str| {
         list.as_ref().is_none_or(|l| l.iter().any(|x| x == name))

@@ -30,7 +30,10 @@ use std::time::Duration;
 ///   divided by N.
 /// * `cross-thread`: wall time per post, 4 threads posting N in all while
 ///   the loop runs, until all ran.
-pub const WORKLOADS: [&str; 7] = [
+/// * `latency.p50`, `latency.p99`: median and 99th percentile of a one-byte
+///   round trip (ns) between another thread and a reader callback on the
+///   loop, idle or kept busy by a `call_soon` chain.
+pub const WORKLOADS: [&str; 9] = [
     "chain",
     "burst",
     "timers.schedule",
@@ -38,6 +41,8 @@ pub const WORKLOADS: [&str; 7] = [
     "timers.drain",
     "timers.total",
     "cross-thread",
+    "latency.p50",
+    "latency.p99",
 ];
 
 /// CPU time used so far by the whole process (all threads), as
@@ -91,7 +96,7 @@ pub fn ns_per_op(total: Duration, ops: usize) -> f64 {
 /// The table's column header.
 pub fn table_header() -> String {
     format!(
-        "{:<16} {:<12} {:>10} {:>10} {:>10}",
+        "{:<16} {:<14} {:>10} {:>10} {:>10}",
         "workload", "impl", "median", "min", "max"
     )
 }
@@ -99,7 +104,7 @@ pub fn table_header() -> String {
 /// One table row (values in ns/op, one decimal).
 pub fn table_row(workload: &str, implementation: &str, summary: &Summary) -> String {
     format!(
-        "{:<16} {:<12} {:>10.1} {:>10.1} {:>10.1}",
+        "{:<16} {:<14} {:>10.1} {:>10.1} {:>10.1}",
         workload, implementation, summary.median, summary.min, summary.max
     )
 }

@@ -11,6 +11,12 @@
 //!
 //! * `chain` — evloop: `call_soon` callbacks each scheduling the next.
 //!   tokio: `spawn_local` tasks on a `LocalSet`, each spawning the next.
+//! * `chain-relaxed` — the same chain on a loop with relaxed I/O polling:
+//!   one poll per 64 links, as [`IoPolling::RELAXED`], but with an interval
+//!   of an hour instead of 1 ms, so a link slowed down by valgrind (or a
+//!   busy machine) never brings a poll forward: the clock is still read
+//!   after 1, 2, 4, … 32 links since each poll, as with 1 ms on a fast
+//!   chain. tokio: as `chain`.
 //! * `burst` — after a warm-up burst of W (`--warm`, default N; the xtask
 //!   passes N2 at both sizes so the warm-up cancels out), N callbacks
 //!   scheduled at once, then run. evloop: `call_soon` + `run_forever`; tokio:
@@ -57,7 +63,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use evloop_core::{EventLoop, TimerHandle, VirtualClock};
+use evloop_core::{EventLoop, IoPolling, TimerHandle, VirtualClock};
 use evloop_transports::{connect_accepted_socket, Protocol, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
@@ -74,7 +80,7 @@ const ECHO_SIZE: usize = 1024;
 const SEED: u64 = 0x5eed_7153;
 
 const USAGE: &str = "usage: instr WORKLOAD IMPL N [--warm W]
-  WORKLOAD: chain burst timer-cancel timer-fire cross-thread echo
+  WORKLOAD: chain chain-relaxed burst timer-cancel timer-fire cross-thread echo
   IMPL: evloop tokio";
 
 thread_local! {
@@ -156,6 +162,13 @@ fn new_virtual_loop() -> Result<(EventLoop, Arc<VirtualClock>), String> {
     Ok((lp, clock))
 }
 
+/// The relaxed mode of `chain-relaxed`: 64 callbacks, an interval that never
+/// passes.
+const RELAXED_EVERY_64: IoPolling = IoPolling::Relaxed {
+    callbacks: std::num::NonZeroUsize::new(64).expect("64 is not zero"),
+    interval: Duration::from_secs(3600),
+};
+
 /// How far the clock advances before the timers of `timer-fire` run: past
 /// every delay of [`timer_delays`].
 const ADVANCE: Duration = Duration::from_secs(1);
@@ -170,8 +183,12 @@ fn delays(n: usize, from: Duration, to: Duration) -> Vec<Duration> {
 
 // ------------------------------------------------------------------- chain
 
-fn evloop_chain(n: usize) -> Result<(), String> {
-    let lp = new_loop()?;
+fn evloop_chain(n: usize, mode: IoPolling) -> Result<(), String> {
+    let lp = EventLoop::builder()
+        .debug(false)
+        .io_polling(mode)
+        .build()
+        .map_err(|e| format!("EventLoop::new: {e}"))?;
     reset(n);
     let first = lp.clone();
     lp.call_soon(move || chain_step(first, index(n) - 1))
@@ -616,8 +633,9 @@ fn tokio_echo(n: usize) -> Result<(), String> {
 // ------------------------------------------------------------------ driver
 
 /// The workload names, in the order the xtask reports them.
-const WORKLOADS: [&str; 6] = [
+const WORKLOADS: [&str; 7] = [
     "chain",
+    "chain-relaxed",
     "burst",
     "timer-cancel",
     "timer-fire",
@@ -668,8 +686,9 @@ fn parse(args: &[String]) -> Result<Args, String> {
 fn run(args: &Args) -> Result<(), String> {
     let n = args.n;
     match (args.workload.as_str(), args.implementation.as_str()) {
-        ("chain", "evloop") => evloop_chain(n),
-        ("chain", _) => tokio_chain(n),
+        ("chain", "evloop") => evloop_chain(n, IoPolling::EveryIteration),
+        ("chain-relaxed", "evloop") => evloop_chain(n, RELAXED_EVERY_64),
+        ("chain" | "chain-relaxed", _) => tokio_chain(n),
         ("burst", "evloop") => evloop_burst(n, args.warm),
         ("burst", _) => tokio_burst(n, args.warm),
         ("timer-cancel", "evloop") => evloop_timer_cancel(n),
