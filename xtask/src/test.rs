@@ -193,10 +193,15 @@ pub(crate) const PREREQUISITES: &[(&str, &[&str], &str)] = &[
         &["version"],
         "s_client/s_server are the TLS interop tests' peers and make the examples' certificates",
     ),
+    (
+        "valgrind",
+        &["--version"],
+        "callgrind counts the loop's instructions per operation for the regression check",
+    ),
 ];
 
 fn prerequisites_step() -> Step {
-    Step::in_process("prerequisites: python3, openssl", || {
+    Step::in_process("prerequisites: python3, openssl, valgrind", || {
         let missing: Vec<String> = PREREQUISITES
             .iter()
             .filter(|(program, args, _)| {
@@ -213,7 +218,7 @@ fn prerequisites_step() -> Step {
             return Ok(());
         }
         Err(format!(
-            "cargo xtask test needs these programs (apt-get install python3 openssl; \
+            "cargo xtask test needs these programs (apt-get install python3 openssl valgrind; \
              .ci/run installs them):\n{}",
             missing.join("\n")
         ))
@@ -278,7 +283,20 @@ pub(crate) fn matrix(root: &Path) -> Vec<Step> {
     steps.extend(examples::steps(root));
     // Step 9: every loom model, with a bound that keeps the step short.
     steps.push(loom::step(root, loom::CI_PREEMPTIONS, &[]));
+    steps.push(instructions_step(root));
     steps
+}
+
+/// The instruction-count regression check (callgrind, evloop's figures
+/// against bench/instructions-baseline.txt, +10 % fails): noise-free, so a
+/// shared CI machine can gate on it where it cannot gate on timings.
+fn instructions_step(root: &Path) -> Step {
+    const ARGS: [&str; 3] = ["--instructions", "--check", "--evloop-only"];
+    let root = root.to_path_buf();
+    Step::in_process(format!("cargo xtask bench {}", ARGS.join(" ")), move || {
+        let args: Vec<String> = ARGS.iter().map(|a| (*a).to_owned()).collect();
+        crate::bench::run(&root, &args)
+    })
 }
 
 /// `RUSTFLAGS` for the polling-backend step: the caller's flags, if any,

@@ -33,17 +33,19 @@ use super::{step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench --instructions [--check] [--update-baseline] [--baseline FILE]
-                         [--only chain,burst,...]
+                         [--only chain,burst,...] [--evloop-only]
 
   Counts instructions per operation with valgrind --tool=callgrind (user space;
   (Ir(N2) - Ir(N1)) / (N2 - N1), so fixed costs cancel) for the workloads
-  chain, burst, timer-cancel, timer-fire, cross-thread (4 posting threads) and
+  chain, chain-relaxed (the chain with relaxed I/O polling, one poll per 64
+  links), burst, timer-cancel, timer-fire, cross-thread (4 posting threads) and
   echo (1 KiB round trips over a unix socketpair, both ends on the loop), evloop
   beside tokio. Prints the table and writes it (Markdown) to
   target/bench-instructions/table.txt.
   --check: fail if an evloop figure exceeds the baseline (default
   bench/instructions-baseline.txt) by more than 10 %.
   --update-baseline: rewrite the baseline with this run's figures.
+  --evloop-only: skip tokio's runs (what `cargo xtask test` does with --check).
   20-110 s after the build, depending on the machine's load; needs valgrind.";
 
 /// The committed baseline, relative to the workspace root.
@@ -63,6 +65,11 @@ struct Workload {
 const WORKLOADS: &[Workload] = &[
     Workload {
         name: "chain",
+        n1: 20_000,
+        n2: 60_000,
+    },
+    Workload {
+        name: "chain-relaxed",
         n1: 20_000,
         n2: 60_000,
     },
@@ -101,6 +108,7 @@ struct Options {
     update: bool,
     baseline: Option<PathBuf>,
     only: Vec<&'static str>,
+    evloop_only: bool,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -110,6 +118,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         update: false,
         baseline: None,
         only: names.clone(),
+        evloop_only: false,
     };
     let mut cli = Cli::new("bench --instructions", USAGE, args);
     while let Some(arg) = cli.next()? {
@@ -119,11 +128,19 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("update-baseline") => o.update = true,
             Long("baseline") => o.baseline = Some(PathBuf::from(cli.value("--baseline")?)),
             Long("only") => o.only = cli.names("--only", &names)?,
+            Long("evloop-only") => o.evloop_only = true,
             other => {
                 let e = other.unexpected();
                 return Err(cli.fail(&e));
             }
         }
+    }
+    if o.evloop_only && o.update {
+        return Err(
+            "xtask bench --instructions: --update-baseline needs tokio's figures too \
+             (drop --evloop-only)"
+                .to_owned(),
+        );
     }
     Ok(o)
 }
@@ -163,8 +180,13 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let started = Instant::now();
     let mut rows = Vec::new();
     for workload in WORKLOADS.iter().filter(|w| options.only.contains(&w.name)) {
-        let mut figures = [0.0; 2];
-        for (slot, implementation) in figures.iter_mut().zip(IMPLS) {
+        let mut figures = [f64::NAN; 2];
+        let impls = if options.evloop_only {
+            &IMPLS[..1]
+        } else {
+            &IMPLS[..]
+        };
+        for (slot, &implementation) in figures.iter_mut().zip(impls) {
             let ir1 = count(&binary, &out_dir, workload, implementation, workload.n1)?;
             let ir2 = count(&binary, &out_dir, workload, implementation, workload.n2)?;
             *slot = per_op(ir1, ir2, workload.n1, workload.n2)?;
@@ -338,10 +360,15 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
         } else {
             "-".to_owned()
         };
+        let tokio = if r.tokio.is_nan() {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", r.tokio)
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.1} | {:.1} | {ratio} |",
-            r.workload, r.evloop, r.tokio
+            "| {} | {:.1} | {tokio} | {ratio} |",
+            r.workload, r.evloop
         );
     }
     s
@@ -494,6 +521,8 @@ mod tests {
         let md = markdown(&[row("chain", 150.0, 100.0), row("x", 1.0, 0.0)]);
         assert!(md.contains("| chain | 150.0 | 100.0 | 1.50 |"), "{md}");
         assert!(md.contains("| x | 1.0 | 0.0 | - |"), "{md}");
+        let md = markdown(&[row("y", 2.0, f64::NAN)]);
+        assert!(md.contains("| y | 2.0 | - | - |"), "{md}");
     }
 
     #[test]
@@ -507,5 +536,11 @@ mod tests {
         assert_eq!(o.baseline, Some(PathBuf::from("/x")));
         assert!(parse_options(&args("--instructions --only nope")).is_err());
         assert!(parse_options(&args("--instructions --quick")).is_err());
+        assert!(
+            parse_options(&args("--instructions --check --evloop-only"))
+                .unwrap()
+                .evloop_only
+        );
+        assert!(parse_options(&args("--instructions --update-baseline --evloop-only")).is_err());
     }
 }
