@@ -373,6 +373,12 @@ impl EventLoop {
         self.as_core().stats()
     }
 
+    /// How often this loop polls for I/O while callbacks are ready
+    /// (default every iteration, as asyncio; [`Builder::io_polling`]).
+    pub fn io_polling(&self) -> evloop_core::IoPolling {
+        self.as_core().io_polling()
+    }
+
     /// Debug mode (asyncio's `get_debug`).
     pub fn get_debug(&self) -> bool {
         self.as_core().get_debug()

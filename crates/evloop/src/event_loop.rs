@@ -88,6 +88,14 @@ impl Builder {
         self
     }
 
+    /// Sets the I/O polling mode outright (`IoPolling::RELAXED` is 64
+    /// callbacks or 1 ms; the default, `IoPolling::EveryIteration`, is
+    /// asyncio's).
+    pub fn io_polling(&mut self, mode: evloop_core::IoPolling) -> &mut Self {
+        self.core.io_polling(mode);
+        self
+    }
+
     /// Creates the loop.
     ///
     /// # Errors
