@@ -96,3 +96,28 @@ cat "$out"/rust.txt "$out"/asyncio.txt "$out"/uvloop.txt 2>/dev/null | awk '
         }
         print "ev-plain: timers whose callback captures nothing (no allocation per timer); met=plain: only that variant meets the target"
     }'
+
+echo
+echo "== relaxed I/O polling (IoPolling::RELAXED: a poll per 64 callbacks or 1 ms): median ns"
+cat "$out"/rust.txt | awk '
+    /^#/ || NF != 5 || $3 !~ /^[0-9.]+$/ { next }
+    { median[$1, $2] = $3 }
+    END {
+        printf "%-34s %12s %12s %12s %12s\n", "workload", "evloop-idle", "evloop", "evloop-relaxed", "tokio"
+        split("chain latency.p50 latency.p99", rows, " ")
+        label["chain"] = "call_soon chain, per link"
+        label["latency.p50"] = "1-byte round trip p50, chain busy"
+        label["latency.p99"] = "1-byte round trip p99, chain busy"
+        split("evloop-idle evloop evloop-relaxed tokio", impls, " ")
+        for (r = 1; r <= 3; r++) {
+            printf "%-34s", label[rows[r]]
+            for (i = 1; i <= 4; i++) {
+                key = rows[r] SUBSEP impls[i]
+                printf " %12s", (key in median) ? median[key] : "-"
+            }
+            printf "\n"
+        }
+        met = "-"
+        if (("chain", "evloop-relaxed") in median) met = (median["chain", "evloop-relaxed"] + 0 <= 100) ? "yes" : "NO"
+        print "target: evloop-relaxed chain <= 100 ns per link: " met
+    }'
