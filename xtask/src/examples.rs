@@ -80,6 +80,12 @@ pub(crate) const EXAMPLES: &[Example] = &[
         check: check_echo_server,
     },
     Example {
+        name: "echo_per_core",
+        required: false,
+        expects: "2 loops (and --pin): one `listening on tcp` line, 2 concurrent tcp echoes byte-exact; SIGTERM (SIGINT): `shutdown`, exit 0",
+        check: check_echo_per_core,
+    },
+    Example {
         name: "subprocess",
         required: true,
         expects:
@@ -418,6 +424,41 @@ fn echo_streams(bin: &Binary) -> Result<(), String> {
     shut_down(&mut run)
 }
 
+/// `echo_per_core`: one loop per core, each with its own `SO_REUSEPORT`
+/// listener; two connections at once (likely on different loops) echo
+/// byte-exact; a signal stops every loop. Run with two loops (SIGTERM) and
+/// with one pinned loop per allowed CPU (SIGINT).
+fn check_echo_per_core(bin: &Binary) -> Result<(), String> {
+    for (args, signal) in [
+        (&["--tcp", "127.0.0.1:0", "--loops", "2"][..], "TERM"),
+        (&["--tcp", "127.0.0.1:0", "--pin"][..], "INT"),
+    ] {
+        let mut run = Running::spawn(bin, args)?;
+        let listeners = read_listeners(&mut run, &["tcp"])?;
+        let tcp = parse_addr(&mut run, &listeners[0])?;
+        let time_left = run.time_left()?;
+        let connect = || {
+            TcpStream::connect_timeout(&tcp, time_left)
+                .map_err(|e| format!("connect to tcp {tcp}: {e}"))
+        };
+        let streams = connect().and_then(|a| Ok((a, connect()?)));
+        let result = streams.and_then(|(a, b)| {
+            let other = thread::spawn(move || echo_round_trip(b, time_left));
+            let first = echo_round_trip(a, time_left);
+            let second = other
+                .join()
+                .unwrap_or_else(|_| Err("echo thread panicked".to_owned()));
+            first.and(second)
+        });
+        result.map_err(|e| run.fail(format!("tcp echo ({}): {e}", args.join(" "))))?;
+        if run.stdout.matches("listening on").count() != 1 {
+            return Err(run.fail("expected exactly one `listening on` line"));
+        }
+        shut_down_by(&mut run, signal)?;
+    }
+    Ok(())
+}
+
 /// Reads stdout until one `listening on KIND ADDR` line per kind was
 /// printed; returns the addresses in the order of `kinds`.
 fn read_listeners(run: &mut Running, kinds: &[&str]) -> Result<Vec<String>, String> {
@@ -454,11 +495,16 @@ fn parse_addr(run: &mut Running, addr: &str) -> Result<SocketAddr, String> {
 
 /// SIGINT, then expect `shutdown`, EOF and exit code 0.
 fn shut_down(run: &mut Running) -> Result<(), String> {
-    run.signal("INT")?;
+    shut_down_by(run, "INT")
+}
+
+/// `SIG<signal>`, then expect `shutdown`, EOF and exit code 0.
+fn shut_down_by(run: &mut Running, signal: &str) -> Result<(), String> {
+    run.signal(signal)?;
     run.read_to_eof()?;
     run.expect_exit_0()?;
     if !run.stdout.lines().any(|line| line == "shutdown") {
-        return Err(run.fail("no `shutdown` line after SIGINT"));
+        return Err(run.fail(format!("no `shutdown` line after SIG{signal}")));
     }
     Ok(())
 }

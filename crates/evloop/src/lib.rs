@@ -43,6 +43,7 @@ mod event_loop;
 mod executor;
 mod names;
 mod net;
+mod per_core;
 #[cfg(feature = "process")]
 mod process;
 mod signals;
@@ -77,6 +78,7 @@ pub use evloop_transports::{ConnectTarget, SendfileNotAvailable};
 pub use executor::ExecutorFuture;
 pub use names::{AddrInfo, AddrInfoHints, NameInfo};
 pub use net::Connection;
+pub use per_core::{run_per_core, PerCore, Pinning, Shutdown, ShutdownWait};
 pub use signals::signal_name;
 
 /// The layers the facade is built from, for users who want one of them alone.
