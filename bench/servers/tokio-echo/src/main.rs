@@ -1,6 +1,8 @@
 //! `tokio-echo`: a tokio current_thread echo server, the baseline of
 //! `cargo xtask bench` (bench-only: tokio is never a dependency of the evloop
-//! crates).
+//! crates). With `--threads N` (N >= 2) it runs on tokio's multi-thread
+//! runtime with N workers instead, the baseline of `cargo xtask bench
+//! scaling` (one listener, tasks spread and stolen across the workers).
 //!
 //! Written the way a tokio user would: a `TcpListener`/`UnixListener` accept
 //! loop per listener, a task per connection with a 256 KiB buffer and a
@@ -22,19 +24,21 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::signal::unix::{signal, SignalKind};
 
+/// The command line.
+struct Args {
+    tcp: Vec<String>,
+    unix: Vec<PathBuf>,
+    /// Worker threads: 1 = current_thread (the default), N >= 2 = multi-thread.
+    threads: usize,
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("tokio-echo: runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(&args)) {
+    let outcome = parse(&args).and_then(|args| {
+        let runtime = runtime(args.threads).map_err(|e| format!("runtime: {e}"))?;
+        runtime.block_on(serve(&args))
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("tokio-echo: {message}");
@@ -43,9 +47,24 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: &[String]) -> Result<(), String> {
-    let mut tcp = Vec::new();
-    let mut unix = Vec::new();
+/// current_thread for one thread, else multi-thread with `threads` workers.
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_io().build()
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut parsed = Args {
+        tcp: Vec::new(),
+        unix: Vec::new(),
+        threads: 1,
+    };
     let mut parser = lexopt::Parser::from_args(args);
     let text = |parser: &mut lexopt::Parser| {
         parser
@@ -55,20 +74,33 @@ async fn serve(args: &[String]) -> Result<(), String> {
     };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
-            Long("tcp") => tcp.push(text(&mut parser)?),
-            Long("unix") => unix.push(PathBuf::from(text(&mut parser)?)),
+            Long("tcp") => parsed.tcp.push(text(&mut parser)?),
+            Long("unix") => parsed.unix.push(PathBuf::from(text(&mut parser)?)),
+            Long("threads") => {
+                let value = text(&mut parser)?;
+                parsed.threads = value
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n >= 1)
+                    .ok_or(format!("--threads: {value:?} is not a whole number >= 1"))?;
+            }
             other => return Err(format!("unsupported: {}", other.unexpected())),
         }
     }
-    if tcp.is_empty() && unix.is_empty() {
+    if parsed.tcp.is_empty() && parsed.unix.is_empty() {
         return Err("give at least one --tcp ADDR or --unix PATH".to_owned());
     }
+    Ok(parsed)
+}
+
+async fn serve(args: &Args) -> Result<(), String> {
+    let (tcp, unix) = (&args.tcp, &args.unix);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
 
     let mut lines = Vec::new();
     let mut accept_loops = Vec::new();
-    for addr in &tcp {
+    for addr in tcp {
         let listener = TcpListener::bind(addr.as_str())
             .await
             .map_err(|e| format!("bind {addr}: {e}"))?;
@@ -81,7 +113,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
             }
         }));
     }
-    for path in &unix {
+    for path in unix {
         let _ = std::fs::remove_file(path);
         let listener =
             UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
@@ -109,7 +141,7 @@ async fn serve(args: &[String]) -> Result<(), String> {
     for accept_loop in accept_loops {
         let _ = accept_loop.await; // the listener is dropped (closed) by now
     }
-    for path in &unix {
+    for path in unix {
         let _ = std::fs::remove_file(path);
     }
     println!("shutdown");
