@@ -194,7 +194,9 @@ fn invalid(message: impl Into<Cow<'static, str>>) -> Error {
 ///         self.0 = Some(transport);
 ///     }
 ///     fn data_received(&mut self, data: &[u8]) {
-///         self.0.as_ref().map(|t| t.write(data));
+///         if let Some(t) = &self.0 {
+///             t.write(data);
+///         }
 ///     }
 /// }
 ///
@@ -233,19 +235,14 @@ where
     let failure = Failure::default();
     let mut threads = Vec::with_capacity(cpus.len());
     for (index, cpu) in cpus.into_iter().enumerate() {
-        let (f, shutdown_here, failure_here) = (f.clone(), shutdown.clone(), failure.clone());
-        let spawned = thread::Builder::new()
-            .name(format!("{}-{index}", options.thread_name))
-            .spawn(move || {
-                // Caught here, not at join: the other loops must hear of it
-                // at once, or a join in index order could wait forever.
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    run_one(index, cpu, &*f, shutdown_here.clone())
-                }))
-                .unwrap_or_else(|payload| Err(Error::from_panic(&*payload)));
-                outcome.map_err(|error| failure_here.record(index, error, &shutdown_here))
-            });
-        match spawned {
+        let name = format!("{}-{index}", options.thread_name);
+        let loop_thread = LoopThread {
+            index,
+            cpu,
+            shutdown: shutdown.clone(),
+            failure: failure.clone(),
+        };
+        match loop_thread.spawn(name, f.clone()) {
             Ok(handle) => threads.push(handle),
             Err(error) => {
                 failure.record(index, Error::Io(error), &shutdown);
@@ -262,6 +259,39 @@ where
         }
     }
     failure.take().map_or(Ok(results), Err)
+}
+
+/// What one loop's thread needs besides the caller's function.
+struct LoopThread {
+    index: usize,
+    cpu: Option<usize>,
+    shutdown: Shutdown,
+    failure: Failure,
+}
+
+impl LoopThread {
+    /// Starts the thread; it returns the loop's result, or `Err(())` once
+    /// its failure is recorded (and the shutdown triggered).
+    fn spawn<F, Fut, T>(
+        self,
+        name: String,
+        f: Arc<F>,
+    ) -> std::io::Result<thread::JoinHandle<Result<T, ()>>>
+    where
+        F: Fn(EventLoop, usize, Shutdown) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, Error>>,
+        T: Send + 'static,
+    {
+        thread::Builder::new().name(name).spawn(move || {
+            // Caught here, not at join: the other loops must hear of it at
+            // once, or a join in index order could wait forever.
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                run_one(self.index, self.cpu, &*f, self.shutdown.clone())
+            }))
+            .unwrap_or_else(|payload| Err(Error::from_panic(&*payload)));
+            outcome.map_err(|error| self.failure.record(self.index, error, &self.shutdown))
+        })
+    }
 }
 
 /// One loop's thread: pin it, then `crate::run` the caller's future.
@@ -292,9 +322,13 @@ struct Failure(Arc<Mutex<Option<Error>>>);
 impl Failure {
     fn record(&self, index: usize, error: Error, shutdown: &Shutdown) {
         tracing::warn!(target: "evloop", index, %error, "run_per_core: a loop failed; shutting down the others");
+        // Stored before the trigger: a loop failing because of the shutdown
+        // must not take the place of the cause.
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(error);
         shutdown.trigger();
-        let mut first = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        first.get_or_insert(error);
     }
 
     fn take(&self) -> Option<Error> {
