@@ -31,6 +31,7 @@ pub(crate) mod parse;
 mod process;
 pub(crate) mod report;
 pub(crate) mod run;
+mod scaling;
 mod sendfile;
 mod tls;
 
@@ -53,6 +54,7 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] 
        cargo xtask bench micro [bench/run-micro.sh args]
        cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
        cargo xtask bench --instructions [--check] [--update-baseline] (see --help there)
+       cargo xtask bench scaling [--quick] [--sizes S] [--conns C] ... (see --help there)
 
   Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
   uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
@@ -276,6 +278,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     if args.first().map(String::as_str) == Some("sendfile") {
         return sendfile::run(root, &args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("scaling") {
+        return scaling::main(&args[1..]);
     }
     if args.iter().any(|a| a == "--instructions") {
         return instructions::run(root, args);

@@ -374,8 +374,8 @@ impl EventLoop {
     }
 
     /// How often this loop polls for I/O while callbacks are ready
-    /// (default every iteration, as asyncio; [`Builder::io_polling`]).
-    pub fn io_polling(&self) -> evloop_core::IoPolling {
+    /// (default every iteration, as asyncio; [`Builder::io_polling`](crate::Builder::io_polling)).
+    pub fn io_polling(&self) -> crate::IoPolling {
         self.as_core().io_polling()
     }
 

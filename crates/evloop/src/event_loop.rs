@@ -82,7 +82,7 @@ impl Builder {
     /// `interval` has passed, instead of every iteration (asyncio's way, the
     /// default). A `call_soon` chain then runs without a syscall per link;
     /// I/O is seen up to that many callbacks later. See
-    /// [`IoPolling`](crate::layers::core::IoPolling) for the details.
+    /// [`IoPolling`](crate::IoPolling) for the details.
     pub fn relaxed_io_poll(&mut self, callbacks: NonZeroUsize, interval: Duration) -> &mut Self {
         self.core.relaxed_io_poll(callbacks, interval);
         self
@@ -91,7 +91,7 @@ impl Builder {
     /// Sets the I/O polling mode outright (`IoPolling::RELAXED` is 64
     /// callbacks or 1 ms; the default, `IoPolling::EveryIteration`, is
     /// asyncio's).
-    pub fn io_polling(&mut self, mode: evloop_core::IoPolling) -> &mut Self {
+    pub fn io_polling(&mut self, mode: crate::IoPolling) -> &mut Self {
         self.core.io_polling(mode);
         self
     }

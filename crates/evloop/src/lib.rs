@@ -53,7 +53,7 @@ mod tls;
 pub use core_api::{ExceptionHandler, TaskFactory};
 pub use event_loop::{run, Builder, EventLoop};
 pub use evloop_core::{
-    panic_message, CallbackId, Clock, Error, ErrorContext, Handle, HandleInfo, Interval,
+    panic_message, CallbackId, Clock, Error, ErrorContext, Handle, HandleInfo, Interval, IoPolling,
     LocalBoxFuture, LoopFuture, LoopStats, MonotonicClock, Readiness, Remote, RemoteTask, Sleep,
     Task, TaskId, TaskOptions, TaskRef, TimerHandle, TlsError, TlsErrorKind, VirtualClock,
 };
