@@ -22,7 +22,8 @@ use evloop::{
     Transport,
 };
 
-const USAGE: &str = "usage: echo_per_core --tcp HOST:PORT [--loops N] [--pin | --cpus 0,1,...]";
+const USAGE: &str =
+    "usage: echo_per_core --tcp HOST:PORT [--loops N] [--pin | --cpus 0,1,...] [--work-us N]";
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;
 /// How long shutdown lets connections finish sending before aborting them.
@@ -32,10 +33,14 @@ struct Args {
     host: String,
     port: u16,
     options: PerCore,
+    /// CPU time each `data_received` burns before echoing (a stand-in for
+    /// request handling, so that a benchmark can make the server the
+    /// bottleneck): `--work-us N`, default 0.
+    work: Duration,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut tcp, mut options) = (None, PerCore::default());
+    let (mut tcp, mut options, mut work) = (None, PerCore::default(), Duration::ZERO);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -46,6 +51,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let cpus: Result<Vec<usize>, String> = value()?.split(',').map(number).collect();
                 options = options.cpus(cpus?);
             }
+            "--work-us" => {
+                work =
+                    Duration::from_micros(value()?.parse().map_err(|_| "--work-us: not a number")?)
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -55,6 +64,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         host,
         port,
         options,
+        work,
     })
 }
 
@@ -75,9 +85,9 @@ fn host_port(text: &str) -> Result<(String, u16), String> {
 }
 
 /// Echoes on a `Protocol`, pausing reading while the peer is not reading.
-#[derive(Default)]
 struct Echo {
     transport: Option<Transport>,
+    work: Duration,
 }
 
 impl Protocol for Echo {
@@ -85,6 +95,7 @@ impl Protocol for Echo {
         self.transport = Some(transport);
     }
     fn data_received(&mut self, data: &[u8]) {
+        busy_for(self.work);
         if let Some(t) = &self.transport {
             t.write(data);
         }
@@ -105,12 +116,26 @@ impl Protocol for Echo {
     }
 }
 
+/// Keeps this thread busy for `work` (a spin, not a sleep: it stands for
+/// CPU-bound request handling).
+fn busy_for(work: Duration) {
+    if work.is_zero() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < work {
+        std::hint::spin_loop();
+    }
+}
+
 /// What the loops share: where to listen, loop 0's port for the others
 /// (when the given port is 0), and how many loops are not listening yet.
 struct Plan {
     host: String,
     port: u16,
     loops: usize,
+    /// `--work-us`: CPU burnt per `data_received`.
+    work: Duration,
     /// Taken by loop 0; dropped unsent if it fails, which the others see.
     port_tx: Mutex<Option<Sender<u16>>>,
     port_rx: Arc<Mutex<Receiver<u16>>>,
@@ -190,7 +215,12 @@ async fn serve(lp: EventLoop, index: usize, shutdown: Shutdown, plan: &Plan) -> 
         .host([plan.host.clone()])
         .port(port)
         .reuse_port(true);
-    let server = lp.create_server(Echo::default, options).await?;
+    let work = plan.work;
+    let echo = move || Echo {
+        transport: None,
+        work,
+    };
+    let server = lp.create_server(echo, options).await?;
     plan.listening(index, &server, port_tx);
     shutdown.wait().await;
     server.close();
@@ -220,6 +250,7 @@ fn main() -> ExitCode {
         host: args.host,
         port: args.port,
         loops,
+        work: args.work,
         port_tx: Mutex::new(Some(port_tx)),
         port_rx: Arc::new(Mutex::new(port_rx)),
         not_listening: AtomicUsize::new(loops),

@@ -42,7 +42,7 @@ use super::{date_now, machine_facts, step, Cli};
 const USAGE: &str = "\
 usage: cargo xtask bench scaling [--quick] [--rounds R] [--duration D] [--warmup W]
                                  [--sizes 1024,...] [--conns 50] [--cpus 0:1:0-1]
-                                 [--pin-loops] [--no-record]
+                                 [--pin-loops] [--work-us N] [--no-record]
 
   Loop per core: evloop echo_per_core with 1 and 2 loops against tokio-echo
   current_thread and --threads 2, interleaved R times (default 3; --quick:
@@ -54,7 +54,10 @@ usage: cargo xtask bench scaling [--quick] [--rounds R] [--duration D] [--warmup
   also pins each evloop loop to its own CPU of that list. Defaults: W = 1 s,
   D = 3 s. Prints req/s, the 2-core/1-core factor, evloop/tokio, server CPU
   per request and cores busy, client CPU; appends the table to
-  docs/performance.md (## Loop per core) unless --no-record.";
+  docs/performance.md (## Loop per core) unless --no-record.
+  --work-us N: both servers spin N us of CPU per read before echoing it (a
+  stand-in for request handling), so that the server, not the one-thread
+  client, is the bottleneck and the second core has work to show.";
 
 /// Where the client, the 1-core servers and the 2-core servers run
 /// (`taskset -c` lists).
@@ -75,6 +78,8 @@ struct Options {
     conns: usize,
     cpus: Cpus,
     pin_loops: bool,
+    /// `--work-us`: CPU each server spins per read (0: a plain echo).
+    work_us: usize,
 }
 
 fn parse_options(args: &[String]) -> Result<Options, String> {
@@ -91,6 +96,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             two: "0-1".to_owned(),
         },
         pin_loops: false,
+        work_us: 0,
     };
     let (mut quick, mut duration, mut warmup, mut rounds) = (false, None, None, None);
     let mut cli = Cli::new("bench scaling", USAGE, args);
@@ -99,6 +105,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("quick") => quick = true,
             Long("no-record") => o.record = false,
             Long("pin-loops") => o.pin_loops = true,
+            Long("work-us") => {
+                o.work_us = cli.parsed("--work-us", |v| v.parse().ok())?;
+            }
             Long("rounds") => rounds = Some(cli.positive("--rounds")?),
             Long("conns") => o.conns = cli.positive("--conns")?,
             Long("duration") => duration = Some(cli.seconds("--duration")?),
@@ -190,11 +199,13 @@ fn configs(release: &Path, env: &Env, o: &Options) -> Vec<Config> {
         }),
         ..env.clone()
     };
+    let work = vec!["--work-us".to_owned(), o.work_us.to_string()];
     let evloop_args = |loops: &str| {
         let mut args = vec!["--loops".to_owned(), loops.to_owned()];
         if o.pin_loops {
             args.push("--pin".to_owned());
         }
+        args.extend(work.iter().cloned());
         args
     };
     let config = |family, cores, name, program: &PathBuf, args, cpus: &str| Config {
@@ -207,7 +218,7 @@ fn configs(release: &Path, env: &Env, o: &Options) -> Vec<Config> {
         },
         env: pinned(cpus),
     };
-    let threads = vec!["--threads".to_owned(), "2".to_owned()];
+    let threads = [vec!["--threads".to_owned(), "2".to_owned()], work.clone()].concat();
     vec![
         config(
             "evloop",
@@ -230,7 +241,7 @@ fn configs(release: &Path, env: &Env, o: &Options) -> Vec<Config> {
             1,
             "tokio current_thread",
             &tokio,
-            vec![],
+            work.clone(),
             &o.cpus.one,
         ),
         config("tokio", 2, "tokio 2 workers", &tokio, threads, &o.cpus.two),
@@ -315,6 +326,15 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             ""
         }
     );
+    let machine = if options.work_us > 0 {
+        format!(
+            "{machine}\n- work: each server spins {} us of CPU per read before echoing \
+             (--work-us)",
+            options.work_us
+        )
+    } else {
+        machine
+    };
     println!("\n{machine}\n\n{}", table.text());
     for note in &notes {
         println!("note: {note}");
@@ -557,6 +577,8 @@ mod tests {
         assert!(parse_options(&args("--cpus a:1:0-1")).is_err());
         assert!(parse_options(&args("--conns 0")).is_err());
         assert!(parse_options(&args("--bogus")).is_err());
+        assert_eq!(parse_options(&args("--work-us 20")).unwrap().work_us, 20);
+        assert!(parse_options(&args("--work-us x")).is_err());
     }
 
     fn entry(server: &'static str, round: usize, rps: f64, cpu_s: f64) -> Entry {

@@ -18,6 +18,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use lexopt::Arg::Long;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -30,6 +31,10 @@ struct Args {
     unix: Vec<PathBuf>,
     /// Worker threads: 1 = current_thread (the default), N >= 2 = multi-thread.
     threads: usize,
+    /// `--work-us N`: CPU burnt per read before echoing it (as
+    /// `echo_per_core --work-us`), so a benchmark can make the server the
+    /// bottleneck.
+    work: Duration,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         tcp: Vec::new(),
         unix: Vec::new(),
         threads: 1,
+        work: Duration::ZERO,
     };
     let mut parser = lexopt::Parser::from_args(args);
     let text = |parser: &mut lexopt::Parser| {
@@ -84,6 +90,13 @@ fn parse(args: &[String]) -> Result<Args, String> {
                     .filter(|&n: &usize| n >= 1)
                     .ok_or(format!("--threads: {value:?} is not a whole number >= 1"))?;
             }
+            Long("work-us") => {
+                let value = text(&mut parser)?;
+                let micros = value
+                    .parse()
+                    .map_err(|_| format!("--work-us: {value:?} is not a whole number"))?;
+                parsed.work = Duration::from_micros(micros);
+            }
             other => return Err(format!("unsupported: {}", other.unexpected())),
         }
     }
@@ -94,7 +107,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
 }
 
 async fn serve(args: &Args) -> Result<(), String> {
-    let (tcp, unix) = (&args.tcp, &args.unix);
+    let (tcp, unix, work) = (&args.tcp, &args.unix, args.work);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
 
@@ -109,7 +122,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         accept_loops.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(echo(stream));
+                tokio::spawn(echo(stream, work));
             }
         }));
     }
@@ -120,7 +133,7 @@ async fn serve(args: &Args) -> Result<(), String> {
         lines.push(format!("listening on unix {}", path.display()));
         accept_loops.push(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(echo(stream));
+                tokio::spawn(echo(stream, work));
             }
         }));
     }
@@ -150,16 +163,25 @@ async fn serve(args: &Args) -> Result<(), String> {
 
 /// Echoes until EOF or an error, through one 256 KiB buffer (evloop reads
 /// up to 256 KiB per readiness event too).
-async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, work: Duration) {
     let mut buf = vec![0_u8; 256 * 1024];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                busy_for(work);
                 if stream.write_all(&buf[..n]).await.is_err() {
                     return;
                 }
             }
         }
+    }
+}
+
+/// Keeps this thread busy for `work` (a spin: CPU-bound request handling).
+fn busy_for(work: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < work {
+        std::hint::spin_loop();
     }
 }
