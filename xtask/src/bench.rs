@@ -779,26 +779,16 @@ fn record(
     notes: &[String],
     plotted: bool,
 ) -> Result<(), String> {
-    let path = root.join("docs/performance.md");
-    let existing = fs::read_to_string(&path).ok();
-    let mut section = format!("### {} — `{command}`\n\n{machine}\n", date_now());
-    if plotted {
-        section.push_str("- chart: [bench-echo.svg](bench-echo.svg)\n");
-    }
-    section.push('\n');
-    for table in tables {
-        section.push_str(&table.markdown());
-    }
-    for s in skipped {
-        section.push_str(&format!("- skipped: {s}\n"));
-    }
-    for n in notes {
-        section.push_str(&format!("- note: {n}\n"));
-    }
-    let text = report::insert_echo_section(existing.as_deref(), INTRO, &section);
-    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("xtask bench: appended to {}", path.display());
-    Ok(())
+    let machine = if plotted {
+        format!(
+            "{}\n- chart: [bench-echo.svg](bench-echo.svg)",
+            machine.trim_end()
+        )
+    } else {
+        machine.to_owned()
+    };
+    let section = report::run_section(command, &machine, tables, skipped, notes);
+    report::append_section(root, "xtask bench", "## Echo benchmarks", INTRO, &section)
 }
 
 /// `cargo xtask bench micro ARGS`: bench/run-micro.sh ARGS.

@@ -15,7 +15,6 @@
 //! percentiles, children/s is the median of the rounds with their range.
 //! Results are appended to docs/performance.md ("## Subprocesses").
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -327,11 +326,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         for f in &failures {
             section.push_str(&format!("- failed run: {f}\n"));
         }
-        let path = root.join("docs/performance.md");
-        let existing = fs::read_to_string(&path).ok();
-        let text = insert_section(existing.as_deref(), &section);
-        fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("xtask bench process: appended to {}", path.display());
+        super::report::append_section(root, "xtask bench process", HEADING, INTRO, &section)?;
     }
     Ok(())
 }
@@ -344,34 +339,6 @@ time, and children per second with many in flight, evloop (`subprocess_exec` + `
 beside tokio::process (current_thread), Python asyncio and uvloop \
 (`create_subprocess_exec` + `wait`), interleaved in one run. Gaps under 15% are noise on \
 these machines. Newest run last.";
-
-/// Appends `section` at the end of the "## Subprocesses" section (creating
-/// it at the end of the file, with the intro, if missing).
-fn insert_section(existing: Option<&str>, section: &str) -> String {
-    let text = existing.unwrap_or("# Performance\n");
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(start) = lines.iter().position(|l| l.trim_end() == HEADING) else {
-        return format!(
-            "{}\n\n{HEADING}\n\n{INTRO}\n\n{}\n",
-            text.trim_end(),
-            section.trim_end()
-        );
-    };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.starts_with("## "))
-        .map_or(lines.len(), |p| start + 1 + p);
-    let mut out = lines[..end].join("\n").trim_end().to_owned();
-    out.push_str("\n\n");
-    out.push_str(section.trim_end());
-    out.push('\n');
-    if end < lines.len() {
-        out.push('\n');
-        out.push_str(&lines[end..].join("\n"));
-        out.push('\n');
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
@@ -401,15 +368,5 @@ mod tests {
         assert_eq!(percentile(&v, 0.5), 50.0);
         assert_eq!(percentile(&v, 0.99), 99.0);
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-    }
-
-    #[test]
-    fn section_goes_at_the_end_of_its_heading() {
-        let doc = "# Performance\n\n## Subprocesses\n\nintro\n\n### old\n\n## Later\n\nx\n";
-        let out = insert_section(Some(doc), "### new\n");
-        assert!(out.contains("### old\n\n### new\n\n## Later"), "{out}");
-        let fresh = insert_section(Some("# Performance\n\n## Echo\n"), "### new\n");
-        let want = format!("## Subprocesses\n\n{INTRO}\n\n### new\n");
-        assert!(fresh.ends_with(&want), "{fresh}");
     }
 }

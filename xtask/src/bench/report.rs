@@ -813,10 +813,53 @@ pub(crate) fn utc_date_time(unix_seconds: u64) -> String {
     )
 }
 
-/// Inserts `section` at the end of the `## Echo benchmarks` section of a
-/// docs/performance.md (creating the heading, or the whole file, if missing).
-pub(crate) fn insert_echo_section(existing: Option<&str>, intro: &str, section: &str) -> String {
-    insert_section(existing, "## Echo benchmarks", intro, section)
+/// The text of one dated run for docs/performance.md: its heading (date
+/// and command), the machine facts, `tables` and the `- skipped:` / `- note:`
+/// lines.
+pub(crate) fn run_section(
+    command: &str,
+    machine: &str,
+    tables: &[Table],
+    skipped: &[String],
+    notes: &[String],
+) -> String {
+    let mut section = format!(
+        "### {} — `{}`\n\n{}\n\n",
+        super::date_now(),
+        command.trim_end(),
+        machine.trim_end()
+    );
+    for table in tables {
+        section.push_str(&table.markdown());
+    }
+    for s in skipped {
+        let _ = writeln!(section, "- skipped: {s}");
+    }
+    for n in notes {
+        let _ = writeln!(section, "- note: {n}");
+    }
+    section
+}
+
+/// Appends `section` to the `heading` section of the workspace's
+/// docs/performance.md (see [`insert_section`]) and says so as `tool`.
+///
+/// # Errors
+///
+/// The file cannot be written.
+pub(crate) fn append_section(
+    root: &std::path::Path,
+    tool: &str,
+    heading: &str,
+    intro: &str,
+    section: &str,
+) -> Result<(), String> {
+    let path = root.join("docs/performance.md");
+    let existing = std::fs::read_to_string(&path).ok();
+    let text = insert_section(existing.as_deref(), heading, intro, section);
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("{tool}: appended to {}", path.display());
+    Ok(())
 }
 
 /// Inserts `section` at the end of the `HEADING` section of a
@@ -906,7 +949,10 @@ mod tests {
     }
 
     #[test]
-    fn echo_section_goes_into_its_own_section() {
+    fn a_section_goes_at_the_end_of_its_heading() {
+        let insert_echo_section = |existing: Option<&str>, intro: &str, section: &str| {
+            insert_section(existing, "## Echo benchmarks", intro, section)
+        };
         let fresh = insert_echo_section(None, "intro", "### run 1\n");
         assert_eq!(
             fresh,

@@ -33,11 +33,11 @@ use std::time::SystemTime;
 use lexopt::Arg::Long;
 
 use super::report::{
-    fixed, median, min_max, ratio, round_ratios, samples, size_name, summarize, thousands, Entry,
-    Table,
+    append_section, fixed, median, min_max, ratio, round_ratios, run_section, samples, size_name,
+    summarize, thousands, Entry, Table,
 };
 use super::run::{self, Env, Load, Pin, Server, Transport};
-use super::{date_now, machine_facts, step, Cli};
+use super::{machine_facts, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench scaling [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -535,21 +535,14 @@ fn record(
     table: &Table,
     notes: &[String],
 ) -> Result<(), String> {
-    let path = root.join("docs/performance.md");
-    let existing = fs::read_to_string(&path).ok();
-    let mut section = format!(
-        "### {} — `{command}`\n\n{machine}\n\n{}",
-        date_now(),
-        table.markdown()
-    );
-    for n in notes {
-        section.push_str(&format!("- note: {n}\n"));
-    }
-    let text =
-        super::report::insert_section(existing.as_deref(), "## Loop per core", INTRO, &section);
-    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("xtask bench scaling: appended to {}", path.display());
-    Ok(())
+    let section = run_section(command, machine, slice::from_ref(table), &[], notes);
+    append_section(
+        root,
+        "xtask bench scaling",
+        "## Loop per core",
+        INTRO,
+        &section,
+    )
 }
 
 #[cfg(test)]

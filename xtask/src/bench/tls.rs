@@ -36,7 +36,7 @@ use super::report::{
     thousands, Entry, Table,
 };
 use super::run::{self, Env, IdleSample, Load, Server, Transport};
-use super::{date_now, machine_facts, python_venv, step, Cli};
+use super::{machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench tls [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -707,22 +707,8 @@ fn record(
     skipped: &[String],
     notes: &[String],
 ) -> Result<(), String> {
-    let path = root.join("docs/performance.md");
-    let existing = fs::read_to_string(&path).ok();
-    let mut section = format!("### {} — `{command}`\n\n{machine}\n\n", date_now());
-    for table in tables {
-        section.push_str(&table.markdown());
-    }
-    for s in skipped {
-        section.push_str(&format!("- skipped: {s}\n"));
-    }
-    for n in notes {
-        section.push_str(&format!("- note: {n}\n"));
-    }
-    let text = report::insert_section(existing.as_deref(), "## TLS", INTRO, &section);
-    fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("xtask bench tls: appended to {}", path.display());
-    Ok(())
+    let section = report::run_section(command, machine, tables, skipped, notes);
+    report::append_section(root, "xtask bench tls", "## TLS", INTRO, &section)
 }
 
 #[cfg(test)]
