@@ -38,6 +38,23 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Work the layers above the core do when the loop closes.
 type CloseHook = Box<dyn FnOnce(&EventLoop)>;
 
+/// The poll a [`PollHook`] is handed: `Send`, so a binding can run it with
+/// its interpreter lock released.
+type Poll<'a> = &'a mut (dyn FnMut() + Send);
+
+/// What [`Builder::around_blocking_poll`] stores.
+type PollHookFn = dyn Fn(&EventLoop, Poll<'_>);
+
+/// Wraps each poll that may block ([`Builder::around_blocking_poll`]).
+#[derive(Clone)]
+pub(crate) struct PollHook(pub(crate) Rc<PollHookFn>);
+
+impl fmt::Debug for PollHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PollHook")
+    }
+}
+
 /// The loop's single-threaded state. Every field is touched only by the
 /// owning thread; `shared` is the part other threads see.
 pub(crate) struct Inner {
@@ -68,6 +85,8 @@ pub(crate) struct Inner {
     /// Set while `close` runs (see `Task`'s drop and [`Inner::settle`]).
     pub(crate) closing: Cell<bool>,
     pub(crate) close_hooks: RefCell<Vec<CloseHook>>,
+    /// Runs around each poll that may block, if set.
+    pub(crate) around_blocking_poll: Option<PollHook>,
 }
 
 /// Detached tasks, pruned of finished ones whenever the list doubles.
@@ -163,6 +182,7 @@ pub struct Builder {
     debug: Option<bool>,
     slow_callback_duration: Option<Duration>,
     io_polling: IoPolling,
+    around_blocking_poll: Option<PollHook>,
 }
 
 impl Builder {
@@ -225,6 +245,50 @@ impl Builder {
         })
     }
 
+    /// Wraps every poll that may block (a timeout other than zero) in
+    /// `hook`, which should call the poll it is given once (if it does not,
+    /// the loop polls without blocking after it). Polls that cannot
+    /// block (callbacks ready, a stop pending) bypass the hook, so it costs
+    /// nothing on a busy loop.
+    ///
+    /// For embedding: a Python binding releases the GIL around the sleep
+    /// (the poll is `Send`, so `allow_threads` takes it), letting other
+    /// threads run and post with `call_soon_threadsafe`, and checks for
+    /// signals once it holds the GIL again. The hook may use the loop (it
+    /// gets it) to schedule callbacks or `stop`; running it again fails
+    /// with [`Error::AlreadyRunning`] as anywhere inside a run.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use evloop_core::EventLoop;
+    ///
+    /// let sleeps = Rc::new(Cell::new(0));
+    /// let seen = sleeps.clone();
+    /// let lp = EventLoop::builder()
+    ///     .around_blocking_poll(move |_lp, poll| {
+    ///         seen.set(seen.get() + 1);
+    ///         poll();
+    ///     })
+    ///     .build()?;
+    /// let stopper = lp.clone();
+    /// lp.call_later(Duration::from_millis(1), move || stopper.stop())?;
+    /// lp.run_forever()?;
+    /// assert!(sleeps.get() >= 1);
+    /// lp.close()?;
+    /// # Ok::<(), evloop_core::Error>(())
+    /// ```
+    pub fn around_blocking_poll(
+        &mut self,
+        hook: impl Fn(&EventLoop, &mut (dyn FnMut() + Send)) + 'static,
+    ) -> &mut Self {
+        self.around_blocking_poll = Some(PollHook(Rc::new(hook)));
+        self
+    }
+
     /// Creates the loop.
     ///
     /// # Errors
@@ -262,6 +326,7 @@ impl Builder {
             detached: RefCell::new(DetachedTasks::default()),
             closing: Cell::new(false),
             close_hooks: RefCell::new(Vec::new()),
+            around_blocking_poll: self.around_blocking_poll.clone(),
         };
         tracing::debug!(
             target: "evloop",

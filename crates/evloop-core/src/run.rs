@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::pin;
 use std::rc::Rc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use async_task::Runnable;
+use evloop_reactor::{Events, Poller};
 use std::time::Duration;
 
 use crate::event_loop::{EventLoop, Inner};
@@ -239,7 +241,7 @@ impl EventLoop {
         };
         let mut events = inner.events.borrow_mut();
         inner.stats.polls.set(inner.stats.polls.get() + 1);
-        if let Err(error) = poller.wait(&mut events, timeout) {
+        if let Err(error) = self.wait(poller, &mut events, timeout) {
             drop(events);
             self.call_exception_handler(ErrorContext {
                 message: "poll failed".into(),
@@ -259,6 +261,26 @@ impl EventLoop {
             .stats
             .io_events
             .set(inner.stats.io_events.get() + count);
+    }
+
+    /// One wait, through the embedder's hook when it may block. Holds only
+    /// the poller (shared) and the events buffer, so a hook may still
+    /// schedule callbacks or stop the loop.
+    fn wait(
+        &self,
+        poller: &Poller,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<usize> {
+        let hook = match &self.inner.around_blocking_poll {
+            Some(hook) if timeout != Some(Duration::ZERO) => hook.0.clone(),
+            _ => return poller.wait(events, timeout),
+        };
+        let mut outcome = None;
+        hook(self, &mut || outcome = Some(poller.wait(events, timeout)));
+        // A hook that skipped the poll gets a non-blocking one: the buffer
+        // must not keep the previous wait's events.
+        outcome.unwrap_or_else(|| poller.wait(events, Some(Duration::ZERO)))
     }
 
     /// Moves the timers due now (never earlier: docs/behaviour.md 3.2) to the due list,
