@@ -32,6 +32,46 @@ pub fn fd_count() -> usize {
         .unwrap_or(0)
 }
 
+/// [`fd_count`] once it holds still: the same value three readings in a
+/// row, 1 ms apart (at most 100 readings). The test harness's own threads
+/// open and close fds of their own at moments no lock orders (seen as an
+/// fd that is gone before `readlink` can read it), so a single reading can
+/// count one too many; a leak holds still and is still counted.
+pub fn settled_fd_count() -> usize {
+    let mut last = fd_count();
+    let mut same = 1;
+    for _ in 0..100 {
+        if same == 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let now = fd_count();
+        same = if now == last { same + 1 } else { 1 };
+        last = now;
+    }
+    last
+}
+
+/// Open fds of this process with what each points to, for a leak report.
+pub fn fd_list() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<String> = dir
+        .filter_map(Result::ok)
+        .map(|e| {
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            format!(
+                "{} -> {}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            )
+        })
+        .collect();
+    fds.sort();
+    fds
+}
+
 /// How many empty-ready-queue iterations in a row [`Fixture::drain`] takes
 /// as "quiet".
 pub const QUIET_TURNS: usize = 3;
@@ -42,6 +82,8 @@ pub struct Fixture {
     pub lp: EventLoop,
     pub errors: Rc<RefCell<Vec<String>>>,
     fds_before: usize,
+    /// What they were, for the leak report.
+    fd_list_before: Vec<String>,
     /// The fds the loop itself holds (its poller, its waker).
     loop_fds: usize,
     serial: Option<MutexGuard<'static, ()>>,
@@ -58,9 +100,10 @@ thread_local! {
 impl Fixture {
     pub fn new() -> Fixture {
         let serial = serial();
-        let fds_before = fd_count();
+        let fds_before = settled_fd_count();
+        let fd_list_before = fd_list();
         let lp = EventLoop::new().expect("loop");
-        let loop_fds = fd_count().saturating_sub(fds_before);
+        let loop_fds = settled_fd_count().saturating_sub(fds_before);
         let errors = Rc::new(RefCell::new(Vec::new()));
         let sink = errors.clone();
         lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {
@@ -70,6 +113,7 @@ impl Fixture {
             lp,
             errors,
             fds_before,
+            fd_list_before,
             loop_fds,
             serial: Some(serial),
         }
@@ -149,8 +193,14 @@ impl Fixture {
             "unexpected exception-handler calls: {errors:?}"
         );
         self.lp.close().expect("close loop");
-        let after = fd_count();
-        assert_eq!(after, self.fds_before, "fd count changed (leak)");
+        let after = settled_fd_count();
+        assert_eq!(
+            after,
+            self.fds_before,
+            "fd count changed (leak): before {:?}, after {:?}",
+            self.fd_list_before,
+            fd_list()
+        );
         HELD.with(|held| *held.borrow_mut() = self.serial.take());
     }
 }
@@ -468,7 +518,7 @@ pub mod streams;
 /// exception handler was never called and no fd was left open.
 pub fn run_on_fresh_loop<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) -> Fut) {
     let _serial = serial();
-    let before = fd_count();
+    let before = settled_fd_count();
     let lp = EventLoop::new().expect("loop");
     let reports = Rc::new(RefCell::new(Vec::<String>::new()));
     let sink = reports.clone();
@@ -492,5 +542,5 @@ pub fn run_on_fresh_loop<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) 
         "exception handler called: {:?}",
         reports.borrow()
     );
-    assert_eq!(fd_count(), before, "fds leaked");
+    assert_eq!(settled_fd_count(), before, "fds leaked");
 }
