@@ -1,0 +1,306 @@
+//! `Handle` and `TimerHandle`: the Python shells of scheduled callbacks, with
+//! asyncio's semantics (`asyncio.Handle._run`): the callback runs in its
+//! `contextvars` context; an exception goes to the loop's
+//! `call_exception_handler` with the keys `message`, `exception`, `handle`;
+//! `SystemExit` and `KeyboardInterrupt` stop the loop and leave `run_forever`.
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::core_loop::CoreLoop;
+
+/// What a handle calls, until it is cancelled or (for a one-shot) has run.
+#[derive(Debug)]
+pub(crate) struct Shell {
+    callback: Option<Py<PyAny>>,
+    args: Option<Py<PyTuple>>,
+    context: Py<PyAny>,
+    event_loop: Py<PyAny>,
+}
+
+/// One call of a shell, taken out so that no borrow of the handle is held
+/// while Python code runs (the callback may cancel its own handle).
+pub(crate) struct Call {
+    callback: Py<PyAny>,
+    args: Py<PyTuple>,
+    context: Py<PyAny>,
+    event_loop: Py<PyAny>,
+}
+
+impl Shell {
+    /// A shell for `callback(*args)` in `context` (a copy of the current
+    /// context when `None`, as asyncio does).
+    pub(crate) fn new(
+        py: Python<'_>,
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+        context: Option<Py<PyAny>>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<Shell> {
+        let context = match context {
+            Some(context) if !context.is_none(py) => context,
+            _ => copy_context(py)?,
+        };
+        Ok(Shell {
+            callback: Some(callback),
+            args: Some(args),
+            context,
+            event_loop,
+        })
+    }
+
+    fn cancel(&mut self) {
+        // Drops the callback and its arguments at once, as asyncio does.
+        self.callback = None;
+        self.args = None;
+    }
+
+    fn cancelled(&self) -> bool {
+        self.callback.is_none()
+    }
+
+    /// The call to make, or `None` once cancelled.
+    pub(crate) fn call(&self, py: Python<'_>) -> Option<Call> {
+        Some(Call {
+            callback: self.callback.as_ref()?.clone_ref(py),
+            args: self.args.as_ref()?.clone_ref(py),
+            context: self.context.clone_ref(py),
+            event_loop: self.event_loop.clone_ref(py),
+        })
+    }
+
+    fn describe(&self, py: Python<'_>) -> String {
+        match (&self.callback, &self.args) {
+            (Some(callback), Some(args)) => {
+                callback_source(py, callback.bind(py), args.bind(py)).unwrap_or_default()
+            }
+            _ => "cancelled".to_owned(),
+        }
+    }
+}
+
+impl Call {
+    /// Runs the callback in its context; reports its exception like
+    /// `asyncio.Handle._run`.
+    pub(crate) fn run(self, py: Python<'_>, handle: &Bound<'_, PyAny>) {
+        let outcome = self.invoke(py);
+        if let Err(error) = outcome {
+            self.report(py, handle, error);
+        }
+    }
+
+    fn invoke(&self, py: Python<'_>) -> PyResult<()> {
+        let args = self.args.bind(py);
+        let mut call = Vec::with_capacity(args.len() + 1);
+        call.push(self.callback.bind(py).clone());
+        call.extend(args.iter());
+        let call = PyTuple::new(py, call)?;
+        self.context.bind(py).getattr("run")?.call1(call)?;
+        Ok(())
+    }
+
+    fn report(&self, py: Python<'_>, handle: &Bound<'_, PyAny>, error: PyErr) {
+        let event_loop = self.event_loop.bind(py);
+        if error.is_instance_of::<PyKeyboardInterrupt>(py)
+            || error.is_instance_of::<PySystemExit>(py)
+        {
+            match event_loop.downcast::<CoreLoop>() {
+                Ok(core) => core.borrow().fail(error),
+                Err(_) => error.restore(py),
+            }
+            return;
+        }
+        let context = self.error_context(py, handle, &error);
+        let reported = context.and_then(|ctx| {
+            event_loop.call_method1("call_exception_handler", (ctx,))?;
+            Ok(())
+        });
+        if let Err(failure) = reported {
+            // The handler itself failed: nowhere left to send it.
+            failure.write_unraisable(py, Some(handle));
+        }
+    }
+
+    fn error_context<'py>(
+        &self,
+        py: Python<'py>,
+        handle: &Bound<'py, PyAny>,
+        error: &PyErr,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let source = callback_source(py, self.callback.bind(py), self.args.bind(py))?;
+        let context = PyDict::new(py);
+        context.set_item("message", format!("Exception in callback {source}"))?;
+        context.set_item("exception", error.value(py))?;
+        context.set_item("handle", handle)?;
+        Ok(context)
+    }
+}
+
+/// `contextvars.copy_context()`.
+fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    static COPY_CONTEXT: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+    let copy = COPY_CONTEXT.import(py, "contextvars", "copy_context")?;
+    Ok(copy.call0()?.unbind())
+}
+
+/// asyncio's description of a callback (`format_helpers._format_callback_source`).
+fn callback_source(
+    py: Python<'_>,
+    callback: &Bound<'_, PyAny>,
+    args: &Bound<'_, PyTuple>,
+) -> PyResult<String> {
+    static FORMAT: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+    let format = FORMAT.import(py, "asyncio.format_helpers", "_format_callback_source")?;
+    format.call1((callback, args))?.extract()
+}
+
+/// A callback scheduled with `call_soon`, `call_soon_threadsafe` or as an
+/// fd watcher (`asyncio.Handle`).
+#[pyclass(module = "evloop._core", weakref)]
+#[derive(Debug)]
+pub struct Handle {
+    pub(crate) shell: Shell,
+}
+
+impl Handle {
+    /// Cancels the callback (the loop's side of `cancel`).
+    pub(crate) fn shell_cancel(&mut self) {
+        self.shell.cancel();
+    }
+
+    /// Runs the handle (if not cancelled) from the loop.
+    pub(crate) fn fire(py: Python<'_>, handle: &Py<Handle>) {
+        let handle = handle.bind(py);
+        let call = handle.borrow().shell.call(py);
+        if let Some(call) = call {
+            call.run(py, handle.as_any());
+        }
+    }
+}
+
+#[pymethods]
+impl Handle {
+    /// Cancels the callback: it will not run; its arguments are dropped now.
+    fn cancel(&mut self) {
+        self.shell.cancel();
+    }
+
+    /// True once cancelled.
+    fn cancelled(&self) -> bool {
+        self.shell.cancelled()
+    }
+
+    /// The `contextvars.Context` the callback runs in.
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.shell.context.clone_ref(py)
+    }
+
+    /// Runs the callback now, as the loop would (asyncio's `Handle._run`).
+    fn _run(slf: &Bound<'_, Self>) {
+        Handle::fire(slf.py(), &slf.clone().unbind());
+    }
+
+    /// The callback (`None` once cancelled).
+    #[getter]
+    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.shell.callback.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// The callback's positional arguments (`None` once cancelled).
+    #[getter]
+    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.shell.args.as_ref().map(|a| a.clone_ref(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("<Handle {}>", self.shell.describe(py))
+    }
+}
+
+/// A callback scheduled with `call_later` or `call_at`
+/// (`asyncio.TimerHandle`): cancelling it frees its slot in evloop's timer
+/// heap at once.
+#[pyclass(module = "evloop._core", unsendable, weakref)]
+#[derive(Debug)]
+pub struct TimerHandle {
+    shell: Shell,
+    when: f64,
+    timer: Option<evloop_core::TimerHandle>,
+}
+
+impl TimerHandle {
+    /// A timer handle for `shell`, due at `when` (loop time), not yet armed.
+    pub(crate) fn new(shell: Shell, when: f64) -> TimerHandle {
+        TimerHandle {
+            shell,
+            when,
+            timer: None,
+        }
+    }
+
+    /// Keeps the core timer so that `cancel` can release it.
+    pub(crate) fn arm(&mut self, timer: evloop_core::TimerHandle) {
+        self.timer = Some(timer);
+    }
+
+    /// Runs the handle (if not cancelled) from the loop.
+    pub(crate) fn fire(py: Python<'_>, handle: &Py<TimerHandle>) {
+        let handle = handle.bind(py);
+        let call = {
+            let mut this = handle.borrow_mut();
+            this.timer = None;
+            this.shell.call(py)
+        };
+        if let Some(call) = call {
+            call.run(py, handle.as_any());
+        }
+    }
+}
+
+#[pymethods]
+impl TimerHandle {
+    /// Cancels the timer and drops its callback now.
+    fn cancel(&mut self) {
+        self.shell.cancel();
+        if let Some(timer) = self.timer.take() {
+            timer.cancel();
+        }
+    }
+
+    /// True once cancelled.
+    fn cancelled(&self) -> bool {
+        self.shell.cancelled()
+    }
+
+    /// When the timer is due, in loop time (`loop.time()`).
+    fn when(&self) -> f64 {
+        self.when
+    }
+
+    /// The `contextvars.Context` the callback runs in.
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
+        self.shell.context.clone_ref(py)
+    }
+
+    /// The callback (`None` once cancelled).
+    #[getter]
+    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.shell.callback.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// The callback's positional arguments (`None` once cancelled).
+    #[getter]
+    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.shell.args.as_ref().map(|a| a.clone_ref(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "<TimerHandle when={} {}>",
+            self.when,
+            self.shell.describe(py)
+        )
+    }
+}

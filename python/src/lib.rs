@@ -1,0 +1,38 @@
+//! `evloop._core`: evloop's event loop as the machinery of a Python asyncio
+//! loop.
+//!
+//! The Python package `evloop` (python/evloop/) builds `evloop.Loop` on
+//! [`CoreLoop`] (`_CoreLoop`): the ready queue, the timers, the reactor and
+//! `call_soon_threadsafe` are `evloop_core::EventLoop`'s; Python objects are
+//! only the shells asyncio requires ([`Handle`], [`TimerHandle`]).
+//!
+//! # The GIL
+//!
+//! The loop sleeps in its reactor's poll. It does so without the GIL: the
+//! core calls the poll that may block through
+//! `Builder::around_blocking_poll`, and [`CoreLoop`]'s hook runs it under
+//! `allow_threads`, so other Python threads run meanwhile and can post with
+//! `call_soon_threadsafe` (which wakes the poll). Once it holds the GIL
+//! again the hook runs Python's signal handlers (`check_signals`): an
+//! exception from one (KeyboardInterrupt) stops the loop and is raised by
+//! `run_forever`.
+
+mod core_loop;
+mod errors;
+mod handle;
+
+use pyo3::prelude::*;
+
+pub use core_loop::{CoreLoop, RemoteLoop};
+pub use handle::{Handle, TimerHandle};
+
+/// The extension module `evloop._core`.
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<CoreLoop>()?;
+    m.add_class::<RemoteLoop>()?;
+    m.add_class::<Handle>()?;
+    m.add_class::<TimerHandle>()?;
+    Ok(())
+}
