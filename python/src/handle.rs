@@ -8,6 +8,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core_loop::CoreLoop;
 
@@ -69,6 +70,19 @@ impl Shell {
             context: self.context.clone_ref(py),
             event_loop: self.event_loop.clone_ref(py),
         })
+    }
+
+    /// Lets Python's GC see the references (a timer handle kept by the
+    /// object its callback is bound to is a cycle, as in asyncio).
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(callback) = &self.callback {
+            visit.call(callback)?;
+        }
+        if let Some(args) = &self.args {
+            visit.call(args)?;
+        }
+        visit.call(&self.context)?;
+        visit.call(&self.event_loop)
     }
 
     fn describe(&self, py: Python<'_>) -> String {
@@ -217,6 +231,14 @@ impl Handle {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!("<Handle {}>", self.shell.describe(py))
     }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.shell.traverse(&visit)
+    }
+
+    fn __clear__(&mut self) {
+        self.shell.cancel();
+    }
 }
 
 /// A callback scheduled with `call_later` or `call_at`
@@ -302,5 +324,15 @@ impl TimerHandle {
             self.when,
             self.shell.describe(py)
         )
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        self.shell.traverse(&visit)
+    }
+
+    fn __clear__(&mut self) {
+        // Only the Python references: the timer, if still armed, holds this
+        // handle and so is not part of a garbage cycle.
+        self.shell.cancel();
     }
 }

@@ -116,6 +116,25 @@ class TestThreads(LoopTestCase):
         self.assertLess(time.monotonic() - start, 10)
         self.assertEqual(seen, [threading.get_ident()])
 
+    def test_other_threads_run_while_the_loop_sleeps(self):
+        # The GIL is released while the loop waits: a pure-Python thread
+        # makes progress during a 0.2 s sleep.
+        counter = [0]
+        done = threading.Event()
+
+        def spin():
+            while not done.is_set():
+                counter[0] += 1
+
+        thread = threading.Thread(target=spin)
+        thread.start()
+        try:
+            self.run_briefly(0.2)
+        finally:
+            done.set()
+            thread.join()
+        self.assertGreater(counter[0], 1000)
+
     def test_run_in_executor(self):
         async def main():
             return await self.loop.run_in_executor(None, threading.get_ident)
@@ -232,6 +251,25 @@ class TestErrors(LoopTestCase):
             self.loop.run_forever()
         timer.join()
         self.assertLess(time.monotonic() - start, 10)
+
+
+class TestGarbage(LoopTestCase):
+    def test_cycles_through_handles_are_collected(self):
+        import gc
+        import weakref
+
+        class Owner:
+            def tick(self):
+                pass
+
+        owner = Owner()
+        owner.handle = self.loop.call_later(0.001, owner.tick)
+        owner.soon = self.loop.call_soon(owner.tick)
+        gone = weakref.ref(owner)
+        self.run_briefly(0.01)
+        del owner
+        gc.collect()
+        self.assertIsNone(gone(), "owner -> handle -> bound method -> owner was collected")
 
 
 class TestContext(LoopTestCase):
@@ -357,6 +395,18 @@ class TestRun(unittest.TestCase):
             return type(loop).__name__
 
         self.assertEqual(evloop.run(main()), "Loop")
+
+    def test_sigint_during_run_raises_keyboard_interrupt(self):
+        async def main():
+            await asyncio.sleep(60)
+
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        start = time.monotonic()
+        with self.assertRaises(KeyboardInterrupt):
+            evloop.run(main())
+        timer.join()
+        self.assertLess(time.monotonic() - start, 10)
 
     def test_policy(self):
         old = asyncio.get_event_loop_policy()
