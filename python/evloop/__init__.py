@@ -246,7 +246,10 @@ class Loop(_CoreLoop, asyncio.AbstractEventLoop):
         """Schedule a coroutine as an asyncio.Task (or the task factory's)."""
         self._check_closed()
         if self._task_factory is None:
-            task = asyncio.Task(coro, loop=self, name=name, context=context)
+            if context is None:
+                task = asyncio.Task(coro, loop=self, name=name)
+            else:  # Task takes a context from Python 3.11 on.
+                task = asyncio.Task(coro, loop=self, name=name, context=context)
             if task._source_traceback:
                 del task._source_traceback[-1]
         else:

@@ -7,6 +7,7 @@ import contextvars
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import unittest
@@ -354,6 +355,7 @@ class TestAsyncio(LoopTestCase):
 
         self.assertTrue(self.loop.run_until_complete(main()))
 
+    @unittest.skipUnless(hasattr(asyncio, "timeout"), "asyncio.timeout is Python 3.11+")
     def test_asyncio_timeout(self):
         async def main():
             with self.assertRaises(TimeoutError):
@@ -388,6 +390,13 @@ class TestAsyncio(LoopTestCase):
 
 
 class TestRun(unittest.TestCase):
+    @unittest.skipUnless(sys.version_info >= (3, 12), "loop_factory is Python 3.12+")
+    def test_asyncio_run_with_loop_factory(self):
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        self.assertIs(asyncio.run(main(), loop_factory=evloop.new_event_loop), evloop.Loop)
+
     def test_evloop_run(self):
         async def main():
             loop = asyncio.get_running_loop()
