@@ -169,7 +169,13 @@ class Loop(_CoreLoop, asyncio.AbstractEventLoop):
             rsock.close()
             wsock.close()
             return
-        self.add_reader(rsock.fileno(), _drain, rsock)
+        try:
+            self.add_reader(rsock.fileno(), _drain, rsock)
+        except BaseException:
+            signal.set_wakeup_fd(-1)
+            rsock.close()
+            wsock.close()
+            raise
         self._wakeup = (rsock, wsock)
 
     def _unwatch_signals(self):

@@ -185,6 +185,20 @@ class TestReaders(LoopTestCase):
             a.close()
             b.close()
 
+    def test_adding_again_replaces_and_cancels_the_old_handle(self):
+        a, b = socket.socketpair()
+        try:
+            first = self.loop.add_reader(a, print)
+            second = self.loop.add_reader(a, print)
+            self.assertTrue(first.cancelled())
+            self.assertFalse(second.cancelled())
+            self.assertTrue(self.loop.remove_reader(a))
+            self.assertTrue(second.cancelled())
+            self.assertFalse(self.loop.remove_reader(a))
+        finally:
+            a.close()
+            b.close()
+
     def test_bad_fds_are_errors(self):
         with self.assertRaises(ValueError):
             self.loop.add_reader(-1, print)
