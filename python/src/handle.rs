@@ -111,7 +111,9 @@ impl Call {
         call.push(self.callback.bind(py).clone());
         call.extend(args.iter());
         let call = PyTuple::new(py, call)?;
-        self.context.bind(py).getattr("run")?.call1(call)?;
+        self.context
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "run"), call)?;
         Ok(())
     }
 
