@@ -6,8 +6,9 @@ module ``evloop._core``); this module adds only the glue asyncio expects in
 Python: futures and tasks (asyncio's own, C-accelerated), the exception
 handler, async generator hooks, the default executor.
 
-This is a first slice of the binding: networking, pipes, subprocesses and
-signal handlers raise NotImplementedError (see python/README.md).
+TCP and unix stream connections and servers are evloop's transports
+(``evloop._net``); UDP, ``sock_*``, TLS, pipes, subprocesses and signal
+handlers still raise NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import weakref
 from asyncio import events
 
 from ._core import Handle, TimerHandle, _CoreLoop
+from ._net import NetworkMixin, Server, StreamTransport
 
 __all__ = (
     "Loop",
     "Handle",
     "TimerHandle",
+    "StreamTransport",
+    "Server",
     "EventLoopPolicy",
     "new_event_loop",
     "install",
@@ -39,7 +43,7 @@ __all__ = (
 logger = logging.getLogger("asyncio")
 
 # What the rest of issue 13 brings; until then these raise.
-_LATER = "not in evloop's first Python slice yet (issue 13: transports, servers, pipes, subprocesses, signals)"
+_LATER = "not in evloop's Python binding yet (issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses, signals)"
 
 
 def _not_yet(name):
@@ -56,7 +60,7 @@ def _not_yet(name):
     return fn
 
 
-class Loop(_CoreLoop, asyncio.AbstractEventLoop):
+class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose machinery is evloop's."""
 
     def __init__(self):
@@ -397,14 +401,8 @@ class Loop(_CoreLoop, asyncio.AbstractEventLoop):
     # -- the rest of issue 13 --------------------------------------------
 
     for _name in (
-        "getaddrinfo",
-        "getnameinfo",
-        "create_connection",
-        "create_server",
         "sendfile",
         "start_tls",
-        "create_unix_connection",
-        "create_unix_server",
         "connect_accepted_socket",
         "create_datagram_endpoint",
         "sock_recv",

@@ -52,6 +52,11 @@ enum Direction {
 }
 
 impl CoreLoop {
+    /// evloop's loop under this one (for the transports).
+    pub(crate) fn event_loop(&self) -> &EventLoop {
+        &self.event_loop
+    }
+
     /// Ends the current run with `error`, raised by `run_forever`.
     pub(crate) fn fail(&self, error: PyErr) {
         record(&self.pending, error);
@@ -201,6 +206,7 @@ impl CoreLoop {
             })
             .build()
             .map_err(to_py)?;
+        crate::resolver::install(&event_loop);
         let origin = event_loop.time();
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
         Ok(CoreLoop {

@@ -6,6 +6,11 @@
 //! `call_soon_threadsafe` are `evloop_core::EventLoop`'s; Python objects are
 //! only the shells asyncio requires ([`Handle`], [`TimerHandle`]).
 //!
+//! Stream connections and servers are `evloop_transports`': the functions
+//! in `network` start them and complete asyncio futures when they are up;
+//! [`StreamTransport`] and [`PyServer`] are the transport and server under
+//! `evloop.StreamTransport` and `evloop.Server`.
+//!
 //! # The GIL
 //!
 //! The loop sleeps in its reactor's poll. It does so without the GIL: the
@@ -17,14 +22,21 @@
 //! exception from one (KeyboardInterrupt) stops the loop and is raised by
 //! `run_forever`.
 
+mod bridge;
 mod core_loop;
 mod errors;
 mod handle;
+mod network;
+mod resolver;
+mod transport;
 
 use pyo3::prelude::*;
 
+pub use bridge::Pending;
 pub use core_loop::{CoreLoop, RemoteLoop};
 pub use handle::{Handle, TimerHandle};
+pub use network::PyServer;
+pub use transport::StreamTransport;
 
 /// The extension module `evloop._core`.
 #[pymodule]
@@ -34,5 +46,12 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RemoteLoop>()?;
     m.add_class::<Handle>()?;
     m.add_class::<TimerHandle>()?;
+    m.add_class::<StreamTransport>()?;
+    m.add_class::<PyServer>()?;
+    m.add_class::<Pending>()?;
+    m.add_function(wrap_pyfunction!(network::create_connection, m)?)?;
+    m.add_function(wrap_pyfunction!(network::create_unix_connection, m)?)?;
+    m.add_function(wrap_pyfunction!(network::create_server, m)?)?;
+    m.add_function(wrap_pyfunction!(network::create_unix_server, m)?)?;
     Ok(())
 }

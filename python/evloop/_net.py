@@ -1,0 +1,406 @@
+"""Stream transports and servers for evloop.Loop, over evloop's transports.
+
+``StreamTransport`` is an ``asyncio.Transport`` delegating to evloop's
+stream transport (``_core._StreamTransport``); ``Server`` is an
+``asyncio.AbstractServer`` delegating to evloop's server (``_core._Server``).
+The ``Loop`` methods at the bottom translate asyncio's arguments and await
+the Rust side through an asyncio future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from asyncio import trsock
+
+from . import _core
+
+_TLS_LATER = "not in evloop's Python binding yet (issue 13: TLS is a later slice)"
+
+
+class StreamTransport(asyncio.Transport):
+    """A TCP or unix stream connection: evloop's transport under asyncio's API.
+
+    ``get_extra_info('socket')`` is an ``asyncio.trsock.TransportSocket``
+    over a *duplicate* of the connection's fd (so its ``fileno()`` differs
+    from the transport's); it is closed when the connection is lost.
+    """
+
+    __slots__ = ("_core", "_sock")
+
+    def __init__(self, core):
+        super().__init__()
+        self._core = core
+        self._sock = None
+
+    def __repr__(self):
+        state = "closing" if self._core.is_closing() else "open"
+        return f"<evloop.StreamTransport fd={self._core.fileno()} {state}>"
+
+    def write(self, data):
+        self._core.write(data)
+
+    def writelines(self, list_of_data):
+        self._core.writelines(list_of_data)
+
+    def write_eof(self):
+        self._core.write_eof()
+
+    def can_write_eof(self):
+        return self._core.can_write_eof()
+
+    def close(self):
+        self._core.close()
+
+    def abort(self):
+        self._core.abort()
+
+    def is_closing(self):
+        return self._core.is_closing()
+
+    def pause_reading(self):
+        self._core.pause_reading()
+
+    def resume_reading(self):
+        self._core.resume_reading()
+
+    def is_reading(self):
+        return self._core.is_reading()
+
+    def get_write_buffer_size(self):
+        return self._core.get_write_buffer_size()
+
+    def get_write_buffer_limits(self):
+        return self._core.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_protocol(self):
+        return self._core.get_protocol()
+
+    def set_protocol(self, protocol):
+        self._core.set_protocol(protocol)
+
+    def get_extra_info(self, name, default=None):
+        if name == "peername":
+            value = self._core.peername()
+        elif name == "sockname":
+            value = self._core.sockname()
+        elif name == "socket":
+            value = self._socket()
+        else:
+            return self._extra.get(name, default)
+        return default if value is None else value
+
+    def _socket(self):
+        if self._sock is None:
+            fd = self._core.fileno()
+            if fd is None:
+                return None
+            self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
+        return self._sock
+
+    def _forget_socket(self):
+        # Called by the Rust side once the connection is lost.
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock._sock.close()
+
+
+class Server(asyncio.AbstractServer):
+    """A listening server: evloop's server under asyncio's API.
+
+    ``sockets`` are ``TransportSocket`` objects over duplicates of the
+    listening fds, closed when the server is closed.
+    """
+
+    def __init__(self, loop, core):
+        self._loop = loop
+        self._core = core
+        self._sockets = None
+
+    def __repr__(self):
+        return f"<evloop.Server sockets={self.sockets!r}>"
+
+    def close(self):
+        self._core.close()
+        sockets, self._sockets = self._sockets, None
+        for sock in sockets or ():
+            sock._sock.close()
+
+    def close_clients(self):
+        self._core.close_clients()
+
+    def abort_clients(self):
+        self._core.abort_clients()
+
+    def get_loop(self):
+        return self._loop
+
+    def is_serving(self):
+        return self._core.is_serving()
+
+    async def start_serving(self):
+        self._core.start_serving()
+        # asyncio yields once so accepting can begin.
+        await asyncio.sleep(0)
+
+    async def serve_forever(self):
+        await _await_core(self._loop, self._core.serve_forever)
+
+    async def wait_closed(self):
+        await _await_core(self._loop, self._core.wait_closed)
+
+    @property
+    def sockets(self):
+        fds = self._core.fds()
+        if not fds:
+            return ()
+        if self._sockets is None:
+            self._sockets = tuple(
+                trsock.TransportSocket(socket.socket(fileno=os.dup(fd))) for fd in fds
+            )
+        return self._sockets
+
+
+async def _await_core(loop, start, *args, **kwargs):
+    """Starts a Rust call that completes an asyncio future, and awaits it;
+    cancelling the awaiting task drops the Rust future."""
+    future = loop.create_future()
+    pending = start(future, *args, **kwargs)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        pending.cancel()
+        raise
+
+
+def _check_tls(ssl, server_hostname=None, **timeouts):
+    if ssl is not None:
+        raise NotImplementedError(f"ssl=: {_TLS_LATER}")
+    if server_hostname is not None:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    for name, value in timeouts.items():
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful with ssl")
+
+
+def _detach(sock, kind):
+    """The fd of a stream socket given as sock=, now owned by evloop."""
+    if sock is None:
+        return None
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+    if kind == "unix" and sock.family != socket.AF_UNIX:
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+    return sock.detach()
+
+
+async def _local_addr(loop, local_addr, family):
+    """local_addr with a numeric host (names resolved off the loop)."""
+    host, port = local_addr[0], local_addr[1]
+    infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned empty list")
+    return infos[0][4][0], infos[0][4][1]
+
+
+class NetworkMixin:
+    """The stream methods of evloop.Loop."""
+
+    async def create_connection(
+        self,
+        protocol_factory,
+        host=None,
+        port=None,
+        *,
+        ssl=None,
+        family=0,
+        proto=0,
+        flags=0,
+        sock=None,
+        local_addr=None,
+        server_hostname=None,
+        ssl_handshake_timeout=None,
+        ssl_shutdown_timeout=None,
+        happy_eyeballs_delay=None,
+        interleave=None,
+        all_errors=False,
+    ):
+        """Connect to host:port (or wrap sock); returns (transport, protocol)."""
+        _check_tls(
+            ssl,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if (host is not None or port is not None) and sock is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        if host is None and port is None and sock is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        if local_addr is not None:
+            local_addr = await _local_addr(self, local_addr, family)
+        if happy_eyeballs_delay is not None and interleave is None:
+            interleave = 1
+        if isinstance(port, str):
+            port = socket.getservbyname(port, "tcp")
+        return await _await_core(
+            self,
+            _core.create_connection,
+            self,
+            protocol_factory,
+            StreamTransport,
+            host,
+            port,
+            fd=_detach(sock, "tcp"),
+            family_raw=int(family),
+            local_addr=local_addr,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            interleave=interleave,
+        )
+
+    async def create_server(
+        self,
+        protocol_factory,
+        host=None,
+        port=None,
+        *,
+        family=socket.AF_UNSPEC,
+        flags=socket.AI_PASSIVE,
+        sock=None,
+        backlog=100,
+        ssl=None,
+        reuse_address=None,
+        reuse_port=None,
+        keep_alive=None,
+        ssl_handshake_timeout=None,
+        ssl_shutdown_timeout=None,
+        start_serving=True,
+    ):
+        """Listen on host:port (or sock); returns an asyncio.AbstractServer."""
+        _check_tls(
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if keep_alive:
+            raise NotImplementedError("create_server(keep_alive=True): not in evloop yet")
+        if (host is not None or port is not None) and sock is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+        if isinstance(host, str):
+            hosts = [] if host == "" else [host]
+        elif host is None:
+            hosts = []
+        else:
+            hosts = [h for h in host if h != ""]
+        if isinstance(port, str):
+            port = socket.getservbyname(port, "tcp")
+        core = await _await_core(
+            self,
+            _core.create_server,
+            self,
+            protocol_factory,
+            StreamTransport,
+            hosts,
+            port or 0,
+            fd=_detach(sock, "tcp"),
+            family_raw=int(family),
+            backlog=backlog,
+            reuse_address=reuse_address,
+            reuse_port=bool(reuse_port),
+            start_serving=start_serving,
+        )
+        server = Server(self, core)
+        if start_serving:
+            # asyncio yields once so accepting can begin.
+            await asyncio.sleep(0)
+        return server
+
+    async def create_unix_connection(
+        self,
+        protocol_factory,
+        path=None,
+        *,
+        ssl=None,
+        sock=None,
+        server_hostname=None,
+        ssl_handshake_timeout=None,
+        ssl_shutdown_timeout=None,
+    ):
+        """Connect to the unix socket at path (or wrap sock)."""
+        _check_tls(
+            ssl,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+        elif sock is None:
+            raise ValueError("no path and sock were specified")
+        return await _await_core(
+            self,
+            _core.create_unix_connection,
+            self,
+            protocol_factory,
+            StreamTransport,
+            path,
+            fd=_detach(sock, "unix"),
+        )
+
+    async def create_unix_server(
+        self,
+        protocol_factory,
+        path=None,
+        *,
+        sock=None,
+        backlog=100,
+        ssl=None,
+        ssl_handshake_timeout=None,
+        ssl_shutdown_timeout=None,
+        start_serving=True,
+        cleanup_socket=True,
+    ):
+        """Listen on the unix socket at path (or sock)."""
+        _check_tls(
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+        elif sock is None:
+            raise ValueError("path was not specified, and no sock specified")
+        core = await _await_core(
+            self,
+            _core.create_unix_server,
+            self,
+            protocol_factory,
+            StreamTransport,
+            path,
+            fd=_detach(sock, "unix"),
+            backlog=backlog,
+            start_serving=start_serving,
+            cleanup_socket=cleanup_socket,
+        )
+        server = Server(self, core)
+        if start_serving:
+            await asyncio.sleep(0)
+        return server
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        """socket.getaddrinfo, run in the default executor."""
+        return await self.run_in_executor(
+            None, socket.getaddrinfo, host, port, family, type, proto, flags
+        )
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        """socket.getnameinfo, run in the default executor."""
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)

@@ -1,0 +1,386 @@
+//! The connection and server calls behind `evloop.Loop.create_connection`,
+//! `create_server` and their unix twins: evloop's transports crate does the
+//! work; these functions translate arguments and complete asyncio futures
+//! (see [`crate::bridge`]). `_Server` is evloop's [`Server`] for Python.
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use evloop_core::EventLoop;
+use evloop_transports::{
+    ConnectOptions, Family, ProtocolHandle, Server, ServerOptions, Transport, UnixConnectOptions,
+    UnixServerOptions,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::bridge::{complete_with, Pending};
+use crate::core_loop::CoreLoop;
+use crate::errors::to_py;
+use crate::transport::{address_to_py, PyProtocol};
+
+/// What every call gets from Python: the loop, the asyncio future to
+/// complete, the protocol factory and the transport class.
+struct Call {
+    event_loop: EventLoop,
+    py_loop: Py<PyAny>,
+    future: Py<PyAny>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+}
+
+impl Call {
+    fn new(
+        core: &Bound<'_, CoreLoop>,
+        future: Py<PyAny>,
+        factory: Py<PyAny>,
+        wrap: Py<PyAny>,
+    ) -> Call {
+        Call {
+            event_loop: core.borrow().event_loop().clone(),
+            py_loop: core.clone().into_any().unbind(),
+            future,
+            factory,
+            wrap,
+        }
+    }
+
+    /// The one-shot factory for a client connection; a factory error is
+    /// kept in `failed` for the caller.
+    fn client_factory(&self, failed: &Rc<RefCell<Option<PyErr>>>) -> impl FnOnce() -> PyProtocol {
+        let (factory, py_loop, wrap) = Python::with_gil(|py| {
+            (
+                self.factory.clone_ref(py),
+                self.py_loop.clone_ref(py),
+                self.wrap.clone_ref(py),
+            )
+        });
+        let failed = failed.clone();
+        move || {
+            Python::with_gil(|py| {
+                let (protocol, error) = PyProtocol::new(py, &factory, &py_loop, &wrap);
+                *failed.borrow_mut() = error;
+                protocol
+            })
+        }
+    }
+
+    /// The per-connection factory of a server; a factory error goes to the
+    /// exception handler (asyncio's "Error on transport creation").
+    fn server_factory(self) -> impl Fn() -> PyProtocol {
+        move || {
+            Python::with_gil(|py| {
+                let (protocol, error) =
+                    PyProtocol::new(py, &self.factory, &self.py_loop, &self.wrap);
+                if let Some(error) = error {
+                    report_accept_error(py, &self.py_loop, error);
+                }
+                protocol
+            })
+        }
+    }
+}
+
+fn report_accept_error(py: Python<'_>, py_loop: &Py<PyAny>, error: PyErr) {
+    let context = pyo3::types::PyDict::new(py);
+    let reported = context
+        .set_item(
+            "message",
+            "Error on transport creation for incoming connection",
+        )
+        .and_then(|()| context.set_item("exception", error.value(py)))
+        .and_then(|()| py_loop.call_method1(py, "call_exception_handler", (context,)));
+    if let Err(failed) = reported {
+        failed.write_unraisable(py, None);
+    }
+}
+
+/// Completes `call.future` with `(transport, protocol)` once `connect` is done.
+fn finish_connection<F>(
+    call: Call,
+    failed: Rc<RefCell<Option<PyErr>>>,
+    connect: F,
+) -> PyResult<Pending>
+where
+    F: std::future::Future<
+            Output = Result<(Transport, ProtocolHandle<PyProtocol>), evloop_core::Error>,
+        > + 'static,
+{
+    let work = async move {
+        let outcome = connect.await;
+        Python::with_gil(|py| {
+            if let Some(error) = failed.borrow_mut().take() {
+                return Err(error);
+            }
+            let (_transport, handle) = outcome.map_err(to_py)?;
+            handle.with(|p| p.pair(py)).map_err(to_py)?
+        })
+    };
+    complete_with(&call.event_loop, call.future, work)
+}
+
+/// Takes ownership of a detached socket's fd (`sock.detach()` in Python).
+fn own_fd(fd: Option<RawFd>) -> PyResult<Option<OwnedFd>> {
+    match fd {
+        Some(fd) if fd < 0 => Err(PyValueError::new_err("sock is closed")),
+        // SAFETY: the Python side detached the socket object from this fd
+        // (`socket.detach()`), so nothing else owns or closes it.
+        Some(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+        None => Ok(None),
+    }
+}
+
+fn family(raw: i32) -> PyResult<Family> {
+    if raw == 0 {
+        return Ok(Family::Unspec);
+    }
+    Family::from_raw(raw).ok_or_else(|| PyValueError::new_err(format!("unsupported family {raw}")))
+}
+
+fn seconds(value: f64, name: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be a non-negative number")))
+}
+
+/// `loop.create_connection` (host/port or an fd from `sock.detach()`).
+#[pyfunction]
+#[pyo3(signature = (future, core, factory, wrap, host, port, *, fd = None, family_raw = 0,
+    local_addr = None, happy_eyeballs_delay = None, interleave = None))]
+#[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
+pub(crate) fn create_connection(
+    future: Py<PyAny>,
+    core: &Bound<'_, CoreLoop>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+    host: Option<String>,
+    port: Option<u16>,
+    fd: Option<RawFd>,
+    family_raw: i32,
+    local_addr: Option<(String, u16)>,
+    happy_eyeballs_delay: Option<f64>,
+    interleave: Option<usize>,
+) -> PyResult<Pending> {
+    let mut options = ConnectOptions::default();
+    options.sock = own_fd(fd)?;
+    options.family = family(family_raw)?;
+    if let Some((ip, port)) = local_addr {
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("local_addr {ip:?} is not numeric")))?;
+        options.local_addr = Some(SocketAddr::new(ip, port));
+    }
+    options.happy_eyeballs_delay = happy_eyeballs_delay
+        .map(|d| seconds(d, "happy_eyeballs_delay"))
+        .transpose()?;
+    options.interleave = interleave;
+    let call = Call::new(core, future, factory, wrap);
+    let failed = Rc::default();
+    let factory = call.client_factory(&failed);
+    let connect = evloop_transports::create_connection(
+        &call.event_loop,
+        factory,
+        host.as_deref(),
+        port,
+        options,
+    );
+    finish_connection(call, failed, connect)
+}
+
+/// `loop.create_unix_connection` (a path or an fd from `sock.detach()`).
+#[pyfunction]
+#[pyo3(signature = (future, core, factory, wrap, path, *, fd = None))]
+pub(crate) fn create_unix_connection(
+    future: Py<PyAny>,
+    core: &Bound<'_, CoreLoop>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+    path: Option<PathBuf>,
+    fd: Option<RawFd>,
+) -> PyResult<Pending> {
+    let mut options = UnixConnectOptions::default();
+    options.sock = own_fd(fd)?;
+    let call = Call::new(core, future, factory, wrap);
+    let failed = Rc::default();
+    let factory = call.client_factory(&failed);
+    let connect = evloop_transports::create_unix_connection(
+        &call.event_loop,
+        factory,
+        path.unwrap_or_default(),
+        options,
+    );
+    finish_connection(call, failed, connect)
+}
+
+/// `loop.create_server`: completes `future` with a `_Server`.
+#[pyfunction]
+#[pyo3(signature = (future, core, factory, wrap, hosts, port, *, fd = None, family_raw = 0,
+    backlog = 100, reuse_address = None, reuse_port = false, start_serving = true))]
+#[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
+pub(crate) fn create_server(
+    future: Py<PyAny>,
+    core: &Bound<'_, CoreLoop>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+    hosts: Vec<String>,
+    port: u16,
+    fd: Option<RawFd>,
+    family_raw: i32,
+    backlog: u32,
+    reuse_address: Option<bool>,
+    reuse_port: bool,
+    start_serving: bool,
+) -> PyResult<Pending> {
+    let mut options = ServerOptions::default()
+        .host(hosts)
+        .port(port)
+        .family(family(family_raw)?)
+        .backlog(backlog)
+        .reuse_port(reuse_port)
+        .start_serving(start_serving);
+    options.reuse_address = reuse_address;
+    options.sock = own_fd(fd)?;
+    let call = Call::new(core, future, factory, wrap);
+    let (event_loop, future) = (
+        call.event_loop.clone(),
+        Python::with_gil(|py| call.future.clone_ref(py)),
+    );
+    let serve = evloop_transports::create_server(&event_loop, call.server_factory(), options);
+    finish_server(&event_loop, future, serve)
+}
+
+/// `loop.create_unix_server`: completes `future` with a `_Server`.
+#[pyfunction]
+#[pyo3(signature = (future, core, factory, wrap, path, *, fd = None, backlog = 100,
+    start_serving = true, cleanup_socket = true))]
+#[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
+pub(crate) fn create_unix_server(
+    future: Py<PyAny>,
+    core: &Bound<'_, CoreLoop>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+    path: Option<PathBuf>,
+    fd: Option<RawFd>,
+    backlog: u32,
+    start_serving: bool,
+    cleanup_socket: bool,
+) -> PyResult<Pending> {
+    let mut options = UnixServerOptions::default()
+        .backlog(backlog)
+        .start_serving(start_serving)
+        .cleanup_socket(cleanup_socket);
+    options.sock = own_fd(fd)?;
+    let call = Call::new(core, future, factory, wrap);
+    let (event_loop, future) = (
+        call.event_loop.clone(),
+        Python::with_gil(|py| call.future.clone_ref(py)),
+    );
+    let serve = evloop_transports::create_unix_server(
+        &event_loop,
+        call.server_factory(),
+        path.as_deref(),
+        options,
+    );
+    finish_server(&event_loop, future, serve)
+}
+
+fn finish_server<F>(event_loop: &EventLoop, future: Py<PyAny>, serve: F) -> PyResult<Pending>
+where
+    F: std::future::Future<Output = Result<Server, evloop_core::Error>> + 'static,
+{
+    let lp = event_loop.clone();
+    complete_with(event_loop, future, async move {
+        let server = serve.await.map_err(to_py)?;
+        Python::with_gil(|py| {
+            Ok(Py::new(
+                py,
+                PyServer {
+                    server,
+                    event_loop: lp,
+                },
+            )?
+            .into_any())
+        })
+    })
+}
+
+/// evloop's listening [`Server`]; `evloop.Server` (an
+/// `asyncio.AbstractServer`) delegates to it.
+#[pyclass(module = "evloop._core", name = "_Server", unsendable)]
+pub struct PyServer {
+    server: Server,
+    event_loop: EventLoop,
+}
+
+impl std::fmt::Debug for PyServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PyServer").finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl PyServer {
+    /// Stops listening (the listening sockets close); connections stay.
+    fn close(&self) {
+        self.server.close();
+    }
+
+    /// True while accepting.
+    fn is_serving(&self) -> bool {
+        self.server.is_serving()
+    }
+
+    /// Starts accepting (idempotent).
+    fn start_serving(&self) -> PyResult<()> {
+        self.server.start_serving().map_err(to_py)
+    }
+
+    /// The listening fds (empty once closed).
+    fn fds(&self) -> Vec<RawFd> {
+        self.server.fds()
+    }
+
+    /// The listening addresses, as the socket module gives them.
+    fn addresses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let addresses = self
+            .server
+            .sockets()
+            .iter()
+            .map(|a| address_to_py(py, a))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, addresses)
+    }
+
+    /// Closes every accepted connection (after flushing).
+    fn close_clients(&self) {
+        self.server.close_clients();
+    }
+
+    /// Aborts every accepted connection.
+    fn abort_clients(&self) {
+        self.server.abort_clients();
+    }
+
+    /// Completes `future` once closed and every connection is gone.
+    fn wait_closed(&self, future: Py<PyAny>) -> PyResult<Pending> {
+        let wait = self.server.wait_closed();
+        complete_with(&self.event_loop, future, async move {
+            wait.await;
+            Ok(Python::with_gil(|py| py.None()))
+        })
+    }
+
+    /// Serves until closed; completes `future` then (with CancelledError,
+    /// as asyncio). Cancelling the returned `_Pending` closes the server.
+    fn serve_forever(&self, future: Py<PyAny>) -> PyResult<Pending> {
+        let serve = self.server.serve_forever();
+        complete_with(&self.event_loop, future, async move {
+            serve.await.map_err(to_py)?;
+            Ok(Python::with_gil(|py| py.None()))
+        })
+    }
+}

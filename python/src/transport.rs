@@ -1,0 +1,481 @@
+//! `_StreamTransport`: evloop's stream [`Transport`] (TCP, unix) for Python,
+//! and [`PyProtocol`], the evloop [`Protocol`] that calls a Python protocol.
+//!
+//! The Python class `evloop.StreamTransport` (an `asyncio.Transport`)
+//! delegates to `_StreamTransport`. Protocol callbacks run with the GIL; an
+//! exception from one goes to the loop's exception handler with asyncio's
+//! keys (`message`, `exception`, `transport`, `protocol`) and aborts the
+//! transport, as asyncio's `_fatal_error` does. KeyboardInterrupt and
+//! SystemExit stop the loop and leave `run_forever` instead.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+
+use evloop_transports::{Address, Protocol, Transport};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
+
+use crate::core_loop::CoreLoop;
+use crate::errors::to_py;
+
+/// The Python protocol of one connection, shared by the transport (for
+/// `get_protocol`/`set_protocol`) and the [`PyProtocol`] that calls it.
+#[derive(Debug, Default)]
+pub(crate) struct Link {
+    protocol: RefCell<Option<Py<PyAny>>>,
+    /// The protocol is an `asyncio.BufferedProtocol`.
+    buffered: Cell<bool>,
+}
+
+impl Link {
+    fn set(&self, py: Python<'_>, protocol: Option<Py<PyAny>>) -> PyResult<()> {
+        let buffered = match &protocol {
+            Some(p) => {
+                let class = py
+                    .import("asyncio")?
+                    .getattr(intern!(py, "BufferedProtocol"))?;
+                p.bind(py).is_instance(&class)?
+            }
+            None => false,
+        };
+        self.buffered.set(buffered);
+        *self.protocol.borrow_mut() = protocol;
+        Ok(())
+    }
+
+    fn get(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.protocol.borrow().as_ref().map(|p| p.clone_ref(py))
+    }
+}
+
+/// evloop's protocol side of a connection: forwards each callback to the
+/// Python protocol.
+pub(crate) struct PyProtocol {
+    link: Rc<Link>,
+    /// The Python loop (`evloop.Loop`), for its exception handler.
+    event_loop: Py<PyAny>,
+    /// `evloop.StreamTransport`, the class that wraps `_StreamTransport`.
+    wrap: Py<PyAny>,
+    /// The Python transport, from `connection_made` to `connection_lost`.
+    transport: Option<Py<PyAny>>,
+    rust: Option<Transport>,
+}
+
+impl PyProtocol {
+    /// A protocol from `factory()`; if it raises, the error is returned
+    /// and the protocol aborts its transport on `connection_made`.
+    pub(crate) fn new(
+        py: Python<'_>,
+        factory: &Py<PyAny>,
+        event_loop: &Py<PyAny>,
+        wrap: &Py<PyAny>,
+    ) -> (PyProtocol, Option<PyErr>) {
+        let link = Rc::new(Link::default());
+        let made = factory
+            .call0(py)
+            .and_then(|p| link.set(py, Some(p.clone_ref(py))).map(|()| p));
+        let protocol = PyProtocol {
+            link,
+            event_loop: event_loop.clone_ref(py),
+            wrap: wrap.clone_ref(py),
+            transport: None,
+            rust: None,
+        };
+        (protocol, made.err())
+    }
+
+    /// The Python transport and protocol, once connected.
+    pub(crate) fn pair(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let transport = self
+            .transport
+            .as_ref()
+            .map(|t| t.clone_ref(py))
+            .ok_or_else(|| PyRuntimeError::new_err("the connection is already closed"))?;
+        let protocol = self.link.get(py);
+        Ok(
+            PyTuple::new(py, [transport, protocol.into_pyobject(py)?.unbind()])?
+                .into_any()
+                .unbind(),
+        )
+    }
+
+    /// asyncio's `_fatal_error`: report `error` and abort the transport.
+    fn fatal(&self, py: Python<'_>, error: PyErr, message: &str) {
+        if !error.is_instance_of::<PyException>(py) {
+            // KeyboardInterrupt, SystemExit: out of run_forever.
+            self.stop_loop(py, error);
+            return;
+        }
+        self.report(py, error, message);
+        if let Some(rust) = &self.rust {
+            rust.abort();
+        }
+    }
+
+    /// Sends `error` to the loop's exception handler with asyncio's keys.
+    fn report(&self, py: Python<'_>, error: PyErr, message: &str) {
+        let reported = (|| -> PyResult<()> {
+            let context = PyDict::new(py);
+            context.set_item("message", message)?;
+            context.set_item("exception", error.value(py))?;
+            context.set_item("transport", self.transport.as_ref().map(|t| t.bind(py)))?;
+            context.set_item("protocol", self.link.get(py))?;
+            self.event_loop
+                .call_method1(py, intern!(py, "call_exception_handler"), (context,))?;
+            Ok(())
+        })();
+        if let Err(failed) = reported {
+            if failed.is_instance_of::<PyException>(py) {
+                failed.write_unraisable(py, None);
+            } else {
+                self.stop_loop(py, failed);
+            }
+        }
+    }
+
+    fn stop_loop(&self, py: Python<'_>, error: PyErr) {
+        match self.event_loop.bind(py).downcast::<CoreLoop>() {
+            Ok(core) => core.borrow().fail(error),
+            Err(_) => error.restore(py),
+        }
+    }
+
+    /// Calls `protocol.<method>(*args)`; `None` once the protocol is gone.
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        method: &Bound<'py, pyo3::types::PyString>,
+        args: impl pyo3::call::PyCallArgs<'py>,
+    ) -> Option<PyResult<Bound<'py, PyAny>>> {
+        let protocol = self.link.get(py)?;
+        Some(protocol.bind(py).call_method1(method, args))
+    }
+
+    /// Feeds `data` to a BufferedProtocol: `get_buffer`, copy, `buffer_updated`.
+    fn feed_buffered(&self, py: Python<'_>, mut data: &[u8]) -> Result<(), (PyErr, &'static str)> {
+        let failed = "Fatal error: protocol.buffer_updated() call failed.";
+        let get_failed = "Fatal error: protocol.get_buffer() call failed.";
+        while !data.is_empty() {
+            let Some(buffer) = self.call(py, intern!(py, "get_buffer"), (data.len(),)) else {
+                return Ok(());
+            };
+            let buffer = buffer.map_err(|e| (e, get_failed))?;
+            let view = PyMemoryView::from(&buffer).map_err(|e| (e, get_failed))?;
+            let room = view.len().map_err(|e| (e, get_failed))?;
+            if room == 0 {
+                let e = PyRuntimeError::new_err("get_buffer() returned an empty buffer");
+                return Err((e, get_failed));
+            }
+            let n = room.min(data.len());
+            let slice = PySlice::new(py, 0, n as isize, 1);
+            view.set_item(slice, PyBytes::new(py, &data[..n]))
+                .map_err(|e| (e, get_failed))?;
+            if let Some(done) = self.call(py, intern!(py, "buffer_updated"), (n,)) {
+                done.map_err(|e| (e, failed))?;
+            }
+            data = &data[n..];
+        }
+        Ok(())
+    }
+}
+
+impl Protocol for PyProtocol {
+    fn connection_made(&mut self, transport: Transport) {
+        Python::with_gil(|py| {
+            self.rust = Some(transport.clone());
+            let core = StreamTransport {
+                transport: transport.clone(),
+                link: self.link.clone(),
+            };
+            let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
+            let wrapped = match wrapped {
+                Ok(wrapped) => wrapped,
+                Err(error) => {
+                    transport.abort();
+                    return self.report(py, error, "Fatal error: cannot wrap the transport.");
+                }
+            };
+            self.transport = Some(wrapped.clone_ref(py));
+            if self.link.get(py).is_none() {
+                // The protocol factory raised: the caller was told.
+                transport.abort();
+                return;
+            }
+            if let Some(Err(error)) = self.call(py, intern!(py, "connection_made"), (wrapped,)) {
+                self.fatal(
+                    py,
+                    error,
+                    "Fatal error: protocol.connection_made() call failed.",
+                );
+            }
+        });
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        Python::with_gil(|py| {
+            if self.link.buffered.get() {
+                if let Err((error, message)) = self.feed_buffered(py, data) {
+                    self.fatal(py, error, message);
+                }
+                return;
+            }
+            let bytes = PyBytes::new(py, data);
+            if let Some(Err(error)) = self.call(py, intern!(py, "data_received"), (bytes,)) {
+                self.fatal(
+                    py,
+                    error,
+                    "Fatal error: protocol.data_received() call failed.",
+                );
+            }
+        });
+    }
+
+    fn eof_received(&mut self) -> bool {
+        Python::with_gil(|py| {
+            match self.call(py, intern!(py, "eof_received"), ()) {
+                None => false,
+                Some(Ok(keep_open)) => keep_open.is_truthy().unwrap_or(false),
+                Some(Err(error)) => {
+                    self.fatal(
+                        py,
+                        error,
+                        "Fatal error: protocol.eof_received() call failed.",
+                    );
+                    // Closed already (aborted); keep evloop from closing twice.
+                    true
+                }
+            }
+        })
+    }
+
+    fn connection_lost(&mut self, error: Option<io::Error>) {
+        Python::with_gil(|py| {
+            let exc = error.map(|e| io_to_py(py, e));
+            if let Some(Err(failed)) = self.call(py, intern!(py, "connection_lost"), (exc,)) {
+                if failed.is_instance_of::<PyException>(py) {
+                    self.report(
+                        py,
+                        failed,
+                        "Exception in callback protocol.connection_lost()",
+                    );
+                } else {
+                    self.stop_loop(py, failed);
+                }
+            }
+            if let Some(wrapped) = self.transport.take() {
+                // Closes the socket object get_extra_info('socket') made.
+                if let Err(failed) = wrapped.call_method0(py, intern!(py, "_forget_socket")) {
+                    failed.write_unraisable(py, Some(wrapped.bind(py)));
+                }
+            }
+            // asyncio lets go of the protocol here too; it breaks the cycle
+            // transport → protocol → transport.
+            let _ = self.link.set(py, None);
+            self.rust = None;
+        });
+    }
+
+    fn pause_writing(&mut self) {
+        Python::with_gil(|py| {
+            if let Some(Err(error)) = self.call(py, intern!(py, "pause_writing"), ()) {
+                self.report(py, error, "protocol.pause_writing() failed");
+            }
+        });
+    }
+
+    fn resume_writing(&mut self) {
+        Python::with_gil(|py| {
+            if let Some(Err(error)) = self.call(py, intern!(py, "resume_writing"), ()) {
+                self.report(py, error, "protocol.resume_writing() failed");
+            }
+        });
+    }
+}
+
+/// `io::Error` as the OSError subclass Python picks for its errno.
+pub(crate) fn io_to_py(py: Python<'_>, error: io::Error) -> Py<PyAny> {
+    to_py(evloop_core::Error::Io(error))
+        .into_value(py)
+        .into_any()
+}
+
+/// The Rust half of `evloop.StreamTransport`: evloop's stream transport.
+#[pyclass(module = "evloop._core", name = "_StreamTransport", unsendable)]
+pub struct StreamTransport {
+    transport: Transport,
+    link: Rc<Link>,
+}
+
+impl std::fmt::Debug for StreamTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTransport").finish_non_exhaustive()
+    }
+}
+
+/// The bytes of a bytes-like object (bytes, bytearray, memoryview), as
+/// asyncio's `write` accepts them.
+fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    if let Ok(bytes) = data.downcast::<PyBytes>() {
+        return Ok(f(bytes.as_bytes()));
+    }
+    if let Ok(array) = data.downcast::<PyByteArray>() {
+        return Ok(f(&array.to_vec()));
+    }
+    if data.downcast::<PyMemoryView>().is_ok() {
+        let copy = data.call_method0(intern!(data.py(), "tobytes"))?;
+        return Ok(f(copy.downcast::<PyBytes>()?.as_bytes()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "data argument must be a bytes-like object, not {:?}",
+        data.get_type().name()?.to_string()
+    )))
+}
+
+#[pymethods]
+impl StreamTransport {
+    /// Writes bytes, bytearray or memoryview data (buffered if the socket
+    /// is full).
+    fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        with_bytes(data, |bytes| self.transport.write(bytes))
+    }
+
+    /// Writes each buffer of an iterable.
+    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
+        for data in lines.try_iter()? {
+            self.write(&data?)?;
+        }
+        Ok(())
+    }
+
+    /// Shuts the write side down once the buffer is flushed.
+    fn write_eof(&self) {
+        self.transport.write_eof();
+    }
+
+    /// True: sockets can half-close.
+    fn can_write_eof(&self) -> bool {
+        self.transport.can_write_eof()
+    }
+
+    /// Closes after flushing; `connection_lost(None)` follows.
+    fn close(&self) {
+        self.transport.close();
+    }
+
+    /// Closes now, dropping the buffer.
+    fn abort(&self) {
+        self.transport.abort();
+    }
+
+    /// True once closing or closed.
+    fn is_closing(&self) -> bool {
+        self.transport.is_closing()
+    }
+
+    /// Stops calling `data_received` until `resume_reading`.
+    fn pause_reading(&self) {
+        self.transport.pause_reading();
+    }
+
+    /// Reads again.
+    fn resume_reading(&self) {
+        self.transport.resume_reading();
+    }
+
+    /// True while reading.
+    fn is_reading(&self) -> bool {
+        self.transport.is_reading()
+    }
+
+    /// Bytes waiting to be written.
+    fn get_write_buffer_size(&self) -> usize {
+        self.transport.get_write_buffer_size()
+    }
+
+    /// `(low, high)` water marks.
+    fn get_write_buffer_limits(&self) -> (usize, usize) {
+        self.transport.get_write_buffer_limits()
+    }
+
+    /// Sets the water marks (asyncio's defaults for `None`).
+    #[pyo3(signature = (high = None, low = None))]
+    fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
+        let size = |v: Option<i64>| -> PyResult<Option<usize>> {
+            v.map(|v| {
+                usize::try_from(v).map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "high ({high:?}) must be >= low ({low:?}) must be >= 0"
+                    ))
+                })
+            })
+            .transpose()
+        };
+        self.transport
+            .set_write_buffer_limits(size(high)?, size(low)?)
+            .map_err(to_py)
+    }
+
+    /// The Python protocol (None once the connection is lost).
+    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.link.get(py)
+    }
+
+    /// Sends the following events to `protocol`.
+    fn set_protocol(&self, py: Python<'_>, protocol: Py<PyAny>) -> PyResult<()> {
+        self.link.set(py, Some(protocol))
+    }
+
+    /// The peer's address as Python's socket module gives it.
+    fn peername(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.transport
+            .peername()
+            .map(|a| address_to_py(py, &a))
+            .transpose()
+    }
+
+    /// Our address as Python's socket module gives it.
+    fn sockname(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.transport
+            .sockname()
+            .map(|a| address_to_py(py, &a))
+            .transpose()
+    }
+
+    /// The socket's fd until the connection is lost.
+    fn fileno(&self) -> Option<i32> {
+        self.transport.fd()
+    }
+}
+
+/// An address as Python's socket module reports it: `(host, port)`,
+/// `(host, port, flowinfo, scope_id)`, a path, an abstract name (bytes
+/// starting with NUL), or `''` for an unnamed unix socket.
+pub(crate) fn address_to_py(py: Python<'_>, address: &Address) -> PyResult<Py<PyAny>> {
+    Ok(match address {
+        Address::Inet(SocketAddr::V4(v4)) => (v4.ip().to_string(), v4.port())
+            .into_pyobject(py)?
+            .into_any()
+            .unbind(),
+        Address::Inet(SocketAddr::V6(v6)) => {
+            (v6.ip().to_string(), v6.port(), v6.flowinfo(), v6.scope_id())
+                .into_pyobject(py)?
+                .into_any()
+                .unbind()
+        }
+        Address::UnixPath(path) => py
+            .import("os")?
+            .call_method1("fsdecode", (PyBytes::new(py, path.as_os_str().as_bytes()),))?
+            .unbind(),
+        Address::UnixAbstract(name) => {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(name);
+            PyBytes::new(py, &bytes).into_any().unbind()
+        }
+        Address::UnixUnnamed => "".into_pyobject(py)?.into_any().unbind(),
+    })
+}
