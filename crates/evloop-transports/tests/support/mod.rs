@@ -25,27 +25,22 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Open fds of this process.
+/// Open fds of this process, read once the count holds still: the same
+/// value three readings in a row, 1 ms apart (at most 100 readings). The
+/// test harness's own threads open and close fds of their own at moments no
+/// lock orders (seen as an fd that is gone before `readlink` can read it),
+/// so a single reading can count one too many; a leak holds still and is
+/// still counted.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-/// [`fd_count`] once it holds still: the same value three readings in a
-/// row, 1 ms apart (at most 100 readings). The test harness's own threads
-/// open and close fds of their own at moments no lock orders (seen as an
-/// fd that is gone before `readlink` can read it), so a single reading can
-/// count one too many; a leak holds still and is still counted.
-pub fn settled_fd_count() -> usize {
-    let mut last = fd_count();
+    let read = || std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
+    let mut last = read();
     let mut same = 1;
     for _ in 0..100 {
         if same == 3 {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
-        let now = fd_count();
+        let now = read();
         same = if now == last { same + 1 } else { 1 };
         last = now;
     }
@@ -100,10 +95,10 @@ thread_local! {
 impl Fixture {
     pub fn new() -> Fixture {
         let serial = serial();
-        let fds_before = settled_fd_count();
+        let fds_before = fd_count();
         let fd_list_before = fd_list();
         let lp = EventLoop::new().expect("loop");
-        let loop_fds = settled_fd_count().saturating_sub(fds_before);
+        let loop_fds = fd_count().saturating_sub(fds_before);
         let errors = Rc::new(RefCell::new(Vec::new()));
         let sink = errors.clone();
         lp.set_exception_handler(Some(move |_: &EventLoop, ctx: &ErrorContext| {
@@ -193,7 +188,7 @@ impl Fixture {
             "unexpected exception-handler calls: {errors:?}"
         );
         self.lp.close().expect("close loop");
-        let after = settled_fd_count();
+        let after = fd_count();
         assert_eq!(
             after,
             self.fds_before,
@@ -518,7 +513,7 @@ pub mod streams;
 /// exception handler was never called and no fd was left open.
 pub fn run_on_fresh_loop<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) -> Fut) {
     let _serial = serial();
-    let before = settled_fd_count();
+    let before = fd_count();
     let lp = EventLoop::new().expect("loop");
     let reports = Rc::new(RefCell::new(Vec::<String>::new()));
     let sink = reports.clone();
@@ -542,5 +537,5 @@ pub fn run_on_fresh_loop<Fut: Future<Output = ()>>(test: impl FnOnce(EventLoop) 
         "exception handler called: {:?}",
         reports.borrow()
     );
-    assert_eq!(settled_fd_count(), before, "fds leaked");
+    assert_eq!(fd_count(), before, "fds leaked");
 }
