@@ -17,4 +17,8 @@ fi
 # From tests/, so that the source tree's evloop/ (without the built
 # extension) does not shadow the installed package.
 cd "$here/tests"
-exec "$venv/bin/python" -m unittest -v "$@"
+# Every test_*.py there (test_loop, test_transports, ...), or what "$@" names.
+if [ $# -eq 0 ]; then
+    set -- discover -v -s . -p "test_*.py"
+fi
+exec "$venv/bin/python" -m unittest "$@"

@@ -196,6 +196,12 @@ class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
 
     # -- threads --------------------------------------------------------
 
+    def is_closed(self):
+        """True once closed. Safe from any thread: asyncio's wrap_future
+        asks it from the executor's worker thread (Python 3.11.7+), and
+        _CoreLoop is bound to the loop's thread."""
+        return self._threadsafe.is_closed()
+
     def call_soon_threadsafe(self, callback, *args, context=None):
         """Schedule callback(*args) from any thread; wakes the loop."""
         return self._threadsafe.call_soon_threadsafe(self, callback, *args, context=context)

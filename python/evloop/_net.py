@@ -149,7 +149,15 @@ class Server(asyncio.AbstractServer):
         await asyncio.sleep(0)
 
     async def serve_forever(self):
-        await _await_core(self._loop, self._core.serve_forever)
+        try:
+            await _await_core(self._loop, self._core.serve_forever)
+        except asyncio.CancelledError:
+            # As asyncio: a cancelled serve_forever closes the server.
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
 
     async def wait_closed(self):
         await _await_core(self._loop, self._core.wait_closed)

@@ -1,0 +1,538 @@
+"""Tests of evloop.Loop's stream transports (issue 13, second slice): TCP and
+unix connections and servers over evloop's transports, Python protocols
+called from them, asyncio streams on top."""
+
+import asyncio
+import os
+import socket
+import tempfile
+import threading
+import unittest
+
+import evloop
+
+MIB = 1024 * 1024
+
+
+class Echo(asyncio.Protocol):
+    """Server side: writes back what it reads; closes on EOF."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+class Collect(asyncio.Protocol):
+    """Client side: records events; `done` resolves on connection_lost."""
+
+    def __init__(self, loop, expect=None):
+        self.data = bytearray()
+        self.events = []
+        self.expect = expect
+        self.got = loop.create_future()
+        self.done = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def data_received(self, data):
+        self.data += data
+        if self.expect is not None and len(self.data) >= self.expect and not self.got.done():
+            self.got.set_result(bytes(self.data))
+
+    def eof_received(self):
+        self.events.append("eof")
+
+    def connection_lost(self, exc):
+        self.events.append(("lost", exc))
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
+class TransportTestCase(unittest.TestCase):
+    def setUp(self):
+        self.loop = evloop.new_event_loop()
+        self.errors = []
+        self.loop.set_exception_handler(lambda loop, context: self.errors.append(context))
+
+    def tearDown(self):
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        self.loop.close()
+
+    def run_async(self, coro, timeout=10):
+        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    async def echo_server(self, factory=Echo):
+        server = await self.loop.create_server(factory, "127.0.0.1", 0)
+        return server, server.sockets[0].getsockname()[1]
+
+
+class TestTcp(TransportTestCase):
+    def test_echo_with_protocols_on_both_sides(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=5), "127.0.0.1", port
+            )
+            self.assertIsInstance(transport, asyncio.Transport)
+            self.assertIs(transport.get_protocol(), client)
+            transport.write(b"hel")
+            transport.write(bytearray(b"l"))
+            transport.writelines([memoryview(b"o")])
+            self.assertEqual(await client.got, b"hello")
+            transport.close()
+            self.assertTrue(transport.is_closing())
+            self.assertIsNone(await client.done)
+            self.assertEqual(client.events[0], "made")
+            self.assertEqual(client.events[-1], ("lost", None))
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+        self.assertEqual(self.errors, [])
+
+    def test_one_mebibyte_is_echoed_byte_exact(self):
+        payload = os.urandom(MIB)
+
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=MIB), "127.0.0.1", port
+            )
+            transport.write(payload)
+            echoed = await client.got
+            transport.close()
+            await client.done
+            server.close()
+            await server.wait_closed()
+            return echoed
+
+        self.assertEqual(self.run_async(main()), payload)
+
+    def test_write_rejects_str(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            with self.assertRaisesRegex(TypeError, "bytes-like"):
+                transport.write("text")
+            transport.close()
+            await client.done
+            server.close()
+
+        self.run_async(main())
+
+    def test_write_eof_reaches_eof_received(self):
+        class HalfClose(asyncio.Protocol):
+            """Answers after the peer's EOF, then closes."""
+
+            def __init__(self):
+                self.data = b""
+
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.data += data
+
+            def eof_received(self):
+                self.transport.write(b"got " + self.data)
+                self.transport.close()
+                return True
+
+        async def main():
+            server, port = await self.echo_server(HalfClose)
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            self.assertTrue(transport.can_write_eof())
+            transport.write(b"abc")
+            transport.write_eof()
+            await client.done
+            server.close()
+            return client
+
+        client = self.run_async(main())
+        self.assertEqual(bytes(client.data), b"got abc")
+        self.assertEqual(client.events, ["made", "eof", ("lost", None)])
+
+    def test_pause_and_resume_reading(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=2), "127.0.0.1", port
+            )
+            self.assertTrue(transport.is_reading())
+            transport.pause_reading()
+            self.assertFalse(transport.is_reading())
+            transport.write(b"hi")
+            await asyncio.sleep(0.1)
+            self.assertEqual(bytes(client.data), b"")
+            transport.resume_reading()
+            self.assertTrue(transport.is_reading())
+            self.assertEqual(await client.got, b"hi")
+            transport.close()
+            await client.done
+            server.close()
+
+        self.run_async(main())
+
+    def test_write_buffer_limits(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            transport.set_write_buffer_limits(high=1000, low=100)
+            self.assertEqual(transport.get_write_buffer_limits(), (100, 1000))
+            transport.set_write_buffer_limits(high=400)
+            self.assertEqual(transport.get_write_buffer_limits(), (100, 400))
+            with self.assertRaises(ValueError):
+                transport.set_write_buffer_limits(high=1, low=10)
+            self.assertEqual(transport.get_write_buffer_size(), 0)
+            transport.abort()
+            await client.done
+            server.close()
+
+        self.run_async(main())
+
+    def test_protocol_exception_goes_to_the_handler_and_closes(self):
+        boom = ValueError("boom")
+
+        class Raising(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                raise boom
+
+        async def main():
+            server, port = await self.echo_server()
+            transport, protocol = await self.loop.create_connection(
+                Raising, "127.0.0.1", port
+            )
+            transport.write(b"x")
+            for _ in range(100):
+                if self.errors:
+                    break
+                await asyncio.sleep(0.01)
+            self.assertTrue(transport.is_closing())
+            server.close()
+            return transport, protocol
+
+        transport, protocol = self.run_async(main())
+        self.assertEqual(len(self.errors), 1)
+        context = self.errors[0]
+        self.assertIs(context["exception"], boom)
+        self.assertIn("data_received", context["message"])
+        self.assertIs(context["transport"], transport)
+        self.assertIs(context["protocol"], protocol)
+
+    def test_protocol_factory_error_is_raised(self):
+        def factory():
+            raise KeyError("no protocol")
+
+        async def main():
+            server, port = await self.echo_server()
+            with self.assertRaises(KeyError):
+                await self.loop.create_connection(factory, "127.0.0.1", port)
+            server.close()
+
+        self.run_async(main())
+
+    def test_connection_refused(self):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()  # nothing listens on port now
+
+        async def main():
+            await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+
+        with self.assertRaises(ConnectionRefusedError):
+            self.run_async(main())
+
+    def test_host_name_is_resolved(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=2), "localhost", port, family=socket.AF_INET
+            )
+            transport.write(b"ok")
+            self.assertEqual(await client.got, b"ok")
+            transport.close()
+            await client.done
+            server.close()
+
+        self.run_async(main())
+
+    def test_get_extra_info(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            peer = transport.get_extra_info("peername")
+            own = transport.get_extra_info("sockname")
+            sock = transport.get_extra_info("socket")
+            self.assertEqual(peer, ("127.0.0.1", port))
+            self.assertEqual(own[0], "127.0.0.1")
+            self.assertEqual(sock.family, socket.AF_INET)
+            self.assertEqual(sock.type, socket.SOCK_STREAM)
+            self.assertEqual(sock.getsockname(), own)
+            self.assertEqual(sock.getpeername(), peer)
+            self.assertIsNone(transport.get_extra_info("sslcontext"))
+            self.assertEqual(transport.get_extra_info("nothing", 42), 42)
+            transport.close()
+            await client.done
+            self.assertIsNone(transport.get_extra_info("socket"))
+            server.close()
+
+        self.run_async(main())
+
+    def test_ssl_is_a_later_slice(self):
+        async def main():
+            await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=True)
+
+        with self.assertRaisesRegex(NotImplementedError, "issue 13"):
+            self.run_async(main())
+
+    def test_cancelled_connect_raises_cancelled(self):
+        async def main():
+            server, port = await self.echo_server()
+            task = asyncio.ensure_future(
+                self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            )
+            # Once the Rust connect has started, before it completes.
+            await asyncio.sleep(0)
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            server.close()
+            # The dropped connect closed its socket, so the server's
+            # connection (if it was accepted) is lost and wait_closed ends.
+            await server.wait_closed()
+
+        self.run_async(main())
+        self.assertEqual(self.errors, [])
+
+    def test_buffered_protocol(self):
+        class Buffered(asyncio.BufferedProtocol):
+            def __init__(self, loop):
+                self.buffer = bytearray(3)
+                self.data = b""
+                self.done = loop.create_future()
+
+            def connection_made(self, transport):
+                transport.write(b"abcdefgh")
+
+            def get_buffer(self, sizehint):
+                return self.buffer
+
+            def buffer_updated(self, nbytes):
+                self.data += bytes(self.buffer[:nbytes])
+                if len(self.data) == 8:
+                    self.done.set_result(self.data)
+
+        async def main():
+            server, port = await self.echo_server()
+            transport, protocol = await self.loop.create_connection(
+                lambda: Buffered(self.loop), "127.0.0.1", port
+            )
+            data = await protocol.done
+            transport.close()
+            server.close()
+            return data
+
+        self.assertEqual(self.run_async(main()), b"abcdefgh")
+
+
+class TestServer(TransportTestCase):
+    def test_close_and_wait_closed(self):
+        async def main():
+            server, port = await self.echo_server()
+            self.assertIsInstance(server, asyncio.AbstractServer)
+            self.assertIs(server.get_loop(), self.loop)
+            self.assertTrue(server.is_serving())
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            server.close()
+            self.assertFalse(server.is_serving())
+            self.assertEqual(server.sockets, ())
+            waiter = asyncio.ensure_future(server.wait_closed())
+            await asyncio.sleep(0.05)
+            # A connection accepted before close() keeps wait_closed waiting.
+            self.assertFalse(waiter.done())
+            transport.close()
+            await asyncio.wait_for(waiter, 5)
+            with self.assertRaises(ConnectionRefusedError):
+                await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+
+        self.run_async(main())
+
+    def test_start_serving_later_and_async_with(self):
+        async def main():
+            server = await self.loop.create_server(
+                Echo, "127.0.0.1", 0, start_serving=False
+            )
+            self.assertFalse(server.is_serving())
+            port = server.sockets[0].getsockname()[1]
+            async with server:
+                await server.start_serving()
+                self.assertTrue(server.is_serving())
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"x\n")
+                self.assertEqual(await reader.readline(), b"x\n")
+                writer.close()
+                await writer.wait_closed()
+            self.assertFalse(server.is_serving())
+
+        self.run_async(main())
+
+    def test_serve_forever_ends_when_cancelled(self):
+        async def main():
+            server, _ = await self.echo_server()
+            task = asyncio.ensure_future(server.serve_forever())
+            await asyncio.sleep(0.05)
+            self.assertTrue(server.is_serving())
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            self.assertFalse(server.is_serving())
+
+        self.run_async(main())
+
+    def test_accept_from_a_plain_socket_peer_in_a_thread(self):
+        payload = os.urandom(200_000)
+        received = []
+
+        def peer(port):
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+                received.append(b"".join(chunks))
+
+        async def main():
+            server, port = await self.echo_server()
+            thread = threading.Thread(target=peer, args=(port,))
+            thread.start()
+            await self.loop.run_in_executor(None, thread.join)
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+        self.assertEqual(received, [payload])
+
+    def test_connect_to_a_plain_socket_peer_in_a_thread(self):
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+
+        def peer():
+            conn, _ = listener.accept()
+            with conn:
+                data = conn.recv(100)
+                conn.sendall(data.upper())
+            listener.close()
+
+        thread = threading.Thread(target=peer)
+        thread.start()
+
+        async def main():
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            transport.write(b"shout")
+            await client.done
+            return client
+
+        client = self.run_async(main())
+        thread.join()
+        self.assertEqual(bytes(client.data), b"SHOUT")
+        self.assertEqual(client.events, ["made", "eof", ("lost", None)])
+
+    def test_sock_argument(self):
+        async def main():
+            listener = socket.create_server(("127.0.0.1", 0))
+            port = listener.getsockname()[1]
+            server = await self.loop.create_server(Echo, sock=listener)
+            client_sock = socket.create_connection(("127.0.0.1", port))
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=3), sock=client_sock
+            )
+            transport.write(b"via")
+            self.assertEqual(await client.got, b"via")
+            transport.close()
+            await client.done
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+
+
+class TestStreams(TransportTestCase):
+    def test_open_connection_and_start_server_echo(self):
+        async def handle(reader, writer):
+            while line := await reader.readline():
+                writer.write(line.upper())
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async def main():
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            lines = []
+            # 50 000 bytes: under StreamReader's 64 KiB line limit.
+            for word in (b"one\n", b"two\n", b"x" * 50_000 + b"\n"):
+                writer.write(word)
+                await writer.drain()
+                lines.append(await reader.readline())
+            writer.write_eof()
+            self.assertEqual(await reader.read(), b"")
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return lines
+
+        lines = self.run_async(main())
+        self.assertEqual(lines, [b"ONE\n", b"TWO\n", b"X" * 50_000 + b"\n"])
+        self.assertEqual(self.errors, [])
+
+
+class TestUnix(TransportTestCase):
+    def test_unix_echo_with_streams(self):
+        async def handle(reader, writer):
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        async def main(path):
+            server = await asyncio.start_unix_server(handle, path)
+            reader, writer = await asyncio.open_unix_connection(path)
+            self.assertEqual(writer.get_extra_info("peername"), path)
+            writer.write(b"over unix\n")
+            line = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return line
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "sock")
+            self.assertEqual(self.run_async(main(path)), b"over unix\n")
+            self.assertFalse(os.path.exists(path))
+
+
+if __name__ == "__main__":
+    unittest.main()
