@@ -28,7 +28,7 @@ class StreamTransport(asyncio.Transport):
     from the transport's); it is closed when the connection is lost.
     """
 
-    __slots__ = ("_core", "_sock")
+    __slots__ = ("_core", "_sock", "__weakref__")
 
     def __init__(self, core):
         super().__init__()

@@ -61,8 +61,11 @@ pub(crate) struct PyProtocol {
     event_loop: Py<PyAny>,
     /// `evloop.StreamTransport`, the class that wraps `_StreamTransport`.
     wrap: Py<PyAny>,
-    /// The Python transport, from `connection_made` to `connection_lost`.
+    /// The Python transport, from `connection_made` on.
     transport: Option<Py<PyAny>>,
+    /// The protocol the factory made, for `create_connection`'s result
+    /// (which may come after `connection_lost` let go of `link`'s).
+    made: Option<Py<PyAny>>,
     rust: Option<Transport>,
 }
 
@@ -79,14 +82,19 @@ impl PyProtocol {
         let made = factory
             .call0(py)
             .and_then(|p| link.set(py, Some(p.clone_ref(py))).map(|()| p));
+        let (made, error) = match made {
+            Ok(made) => (Some(made), None),
+            Err(error) => (None, Some(error)),
+        };
         let protocol = PyProtocol {
             link,
             event_loop: event_loop.clone_ref(py),
             wrap: wrap.clone_ref(py),
             transport: None,
+            made,
             rust: None,
         };
-        (protocol, made.err())
+        (protocol, error)
     }
 
     /// The Python transport and protocol, once connected.
@@ -95,8 +103,8 @@ impl PyProtocol {
             .transport
             .as_ref()
             .map(|t| t.clone_ref(py))
-            .ok_or_else(|| PyRuntimeError::new_err("the connection is already closed"))?;
-        let protocol = self.link.get(py);
+            .ok_or_else(|| PyRuntimeError::new_err("the connection was never made"))?;
+        let protocol = self.made.as_ref().map(|p| p.clone_ref(py));
         Ok(
             PyTuple::new(py, [transport, protocol.into_pyobject(py)?.unbind()])?
                 .into_any()
@@ -267,7 +275,7 @@ impl Protocol for PyProtocol {
                     self.stop_loop(py, failed);
                 }
             }
-            if let Some(wrapped) = self.transport.take() {
+            if let Some(wrapped) = &self.transport {
                 // Closes the socket object get_extra_info('socket') made.
                 if let Err(failed) = wrapped.call_method0(py, intern!(py, "_forget_socket")) {
                     failed.write_unraisable(py, Some(wrapped.bind(py)));

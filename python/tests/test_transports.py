@@ -3,11 +3,13 @@ unix connections and servers over evloop's transports, Python protocols
 called from them, asyncio streams on top."""
 
 import asyncio
+import gc
 import os
 import socket
 import tempfile
 import threading
 import unittest
+import weakref
 
 import evloop
 
@@ -231,6 +233,95 @@ class TestTcp(TransportTestCase):
         self.assertIn("data_received", context["message"])
         self.assertIs(context["transport"], transport)
         self.assertIs(context["protocol"], protocol)
+
+    def test_a_raise_in_each_protocol_method_is_reported(self):
+        for method in ("connection_made", "data_received", "eof_received", "connection_lost"):
+            with self.subTest(method=method):
+                self.errors.clear()
+                self.run_async(self.raise_in(method))
+                self.assertEqual(len(self.errors), 1, self.errors)
+                self.assertIsInstance(self.errors[0]["exception"], ZeroDivisionError)
+                self.assertIn(method, self.errors[0]["message"])
+
+    async def raise_in(self, method):
+        lost = self.loop.create_future()
+
+        class Raising(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+                if method == "connection_made":
+                    1 / 0
+
+            def data_received(self, data):
+                if method == "data_received":
+                    1 / 0
+
+            def eof_received(self):
+                if method == "eof_received":
+                    1 / 0
+
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+                if method == "connection_lost":
+                    1 / 0
+
+        class Peer(asyncio.Protocol):
+            def connection_made(self, transport):
+                transport.write(b"data")
+                transport.write_eof()
+
+        server, port = await self.echo_server(Peer)
+        transport, _ = await self.loop.create_connection(Raising, "127.0.0.1", port)
+        await lost
+        await asyncio.sleep(0)
+        self.assertTrue(transport.is_closing())
+        server.close()
+        await server.wait_closed()
+
+    def test_transport_after_close(self):
+        async def main():
+            server, port = await self.echo_server()
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop), "127.0.0.1", port
+            )
+            transport.close()
+            transport.close()
+            await client.done
+            transport.write(b"dropped")
+            transport.abort()
+            self.assertTrue(transport.is_closing())
+            self.assertFalse(transport.is_reading())
+            self.assertIsNone(transport.get_protocol())
+            self.assertIsNone(transport.get_extra_info("socket"))
+            self.assertEqual(transport.get_extra_info("peername"), ("127.0.0.1", port))
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+
+    def test_closed_connections_are_freed(self):
+        refs = []
+
+        async def once(port):
+            transport, client = await self.loop.create_connection(
+                lambda: Collect(self.loop, expect=1), "127.0.0.1", port
+            )
+            transport.write(b"x")
+            await client.got
+            transport.close()
+            await client.done
+            refs.extend([weakref.ref(transport), weakref.ref(client)])
+
+        async def main():
+            server, port = await self.echo_server()
+            for _ in range(200):
+                await once(port)
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+        gc.collect()
+        self.assertEqual([r for r in refs if r() is not None], [])
 
     def test_protocol_factory_error_is_raised(self):
         def factory():
