@@ -103,6 +103,16 @@ class StreamTransport(asyncio.Transport):
             self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
         return self._sock
 
+    def _adopt(self, sock):
+        """Makes the caller's sock= object this transport's 'socket'."""
+        if sock is None:
+            return
+        old, self._sock = self._sock, trsock.TransportSocket(sock)
+        if old is not None:
+            old._sock.close()
+        if self._core.fileno() is None:  # lost already
+            self._forget_socket()
+
     def _forget_socket(self):
         # Called by the Rust side once the connection is lost.
         sock, self._sock = self._sock, None
@@ -117,10 +127,11 @@ class Server(asyncio.AbstractServer):
     listening fds, closed when the server is closed.
     """
 
-    def __init__(self, loop, core):
+    def __init__(self, loop, core, sock=None):
         self._loop = loop
         self._core = core
-        self._sockets = None
+        # The caller's sock= object, else duplicates made on demand.
+        self._sockets = None if sock is None else (trsock.TransportSocket(sock),)
 
     def __repr__(self):
         return f"<evloop.Server sockets={self.sockets!r}>"
@@ -196,15 +207,17 @@ def _check_tls(ssl, server_hostname=None, **timeouts):
             raise ValueError(f"{name} is only meaningful with ssl")
 
 
-def _detach(sock, kind):
-    """The fd of a stream socket given as sock=, now owned by evloop."""
+def _dup(sock, kind):
+    """A duplicate of sock='s fd for evloop to own. The socket object stays
+    open (callers keep using it, e.g. ``getsockname()``) and is closed with
+    the transport or server, as asyncio closes it."""
     if sock is None:
         return None
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
     if kind == "unix" and sock.family != socket.AF_UNIX:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-    return sock.detach()
+    return os.dup(sock.fileno())
 
 
 async def _local_addr(loop, local_addr, family):
@@ -255,7 +268,7 @@ class NetworkMixin:
             interleave = 1
         if isinstance(port, str):
             port = socket.getservbyname(port, "tcp")
-        return await _await_core(
+        transport, protocol = await _await_core(
             self,
             _core.create_connection,
             self,
@@ -263,12 +276,14 @@ class NetworkMixin:
             StreamTransport,
             host,
             port,
-            fd=_detach(sock, "tcp"),
+            fd=_dup(sock, "tcp"),
             family_raw=int(family),
             local_addr=local_addr,
             happy_eyeballs_delay=happy_eyeballs_delay,
             interleave=interleave,
         )
+        transport._adopt(sock)
+        return transport, protocol
 
     async def create_server(
         self,
@@ -314,14 +329,14 @@ class NetworkMixin:
             StreamTransport,
             hosts,
             port or 0,
-            fd=_detach(sock, "tcp"),
+            fd=_dup(sock, "tcp"),
             family_raw=int(family),
             backlog=backlog,
             reuse_address=reuse_address,
             reuse_port=bool(reuse_port),
             start_serving=start_serving,
         )
-        server = Server(self, core)
+        server = Server(self, core, sock)
         if start_serving:
             # asyncio yields once so accepting can begin.
             await asyncio.sleep(0)
@@ -351,15 +366,17 @@ class NetworkMixin:
             path = os.fspath(path)
         elif sock is None:
             raise ValueError("no path and sock were specified")
-        return await _await_core(
+        transport, protocol = await _await_core(
             self,
             _core.create_unix_connection,
             self,
             protocol_factory,
             StreamTransport,
             path,
-            fd=_detach(sock, "unix"),
+            fd=_dup(sock, "unix"),
         )
+        transport._adopt(sock)
+        return transport, protocol
 
     async def create_unix_server(
         self,
@@ -393,12 +410,12 @@ class NetworkMixin:
             protocol_factory,
             StreamTransport,
             path,
-            fd=_detach(sock, "unix"),
+            fd=_dup(sock, "unix"),
             backlog=backlog,
             start_serving=start_serving,
             cleanup_socket=cleanup_socket,
         )
-        server = Server(self, core)
+        server = Server(self, core, sock)
         if start_serving:
             await asyncio.sleep(0)
         return server

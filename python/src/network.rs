@@ -124,12 +124,13 @@ where
     complete_with(&call.event_loop, call.future, work)
 }
 
-/// Takes ownership of a detached socket's fd (`sock.detach()` in Python).
+/// Takes ownership of the fd of a `sock=` argument (an `os.dup` the Python
+/// side made for evloop).
 fn own_fd(fd: Option<RawFd>) -> PyResult<Option<OwnedFd>> {
     match fd {
         Some(fd) if fd < 0 => Err(PyValueError::new_err("sock is closed")),
-        // SAFETY: the Python side detached the socket object from this fd
-        // (`socket.detach()`), so nothing else owns or closes it.
+        // SAFETY: the Python side made this fd with `os.dup` for this call
+        // and keeps no other handle to it, so nothing else closes it.
         Some(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
         None => Ok(None),
     }
@@ -147,7 +148,7 @@ fn seconds(value: f64, name: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{name} must be a non-negative number")))
 }
 
-/// `loop.create_connection` (host/port or an fd from `sock.detach()`).
+/// `loop.create_connection` (host/port or a `sock=` fd).
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, host, port, *, fd = None, family_raw = 0,
     local_addr = None, happy_eyeballs_delay = None, interleave = None))]
@@ -191,7 +192,7 @@ pub(crate) fn create_connection(
     finish_connection(call, failed, connect)
 }
 
-/// `loop.create_unix_connection` (a path or an fd from `sock.detach()`).
+/// `loop.create_unix_connection` (a path or a `sock=` fd).
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, path, *, fd = None))]
 pub(crate) fn create_unix_connection(

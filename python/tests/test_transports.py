@@ -554,15 +554,22 @@ class TestServer(TransportTestCase):
             listener = socket.create_server(("127.0.0.1", 0))
             port = listener.getsockname()[1]
             server = await self.loop.create_server(Echo, sock=listener)
+            # The caller's socket objects stay usable, as with asyncio.
+            self.assertEqual(listener.getsockname()[1], port)
+            self.assertEqual(server.sockets[0].fileno(), listener.fileno())
             client_sock = socket.create_connection(("127.0.0.1", port))
             transport, client = await self.loop.create_connection(
                 lambda: Collect(self.loop, expect=3), sock=client_sock
             )
+            self.assertEqual(transport.get_extra_info("socket").fileno(), client_sock.fileno())
             transport.write(b"via")
             self.assertEqual(await client.got, b"via")
             transport.close()
             await client.done
+            # ... and are closed with the transport and the server.
+            self.assertEqual(client_sock.fileno(), -1)
             server.close()
+            self.assertEqual(listener.fileno(), -1)
             await server.wait_closed()
 
         self.run_async(main())
