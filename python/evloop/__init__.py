@@ -409,7 +409,6 @@ class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     for _name in (
         "sendfile",
         "start_tls",
-        "connect_accepted_socket",
         "create_datagram_endpoint",
         "sock_recv",
         "sock_recv_into",

@@ -420,6 +420,32 @@ class NetworkMixin:
             await asyncio.sleep(0)
         return server
 
+    async def connect_accepted_socket(
+        self,
+        protocol_factory,
+        sock,
+        *,
+        ssl=None,
+        ssl_handshake_timeout=None,
+        ssl_shutdown_timeout=None,
+    ):
+        """Wrap an accepted stream socket in a transport."""
+        _check_tls(
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        transport, protocol = await _await_core(
+            self,
+            _core.connect_accepted_socket,
+            self,
+            protocol_factory,
+            StreamTransport,
+            _dup(sock, "tcp"),
+        )
+        transport._adopt(sock)
+        return transport, protocol
+
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
         """socket.getaddrinfo, run in the default executor."""
         return await self.run_in_executor(

@@ -38,12 +38,41 @@ fn cancelled(message: Option<String>) -> PyErr {
 }
 
 /// `OSError(errno, message)`, which Python turns into the errno's subclass
-/// (`ConnectionRefusedError`, …); the message without Rust's
-/// " (os error N)" suffix.
+/// (`ConnectionRefusedError`, …), with the message less Rust's
+/// " (os error N)" suffix. The transports add context to some errors (the
+/// address a bind failed on), which drops the raw errno: it is then read
+/// back from that suffix, or from the error's kind.
 fn io_error(io: &std::io::Error) -> PyErr {
-    let errno = io.raw_os_error().unwrap_or(0);
     let text = io.to_string();
-    let suffix = format!(" (os error {errno})");
-    let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
+    let (message, suffix_errno) = match text.rsplit_once(" (os error ") {
+        Some((head, tail)) => match tail.strip_suffix(')').and_then(|n| n.parse::<i32>().ok()) {
+            Some(errno) => (head.to_owned(), Some(errno)),
+            None => (text.clone(), None),
+        },
+        None => (text.clone(), None),
+    };
+    let errno = io
+        .raw_os_error()
+        .or(suffix_errno)
+        .or_else(|| kind_errno(io.kind()))
+        .unwrap_or(0);
     PyOSError::new_err((errno, message))
+}
+
+/// The errno of an error kind that has one obvious errno.
+fn kind_errno(kind: std::io::ErrorKind) -> Option<i32> {
+    use std::io::ErrorKind as K;
+    Some(match kind {
+        K::ConnectionRefused => libc::ECONNREFUSED,
+        K::ConnectionReset => libc::ECONNRESET,
+        K::ConnectionAborted => libc::ECONNABORTED,
+        K::NotConnected => libc::ENOTCONN,
+        K::AddrInUse => libc::EADDRINUSE,
+        K::AddrNotAvailable => libc::EADDRNOTAVAIL,
+        K::BrokenPipe => libc::EPIPE,
+        K::TimedOut => libc::ETIMEDOUT,
+        K::NotFound => libc::ENOENT,
+        K::PermissionDenied => libc::EACCES,
+        _ => return None,
+    })
 }

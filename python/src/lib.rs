@@ -52,6 +52,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(network::create_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_server, m)?)?;
+    m.add_function(wrap_pyfunction!(network::connect_accepted_socket, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_server, m)?)?;
     Ok(())
 }

@@ -217,6 +217,23 @@ pub(crate) fn create_unix_connection(
     finish_connection(call, failed, connect)
 }
 
+/// `loop.connect_accepted_socket` (a `sock=` fd).
+#[pyfunction]
+pub(crate) fn connect_accepted_socket(
+    future: Py<PyAny>,
+    core: &Bound<'_, CoreLoop>,
+    factory: Py<PyAny>,
+    wrap: Py<PyAny>,
+    fd: RawFd,
+) -> PyResult<Pending> {
+    let sock = own_fd(Some(fd))?.ok_or_else(|| PyValueError::new_err("no sock"))?;
+    let call = Call::new(core, future, factory, wrap);
+    let failed = Rc::default();
+    let factory = call.client_factory(&failed);
+    let connect = evloop_transports::connect_accepted_socket(&call.event_loop, factory, sock, None);
+    finish_connection(call, failed, connect)
+}
+
 /// `loop.create_server`: completes `future` with a `_Server`.
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, hosts, port, *, fd = None, family_raw = 0,

@@ -3,6 +3,7 @@ unix connections and servers over evloop's transports, Python protocols
 called from them, asyncio streams on top."""
 
 import asyncio
+import errno
 import gc
 import os
 import socket
@@ -346,6 +347,36 @@ class TestTcp(TransportTestCase):
 
         with self.assertRaises(ConnectionRefusedError):
             self.run_async(main())
+
+    def test_address_in_use_keeps_its_errno(self):
+        taken = socket.create_server(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+
+        async def main():
+            await self.loop.create_server(Echo, "127.0.0.1", port, reuse_address=False)
+
+        try:
+            with self.assertRaises(OSError) as caught:
+                self.run_async(main())
+        finally:
+            taken.close()
+        self.assertEqual(caught.exception.errno, errno.EADDRINUSE)
+        self.assertNotIn("os error", str(caught.exception))
+
+    def test_connect_accepted_socket(self):
+        async def main():
+            listener = socket.create_server(("127.0.0.1", 0))
+            client = socket.create_connection(listener.getsockname())
+            accepted, _ = await self.loop.run_in_executor(None, listener.accept)
+            listener.close()
+            transport, _ = await self.loop.connect_accepted_socket(Echo, accepted)
+            client.sendall(b"accepted")
+            reply = await self.loop.run_in_executor(None, client.recv, 100)
+            client.close()
+            transport.close()
+            return reply
+
+        self.assertEqual(self.run_async(main()), b"accepted")
 
     def test_host_name_is_resolved(self):
         async def main():
