@@ -324,6 +324,32 @@ class TestTcp(TransportTestCase):
         gc.collect()
         self.assertEqual([r for r in refs if r() is not None], [])
 
+    def test_keyboard_interrupt_in_a_protocol_leaves_run_forever(self):
+        class Interrupting(asyncio.Protocol):
+            def data_received(self, data):
+                raise KeyboardInterrupt
+
+        held = []
+
+        async def main():
+            server, port = await self.echo_server()
+            transport, _ = await self.loop.create_connection(
+                Interrupting, "127.0.0.1", port
+            )
+            held.extend([server, transport])
+            transport.write(b"x")
+            await asyncio.sleep(10)
+
+        task = self.loop.create_task(main())
+        with self.assertRaises(KeyboardInterrupt):
+            self.loop.run_until_complete(task)
+        self.assertEqual(self.errors, [])
+        server, transport = held
+        transport.close()
+        server.close()
+        task.cancel()
+        self.loop.run_until_complete(asyncio.gather(task, server.wait_closed(), return_exceptions=True))
+
     def test_protocol_factory_error_is_raised(self):
         def factory():
             raise KeyError("no protocol")
