@@ -43,7 +43,10 @@ __all__ = (
 logger = logging.getLogger("asyncio")
 
 # What the rest of issue 13 brings; until then these raise.
-_LATER = "not in evloop's Python binding yet (issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses, signals)"
+_LATER = (
+    "not in evloop's Python binding yet "
+    "(issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses, signals)"
+)
 
 
 def _not_yet(name):

@@ -348,7 +348,9 @@ class TestTcp(TransportTestCase):
         transport.close()
         server.close()
         task.cancel()
-        self.loop.run_until_complete(asyncio.gather(task, server.wait_closed(), return_exceptions=True))
+        self.loop.run_until_complete(
+            asyncio.gather(task, server.wait_closed(), return_exceptions=True)
+        )
 
     def test_protocol_factory_error_is_raised(self):
         def factory():
