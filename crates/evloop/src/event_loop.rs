@@ -88,6 +88,42 @@ impl Builder {
         self
     }
 
+    /// Wraps each poll that may block (never the zero-timeout polls of a
+    /// busy loop) in `hook`, which must call the `poll` it is given, once:
+    /// an embedder releases its own lock there (a Python binding releases
+    /// the GIL while the loop sleeps). A hook that does not call it gets a
+    /// non-blocking poll instead. See `evloop_core::Builder::around_blocking_poll`.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// use evloop::EventLoop;
+    ///
+    /// let sleeps = Rc::new(Cell::new(0));
+    /// let seen = sleeps.clone();
+    /// let lp = EventLoop::builder()
+    ///     .around_blocking_poll(move |_lp: &EventLoop, poll| {
+    ///         seen.set(seen.get() + 1);
+    ///         poll();
+    ///     })
+    ///     .build()?;
+    /// let stopper = lp.clone();
+    /// lp.call_later(Duration::from_millis(1), move || stopper.stop())?;
+    /// lp.run_forever()?;
+    /// assert!(sleeps.get() >= 1);
+    /// lp.close()?;
+    /// # Ok::<(), evloop::Error>(())
+    /// ```
+    pub fn around_blocking_poll(
+        &mut self,
+        hook: impl Fn(&EventLoop, &mut (dyn FnMut() + Send)) + 'static,
+    ) -> &mut Self {
+        self.core
+            .around_blocking_poll(move |core, poll| hook(&EventLoop::from(core.clone()), poll));
+        self
+    }
+
     /// Sets the I/O polling mode outright (`IoPolling::RELAXED` is 64
     /// callbacks or 1 ms; the default, `IoPolling::EveryIteration`, is
     /// asyncio's).
