@@ -7,8 +7,9 @@ Python: futures and tasks (asyncio's own, C-accelerated), the exception
 handler, async generator hooks, the default executor.
 
 TCP and unix stream connections and servers are evloop's transports
-(``evloop._net``); UDP, ``sock_*``, TLS, pipes, subprocesses and signal
-handlers still raise NotImplementedError (see python/README.md).
+(``evloop._net``); signal handlers are evloop's (``evloop._signals``).
+UDP, ``sock_*``, TLS, pipes and subprocesses still raise
+NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from asyncio import events
 
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
+from ._signals import SignalMixin
 
 __all__ = (
     "Loop",
@@ -45,7 +47,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses, signals)"
+    "(issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses)"
 )
 
 
@@ -63,7 +65,7 @@ def _not_yet(name):
     return fn
 
 
-class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
+class Loop(_CoreLoop, NetworkMixin, SignalMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose machinery is evloop's."""
 
     def __init__(self):
@@ -77,6 +79,7 @@ class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
         self._asyncgens_shutdown_called = False
         self._thread_id = None
         self._wakeup = None
+        self._signal_handlers = {}
         self.slow_callback_duration = 0.1
 
     def __repr__(self):
@@ -147,6 +150,7 @@ class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
+        self._remove_signal_handlers()
         self._close()
         executor = self._default_executor
         if executor is not None:
@@ -426,8 +430,6 @@ class Loop(_CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
         "connect_write_pipe",
         "subprocess_shell",
         "subprocess_exec",
-        "add_signal_handler",
-        "remove_signal_handler",
     ):
         locals()[_name] = _not_yet(_name)
     del _name

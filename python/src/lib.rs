@@ -11,6 +11,9 @@
 //! [`StreamTransport`] and [`PyServer`] are the transport and server under
 //! `evloop.StreamTransport` and `evloop.Server`.
 //!
+//! Signal handlers (`signals`) are evloop-signals': evloop owns the
+//! `sigaction` and runs the signal's [`Handle`] on the loop.
+//!
 //! # The GIL
 //!
 //! The loop sleeps in its reactor's poll. It does so without the GIL: the
@@ -28,6 +31,7 @@ mod errors;
 mod handle;
 mod network;
 mod resolver;
+mod signals;
 mod transport;
 
 use pyo3::prelude::*;
@@ -54,5 +58,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(network::create_server, m)?)?;
     m.add_function(wrap_pyfunction!(network::connect_accepted_socket, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_server, m)?)?;
+    m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
+    m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
     Ok(())
 }
