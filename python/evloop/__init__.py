@@ -29,12 +29,14 @@ from asyncio import events
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
 from ._signals import SignalMixin
+from ._udp import DatagramMixin, DatagramTransport
 
 __all__ = (
     "Loop",
     "Handle",
     "TimerHandle",
     "StreamTransport",
+    "DatagramTransport",
     "Server",
     "EventLoopPolicy",
     "new_event_loop",
@@ -65,7 +67,7 @@ def _not_yet(name):
     return fn
 
 
-class Loop(_CoreLoop, NetworkMixin, SignalMixin, asyncio.AbstractEventLoop):
+class Loop(_CoreLoop, NetworkMixin, DatagramMixin, SignalMixin, asyncio.AbstractEventLoop):
     """An asyncio event loop whose machinery is evloop's."""
 
     def __init__(self):
@@ -416,7 +418,6 @@ class Loop(_CoreLoop, NetworkMixin, SignalMixin, asyncio.AbstractEventLoop):
     for _name in (
         "sendfile",
         "start_tls",
-        "create_datagram_endpoint",
         "sock_recv",
         "sock_recv_into",
         "sock_recvfrom",

@@ -27,6 +27,7 @@
 
 mod bridge;
 mod core_loop;
+mod datagram;
 mod errors;
 mod handle;
 mod network;
@@ -38,6 +39,7 @@ use pyo3::prelude::*;
 
 pub use bridge::Pending;
 pub use core_loop::{CoreLoop, RemoteLoop};
+pub use datagram::PyDatagramTransport;
 pub use handle::{Handle, TimerHandle};
 pub use network::PyServer;
 pub use transport::StreamTransport;
@@ -52,12 +54,18 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<TimerHandle>()?;
     m.add_class::<StreamTransport>()?;
     m.add_class::<PyServer>()?;
+    m.add_class::<PyDatagramTransport>()?;
     m.add_class::<Pending>()?;
     m.add_function(wrap_pyfunction!(network::create_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_server, m)?)?;
     m.add_function(wrap_pyfunction!(network::connect_accepted_socket, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_server, m)?)?;
+    m.add_function(wrap_pyfunction!(datagram::create_datagram_endpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(
+        datagram::create_unix_datagram_endpoint,
+        m
+    )?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
     Ok(())

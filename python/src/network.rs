@@ -126,7 +126,7 @@ where
 
 /// Takes ownership of the fd of a `sock=` argument (an `os.dup` the Python
 /// side made for evloop).
-fn own_fd(fd: Option<RawFd>) -> PyResult<Option<OwnedFd>> {
+pub(crate) fn own_fd(fd: Option<RawFd>) -> PyResult<Option<OwnedFd>> {
     match fd {
         Some(fd) if fd < 0 => Err(PyValueError::new_err("sock is closed")),
         // SAFETY: the Python side made this fd with `os.dup` for this call
@@ -136,7 +136,7 @@ fn own_fd(fd: Option<RawFd>) -> PyResult<Option<OwnedFd>> {
     }
 }
 
-fn family(raw: i32) -> PyResult<Family> {
+pub(crate) fn family(raw: i32) -> PyResult<Family> {
     if raw == 0 {
         return Ok(Family::Unspec);
     }

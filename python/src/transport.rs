@@ -327,7 +327,7 @@ impl std::fmt::Debug for StreamTransport {
 
 /// The bytes of a bytes-like object (bytes, bytearray, memoryview), as
 /// asyncio's `write` accepts them.
-fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(bytes) = data.downcast::<PyBytes>() {
         return Ok(f(bytes.as_bytes()));
     }
