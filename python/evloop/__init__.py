@@ -7,9 +7,10 @@ Python: futures and tasks (asyncio's own, C-accelerated), the exception
 handler, async generator hooks, the default executor.
 
 TCP and unix stream connections and servers are evloop's transports
-(``evloop._net``); signal handlers are evloop's (``evloop._signals``).
-UDP, ``sock_*``, TLS, pipes and subprocesses still raise
-NotImplementedError (see python/README.md).
+(``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
+the ``sock_*`` coroutines (``evloop._sock``) and signal handlers
+(``evloop._signals``). ``sendfile``, TLS, pipes and subprocesses still
+raise NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from asyncio import events
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
 from ._signals import SignalMixin
+from ._sock import SockMixin
 from ._udp import DatagramMixin, DatagramTransport
 
 __all__ = (
@@ -49,7 +51,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: UDP, sock_*, sendfile, TLS, pipes, subprocesses)"
+    "(issue 13: sendfile, TLS, pipes, subprocesses)"
 )
 
 
@@ -57,17 +59,14 @@ def _not_yet(name):
     async def method(self, *args, **kwargs):
         raise NotImplementedError(f"evloop.Loop.{name}: {_LATER}")
 
-    def plain(self, *args, **kwargs):
-        raise NotImplementedError(f"evloop.Loop.{name}: {_LATER}")
-
-    is_coroutine = name not in ("add_signal_handler", "remove_signal_handler")
-    fn = method if is_coroutine else plain
-    fn.__name__ = name
-    fn.__qualname__ = f"Loop.{name}"
-    return fn
+    method.__name__ = name
+    method.__qualname__ = f"Loop.{name}"
+    return method
 
 
-class Loop(_CoreLoop, NetworkMixin, DatagramMixin, SignalMixin, asyncio.AbstractEventLoop):
+class Loop(
+    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, asyncio.AbstractEventLoop
+):
     """An asyncio event loop whose machinery is evloop's."""
 
     def __init__(self):
@@ -418,14 +417,6 @@ class Loop(_CoreLoop, NetworkMixin, DatagramMixin, SignalMixin, asyncio.Abstract
     for _name in (
         "sendfile",
         "start_tls",
-        "sock_recv",
-        "sock_recv_into",
-        "sock_recvfrom",
-        "sock_recvfrom_into",
-        "sock_sendall",
-        "sock_sendto",
-        "sock_connect",
-        "sock_accept",
         "sock_sendfile",
         "connect_read_pipe",
         "connect_write_pipe",

@@ -33,6 +33,7 @@ mod handle;
 mod network;
 mod resolver;
 mod signals;
+mod sock;
 mod transport;
 
 use pyo3::prelude::*;
@@ -66,6 +67,12 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         datagram::create_unix_datagram_endpoint,
         m
     )?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_recv, m)?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_recvfrom, m)?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_sendall, m)?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_sendto, m)?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_connect, m)?)?;
+    m.add_function(wrap_pyfunction!(sock::sock_accept, m)?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
     Ok(())
