@@ -2,6 +2,7 @@
 coroutines over evloop's sock_* futures."""
 
 import asyncio
+import gc
 import os
 import socket
 import tempfile
@@ -16,6 +17,10 @@ class SockTestCase(unittest.TestCase):
 
     def tearDown(self):
         self.loop.close()
+        # A closed loop left in a garbage cycle must be collected here: the
+        # GC may otherwise run in an executor thread (getaddrinfo), and the
+        # core is not Send (pyo3 then leaks it and reports a RuntimeError).
+        gc.collect()
 
     def run_async(self, coro, timeout=10):
         return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))

@@ -2,10 +2,12 @@
 unix datagram endpoints over evloop's datagram transport."""
 
 import asyncio
+import gc
 import os
 import socket
 import tempfile
 import unittest
+import weakref
 
 import evloop
 
@@ -46,6 +48,10 @@ class UdpTestCase(unittest.TestCase):
 
     def tearDown(self):
         self.loop.close()
+        # A closed loop left in a garbage cycle must be collected here: the
+        # GC may otherwise run in an executor thread (getaddrinfo), and the
+        # core is not Send (pyo3 then leaks it and reports a RuntimeError).
+        gc.collect()
 
     def run_async(self, coro, timeout=10):
         return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
@@ -214,6 +220,43 @@ class TestUdp(UdpTestCase):
             self.assertIsNone(transport.get_extra_info("peername"))
             transport.close()
             await protocol.closed.wait()
+
+        self.run_async(main())
+
+    def test_closed_endpoints_are_freed(self):
+        refs = []
+
+        async def once():
+            transport, protocol = await self.loop.create_datagram_endpoint(
+                Collect, local_addr=("127.0.0.1", 0)
+            )
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sender.sendto(b"x", transport.get_extra_info("sockname"))
+            sender.close()
+            await protocol.got.wait()
+            transport.close()
+            await protocol.closed.wait()
+            self.assertIsNone(transport.get_protocol())
+            refs.extend([weakref.ref(transport), weakref.ref(protocol)])
+
+        async def main():
+            for _ in range(100):
+                await once()
+
+        self.run_async(main())
+        gc.collect()
+        self.assertEqual([r for r in refs if r() is not None], [])
+
+    def test_write_buffer_limits(self):
+        async def main():
+            transport, _ = await self.loop.create_datagram_endpoint(
+                Collect, local_addr=("127.0.0.1", 0)
+            )
+            transport.set_write_buffer_limits(high=100, low=10)
+            self.assertEqual(transport.get_write_buffer_limits(), (10, 100))
+            with self.assertRaises(ValueError):
+                transport.set_write_buffer_limits(high=1, low=10)
+            transport.close()
 
         self.run_async(main())
 
