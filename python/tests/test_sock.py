@@ -139,6 +139,66 @@ class TestStreams(SockTestCase):
         with self.assertRaises(ConnectionRefusedError):
             self.run_async(self.loop.sock_connect(client, dead))
 
+    def test_connect_is_under_way_after_one_iteration(self):
+        # As asyncio: the connect syscall happens when the task first runs,
+        # so a blocking accept() in the same iteration finds it.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(5)
+        self.addCleanup(listener.close)
+        client = socket.socket()
+        client.setblocking(False)
+        self.addCleanup(client.close)
+
+        async def main():
+            task = asyncio.ensure_future(self.loop.sock_connect(client, listener.getsockname()))
+            await asyncio.sleep(0)
+            conn, _ = listener.accept()
+            conn.close()
+            await task
+
+        self.run_async(main())
+
+    def test_cancelled_connect_leaves_the_next_one_waiting(self):
+        # A cancelled sock_connect must not remove the writer a later call
+        # on the same socket installed.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        addr = listener.getsockname()
+        client = socket.socket()
+        client.setblocking(False)
+        self.addCleanup(client.close)
+
+        async def main():
+            first = asyncio.ensure_future(self.loop.sock_connect(client, addr))
+            await asyncio.sleep(0)
+            first.cancel()
+            listener.listen()
+            for _ in range(10):
+                try:
+                    await self.loop.sock_connect(client, addr)
+                    return
+                except OSError:
+                    continue
+            self.fail("never connected")
+
+        self.run_async(main())
+
+    def test_ready_data_needs_no_iteration(self):
+        a, b = self.pair()
+        a.send(b"ready")
+
+        async def main():
+            # Already readable: sock_recv completes without yielding.
+            coro = self.loop.sock_recv(b, 100)
+            with self.assertRaises(StopIteration) as done:
+                coro.send(None)
+            self.assertEqual(done.exception.value, b"ready")
+
+        self.run_async(main())
+
     def test_unix_connect_and_accept(self):
         async def main():
             with tempfile.TemporaryDirectory() as tmp:
