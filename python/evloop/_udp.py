@@ -17,8 +17,11 @@ from . import _core
 from ._net import _await_core
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
     """A UDP or unix datagram endpoint: evloop's transport under asyncio's API.
+
+    Also an ``asyncio.Transport``, as asyncio's own datagram transport is
+    (its stream methods are that class's, which raise NotImplementedError).
 
     ``sendto`` takes a numeric host (evloop never resolves a name on the
     loop thread); ``get_extra_info('socket')`` is a ``TransportSocket`` over
@@ -109,7 +112,9 @@ def _host_port(addr):
         return None
     host, port = addr[0], addr[1]
     if isinstance(port, str):
-        port = socket.getservbyname(port, "udp")
+        # A numeric string (getnameinfo's NI_NUMERICSERV) or a service name,
+        # as getaddrinfo takes them.
+        port = int(port) if port.isdigit() else socket.getservbyname(port, "udp")
     return ("" if host is None else host, port)
 
 

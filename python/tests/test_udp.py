@@ -64,8 +64,9 @@ class TestUdp(UdpTestCase):
                 lambda: Collect(echo=True), local_addr=("127.0.0.1", 0)
             )
             addr = server_t.get_extra_info("sockname")
+            # The port as a string, as getnameinfo(NI_NUMERICSERV) gives it.
             client_t, client_p = await self.loop.create_datagram_endpoint(
-                Collect, remote_addr=addr
+                Collect, remote_addr=(addr[0], str(addr[1]))
             )
             self.assertIsInstance(client_t, asyncio.DatagramTransport)
             self.assertIs(client_t.get_protocol(), client_p)
