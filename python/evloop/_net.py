@@ -16,11 +16,12 @@ import socket
 from asyncio import trsock
 
 from . import _core
+from ._transport import CoreTransportMixin
 
 _TLS_LATER = "not in evloop's Python binding yet (issue 13: TLS is a later slice)"
 
 
-class StreamTransport(asyncio.Transport):
+class StreamTransport(CoreTransportMixin, asyncio.Transport):
     """A TCP or unix stream connection: evloop's transport under asyncio's API.
 
     ``get_extra_info('socket')`` is an ``asyncio.trsock.TransportSocket``
@@ -29,15 +30,12 @@ class StreamTransport(asyncio.Transport):
     """
 
     __slots__ = ("_core", "_sock", "__weakref__")
+    _KIND = "StreamTransport"
 
     def __init__(self, core):
         super().__init__()
         self._core = core
         self._sock = None
-
-    def __repr__(self):
-        state = "closing" if self._core.is_closing() else "open"
-        return f"<evloop.StreamTransport fd={self._core.fileno()} {state}>"
 
     def write(self, data):
         self._core.write(data)
@@ -51,15 +49,6 @@ class StreamTransport(asyncio.Transport):
     def can_write_eof(self):
         return self._core.can_write_eof()
 
-    def close(self):
-        self._core.close()
-
-    def abort(self):
-        self._core.abort()
-
-    def is_closing(self):
-        return self._core.is_closing()
-
     def pause_reading(self):
         self._core.pause_reading()
 
@@ -68,56 +57,6 @@ class StreamTransport(asyncio.Transport):
 
     def is_reading(self):
         return self._core.is_reading()
-
-    def get_write_buffer_size(self):
-        return self._core.get_write_buffer_size()
-
-    def get_write_buffer_limits(self):
-        return self._core.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        self._core.set_write_buffer_limits(high, low)
-
-    def get_protocol(self):
-        return self._core.get_protocol()
-
-    def set_protocol(self, protocol):
-        self._core.set_protocol(protocol)
-
-    def get_extra_info(self, name, default=None):
-        if name == "peername":
-            value = self._core.peername()
-        elif name == "sockname":
-            value = self._core.sockname()
-        elif name == "socket":
-            value = self._socket()
-        else:
-            return self._extra.get(name, default)
-        return default if value is None else value
-
-    def _socket(self):
-        if self._sock is None:
-            fd = self._core.fileno()
-            if fd is None:
-                return None
-            self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
-        return self._sock
-
-    def _adopt(self, sock):
-        """Makes the caller's sock= object this transport's 'socket'."""
-        if sock is None:
-            return
-        old, self._sock = self._sock, trsock.TransportSocket(sock)
-        if old is not None:
-            old._sock.close()
-        if self._core.fileno() is None:  # lost already
-            self._forget_socket()
-
-    def _forget_socket(self):
-        # Called by the Rust side once the connection is lost.
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock._sock.close()
 
 
 class Server(asyncio.AbstractServer):

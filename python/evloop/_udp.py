@@ -11,13 +11,13 @@ import asyncio
 import os
 import socket
 
-from asyncio import trsock
 
 from . import _core
 from ._net import _await_core
+from ._transport import CoreTransportMixin
 
 
-class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
+class DatagramTransport(CoreTransportMixin, asyncio.Transport, asyncio.DatagramTransport):
     """A UDP or unix datagram endpoint: evloop's transport under asyncio's API.
 
     Also an ``asyncio.Transport``, as asyncio's own datagram transport is
@@ -29,15 +29,12 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
     """
 
     __slots__ = ("_core", "_sock", "__weakref__")
+    _KIND = "DatagramTransport"
 
     def __init__(self, core):
         super().__init__()
         self._core = core
         self._sock = None
-
-    def __repr__(self):
-        state = "closing" if self._core.is_closing() else "open"
-        return f"<evloop.DatagramTransport fd={self._core.fileno()} {state}>"
 
     def sendto(self, data, addr=None):
         if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -45,65 +42,6 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
             )
         self._core.sendto(data, addr)
-
-    def close(self):
-        self._core.close()
-
-    def abort(self):
-        self._core.abort()
-
-    def is_closing(self):
-        return self._core.is_closing()
-
-    def get_write_buffer_size(self):
-        return self._core.get_write_buffer_size()
-
-    def get_write_buffer_limits(self):
-        return self._core.get_write_buffer_limits()
-
-    def set_write_buffer_limits(self, high=None, low=None):
-        self._core.set_write_buffer_limits(high, low)
-
-    def get_protocol(self):
-        return self._core.get_protocol()
-
-    def set_protocol(self, protocol):
-        self._core.set_protocol(protocol)
-
-    def get_extra_info(self, name, default=None):
-        if name == "peername":
-            value = self._core.peername()
-        elif name == "sockname":
-            value = self._core.sockname()
-        elif name == "socket":
-            value = self._socket()
-        else:
-            return self._extra.get(name, default)
-        return default if value is None else value
-
-    def _socket(self):
-        if self._sock is None:
-            fd = self._core.fileno()
-            if fd is None:
-                return None
-            self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
-        return self._sock
-
-    def _adopt(self, sock):
-        """Makes the caller's sock= object this transport's 'socket'."""
-        if sock is None:
-            return
-        old, self._sock = self._sock, trsock.TransportSocket(sock)
-        if old is not None:
-            old._sock.close()
-        if self._core.fileno() is None:  # closed already
-            self._forget_socket()
-
-    def _forget_socket(self):
-        # Called by the Rust side once the endpoint is closed.
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            sock._sock.close()
 
 
 def _host_port(addr):

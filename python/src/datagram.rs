@@ -17,7 +17,7 @@ use evloop_core::EventLoop;
 use evloop_transports::{
     Address, DatagramOptions, DatagramProtocol, DatagramTransport, ProtocolHandle,
 };
-use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -25,7 +25,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::CoreLoop;
 use crate::errors::to_py;
-use crate::transport::{address_to_py, io_to_py, with_bytes};
+use crate::transport::{address_to_py, io_to_py, water_marks, with_bytes};
 
 /// The Python protocol, shared by the transport (`get_protocol`,
 /// `set_protocol`) and the [`PyDatagramProtocol`] that calls it.
@@ -268,18 +268,9 @@ impl PyDatagramTransport {
     /// Sets the water marks (asyncio's defaults for `None`).
     #[pyo3(signature = (high = None, low = None))]
     fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
-        let size = |v: Option<i64>| -> PyResult<Option<usize>> {
-            v.map(|v| {
-                usize::try_from(v).map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "high ({high:?}) must be >= low ({low:?}) must be >= 0"
-                    ))
-                })
-            })
-            .transpose()
-        };
+        let (high, low) = water_marks(high, low)?;
         self.transport
-            .set_write_buffer_limits(size(high)?, size(low)?)
+            .set_write_buffer_limits(high, low)
             .map_err(to_py)
     }
 

@@ -305,6 +305,25 @@ impl Protocol for PyProtocol {
     }
 }
 
+/// `set_write_buffer_limits`'s arguments as evloop takes them (`None`:
+/// asyncio's default); a negative one is asyncio's ValueError.
+pub(crate) fn water_marks(
+    high: Option<i64>,
+    low: Option<i64>,
+) -> PyResult<(Option<usize>, Option<usize>)> {
+    let size = |v: Option<i64>| -> PyResult<Option<usize>> {
+        v.map(|v| {
+            usize::try_from(v).map_err(|_| {
+                PyValueError::new_err(format!(
+                    "high ({high:?}) must be >= low ({low:?}) must be >= 0"
+                ))
+            })
+        })
+        .transpose()
+    };
+    Ok((size(high)?, size(low)?))
+}
+
 /// `io::Error` as the OSError subclass Python picks for its errno.
 pub(crate) fn io_to_py(py: Python<'_>, error: io::Error) -> Py<PyAny> {
     to_py(evloop_core::Error::Io(error))
@@ -413,18 +432,9 @@ impl StreamTransport {
     /// Sets the water marks (asyncio's defaults for `None`).
     #[pyo3(signature = (high = None, low = None))]
     fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
-        let size = |v: Option<i64>| -> PyResult<Option<usize>> {
-            v.map(|v| {
-                usize::try_from(v).map_err(|_| {
-                    PyValueError::new_err(format!(
-                        "high ({high:?}) must be >= low ({low:?}) must be >= 0"
-                    ))
-                })
-            })
-            .transpose()
-        };
+        let (high, low) = water_marks(high, low)?;
         self.transport
-            .set_write_buffer_limits(size(high)?, size(low)?)
+            .set_write_buffer_limits(high, low)
             .map_err(to_py)
     }
 

@@ -1,0 +1,83 @@
+"""What evloop's stream and datagram transports share under asyncio's API:
+closing, the write buffer, the protocol, and ``get_extra_info`` (whose
+``'socket'`` is an ``asyncio.trsock.TransportSocket`` over a *duplicate* of
+the fd, closed once the transport is, unless the caller passed ``sock=``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from asyncio import trsock
+
+
+class CoreTransportMixin:
+    """Delegates to ``self._core`` (the Rust transport); the class using it
+    defines ``_core`` and ``_sock`` slots and a ``_KIND`` name."""
+
+    __slots__ = ()
+    _KIND = "Transport"
+
+    def __repr__(self):
+        state = "closing" if self._core.is_closing() else "open"
+        return f"<evloop.{self._KIND} fd={self._core.fileno()} {state}>"
+
+    def close(self):
+        self._core.close()
+
+    def abort(self):
+        self._core.abort()
+
+    def is_closing(self):
+        return self._core.is_closing()
+
+    def get_write_buffer_size(self):
+        return self._core.get_write_buffer_size()
+
+    def get_write_buffer_limits(self):
+        return self._core.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_protocol(self):
+        return self._core.get_protocol()
+
+    def set_protocol(self, protocol):
+        self._core.set_protocol(protocol)
+
+    def get_extra_info(self, name, default=None):
+        if name == "peername":
+            value = self._core.peername()
+        elif name == "sockname":
+            value = self._core.sockname()
+        elif name == "socket":
+            value = self._socket()
+        else:
+            return self._extra.get(name, default)
+        return default if value is None else value
+
+    def _socket(self):
+        if self._sock is None:
+            fd = self._core.fileno()
+            if fd is None:
+                return None
+            self._sock = trsock.TransportSocket(socket.socket(fileno=os.dup(fd)))
+        return self._sock
+
+    def _adopt(self, sock):
+        """Makes the caller's sock= object this transport's 'socket'."""
+        if sock is None:
+            return
+        old, self._sock = self._sock, trsock.TransportSocket(sock)
+        if old is not None:
+            old._sock.close()
+        if self._core.fileno() is None:  # closed or lost already
+            self._forget_socket()
+
+    def _forget_socket(self):
+        # Called by the Rust side once the transport is closed or lost.
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock._sock.close()
