@@ -81,6 +81,18 @@ fn link_tears_down_its_namespaces_when_its_stdin_closes() {
         .args(["netns", "exec", &s, "sleep", "60"])
         .spawn()
         .expect("sleep starts in the namespace");
+    // Only once it is inside: a teardown that looked for processes before
+    // `ip netns exec` entered would leave it running (a race, not a bug).
+    let entered = Instant::now() + Duration::from_secs(10);
+    let sleeping = || {
+        ip(&["netns", "pids", &s]).split_whitespace().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
+    };
+    while !sleeping() {
+        assert!(Instant::now() < entered, "the sleeper never entered {s}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     drop(link.stdin.take());
     let deadline = Instant::now() + Duration::from_secs(20);
