@@ -181,10 +181,7 @@ impl AnyProtocol {
 
     /// True while the protocol is inside one of its own callbacks.
     pub fn is_busy(&self) -> bool {
-        match &self.0 {
-            Sink::Plain(p) => p.try_borrow_mut().is_err(),
-            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
-        }
+        self.0.is_busy()
     }
 
     /// `connection_made(transport)`.

@@ -158,6 +158,15 @@ pub(crate) fn buffered_sink<P: BufferedProtocol>(protocol: P) -> (Sink, Protocol
 }
 
 impl Sink {
+    /// Whether the protocol is inside one of its own methods now (a call
+    /// into it must wait for the loop).
+    pub(crate) fn is_busy(&self) -> bool {
+        match self {
+            Sink::Plain(p) => p.try_borrow_mut().is_err(),
+            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
+        }
+    }
+
     pub(crate) fn type_name(&self) -> &'static str {
         match self {
             Sink::Plain(_) => "Protocol",

@@ -488,11 +488,7 @@ impl StreamInner {
         let Some(sink) = self.sink() else {
             return;
         };
-        let busy = match &sink {
-            Sink::Plain(p) => p.try_borrow_mut().is_err(),
-            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
-        };
-        if busy {
+        if sink.is_busy() {
             let me = self.clone();
             let _ = self.event_loop.call_soon(move || me.call_protocol(what, f));
             return;
@@ -849,11 +845,7 @@ impl StreamInner {
         let Some(sink) = self.sink() else {
             return;
         };
-        let busy = match &sink {
-            Sink::Plain(p) => p.try_borrow_mut().is_err(),
-            Sink::Buffered(p) => p.try_borrow_mut().is_err(),
-        };
-        if busy {
+        if sink.is_busy() {
             let me = self.clone();
             let _ = self.event_loop.call_soon(move || me.tell_protocol_flow());
             return;
