@@ -18,25 +18,7 @@ use evloop::{ErrorContext, EventLoop, Remote};
 /// Conformance tests touch process-wide state (fd numbers, signals): one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Open fds of this process, read once the count holds still (the same
-/// value three readings in a row, 1 ms apart; at most 100 readings): the
-/// test harness's own threads open and close fds at moments no lock orders,
-/// so one reading can count a transient fd; a leak holds still.
-pub fn open_fds() -> usize {
-    let read = || std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
-    let mut last = read();
-    let mut same = 1;
-    for _ in 0..100 {
-        if same == 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let now = read();
-        same = if now == last { same + 1 } else { 1 };
-        last = now;
-    }
-    last
-}
+pub use evloop_testkit::fd_count as open_fds;
 
 /// A loop plus the bookkeeping to prove each test ends on a clean loop.
 pub struct Fixture {

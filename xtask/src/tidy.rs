@@ -119,6 +119,8 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
     ];
     let allowed = match package {
         "evloop-reactor" | "evloop-timers" | "evloop-executor" | "xtask" => Allowed::Only(&[]),
+        // Test support below every crate (tests/testkit): it takes none.
+        TESTKIT => Allowed::Only(&[]),
         "evloop-core" => Allowed::Only(&["evloop-reactor", "evloop-timers"]),
         "evloop-transports" => Allowed::Only(&["evloop-core", "evloop-reactor", "evloop-timers"]),
         "evloop-tls" => Allowed::Only(&["evloop-transports", "evloop-core", "evloop-reactor"]),
@@ -131,7 +133,7 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
             "evloop-timers",
         ]),
         "evloop" => Allowed::Only(ALL_LIBRARIES),
-        "evloop-conformance" => Allowed::Only(&["evloop"]),
+        "evloop-conformance" => Allowed::Only(&["evloop", TESTKIT]),
         // The fuzz harness (fuzz/harness): the leaf crates it fuzzes, never
         // the facade.
         "evloop-fuzz" => Allowed::Only(&[
@@ -148,6 +150,7 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
             "evloop-transports",
             "evloop-tls",
             "evloop-process",
+            TESTKIT,
         ]),
         "evloop-bench" => Allowed::Anything,
         // `cargo xtask bench process`: evloop-process beside tokio::process.
@@ -164,6 +167,10 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
     };
     Some(allowed)
 }
+
+/// The shared test support, which any crate may take as a dev-dependency:
+/// it sits below every layer and depends on no evloop crate.
+const TESTKIT: &str = "evloop-testkit";
 
 /// The facade, which no leaf crate may take even as a dev-dependency.
 const FACADE: &str = "evloop";
@@ -189,7 +196,7 @@ pub(crate) fn layering_problems(path: &str, manifest: &Manifest) -> Vec<String> 
         .iter()
         .filter(|d| d.name.starts_with("evloop"))
     {
-        if ok.contains(&dep.name.as_str()) {
+        if ok.contains(&dep.name.as_str()) || (dep.name == TESTKIT && dep.kind == DepKind::Dev) {
             continue;
         }
         let place = format!("{path}:{}", dep.line);
@@ -341,6 +348,7 @@ const FORBID_UNSAFE: &[(&str, &str, &str)] = &[
     ("evloop-conformance", "tests", "src/lib.rs"),
     ("xtask", "xtask", "src/main.rs"),
     ("evloop-fuzz", "fuzz/harness", "src/lib.rs"),
+    ("evloop-testkit", "tests/testkit", "src/lib.rs"),
 ];
 
 fn check_forbid_unsafe(root: &Path) -> Vec<String> {
@@ -523,6 +531,8 @@ mod tests {
                 ],
             ),
             manifest("evloop-conformance", &[("evloop", Normal), ("evloop", Dev)]),
+            manifest("evloop-conformance", &[("evloop-testkit", Normal)]),
+            manifest("evloop-transports", &[("evloop-testkit", Dev)]),
             manifest(
                 "evloop-bench",
                 &[("evloop", Normal), ("evloop-core", Normal)],
@@ -545,6 +555,10 @@ mod tests {
             manifest("evloop-signals", &[("evloop-timers", Normal)]),
             manifest("evloop-conformance", &[("evloop-core", Normal)]),
             manifest("xtask", &[("evloop", Normal)]),
+            // The test support is a dev-dependency of the libraries only,
+            // and itself takes no evloop crate.
+            manifest("evloop-transports", &[("evloop-testkit", Normal)]),
+            manifest("evloop-testkit", &[("evloop-reactor", Normal)]),
         ];
         for case in &cases {
             let problems = layering_problems("Cargo.toml", case);

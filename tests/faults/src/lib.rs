@@ -392,34 +392,4 @@ pub(crate) fn debug(line: impl FnOnce() -> String) {
     }
 }
 
-/// This process's open fds, read once the set holds still (the same set
-/// three readings in a row, 1 ms apart; at most 100 readings): the test
-/// harness's own threads open and close fds at moments no lock orders.
-fn fd_set() -> std::collections::BTreeSet<i32> {
-    let read = || -> std::collections::BTreeSet<i32> {
-        std::fs::read_dir("/proc/self/fd")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mut last = read();
-    let mut same = 1;
-    for _ in 0..100 {
-        if same == 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let now = read();
-        same = if now == last { same + 1 } else { 1 };
-        last = now;
-    }
-    last
-}
-
-fn fd_target(fd: i32) -> String {
-    std::fs::read_link(format!("/proc/self/fd/{fd}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
+use evloop_testkit::{fd_set, fd_target};

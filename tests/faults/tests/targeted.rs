@@ -28,25 +28,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Open fds of this process, read once the count holds still (the same
-/// value three readings in a row, 1 ms apart; at most 100 readings): the
-/// test harness's own threads open and close fds at moments no lock orders,
-/// so one reading can count a transient fd; a leak holds still.
-fn fd_count() -> usize {
-    let read = || std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
-    let mut last = read();
-    let mut same = 1;
-    for _ in 0..100 {
-        if same == 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let now = read();
-        same = if now == last { same + 1 } else { 1 };
-        last = now;
-    }
-    last
-}
+use evloop_testkit::fd_count;
 
 /// A loop recording its exception-handler calls.
 fn new_loop() -> (EventLoop, Rc<RefCell<Vec<ErrorContext>>>) {

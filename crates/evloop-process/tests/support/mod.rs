@@ -150,25 +150,9 @@ pub fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-/// Open fds of this process, read once the count holds still (the same
-/// value three readings in a row, 1 ms apart; at most 100 readings): the
-/// test harness's own threads open and close fds at moments no lock orders,
-/// so one reading can count a transient fd; a leak holds still.
-pub fn open_fds() -> usize {
-    let read = || std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let mut last = read();
-    let mut same = 1;
-    for _ in 0..100 {
-        if same == 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        let now = read();
-        same = if now == last { same + 1 } else { 1 };
-        last = now;
-    }
-    last
-}
+// Not every test binary that includes this module counts fds.
+#[allow(unused_imports)]
+pub use evloop_testkit::fd_count as open_fds;
 
 /// True while this process has any child at all (zombies included).
 pub fn has_children() -> bool {

@@ -25,47 +25,9 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Open fds of this process, read once the count holds still: the same
-/// value three readings in a row, 1 ms apart (at most 100 readings). The
-/// test harness's own threads open and close fds of their own at moments no
-/// lock orders (seen as an fd that is gone before `readlink` can read it),
-/// so a single reading can count one too many; a leak holds still and is
-/// still counted.
-pub fn fd_count() -> usize {
-    let read = || std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
-    let mut last = read();
-    let mut same = 1;
-    for _ in 0..100 {
-        if same == 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        let now = read();
-        same = if now == last { same + 1 } else { 1 };
-        last = now;
-    }
-    last
-}
-
-/// Open fds of this process with what each points to, for a leak report.
-pub fn fd_list() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    let mut fds: Vec<String> = dir
-        .filter_map(Result::ok)
-        .map(|e| {
-            let target = std::fs::read_link(e.path()).unwrap_or_default();
-            format!(
-                "{} -> {}",
-                e.file_name().to_string_lossy(),
-                target.display()
-            )
-        })
-        .collect();
-    fds.sort();
-    fds
-}
+// Not every test binary that includes this module counts fds.
+#[allow(unused_imports)]
+pub use evloop_testkit::{fd_count, fd_list};
 
 /// How many empty-ready-queue iterations in a row [`Fixture::drain`] takes
 /// as "quiet".
