@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -94,6 +95,27 @@ fn tcp_receiver(delay: Duration) -> (u16, JoinHandle<Vec<u8>>) {
         got
     });
     (port, reader)
+}
+
+/// A receiver that accepts at once but reads only once the returned sender
+/// says so (or is dropped): a test releases it right after the action it
+/// wants to happen while the sender is held up, so a loop thread starved by
+/// a busy machine cannot turn the order around, as a fixed delay could.
+fn gated_tcp_receiver() -> (u16, JoinHandle<Vec<u8>>, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // A small receive window (inherited by the accepted socket), so the
+    // held-up reader really holds the sender up.
+    rustix::net::sockopt::set_socket_recv_buffer_size(&listener, 64 * 1024).expect("rcvbuf");
+    let (release, gate) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let _ = gate.recv();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read");
+        got
+    });
+    (port, reader, release)
 }
 
 /// Connects a [`Recorder`] to the receiver on `port`.
@@ -233,9 +255,10 @@ fn spec_19_1_sendfile_unix_stream_transport() {
 fn spec_19_1_buffer_flushed_first_and_writes_during_sendfile_come_after() {
     let fx = Fixture::new();
     let file = TempFile::new("order", 8 * MIB);
-    // The receiver starts late, so the head is buffered when sendfile
-    // starts and the sendfile has to wait while the tail is written.
-    let (port, reader) = tcp_receiver(Duration::from_millis(300));
+    // The receiver starts only after the tail is written, so the head is
+    // buffered when sendfile starts and the sendfile is still waiting when
+    // the tail comes.
+    let (port, reader, release) = gated_tcp_receiver();
     let (transport, log) = connect(&fx, port);
     let head: Vec<u8> = (0..4 * MIB).map(|i| (i % 251) as u8).collect();
     transport.write(&head);
@@ -261,6 +284,7 @@ fn spec_19_1_buffer_flushed_first_and_writes_during_sendfile_come_after() {
     ok(fx.lp.call_later(Duration::from_millis(100), move || {
         w.set(!d.get());
         t.write(b"TAIL");
+        let _ = release.send(());
     }));
     let sent = ok(ok(fx.run(task)));
     assert_eq!(sent, 8 * MIB as u64);
@@ -284,7 +308,7 @@ fn spec_19_1_buffer_flushed_first_and_writes_during_sendfile_come_after() {
 fn spec_19_1_close_during_sendfile_waits_for_the_file() {
     let fx = Fixture::new();
     let file = TempFile::new("closewait", 4 * MIB);
-    let (port, reader) = tcp_receiver(Duration::from_millis(200));
+    let (port, reader, release) = gated_tcp_receiver();
     let (transport, log) = connect(&fx, port);
     let (lp, t, f) = (
         fx.lp.clone(),
@@ -295,9 +319,10 @@ fn spec_19_1_close_during_sendfile_waits_for_the_file() {
         .lp
         .create_task(async move { sendfile(&lp, &t, &f, 0, None, true).await }));
     let t = transport.clone();
-    ok(fx
-        .lp
-        .call_later(Duration::from_millis(50), move || t.close()));
+    ok(fx.lp.call_later(Duration::from_millis(50), move || {
+        t.close();
+        let _ = release.send(());
+    }));
     assert_eq!(ok(ok(fx.run(task))), 4 * MIB as u64);
     let log2 = log.clone();
     fx.run(support::until(&fx.lp, move || log2.borrow().is_lost()));
@@ -312,7 +337,7 @@ fn spec_19_1_close_during_sendfile_waits_for_the_file() {
 fn spec_19_1_abort_during_sendfile_fails_it() {
     let fx = Fixture::new();
     let mut file = TempFile::new("abort", 16 * MIB);
-    let (port, reader) = tcp_receiver(Duration::from_millis(200));
+    let (port, reader, release) = gated_tcp_receiver();
     let (transport, log) = connect(&fx, port);
     let (lp, t, f) = (
         fx.lp.clone(),
@@ -323,9 +348,10 @@ fn spec_19_1_abort_during_sendfile_fails_it() {
         .lp
         .create_task(async move { sendfile(&lp, &t, &f, 0, None, true).await }));
     let t = transport.clone();
-    ok(fx
-        .lp
-        .call_later(Duration::from_millis(50), move || t.abort()));
+    ok(fx.lp.call_later(Duration::from_millis(50), move || {
+        t.abort();
+        let _ = release.send(());
+    }));
     let error = ok(fx.run(task)).expect_err("aborted");
     assert_eq!(
         error.io_kind(),
