@@ -575,7 +575,7 @@ def table(results_dir):
         "| module | evloop pass / fail / error / skip | uvloop | asyncio | excluded |",
         "|---|---|---|---|---|",
     ]
-    totals = {loop: dict.fromkeys(("pass", "fail", "error", "skip", "excluded"), 0) for loop in LOOPS}
+    totals = {loop: summarize({}) for loop in LOOPS}
     for module in modules:
         cells = []
         for loop in LOOPS:
@@ -599,6 +599,8 @@ def table(results_dir):
     both = sorted(set(ev_fail) & uv_pass)
     lines.append("")
     lines.append(f"Tests that pass on uvloop and fail on evloop: {len(both)}")
+    expected = read_expected(EXPECTED)
+    lines.extend(f"- `{t}`: {expected.get(t, ev_fail[t])}" for t in both)
     return "\n".join(lines) + "\n"
 
 
