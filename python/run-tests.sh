@@ -3,12 +3,15 @@
 # into a venv under target/, then runs its tests.
 #
 #   python/run-tests.sh            # PYTHON=python3.12 to pick the interpreter
+#
+# `cargo xtask test` runs it (step 11). The crate is a member of the root
+# workspace, so cargo's output goes to the workspace's target/ (or
+# $CARGO_TARGET_DIR), sharing what the rest of the CI built.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 venv="$root/target/python-venv"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/python}"
 
 if [ ! -x "$venv/bin/python" ]; then
     "${PYTHON:-python3}" -m venv "$venv"

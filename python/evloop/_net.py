@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 
 from asyncio import trsock
 
@@ -71,12 +72,20 @@ class Server(asyncio.AbstractServer):
         self._core = core
         # The caller's sock= object, else duplicates made on demand.
         self._sockets = None if sock is None else (trsock.TransportSocket(sock),)
+        # is_serving() from another thread (asyncio's is an attribute read;
+        # CPython's test_server asks from its client thread) reads this
+        # copy: the core belongs to the loop's thread.
+        self._owner = threading.get_ident()
+        self._serving = core.is_serving()
+        self._closed = False
 
     def __repr__(self):
         return f"<evloop.Server sockets={self.sockets!r}>"
 
     def close(self):
         self._core.close()
+        self._serving = False
+        self._closed = True
         sockets, self._sockets = self._sockets, None
         for sock in sockets or ():
             sock._sock.close()
@@ -91,14 +100,19 @@ class Server(asyncio.AbstractServer):
         return self._loop
 
     def is_serving(self):
+        if threading.get_ident() != self._owner:
+            return self._serving
         return self._core.is_serving()
 
     async def start_serving(self):
         self._core.start_serving()
+        self._serving = self._core.is_serving()
         # asyncio yields once so accepting can begin.
         await asyncio.sleep(0)
 
     async def serve_forever(self):
+        # serve_forever starts serving an open server.
+        self._serving = not self._closed
         try:
             await _await_core(self._loop, self._core.serve_forever)
         except asyncio.CancelledError:

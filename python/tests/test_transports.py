@@ -544,6 +544,36 @@ class TestServer(TransportTestCase):
 
         self.run_async(main())
 
+    def test_is_serving_from_another_thread(self):
+        # CPython's test_server polls is_serving() from its client thread.
+        def ask(server):
+            answers = []
+            thread = threading.Thread(target=lambda: answers.append(server.is_serving()))
+            thread.start()
+            thread.join()
+            return answers[0]
+
+        async def main():
+            server = await self.loop.create_server(
+                Echo, "127.0.0.1", 0, start_serving=False
+            )
+            self.assertFalse(ask(server))
+            await server.start_serving()
+            self.assertTrue(ask(server))
+            server.close()
+            self.assertFalse(ask(server))
+            await server.wait_closed()
+            other, _ = await self.echo_server()
+            task = asyncio.ensure_future(other.serve_forever())
+            await asyncio.sleep(0)
+            self.assertTrue(ask(other))
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            self.assertFalse(ask(other))
+
+        self.run_async(main())
+
     def test_serve_forever_ends_when_cancelled(self):
         async def main():
             server, _ = await self.echo_server()

@@ -11,7 +11,9 @@
 //! - `tidy.rs` the repository invariants (also run as `#[test]`s),
 //! - `examples.rs` the checks of the contract examples (README and
 //!   docs/testing.md, step 8),
-//! - `bench.rs` the entry point of `cargo xtask bench`.
+//! - `bench.rs` the entry point of `cargo xtask bench`,
+//! - `python.rs` the Python binding's CI steps and `cargo xtask
+//!   python-conformance`.
 //!
 //! The workspace root is the parent of this crate's manifest directory, and
 //! cargo is `$CARGO` (set by `cargo run`), falling back to the cargo that
@@ -25,6 +27,7 @@ mod faults;
 mod fuzz;
 mod loom;
 mod netem;
+mod python;
 mod soak;
 mod test;
 mod tidy;
@@ -51,6 +54,10 @@ commands:
                 9. the loom models, bounded: RUSTFLAGS='--cfg loom'
                    LOOM_MAX_PREEMPTIONS=2 cargo test --release -p <crates>
                    --test loom_... (target/loom; see `cargo xtask loom`)
+               10. the instruction-count check (cargo xtask bench --instructions --check)
+               11. the Python binding: python/run-tests.sh (pip install ./python into
+                   target/python-venv, then python/tests), then
+                   cargo xtask python-conformance --check
   tidy        only step 3: every .rs file starts with //! docs; dependency arrows
               point down only; no placeholder macros or ignored tests;
               #![forbid(unsafe_code)] where promised
@@ -75,6 +82,11 @@ commands:
   loom        the loom models of every cross-thread path (waker, Remote queue, task
               wakes, blocking results, signals): [--preemptions N] [MODEL],
               `cargo xtask loom --help` for the list
+  python-conformance
+              CPython 3.11's own test.test_asyncio loop-generic tests against evloop's
+              loop (or --loop uvloop|asyncio): passed / failed / errors / skipped per
+              module; --check against python/conformance/expected.txt, --update to
+              rewrite it (`cargo xtask python-conformance --help`)
   help        print this message (also: -h, --help, or `<command> --help`)
 ";
 
@@ -113,7 +125,7 @@ fn parse_command(mut parser: lexopt::Parser) -> Result<Command, String> {
     };
     match command.as_str() {
         "help" => Ok(Command::Help),
-        "bench" | "faults" | "fuzz" | "loom" | "netem" | "soak" => {
+        "bench" | "faults" | "fuzz" | "loom" | "netem" | "python-conformance" | "soak" => {
             let rest = parser
                 .raw_args()
                 .map_err(|e| e.to_string())?
@@ -144,6 +156,7 @@ fn run(command: &str, rest: &[String]) -> ExitCode {
         "soak" => soak::run(&root, rest),
         "faults" => faults::run(&root, rest),
         "fuzz" => fuzz::run(&root, rest),
+        "python-conformance" => python::run(&root, rest),
         _ => bench::run(&root, rest),
     };
     match result {

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{cargo, examples, loom, tidy};
+use crate::{cargo, examples, loom, python, tidy};
 
 /// The library crates, bottom-up, each tested alone (`-p X`) when its
 /// directory `crates/X` exists; testing alone catches features and
@@ -198,31 +198,40 @@ pub(crate) const PREREQUISITES: &[(&str, &[&str], &str)] = &[
         &["--version"],
         "callgrind counts the loop's instructions per operation for the regression check",
     ),
+    (
+        "python3",
+        &["-c", "import ensurepip, venv, test.test_asyncio.utils"],
+        "the venv module (python3-venv) builds the Python binding's venv, and CPython's \
+         test package (libpython3.11-testsuite) is its conformance suite",
+    ),
 ];
 
 fn prerequisites_step() -> Step {
-    Step::in_process("prerequisites: python3, openssl, valgrind", || {
-        let missing: Vec<String> = PREREQUISITES
-            .iter()
-            .filter(|(program, args, _)| {
-                !Command::new(program)
-                    .args(*args)
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success())
-            })
-            .map(|(program, _, why)| format!("  {program}: {why}"))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        Err(format!(
-            "cargo xtask test needs these programs (apt-get install python3 openssl valgrind; \
-             .ci/run installs them):\n{}",
-            missing.join("\n")
-        ))
-    })
+    Step::in_process(
+        "prerequisites: python3 (venv, test), openssl, valgrind",
+        || {
+            let missing: Vec<String> = PREREQUISITES
+                .iter()
+                .filter(|(program, args, _)| {
+                    !Command::new(program)
+                        .args(*args)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                })
+                .map(|(program, _, why)| format!("  {program}: {why}"))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            Err(format!(
+                "cargo xtask test needs these programs (apt-get install python3 python3-venv \
+             libpython3.11-testsuite openssl valgrind; .ci/run installs them):\n{}",
+                missing.join("\n")
+            ))
+        },
+    )
 }
 
 /// The tidy step (step 4), run in-process.
@@ -284,6 +293,9 @@ pub(crate) fn matrix(root: &Path) -> Vec<Step> {
     // Step 9: every loom model, with a bound that keeps the step short.
     steps.push(loom::step(root, loom::CI_PREEMPTIONS, &[]));
     steps.push(instructions_step(root));
+    // Step 11: the Python binding, built as its README says, and CPython's
+    // own asyncio tests against it.
+    steps.extend(python::steps(root));
     steps
 }
 

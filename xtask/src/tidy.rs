@@ -2,7 +2,7 @@
 //! `cargo xtask test`) and as `#[test]` functions of this crate, so a plain
 //! `cargo test --workspace` enforces them too.
 //!
-//! 1. Every `.rs` file under crates/, tests/, xtask/, bench/ and fuzz/
+//! 1. Every `.rs` file under crates/, python/, tests/, xtask/, bench/ and fuzz/
 //!    starts with `//!` module docs (its first non-empty line).
 //! 2. Arrows point down only: every `evloop*` edge in a member's
 //!    `[dependencies]`, `[dev-dependencies]` or `[build-dependencies]` is in
@@ -10,8 +10,8 @@
 //!    crate never takes the facade `evloop` as a dev-dependency. No external
 //!    edge the architecture forbids: tokio only under bench/, evloop-timers
 //!    std-only. Every crate under crates/ and bench/ is a workspace member.
-//! 3. No placeholder macros and no ignored tests in crates/, tests/, xtask/,
-//!    fuzz/ (the needles are built with `concat!` so this file passes itself).
+//! 3. No placeholder macros and no ignored tests in crates/, python/,
+//!    tests/, xtask/, fuzz/ (the needles are built with `concat!` so this file passes itself).
 //! 4. The crates that promise `#![forbid(unsafe_code)]` have it at the root.
 //! 5. No unused dependency in any member's Cargo.toml ([`unused_deps`]).
 //! 6. No reference to a file outside the repository ([`outside_refs`]).
@@ -62,7 +62,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
 // 1. `//!` docs on every file
 
 /// The trees whose `.rs` files must start with `//!`.
-const DOC_TREES: &[&str] = &["crates", "tests", "xtask", "bench", "fuzz"];
+const DOC_TREES: &[&str] = &["crates", "python", "tests", "xtask", "bench", "fuzz"];
 
 fn check_file_docs(root: &Path) -> Vec<String> {
     let mut problems = Vec::new();
@@ -133,6 +133,19 @@ pub(crate) fn allowed_deps(package: &str) -> Option<Allowed> {
             "evloop-timers",
         ]),
         "evloop" => Allowed::Only(ALL_LIBRARIES),
+        // The Python binding (python/): the facade and the libraries under
+        // it, whose Python shells it builds.
+        "evloop-python" => Allowed::Only(&[
+            "evloop",
+            "evloop-reactor",
+            "evloop-timers",
+            "evloop-executor",
+            "evloop-core",
+            "evloop-transports",
+            "evloop-tls",
+            "evloop-signals",
+            "evloop-process",
+        ]),
         "evloop-conformance" => Allowed::Only(&["evloop", TESTKIT]),
         // The fuzz harness (fuzz/harness): the leaf crates it fuzzes, never
         // the facade.
@@ -176,7 +189,12 @@ const TESTKIT: &str = "evloop-testkit";
 const FACADE: &str = "evloop";
 
 /// Packages above the facade, which may use it.
-const ABOVE_FACADE: &[&str] = &["evloop", "evloop-conformance", "evloop-bench"];
+const ABOVE_FACADE: &[&str] = &[
+    "evloop",
+    "evloop-python",
+    "evloop-conformance",
+    "evloop-bench",
+];
 
 /// Checks `manifest` (of the member at `path`) against the layering table.
 pub(crate) fn layering_problems(path: &str, manifest: &Manifest) -> Vec<String> {
@@ -291,7 +309,7 @@ fn non_members(root: &Path, manifests: &[Manifest]) -> Vec<String> {
 // 3. No placeholders, no ignored tests
 
 /// The trees searched for placeholders and ignored tests.
-const PLACEHOLDER_TREES: &[&str] = &["crates", "tests", "xtask", "fuzz"];
+const PLACEHOLDER_TREES: &[&str] = &["crates", "python", "tests", "xtask", "fuzz"];
 
 /// Built with `concat!` so that this file does not contain them.
 const PLACEHOLDER_MACROS: &[&str] = &[concat!("todo", "!("), concat!("unimplemented", "!(")];
