@@ -67,6 +67,9 @@ pub(crate) struct PyProtocol {
     /// (which may come after `connection_lost` let go of `link`'s).
     made: Option<Py<PyAny>>,
     rust: Option<Transport>,
+    /// The exception a protocol method raised that aborted the transport:
+    /// `connection_lost` receives it, as asyncio's `_fatal_error` passes it.
+    fatal: Option<PyErr>,
 }
 
 impl PyProtocol {
@@ -93,6 +96,7 @@ impl PyProtocol {
             transport: None,
             made,
             rust: None,
+            fatal: None,
         };
         (protocol, error)
     }
@@ -112,15 +116,17 @@ impl PyProtocol {
         )
     }
 
-    /// asyncio's `_fatal_error`: report `error` and abort the transport.
-    fn fatal(&self, py: Python<'_>, error: PyErr, message: &str) {
+    /// asyncio's `_fatal_error`: report `error` and abort the transport;
+    /// `connection_lost` then gets `error`.
+    fn fatal(&mut self, py: Python<'_>, error: PyErr, message: &str) {
         if !error.is_instance_of::<PyException>(py) {
             // KeyboardInterrupt, SystemExit: out of run_forever.
             self.stop_loop(py, error);
             return;
         }
-        self.report(py, error, message);
+        self.report(py, error.clone_ref(py), message);
         if let Some(rust) = &self.rust {
+            self.fatal.get_or_insert(error);
             rust.abort();
         }
     }
@@ -263,7 +269,10 @@ impl Protocol for PyProtocol {
 
     fn connection_lost(&mut self, error: Option<io::Error>) {
         Python::with_gil(|py| {
-            let exc = error.map(|e| io_to_py(py, e));
+            let exc = match self.fatal.take() {
+                Some(fatal) => Some(fatal.into_value(py).into_any()),
+                None => error.map(|e| io_to_py(py, e)),
+            };
             if let Some(Err(failed)) = self.call(py, intern!(py, "connection_lost"), (exc,)) {
                 if failed.is_instance_of::<PyException>(py) {
                     self.report(
