@@ -205,6 +205,8 @@ impl Protocol for PyProtocol {
             let core = StreamTransport {
                 transport: transport.clone(),
                 link: self.link.clone(),
+                eof: Cell::new(false),
+                lost_writes: Cell::new(0),
             };
             let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
             let wrapped = match wrapped {
@@ -345,7 +347,16 @@ pub(crate) fn io_to_py(py: Python<'_>, error: io::Error) -> Py<PyAny> {
 pub struct StreamTransport {
     transport: Transport,
     link: Rc<Link>,
+    /// `write_eof()` was called while open: writing again is asyncio's
+    /// RuntimeError.
+    eof: Cell<bool>,
+    /// Writes after the connection was lost (asyncio's `_conn_lost` less
+    /// one), to warn as asyncio does from the fifth on.
+    lost_writes: Cell<u32>,
 }
+
+/// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
 impl std::fmt::Debug for StreamTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -372,24 +383,74 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
     )))
 }
 
+impl StreamTransport {
+    /// asyncio's RuntimeError for a write after `write_eof()`.
+    fn check_eof(&self) -> PyResult<()> {
+        if self.eof.get() {
+            return Err(PyRuntimeError::new_err(
+                "Cannot call write() after write_eof()",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Once the connection is lost (closing with nothing left to flush) a
+    /// write is dropped, with asyncio's warning from the fifth on; true
+    /// then.
+    fn drop_lost_write(&self, py: Python<'_>) -> PyResult<bool> {
+        let lost = self.transport.is_closing() && self.transport.get_write_buffer_size() == 0;
+        if !lost {
+            return Ok(false);
+        }
+        let count = self.lost_writes.get().saturating_add(1);
+        self.lost_writes.set(count);
+        if count >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+            py.import("logging")?
+                .call_method1("getLogger", ("asyncio",))?
+                .call_method1("warning", ("socket.send() raised exception.",))?;
+        }
+        Ok(true)
+    }
+}
+
 #[pymethods]
 impl StreamTransport {
     /// Writes bytes, bytearray or memoryview data (buffered if the socket
     /// is full).
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |bytes| self.transport.write(bytes))
+        let py = data.py();
+        with_bytes(data, |bytes| {
+            self.check_eof()?;
+            if !bytes.is_empty() && !self.drop_lost_write(py)? {
+                self.transport.write(bytes);
+            }
+            Ok(())
+        })?
     }
 
-    /// Writes each buffer of an iterable.
-    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
-        for data in lines.try_iter()? {
-            self.write(&data?)?;
+    /// Writes each buffer of an iterable: one write for asyncio's checks,
+    /// as its `writelines` joins them.
+    fn writelines(&self, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+        let lines = iterable.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let mut sizes = 0;
+        for data in &lines {
+            sizes += with_bytes(data, <[u8]>::len)?;
+        }
+        self.check_eof()?;
+        if sizes == 0 || self.drop_lost_write(iterable.py())? {
+            return Ok(());
+        }
+        for data in &lines {
+            with_bytes(data, |bytes| self.transport.write(bytes))?;
         }
         Ok(())
     }
 
     /// Shuts the write side down once the buffer is flushed.
     fn write_eof(&self) {
+        if !self.transport.is_closing() {
+            self.eof.set(true);
+        }
         self.transport.write_eof();
     }
 
