@@ -1,7 +1,9 @@
 //! evloop's errors as the Python exceptions asyncio raises for them.
 
 use evloop_core::Error;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit, PyTimeoutError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::PyErr;
 
@@ -21,6 +23,13 @@ pub(crate) fn to_py(error: Error) -> PyErr {
         Error::TimedOut => PyTimeoutError::new_err("timed out"),
         other => PyRuntimeError::new_err(other.to_string()),
     }
+}
+
+/// True for the exceptions asyncio lets out of `run_forever`
+/// (`KeyboardInterrupt`, `SystemExit`); any other one, `BaseException`s
+/// included, goes to the exception handler.
+pub(crate) fn leaves_loop(py: Python<'_>, error: &PyErr) -> bool {
+    error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py)
 }
 
 /// `asyncio.CancelledError(message)`.

@@ -15,13 +15,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use evloop_transports::{Address, Protocol, Transport};
-use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 
 use crate::core_loop::CoreLoop;
-use crate::errors::to_py;
+use crate::errors::{leaves_loop, to_py};
 
 /// The Python protocol of one connection, shared by the transport (for
 /// `get_protocol`/`set_protocol`) and the [`PyProtocol`] that calls it.
@@ -119,7 +119,7 @@ impl PyProtocol {
     /// asyncio's `_fatal_error`: report `error` and abort the transport;
     /// `connection_lost` then gets `error`.
     fn fatal(&mut self, py: Python<'_>, error: PyErr, message: &str) {
-        if !error.is_instance_of::<PyException>(py) {
+        if leaves_loop(py, &error) {
             // KeyboardInterrupt, SystemExit: out of run_forever.
             self.stop_loop(py, error);
             return;
@@ -131,8 +131,12 @@ impl PyProtocol {
         }
     }
 
-    /// Sends `error` to the loop's exception handler with asyncio's keys.
+    /// Sends `error` to the loop's exception handler with asyncio's keys;
+    /// KeyboardInterrupt and SystemExit stop the loop instead.
     fn report(&self, py: Python<'_>, error: PyErr, message: &str) {
+        if leaves_loop(py, &error) {
+            return self.stop_loop(py, error);
+        }
         let reported = (|| -> PyResult<()> {
             let context = PyDict::new(py);
             context.set_item("message", message)?;
@@ -144,10 +148,10 @@ impl PyProtocol {
             Ok(())
         })();
         if let Err(failed) = reported {
-            if failed.is_instance_of::<PyException>(py) {
-                failed.write_unraisable(py, None);
-            } else {
+            if leaves_loop(py, &failed) {
                 self.stop_loop(py, failed);
+            } else {
+                failed.write_unraisable(py, None);
             }
         }
     }
@@ -276,15 +280,11 @@ impl Protocol for PyProtocol {
                 None => error.map(|e| io_to_py(py, e)),
             };
             if let Some(Err(failed)) = self.call(py, intern!(py, "connection_lost"), (exc,)) {
-                if failed.is_instance_of::<PyException>(py) {
-                    self.report(
-                        py,
-                        failed,
-                        "Exception in callback protocol.connection_lost()",
-                    );
-                } else {
-                    self.stop_loop(py, failed);
-                }
+                self.report(
+                    py,
+                    failed,
+                    "Exception in callback protocol.connection_lost()",
+                );
             }
             if let Some(wrapped) = &self.transport {
                 // Closes the socket object get_extra_info('socket') made.
