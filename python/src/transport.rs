@@ -191,8 +191,10 @@ impl PyProtocol {
             }
             let n = room.min(data.len());
             let slice = PySlice::new(py, 0, n as isize, 1);
+            // A buffer that cannot take the bytes (read-only): asyncio's
+            // recv_into fails there, with its read error's message.
             view.set_item(slice, PyBytes::new(py, &data[..n]))
-                .map_err(|e| (e, get_failed))?;
+                .map_err(|e| (e, "Fatal read error on socket transport"))?;
             if let Some(done) = self.call(py, intern!(py, "buffer_updated"), (n,)) {
                 done.map_err(|e| (e, failed))?;
             }
