@@ -69,9 +69,12 @@ def squash(events):
 
 
 def contexts(calls):
-    """What the tests compare of each exception handler call."""
+    """What the tests compare of each exception handler call (less the
+    tracebacks asyncio adds in debug mode)."""
+    debug_only = {"source_traceback", "handle_traceback"}
     return [
-        (c.get("message"), type(c.get("exception")).__name__, sorted(c)) for c in calls
+        (c.get("message"), type(c.get("exception")).__name__, sorted(set(c) - debug_only))
+        for c in calls
     ]
 
 
@@ -159,8 +162,8 @@ async def stream_raising(loop, handled, method):
 
 
 async def buffered_raising(loop, handled, method):
-    """A BufferedProtocol raising in `method` (or returning an empty
-    buffer for method 'empty'), fed 'hello' by the server."""
+    """A BufferedProtocol raising in `method`, or whose get_buffer returns
+    what BUFFERS[method] makes, fed 'hello' by the server."""
     events = []
 
     class Raising(asyncio.BufferedProtocol):
@@ -168,7 +171,7 @@ async def buffered_raising(loop, handled, method):
             events.append("get_buffer")
             if method == "get_buffer":
                 raise Boom()
-            return bytearray(0 if method == "empty" else 100)
+            return BUFFERS.get(method, lambda: bytearray(100))()
 
         def buffer_updated(self, nbytes):
             events.append(("buffer_updated", nbytes))
@@ -191,6 +194,39 @@ async def buffered_raising(loop, handled, method):
     Greeter.close_all()
     await settle(0.05)
     return events, closing
+
+
+BUFFERS = {
+    "empty": bytearray,
+    "read_only": lambda: b"x" * 100,
+    "not_a_buffer": lambda: 100,
+    "small": lambda: bytearray(2),
+    "memoryview": lambda: memoryview(bytearray(100))[10:20],
+}
+
+
+async def missing_method(loop, handled):
+    """A protocol with no eof_received (not an asyncio.Protocol) getting EOF."""
+    lost = loop.create_future()
+
+    class Bare:
+        def connection_made(self, transport):
+            transport.write(b"x")
+            transport.write_eof()
+
+        def data_received(self, data):
+            pass
+
+        def connection_lost(self, exc):
+            lost.set_result(type(exc).__name__)
+
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(Bare, "127.0.0.1", port)
+    try:
+        return await asyncio.wait_for(lost, 2), transport.is_closing()
+    finally:
+        server.close()
 
 
 async def datagram_raising(loop, handled, method):
@@ -274,13 +310,34 @@ class TestProtocolRaises(unittest.TestCase):
                 self.assertEqual(calls[0]["message"], f"protocol.{method}() failed")
 
     def test_buffered_protocol_methods(self):
-        for method in ("get_buffer", "buffer_updated", "empty"):
+        for method, lost in (
+            ("get_buffer", "Boom"),
+            ("buffer_updated", "Boom"),
+            ("empty", "RuntimeError"),
+            ("read_only", "TypeError"),
+            ("not_a_buffer", "TypeError"),
+        ):
             with self.subTest(method=method):
                 (events, closing), calls = self.same_as_asyncio(buffered_raising, method)
                 self.assertTrue(closing)
-                lost = "RuntimeError" if method == "empty" else "Boom"
                 self.assertEqual(events[-1], ("lost", lost))
                 self.assertEqual(len(calls), 1)
+
+    def test_buffered_protocol_with_small_buffers(self):
+        for method in ("small", "memoryview"):
+            with self.subTest(method=method):
+                (events, closing), calls = self.same_as_asyncio(buffered_raising, method)
+                self.assertFalse(closing)
+                self.assertEqual(calls, [])
+                received = sum(e[1] for e in events if e[0] == "buffer_updated")
+                self.assertEqual(received, 5)
+
+    def test_protocol_without_a_method(self):
+        theirs, their_calls = run_on("asyncio", missing_method)
+        ours, our_calls = run_on("evloop", missing_method)
+        self.assertEqual(ours, ("AttributeError", True))
+        self.assertEqual(ours, theirs)
+        self.assertEqual(contexts(our_calls), contexts(their_calls))
 
     def test_connection_made_aborts_on_evloop(self):
         # A known difference: asyncio runs connection_made as a plain
@@ -301,7 +358,7 @@ class TestProtocolRaises(unittest.TestCase):
         )
         (events, closing), calls = run_on("asyncio", stream_raising, "connection_made")
         self.assertFalse(closing)
-        self.assertEqual(sorted(calls[0]), ["exception", "handle", "message"])
+        self.assertEqual(contexts(calls)[0][2], ["exception", "handle", "message"])
 
     def test_connection_lost_is_reported_once(self):
         # The same events as asyncio; the context names the transport and
