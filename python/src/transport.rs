@@ -324,16 +324,18 @@ pub(crate) fn water_marks(
     high: Option<i64>,
     low: Option<i64>,
 ) -> PyResult<(Option<usize>, Option<usize>)> {
-    let size = |v: Option<i64>| -> PyResult<Option<usize>> {
-        v.map(|v| {
-            usize::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "high ({high:?}) must be >= low ({low:?}) must be >= 0"
-                ))
-            })
-        })
-        .transpose()
+    // asyncio's defaults, only to check and to word the error as it does.
+    let shown_high = high.unwrap_or_else(|| low.map_or(64 * 1024, |low| low.saturating_mul(4)));
+    let shown_low = low.unwrap_or_else(|| shown_high.div_euclid(4));
+    let invalid = || {
+        PyValueError::new_err(format!(
+            "high ({shown_high}) must be >= low ({shown_low}) must be >= 0"
+        ))
     };
+    if shown_high < shown_low || shown_low < 0 {
+        return Err(invalid());
+    }
+    let size = |v: Option<i64>| v.map(usize::try_from).transpose().map_err(|_| invalid());
     Ok((size(high)?, size(low)?))
 }
 
@@ -380,8 +382,8 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
         return Ok(f(copy.downcast::<PyBytes>()?.as_bytes()));
     }
     Err(PyTypeError::new_err(format!(
-        "data argument must be a bytes-like object, not {:?}",
-        data.get_type().name()?.to_string()
+        "data argument must be a bytes-like object, not '{}'",
+        data.get_type().name()?
     )))
 }
 
