@@ -399,6 +399,52 @@ class TestProtocolRaises(unittest.TestCase):
                     )
 
 
+# -- bad arguments from Python ----------------------------------------------
+
+
+async def bad_arguments(loop, handled):
+    """Each bad argument asyncio refuses, with what it raised."""
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    outcome = []
+    for name, call in (
+        ("write str", lambda: transport.write("text")),
+        ("write int", lambda: transport.write(5)),
+        ("write None", lambda: transport.write(None)),
+        ("write array", lambda: transport.write(__import__("array").array("i", [1]))),
+        ("negative high", lambda: transport.set_write_buffer_limits(-1)),
+        ("negative low", lambda: transport.set_write_buffer_limits(low=-4)),
+        ("high below low", lambda: transport.set_write_buffer_limits(1, 5)),
+        ("writelines str", lambda: transport.writelines(["text"])),
+        ("writelines int", lambda: transport.writelines(5)),
+    ):
+        try:
+            call()
+            outcome.append((name, None))
+        except Exception as exc:
+            message = str(exc) if not name.startswith("writelines") else ""
+            outcome.append((name, type(exc).__name__, message))
+    transport.close()
+    server.close()
+    return outcome
+
+
+class TestBadArguments(unittest.TestCase):
+    def test_asyncio_errors_and_messages(self):
+        # writelines' messages are left out: asyncio's come from
+        # b"".join (3.11) or memoryview (3.12).
+        theirs, _ = run_on("asyncio", bad_arguments)
+        ours, _ = run_on("evloop", bad_arguments)
+        self.assertEqual(ours, theirs)
+        self.assertIn(
+            ("write str", "TypeError", "data argument must be a bytes-like object, not 'str'"), ours
+        )
+        self.assertIn(
+            ("negative high", "ValueError", "high (-1) must be >= low (-1) must be >= 0"), ours
+        )
+
+
 # -- exceptions that are not Exceptions, and a raising handler -------------
 
 
