@@ -17,14 +17,14 @@ use evloop_core::EventLoop;
 use evloop_transports::{
     Address, DatagramOptions, DatagramProtocol, DatagramTransport, ProtocolHandle,
 };
-use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::CoreLoop;
-use crate::errors::to_py;
+use crate::errors::{leaves_loop, to_py};
 use crate::transport::{address_to_py, io_to_py, water_marks, with_bytes};
 
 /// The Python protocol, shared by the transport (`get_protocol`,
@@ -103,7 +103,7 @@ impl PyDatagramProtocol {
     /// Sends `error` to the loop's exception handler with asyncio's keys;
     /// KeyboardInterrupt and SystemExit stop the loop instead.
     fn report(&self, py: Python<'_>, error: PyErr, message: &str) {
-        if !error.is_instance_of::<PyException>(py) {
+        if leaves_loop(py, &error) {
             self.stop_loop(py, error);
             return;
         }
@@ -118,10 +118,10 @@ impl PyDatagramProtocol {
             Ok(())
         })();
         if let Err(failed) = reported {
-            if failed.is_instance_of::<PyException>(py) {
-                failed.write_unraisable(py, None);
-            } else {
+            if leaves_loop(py, &failed) {
                 self.stop_loop(py, failed);
+            } else {
+                failed.write_unraisable(py, None);
             }
         }
     }

@@ -1,7 +1,9 @@
 //! evloop's errors as the Python exceptions asyncio raises for them.
 
 use evloop_core::Error;
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{
+    PyKeyboardInterrupt, PyOSError, PyRuntimeError, PySystemExit, PyTimeoutError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::PyErr;
 
@@ -15,12 +17,19 @@ pub(crate) fn to_py(error: Error) -> PyErr {
             PyRuntimeError::new_err("Cannot run the event loop while another loop is running")
         }
         Error::Running => PyRuntimeError::new_err("Cannot close a running event loop"),
-        Error::Io(io) => io_error(&io),
+        Error::Io(_) => os_error(&error),
         Error::InvalidArgument(why) => PyValueError::new_err(why.into_owned()),
         Error::Cancelled(message) => cancelled(message),
         Error::TimedOut => PyTimeoutError::new_err("timed out"),
         other => PyRuntimeError::new_err(other.to_string()),
     }
+}
+
+/// True for the exceptions asyncio lets out of `run_forever`
+/// (`KeyboardInterrupt`, `SystemExit`); any other one, `BaseException`s
+/// included, goes to the exception handler.
+pub(crate) fn leaves_loop(py: Python<'_>, error: &PyErr) -> bool {
+    error.is_instance_of::<PyKeyboardInterrupt>(py) || error.is_instance_of::<PySystemExit>(py)
 }
 
 /// `asyncio.CancelledError(message)`.
@@ -37,26 +46,41 @@ fn cancelled(message: Option<String>) -> PyErr {
     })
 }
 
-/// `OSError(errno, message)`, which Python turns into the errno's subclass
-/// (`ConnectionRefusedError`, …), with the message less Rust's
-/// " (os error N)" suffix. The transports add context to some errors (the
-/// address a bind failed on), which drops the raw errno: it is then read
-/// back from that suffix, or from the error's kind.
-fn io_error(io: &std::io::Error) -> PyErr {
-    let text = io.to_string();
-    let (message, suffix_errno) = match text.rsplit_once(" (os error ") {
-        Some((head, tail)) => match tail.strip_suffix(')').and_then(|n| n.parse::<i32>().ok()) {
-            Some(errno) => (head.to_owned(), Some(errno)),
-            None => (text.clone(), None),
-        },
-        None => (text.clone(), None),
+/// `OSError(errno, strerror)`, which Python turns into the errno's subclass
+/// (`ConnectionRefusedError`, …). The errno is evloop's
+/// [`Error::raw_os_error`], which also sees through the message the
+/// transports put in front of some errors (the address a bind failed on):
+/// `strerror` is then that message and the OS's text for the errno
+/// (`os.strerror`). An error no errno caused gets the errno its kind
+/// stands for, if one does, or none (`OSError(message)`).
+fn os_error(error: &Error) -> PyErr {
+    let Some(io) = error.io_error() else {
+        return PyOSError::new_err(error.to_string());
     };
-    let errno = io
-        .raw_os_error()
-        .or(suffix_errno)
-        .or_else(|| kind_errno(io.kind()))
-        .unwrap_or(0);
+    let Some(errno) = error.raw_os_error() else {
+        return match kind_errno(io.kind()) {
+            // A bare kind (`ErrorKind::BrokenPipe.into()`) has no text of its own.
+            Some(errno) if io.get_ref().is_none() => PyOSError::new_err((errno, strerror(errno))),
+            Some(errno) => PyOSError::new_err((errno, io.to_string())),
+            None => PyOSError::new_err(io.to_string()),
+        };
+    };
+    let text = strerror(errno);
+    let message = match error.os_context() {
+        Some(context) => format!("{context}: {text}"),
+        None => text,
+    };
     PyOSError::new_err((errno, message))
+}
+
+/// The OS's text for `errno` (`os.strerror`, as Python's own OSErrors have).
+fn strerror(errno: i32) -> String {
+    Python::with_gil(|py| {
+        py.import("os")
+            .and_then(|os| os.call_method1("strerror", (errno,)))
+            .and_then(|text| text.extract())
+            .unwrap_or_else(|_| format!("errno {errno}"))
+    })
 }
 
 /// The errno of an error kind that has one obvious errno.

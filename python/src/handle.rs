@@ -4,13 +4,13 @@
 //! `call_exception_handler` with the keys `message`, `exception`, `handle`;
 //! `SystemExit` and `KeyboardInterrupt` stop the loop and leave `run_forever`.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core_loop::CoreLoop;
+use crate::errors::leaves_loop;
 
 /// What a handle calls, until it is cancelled or (for a one-shot) has run.
 #[derive(Debug)]
@@ -119,23 +119,20 @@ impl Call {
 
     fn report(&self, py: Python<'_>, handle: &Bound<'_, PyAny>, error: PyErr) {
         let event_loop = self.event_loop.bind(py);
-        if error.is_instance_of::<PyKeyboardInterrupt>(py)
-            || error.is_instance_of::<PySystemExit>(py)
-        {
-            match event_loop.downcast::<CoreLoop>() {
-                Ok(core) => core.borrow().fail(error),
-                Err(_) => error.restore(py),
-            }
-            return;
+        if leaves_loop(py, &error) {
+            return stop_with(event_loop, error);
         }
         let context = self.error_context(py, handle, &error);
         let reported = context.and_then(|ctx| {
             event_loop.call_method1("call_exception_handler", (ctx,))?;
             Ok(())
         });
-        if let Err(failure) = reported {
+        match reported {
+            // KeyboardInterrupt from the handler leaves the loop, as in asyncio.
+            Err(failure) if leaves_loop(py, &failure) => stop_with(event_loop, failure),
             // The handler itself failed: nowhere left to send it.
-            failure.write_unraisable(py, Some(handle));
+            Err(failure) => failure.write_unraisable(py, Some(handle)),
+            Ok(()) => {}
         }
     }
 
@@ -151,6 +148,14 @@ impl Call {
         context.set_item("exception", error.value(py))?;
         context.set_item("handle", handle)?;
         Ok(context)
+    }
+}
+
+/// Ends the loop's run with `error` (raised by `run_forever`).
+fn stop_with(event_loop: &Bound<'_, PyAny>, error: PyErr) {
+    match event_loop.downcast::<CoreLoop>() {
+        Ok(core) => core.borrow().fail(error),
+        Err(_) => error.restore(event_loop.py()),
     }
 }
 

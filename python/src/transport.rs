@@ -15,13 +15,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::rc::Rc;
 
 use evloop_transports::{Address, Protocol, Transport};
-use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 
 use crate::core_loop::CoreLoop;
-use crate::errors::to_py;
+use crate::errors::{leaves_loop, to_py};
 
 /// The Python protocol of one connection, shared by the transport (for
 /// `get_protocol`/`set_protocol`) and the [`PyProtocol`] that calls it.
@@ -67,6 +67,9 @@ pub(crate) struct PyProtocol {
     /// (which may come after `connection_lost` let go of `link`'s).
     made: Option<Py<PyAny>>,
     rust: Option<Transport>,
+    /// The exception a protocol method raised that aborted the transport:
+    /// `connection_lost` receives it, as asyncio's `_fatal_error` passes it.
+    fatal: Option<PyErr>,
 }
 
 impl PyProtocol {
@@ -93,6 +96,7 @@ impl PyProtocol {
             transport: None,
             made,
             rust: None,
+            fatal: None,
         };
         (protocol, error)
     }
@@ -112,21 +116,27 @@ impl PyProtocol {
         )
     }
 
-    /// asyncio's `_fatal_error`: report `error` and abort the transport.
-    fn fatal(&self, py: Python<'_>, error: PyErr, message: &str) {
-        if !error.is_instance_of::<PyException>(py) {
+    /// asyncio's `_fatal_error`: report `error` and abort the transport;
+    /// `connection_lost` then gets `error`.
+    fn fatal(&mut self, py: Python<'_>, error: PyErr, message: &str) {
+        if leaves_loop(py, &error) {
             // KeyboardInterrupt, SystemExit: out of run_forever.
             self.stop_loop(py, error);
             return;
         }
-        self.report(py, error, message);
+        self.report(py, error.clone_ref(py), message);
         if let Some(rust) = &self.rust {
+            self.fatal.get_or_insert(error);
             rust.abort();
         }
     }
 
-    /// Sends `error` to the loop's exception handler with asyncio's keys.
+    /// Sends `error` to the loop's exception handler with asyncio's keys;
+    /// KeyboardInterrupt and SystemExit stop the loop instead.
     fn report(&self, py: Python<'_>, error: PyErr, message: &str) {
+        if leaves_loop(py, &error) {
+            return self.stop_loop(py, error);
+        }
         let reported = (|| -> PyResult<()> {
             let context = PyDict::new(py);
             context.set_item("message", message)?;
@@ -138,10 +148,10 @@ impl PyProtocol {
             Ok(())
         })();
         if let Err(failed) = reported {
-            if failed.is_instance_of::<PyException>(py) {
-                failed.write_unraisable(py, None);
-            } else {
+            if leaves_loop(py, &failed) {
                 self.stop_loop(py, failed);
+            } else {
+                failed.write_unraisable(py, None);
             }
         }
     }
@@ -181,8 +191,10 @@ impl PyProtocol {
             }
             let n = room.min(data.len());
             let slice = PySlice::new(py, 0, n as isize, 1);
+            // A buffer that cannot take the bytes (read-only): asyncio's
+            // recv_into fails there, with its read error's message.
             view.set_item(slice, PyBytes::new(py, &data[..n]))
-                .map_err(|e| (e, get_failed))?;
+                .map_err(|e| (e, "Fatal read error on socket transport"))?;
             if let Some(done) = self.call(py, intern!(py, "buffer_updated"), (n,)) {
                 done.map_err(|e| (e, failed))?;
             }
@@ -199,6 +211,8 @@ impl Protocol for PyProtocol {
             let core = StreamTransport {
                 transport: transport.clone(),
                 link: self.link.clone(),
+                eof: Cell::new(false),
+                lost_writes: Cell::new(0),
             };
             let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
             let wrapped = match wrapped {
@@ -263,17 +277,16 @@ impl Protocol for PyProtocol {
 
     fn connection_lost(&mut self, error: Option<io::Error>) {
         Python::with_gil(|py| {
-            let exc = error.map(|e| io_to_py(py, e));
+            let exc = match self.fatal.take() {
+                Some(fatal) => Some(fatal.into_value(py).into_any()),
+                None => error.map(|e| io_to_py(py, e)),
+            };
             if let Some(Err(failed)) = self.call(py, intern!(py, "connection_lost"), (exc,)) {
-                if failed.is_instance_of::<PyException>(py) {
-                    self.report(
-                        py,
-                        failed,
-                        "Exception in callback protocol.connection_lost()",
-                    );
-                } else {
-                    self.stop_loop(py, failed);
-                }
+                self.report(
+                    py,
+                    failed,
+                    "Exception in callback protocol.connection_lost()",
+                );
             }
             if let Some(wrapped) = &self.transport {
                 // Closes the socket object get_extra_info('socket') made.
@@ -311,16 +324,18 @@ pub(crate) fn water_marks(
     high: Option<i64>,
     low: Option<i64>,
 ) -> PyResult<(Option<usize>, Option<usize>)> {
-    let size = |v: Option<i64>| -> PyResult<Option<usize>> {
-        v.map(|v| {
-            usize::try_from(v).map_err(|_| {
-                PyValueError::new_err(format!(
-                    "high ({high:?}) must be >= low ({low:?}) must be >= 0"
-                ))
-            })
-        })
-        .transpose()
+    // asyncio's defaults, only to check and to word the error as it does.
+    let shown_high = high.unwrap_or_else(|| low.map_or(64 * 1024, |low| low.saturating_mul(4)));
+    let shown_low = low.unwrap_or_else(|| shown_high.div_euclid(4));
+    let invalid = || {
+        PyValueError::new_err(format!(
+            "high ({shown_high}) must be >= low ({shown_low}) must be >= 0"
+        ))
     };
+    if shown_high < shown_low || shown_low < 0 {
+        return Err(invalid());
+    }
+    let size = |v: Option<i64>| v.map(usize::try_from).transpose().map_err(|_| invalid());
     Ok((size(high)?, size(low)?))
 }
 
@@ -336,7 +351,16 @@ pub(crate) fn io_to_py(py: Python<'_>, error: io::Error) -> Py<PyAny> {
 pub struct StreamTransport {
     transport: Transport,
     link: Rc<Link>,
+    /// `write_eof()` was called while open: writing again is asyncio's
+    /// RuntimeError.
+    eof: Cell<bool>,
+    /// Writes after the connection was lost (asyncio's `_conn_lost` less
+    /// one), to warn as asyncio does from the fifth on.
+    lost_writes: Cell<u32>,
 }
+
+/// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 
 impl std::fmt::Debug for StreamTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -358,9 +382,39 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
         return Ok(f(copy.downcast::<PyBytes>()?.as_bytes()));
     }
     Err(PyTypeError::new_err(format!(
-        "data argument must be a bytes-like object, not {:?}",
-        data.get_type().name()?.to_string()
+        "data argument must be a bytes-like object, not '{}'",
+        data.get_type().name()?
     )))
+}
+
+impl StreamTransport {
+    /// asyncio's RuntimeError for a write after `write_eof()`.
+    fn check_eof(&self) -> PyResult<()> {
+        if self.eof.get() {
+            return Err(PyRuntimeError::new_err(
+                "Cannot call write() after write_eof()",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Once the connection is lost (closing with nothing left to flush) a
+    /// write is dropped, with asyncio's warning from the fifth on; true
+    /// then.
+    fn drop_lost_write(&self, py: Python<'_>) -> PyResult<bool> {
+        let lost = self.transport.is_closing() && self.transport.get_write_buffer_size() == 0;
+        if !lost {
+            return Ok(false);
+        }
+        let count = self.lost_writes.get().saturating_add(1);
+        self.lost_writes.set(count);
+        if count >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+            py.import("logging")?
+                .call_method1("getLogger", ("asyncio",))?
+                .call_method1("warning", ("socket.send() raised exception.",))?;
+        }
+        Ok(true)
+    }
 }
 
 #[pymethods]
@@ -368,19 +422,39 @@ impl StreamTransport {
     /// Writes bytes, bytearray or memoryview data (buffered if the socket
     /// is full).
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |bytes| self.transport.write(bytes))
+        let py = data.py();
+        with_bytes(data, |bytes| {
+            self.check_eof()?;
+            if !bytes.is_empty() && !self.drop_lost_write(py)? {
+                self.transport.write(bytes);
+            }
+            Ok(())
+        })?
     }
 
-    /// Writes each buffer of an iterable.
-    fn writelines(&self, lines: &Bound<'_, PyAny>) -> PyResult<()> {
-        for data in lines.try_iter()? {
-            self.write(&data?)?;
+    /// Writes each buffer of an iterable: one write for asyncio's checks,
+    /// as its `writelines` joins them.
+    fn writelines(&self, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+        let lines = iterable.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        let mut sizes = 0;
+        for data in &lines {
+            sizes += with_bytes(data, <[u8]>::len)?;
+        }
+        self.check_eof()?;
+        if sizes == 0 || self.drop_lost_write(iterable.py())? {
+            return Ok(());
+        }
+        for data in &lines {
+            with_bytes(data, |bytes| self.transport.write(bytes))?;
         }
         Ok(())
     }
 
     /// Shuts the write side down once the buffer is flushed.
     fn write_eof(&self) {
+        if !self.transport.is_closing() {
+            self.eof.set(true);
+        }
         self.transport.write_eof();
     }
 

@@ -143,6 +143,75 @@ impl std::error::Error for TlsError {
     }
 }
 
+/// An OS error with a message saying what was being done (the address a
+/// bind failed on, say), keeping the OS error, its kind and its errno: the
+/// payload of the [`io::Error`] that [`OsErrorContext::wrap`] returns.
+/// [`Error::raw_os_error`] and [`Error::os_context`] look through it.
+#[derive(Debug)]
+pub struct OsErrorContext {
+    message: String,
+    source: io::Error,
+}
+
+impl OsErrorContext {
+    /// `error` with `message` in front, as an [`io::Error`] of the same
+    /// kind whose payload is the context (the errno stays reachable).
+    pub fn wrap(error: io::Error, message: impl Into<String>) -> io::Error {
+        let kind = error.kind();
+        let context = OsErrorContext {
+            message: message.into(),
+            source: error,
+        };
+        io::Error::new(kind, context)
+    }
+
+    /// The `OsErrorContext` an [`io::Error`] carries, if any.
+    pub fn from_io(error: &io::Error) -> Option<&OsErrorContext> {
+        error.get_ref()?.downcast_ref::<OsErrorContext>()
+    }
+
+    /// What was being done, without the OS error's text.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The wrapped OS error.
+    pub fn os_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for OsErrorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.message, self.source)
+    }
+}
+
+impl std::error::Error for OsErrorContext {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// The errno behind `error`: its own, or that of the `io::Error` it wraps
+/// (an [`OsErrorContext`], or any error whose source chain holds one).
+fn errno_of(error: &io::Error) -> Option<i32> {
+    if let Some(errno) = error.raw_os_error() {
+        return Some(errno);
+    }
+    let mut next: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
+    while let Some(inner) = next {
+        if let Some(io) = inner.downcast_ref::<io::Error>() {
+            return errno_of(io);
+        }
+        if let Some(context) = inner.downcast_ref::<OsErrorContext>() {
+            return errno_of(&context.source);
+        }
+        next = inner.source();
+    }
+    None
+}
+
 impl Error {
     /// Builds [`Error::InvalidArgument`] from a message naming the argument.
     pub fn invalid_argument(message: impl Into<Cow<'static, str>>) -> Self {
@@ -189,6 +258,31 @@ impl Error {
             _ => None,
         }
     }
+
+    /// The errno of an [`Error::Io`] (asyncio's `OSError.errno`), also when
+    /// the OS error is wrapped with a message ([`OsErrorContext`]); `None`
+    /// for other errors and for I/O errors that no errno caused.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Io(e) => errno_of(e),
+            _ => None,
+        }
+    }
+
+    /// The [`io::Error`] of an [`Error::Io`].
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// What was being done when the OS error of an [`Error::Io`] happened
+    /// (the [`OsErrorContext`] message, such as "error while attempting to
+    /// bind on address …"), without the OS error's own text.
+    pub fn os_context(&self) -> Option<&str> {
+        OsErrorContext::from_io(self.io_error()?).map(OsErrorContext::message)
+    }
 }
 
 /// The text of a panic payload (`&str` or `String`; anything else is opaque).
@@ -229,6 +323,10 @@ impl Clone for Error {
 fn clone_io_error(e: &io::Error) -> io::Error {
     if let Some(tls) = TlsError::from_io(e) {
         return io::Error::new(e.kind(), tls.clone());
+    }
+    if let Some(context) = OsErrorContext::from_io(e) {
+        // Keeps the errno and the message apart, as the original does.
+        return OsErrorContext::wrap(clone_io_error(&context.source), context.message.clone());
     }
     match e.raw_os_error() {
         Some(errno) => io::Error::from_raw_os_error(errno),
@@ -281,5 +379,81 @@ impl From<io::Error> for Error {
             Some(tls) => Error::Tls(tls.clone()),
             None => Error::Io(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_os_error_reads_a_plain_os_error() {
+        let error = Error::Io(io::Error::from_raw_os_error(errno(
+            rustix::io::Errno::CONNREFUSED,
+        )));
+        assert_eq!(
+            error.raw_os_error(),
+            Some(errno(rustix::io::Errno::CONNREFUSED))
+        );
+        assert_eq!(error.os_context(), None);
+        assert_eq!(Error::Closed.raw_os_error(), None);
+        assert_eq!(Error::Closed.io_error().map(io::Error::kind), None);
+    }
+
+    #[test]
+    fn raw_os_error_looks_through_a_context() {
+        let os = io::Error::from_raw_os_error(errno(rustix::io::Errno::ADDRINUSE));
+        let kind = os.kind();
+        let error = Error::Io(OsErrorContext::wrap(os, "error while attempting to bind"));
+        assert_eq!(
+            error.raw_os_error(),
+            Some(errno(rustix::io::Errno::ADDRINUSE))
+        );
+        assert_eq!(error.io_kind(), Some(kind));
+        assert_eq!(error.os_context(), Some("error while attempting to bind"));
+        assert!(error
+            .to_string()
+            .starts_with("error while attempting to bind: "));
+        // A clone keeps both.
+        let clone = error.clone();
+        assert_eq!(
+            clone.raw_os_error(),
+            Some(errno(rustix::io::Errno::ADDRINUSE))
+        );
+        assert_eq!(clone.os_context(), Some("error while attempting to bind"));
+        assert_eq!(clone.to_string(), error.to_string());
+    }
+
+    #[test]
+    fn raw_os_error_follows_a_source_chain() {
+        #[derive(Debug)]
+        struct Outer(io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "outer: {}", self.0)
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let inner = io::Error::from_raw_os_error(errno(rustix::io::Errno::PIPE));
+        let error = Error::Io(io::Error::new(io::ErrorKind::BrokenPipe, Outer(inner)));
+        assert_eq!(error.raw_os_error(), Some(errno(rustix::io::Errno::PIPE)));
+        assert_eq!(error.os_context(), None);
+    }
+
+    #[test]
+    fn errors_without_an_errno_have_none() {
+        let error = Error::Io(io::Error::other("no errno here"));
+        assert_eq!(error.raw_os_error(), None);
+        let simple = Error::Io(io::ErrorKind::BrokenPipe.into());
+        assert_eq!(simple.raw_os_error(), None);
+        assert_eq!(simple.io_kind(), Some(io::ErrorKind::BrokenPipe));
+    }
+
+    fn errno(errno: rustix::io::Errno) -> i32 {
+        errno.raw_os_error()
     }
 }

@@ -72,7 +72,7 @@ mod sync;
 mod task;
 mod time;
 
-pub use error::{panic_message, Error, TlsError, TlsErrorKind};
+pub use error::{panic_message, Error, OsErrorContext, TlsError, TlsErrorKind};
 pub use event_loop::{Builder, EventLoop, DEFAULT_SLOW_CALLBACK_DURATION};
 pub use evloop_timers::{Clock, MonotonicClock, VirtualClock};
 pub use exception::{ErrorContext, ExceptionHandler};

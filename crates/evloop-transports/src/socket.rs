@@ -4,7 +4,6 @@
 //! `accept4(NONBLOCK|CLOEXEC)`, addresses, and OS errors that keep their
 //! errno while naming the address involved.
 
-use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -13,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use evloop_core::{Error, EventLoop, LoopFuture};
+use evloop_core::{Error, EventLoop, LoopFuture, OsErrorContext};
 use rustix::io::Errno;
 use rustix::net::addr::SocketAddrArg;
 use rustix::net::{AddressFamily, SocketFlags, SocketType};
@@ -185,53 +184,25 @@ impl Drop for Writable<'_> {
     }
 }
 
-/// An OS error with a message naming what was being done, keeping the
-/// original error (and its errno) as its source and its kind.
-#[derive(Debug)]
-pub(crate) struct Contextual {
-    message: String,
-    source: io::Error,
-}
-
-impl fmt::Display for Contextual {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.message, self.source)
-    }
-}
-
-impl StdError for Contextual {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// Wraps `error` with `message`, keeping its kind, and its errno as the source.
+/// Wraps `error` with `message`, keeping its kind, and its errno as the
+/// source ([`OsErrorContext`], which `Error::raw_os_error` looks through).
 pub(crate) fn with_context(error: io::Error, message: String) -> io::Error {
-    io::Error::new(
-        error.kind(),
-        Contextual {
-            message,
-            source: error,
-        },
-    )
+    OsErrorContext::wrap(error, message)
 }
 
 /// The errno behind an error, looking through [`with_context`] wrappers.
 pub(crate) fn errno_of(error: &io::Error) -> Option<i32> {
-    if let Some(errno) = error.raw_os_error() {
-        return Some(errno);
+    match OsErrorContext::from_io(error) {
+        Some(context) => errno_of(context.os_error()),
+        None => error.raw_os_error(),
     }
-    let inner = error.get_ref()?.downcast_ref::<Contextual>()?;
-    errno_of(&inner.source)
 }
 
 /// The errno behind an [`Error::Io`], also when the error carries a message
-/// naming the address (bind errors keep their errno this way).
+/// naming the address (bind errors keep their errno this way): the same as
+/// [`Error::raw_os_error`].
 pub fn os_errno(error: &Error) -> Option<i32> {
-    match error {
-        Error::Io(error) => errno_of(error),
-        _ => None,
-    }
+    error.raw_os_error()
 }
 
 /// asyncio's error aggregation for connection attempts: one error as is;
