@@ -8,8 +8,16 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import warnings
 
 from asyncio import trsock
+
+# The thread that made the transport (its loop's), kept in ``_extra`` until
+# the protocol got ``connection_lost``: the Rust transport may only be
+# touched on that thread, also from ``__del__``, which warns if the
+# connection was never lost (asyncio's "unclosed transport").
+_OWNER = "_evloop_owner_thread"
 
 
 class CoreTransportMixin:
@@ -19,7 +27,25 @@ class CoreTransportMixin:
     __slots__ = ()
     _KIND = "Transport"
 
+    def __init__(self, extra=None):
+        super().__init__(extra)
+        self._extra[_OWNER] = threading.get_ident()
+
+    def __del__(self, _warn=warnings.warn):
+        # As asyncio's _SelectorTransport.__del__: a transport collected
+        # while still open warns, and is closed.
+        owner = getattr(self, "_extra", {}).get(_OWNER)
+        if owner is None:
+            return
+        _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+        core = getattr(self, "_core", None)
+        if core is not None and owner == threading.get_ident():
+            core.abort()
+
     def __repr__(self):
+        if self._extra.get(_OWNER, threading.get_ident()) != threading.get_ident():
+            # Another thread (a finalizer's): the Rust transport is not ours.
+            return f"<evloop.{self._KIND}>"
         state = "closing" if self._core.is_closing() else "open"
         return f"<evloop.{self._KIND} fd={self._core.fileno()} {state}>"
 
@@ -54,6 +80,8 @@ class CoreTransportMixin:
             value = self._core.sockname()
         elif name == "socket":
             value = self._socket()
+        elif name == _OWNER:
+            return default
         else:
             return self._extra.get(name, default)
         return default if value is None else value
@@ -78,6 +106,7 @@ class CoreTransportMixin:
 
     def _forget_socket(self):
         # Called by the Rust side once the transport is closed or lost.
+        self._extra.pop(_OWNER, None)
         sock, self._sock = self._sock, None
         if sock is not None:
             sock._sock.close()

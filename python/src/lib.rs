@@ -39,7 +39,7 @@ mod transport;
 use pyo3::prelude::*;
 
 pub use bridge::Pending;
-pub use core_loop::{CoreLoop, RemoteLoop};
+pub use core_loop::{CoreLoop, LoopBase, RemoteLoop};
 pub use datagram::PyDatagramTransport;
 pub use handle::{Handle, TimerHandle};
 pub use network::PyServer;
@@ -49,6 +49,7 @@ pub use transport::StreamTransport;
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LoopBase>()?;
     m.add_class::<CoreLoop>()?;
     m.add_class::<RemoteLoop>()?;
     m.add_class::<Handle>()?;
