@@ -8,9 +8,10 @@ handler, async generator hooks, the default executor.
 
 TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
-the ``sock_*`` coroutines (``evloop._sock``) and signal handlers
-(``evloop._signals``). ``sendfile``, TLS, pipes and subprocesses still
-raise NotImplementedError (see python/README.md).
+the ``sock_*`` coroutines (``evloop._sock``), ``sendfile`` and
+``sock_sendfile`` (``evloop._sendfile``) and signal handlers
+(``evloop._signals``). TLS, pipes and subprocesses still raise
+NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from asyncio import constants, events
 
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
+from ._sendfile import SendfileMixin
 from ._signals import SignalMixin
 from ._sock import SockMixin
 from ._udp import DatagramMixin, DatagramTransport
@@ -52,7 +54,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: sendfile, TLS, pipes, subprocesses)"
+    "(issue 13: TLS, pipes, subprocesses)"
 )
 
 
@@ -66,7 +68,13 @@ def _not_yet(name):
 
 
 class Loop(
-    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, asyncio.AbstractEventLoop
+    _CoreLoop,
+    NetworkMixin,
+    DatagramMixin,
+    SockMixin,
+    SignalMixin,
+    SendfileMixin,
+    asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop whose machinery is evloop's."""
 
@@ -473,9 +481,7 @@ class Loop(
     # -- the rest of issue 13 --------------------------------------------
 
     for _name in (
-        "sendfile",
         "start_tls",
-        "sock_sendfile",
         "connect_read_pipe",
         "connect_write_pipe",
         "subprocess_shell",

@@ -32,6 +32,7 @@ mod errors;
 mod handle;
 mod network;
 mod resolver;
+mod sendfile;
 mod signals;
 mod sock;
 mod transport;
@@ -74,6 +75,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sock::sock_sendto, m)?)?;
     m.add_function(wrap_pyfunction!(sock::sock_connect, m)?)?;
     m.add_function(wrap_pyfunction!(sock::sock_accept, m)?)?;
+    m.add_function(wrap_pyfunction!(sendfile::sendfile, m)?)?;
+    m.add_function(wrap_pyfunction!(sendfile::sock_sendfile, m)?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
     Ok(())
