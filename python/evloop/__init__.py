@@ -27,7 +27,7 @@ import threading
 import warnings
 import weakref
 
-from asyncio import constants, events
+from asyncio import constants, coroutines, events
 
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
@@ -80,7 +80,7 @@ class Loop(
 
     def __init__(self):
         self._threadsafe = self._remote()
-        self._debug = events._is_debug_mode() if hasattr(events, "_is_debug_mode") else False
+        self._debug = coroutines._is_debug_mode()
         self._exception_handler = None
         self._task_factory = None
         self._default_executor = None
