@@ -86,6 +86,15 @@ def _empty(fileno, count):
     return not count and os.fstat(fileno).st_size == 0
 
 
+def _seekable(file):
+    """Whether the fallback can leave the file's position (asyncio's
+    ``hasattr(file, 'seek')``, which fails after the fact on a pipe)."""
+    seekable = getattr(file, "seekable", None)
+    if seekable is not None:
+        return seekable()
+    return hasattr(file, "seek")
+
+
 class _FallbackGate(asyncio.Protocol):
     """The transport's protocol while the fallback writes: it turns
     ``pause_writing``/``resume_writing`` into ``drain()``, and hands the rest
@@ -215,7 +224,7 @@ class SendfileMixin:
                 transp.write(view[:read])
                 total_sent += read
         finally:
-            if total_sent > 0 and hasattr(file, "seek"):
+            if total_sent > 0 and _seekable(file):
                 file.seek(offset + total_sent)
             gate.restore()
 
@@ -269,5 +278,5 @@ class SendfileMixin:
                 total_sent += read
             return total_sent
         finally:
-            if total_sent > 0 and hasattr(file, "seek"):
+            if total_sent > 0 and _seekable(file):
                 file.seek(offset + total_sent)
