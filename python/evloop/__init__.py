@@ -8,9 +8,10 @@ handler, async generator hooks, the default executor.
 
 TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
-the ``sock_*`` coroutines (``evloop._sock``) and signal handlers
-(``evloop._signals``). ``sendfile``, TLS, pipes and subprocesses still
-raise NotImplementedError (see python/README.md).
+the ``sock_*`` coroutines (``evloop._sock``), ``sendfile`` and
+``sock_sendfile`` (``evloop._sendfile``) and signal handlers
+(``evloop._signals``). TLS, pipes and subprocesses still raise
+NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import signal
 import socket
 import sys
 import threading
+import warnings
 import weakref
 
-from asyncio import events
+from asyncio import constants, coroutines, events
 
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
+from ._sendfile import SendfileMixin
 from ._signals import SignalMixin
 from ._sock import SockMixin
 from ._udp import DatagramMixin, DatagramTransport
@@ -51,7 +54,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: sendfile, TLS, pipes, subprocesses)"
+    "(issue 13: TLS, pipes, subprocesses)"
 )
 
 
@@ -65,13 +68,19 @@ def _not_yet(name):
 
 
 class Loop(
-    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, asyncio.AbstractEventLoop
+    _CoreLoop,
+    NetworkMixin,
+    DatagramMixin,
+    SockMixin,
+    SignalMixin,
+    SendfileMixin,
+    asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop whose machinery is evloop's."""
 
     def __init__(self):
         self._threadsafe = self._remote()
-        self._debug = events._is_debug_mode() if hasattr(events, "_is_debug_mode") else False
+        self._debug = coroutines._is_debug_mode()
         self._exception_handler = None
         self._task_factory = None
         self._default_executor = None
@@ -82,12 +91,26 @@ class Loop(
         self._wakeup = None
         self._signal_handlers = {}
         self.slow_callback_duration = 0.1
+        self._current_handle = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth = None
 
     def __repr__(self):
+        # Safe from any thread (a finalizer's, a warning's).
         return (
-            f"<{self.__class__.__name__} running={self.is_running()} "
+            f"<{self.__class__.__name__} running={self._thread_id is not None} "
             f"closed={self.is_closed()} debug={self.get_debug()}>"
         )
+
+    def __del__(self, _warn=warnings.warn):
+        # As asyncio's BaseEventLoop.__del__: an unclosed loop warns and is
+        # closed (here only on its own thread: evloop's loop is bound to it).
+        threadsafe = self.__dict__.get("_threadsafe")
+        if threadsafe is None or threadsafe.is_closed():
+            return
+        _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+        if self._on_loop_thread() and self._thread_id is None:
+            self.close()
 
     # -- running ------------------------------------------------------
 
@@ -112,11 +135,13 @@ class Loop(
             finalizer=self._asyncgen_finalizer_hook,
         )
         events._set_running_loop(self)
+        self._set_coroutine_origin_tracking(self._debug)
         self._watch_signals()
         try:
             self._run_forever()
         finally:
             self._unwatch_signals()
+            self._set_coroutine_origin_tracking(False)
             self._thread_id = None
             events._set_running_loop(None)
             sys.set_asyncgen_hooks(*old_hooks)
@@ -299,7 +324,6 @@ class Loop(
 
     def _asyncgen_firstiter_hook(self, agen):
         if self._asyncgens_shutdown_called:
-            import warnings
 
             warnings.warn(
                 f"asynchronous generator {agen!r} was scheduled after "
@@ -351,6 +375,12 @@ class Loop(
         message = context.get("message") or "Unhandled exception in event loop"
         exception = context.get("exception")
         exc_info = (type(exception), exception, exception.__traceback__) if exception else False
+        current = self._current_handle
+        if "source_traceback" not in context and current is not None:
+            # Debug mode: where the handle that is running was created.
+            traceback = current._source_traceback
+            if traceback:
+                context["handle_traceback"] = traceback
         lines = [message]
         for key in sorted(context):
             if key in {"message", "exception"}:
@@ -409,15 +439,49 @@ class Loop(
         return self._debug
 
     def set_debug(self, enabled):
-        """Turn debug mode on or off."""
+        """Turn debug mode on or off (slow-callback warnings, handle
+        tracebacks, the thread checks of call_soon & co.)."""
         self._debug = bool(enabled)
+        if self._thread_id is None:
+            return
+        if self._on_loop_thread():
+            self._apply_debug()
+        else:
+            self.call_soon_threadsafe(self._apply_debug)
+
+    def _apply_debug(self):
+        # The running loop's share of set_debug.
+        self._sync_debug()
+        self._set_coroutine_origin_tracking(self._debug)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(constants.DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth)
+        self._coroutine_origin_tracking_enabled = enabled
+
+    def _run_handle_debug(self, handle):
+        """Debug mode's run of a handle (called by evloop for each one while
+        a loop in debug mode runs): asyncio's slow-callback warning, and the
+        handle as ``_current_handle`` for the exception handler."""
+        self._current_handle = handle
+        try:
+            start = self.time()
+            handle._run()
+            took = self.time() - start
+            if took >= self.slow_callback_duration:
+                logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
+        finally:
+            self._current_handle = None
 
     # -- the rest of issue 13 --------------------------------------------
 
     for _name in (
-        "sendfile",
         "start_tls",
-        "sock_sendfile",
         "connect_read_pipe",
         "connect_write_pipe",
         "subprocess_shell",
@@ -425,6 +489,15 @@ class Loop(
     ):
         locals()[_name] = _not_yet(_name)
     del _name
+
+
+def _format_handle(handle):
+    """A handle as the slow-callback warning names it: the task whose step
+    it runs, else the handle."""
+    owner = getattr(handle._callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        return repr(owner)
+    return str(handle)
 
 
 def _stop_loop(future):

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 
-from asyncio import trsock
+from asyncio import constants, trsock
 
 from . import _core
 from ._transport import CoreTransportMixin
@@ -32,6 +32,13 @@ class StreamTransport(CoreTransportMixin, asyncio.Transport):
 
     __slots__ = ("_core", "_sock", "__weakref__")
     _KIND = "StreamTransport"
+    # loop.sendfile tries evloop's sendfile(2) first (evloop/_sendfile.py).
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    @property
+    def _protocol_paused(self):
+        # Between pause_writing and resume_writing (sendfile's fallback).
+        return self._core.protocol_paused()
 
     def __init__(self, core):
         super().__init__()

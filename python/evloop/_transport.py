@@ -8,8 +8,17 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import warnings
 
 from asyncio import trsock
+
+# Kept in ``_extra`` (hidden from get_extra_info): the thread that made the
+# transport (its loop's; the Rust transport may only be touched there, also
+# from ``__del__``), and, until the transport is closed, aborted or lost, a
+# mark that makes ``__del__`` warn (asyncio's "unclosed transport").
+_OWNER = "_evloop_owner_thread"
+_OPEN = "_evloop_open"
 
 
 class CoreTransportMixin:
@@ -19,14 +28,35 @@ class CoreTransportMixin:
     __slots__ = ()
     _KIND = "Transport"
 
+    def __init__(self, extra=None):
+        super().__init__(extra)
+        self._extra[_OWNER] = threading.get_ident()
+        self._extra[_OPEN] = True
+
+    def __del__(self, _warn=warnings.warn):
+        # As asyncio's _SelectorTransport.__del__: a transport collected
+        # while still open warns, and is closed.
+        extra = getattr(self, "_extra", {})
+        if not extra.get(_OPEN):
+            return
+        _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+        core = getattr(self, "_core", None)
+        if core is not None and extra.get(_OWNER) == threading.get_ident():
+            core.abort()
+
     def __repr__(self):
+        if self._extra.get(_OWNER) != threading.get_ident():
+            # Another thread (a finalizer's): the Rust transport is not ours.
+            return f"<evloop.{self._KIND}>"
         state = "closing" if self._core.is_closing() else "open"
         return f"<evloop.{self._KIND} fd={self._core.fileno()} {state}>"
 
     def close(self):
+        self._extra.pop(_OPEN, None)
         self._core.close()
 
     def abort(self):
+        self._extra.pop(_OPEN, None)
         self._core.abort()
 
     def is_closing(self):
@@ -54,6 +84,8 @@ class CoreTransportMixin:
             value = self._core.sockname()
         elif name == "socket":
             value = self._socket()
+        elif name in (_OWNER, _OPEN):
+            return default
         else:
             return self._extra.get(name, default)
         return default if value is None else value
@@ -78,6 +110,7 @@ class CoreTransportMixin:
 
     def _forget_socket(self):
         # Called by the Rust side once the transport is closed or lost.
+        self._extra.pop(_OPEN, None)
         sock, self._sock = self._sock, None
         if sock is not None:
             sock._sock.close()

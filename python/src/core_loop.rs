@@ -5,15 +5,18 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use evloop_core::{EventLoop, Remote};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::errors::to_py;
-use crate::handle::{Handle, Shell, TimerHandle};
+use crate::handle::{self as handles, Handle, Shell, TimerHandle};
 
 /// Deadlines further than this (about a century) are clamped, so huge
 /// delays neither overflow nor raise.
@@ -23,9 +26,50 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// SystemExit), shared with the poll hook.
 type Pending = Rc<RefCell<Option<PyErr>>>;
 
+/// asyncio's message for a loop method called off the loop's thread.
+const WRONG_THREAD: &str =
+    "Non-thread-safe operation invoked on an event loop other than the current one";
+
+/// What any thread may read of a `_CoreLoop`: the thread that owns it and
+/// the debug flag. `_CoreLoop` itself is bound to its thread (evloop's loop
+/// is not `Send`), so its methods look here first and raise RuntimeError
+/// on another thread instead of letting pyo3 panic.
+#[pyclass(module = "evloop._core", name = "_LoopBase", subclass, frozen)]
+#[derive(Debug)]
+pub struct LoopBase {
+    owner: ThreadId,
+    debug: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl LoopBase {
+    /// Debug mode (asyncio's `loop._debug`); set it with `set_debug`.
+    #[getter(_debug)]
+    fn debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    /// Sets the flag only; `set_debug` also tells the running loop.
+    #[setter(_debug)]
+    fn set_debug_flag(&self, enabled: bool) {
+        self.debug.store(enabled, Ordering::Relaxed);
+    }
+
+    /// True on the thread that created the loop (the only one it runs on).
+    fn _on_loop_thread(&self) -> bool {
+        thread::current().id() == self.owner
+    }
+}
+
 /// The core of `evloop.Loop`: scheduling, timers, fd watchers and running,
 /// all evloop's. Subclassed in Python by `evloop.Loop`.
-#[pyclass(module = "evloop._core", name = "_CoreLoop", subclass, unsendable)]
+#[pyclass(
+    module = "evloop._core",
+    name = "_CoreLoop",
+    extends = LoopBase,
+    subclass,
+    unsendable
+)]
 pub struct CoreLoop {
     event_loop: EventLoop,
     pending: Pending,
@@ -52,15 +96,49 @@ enum Direction {
 }
 
 impl CoreLoop {
+    /// The loop, borrowed on its own thread; asyncio's RuntimeError on any
+    /// other (where pyo3 would panic: the loop is not `Send`).
+    pub(crate) fn on_thread<'py>(slf: &Bound<'py, Self>) -> PyResult<PyRef<'py, Self>> {
+        let base = slf.as_super().get();
+        if thread::current().id() != base.owner {
+            return Err(wrong_thread(base.debug.load(Ordering::Relaxed)));
+        }
+        Ok(slf.borrow())
+    }
+
+    /// Debug mode is on (asyncio's `self._debug`).
+    fn debug(slf: &Bound<'_, Self>) -> bool {
+        slf.as_super().get().debug.load(Ordering::Relaxed)
+    }
+
+    fn time(&self) -> f64 {
+        let since = self
+            .event_loop
+            .time()
+            .saturating_duration_since(self.origin);
+        self.origin_secs + since.as_secs_f64()
+    }
+
+    /// Closes evloop's loop and drops the fd watchers' handles.
+    fn close_core(&self) -> PyResult<()> {
+        self.event_loop.close().map_err(to_py)?;
+        let readers = std::mem::take(&mut *self.readers.borrow_mut());
+        let writers = std::mem::take(&mut *self.writers.borrow_mut());
+        drop((readers, writers));
+        Ok(())
+    }
+
     /// evloop's loop under this one (for the transports).
     pub(crate) fn event_loop(&self) -> &EventLoop {
         &self.event_loop
     }
 
-    /// Ends the current run with `error`, raised by `run_forever`.
+    /// Ends the current run with `error`, raised by `run_forever`, at once:
+    /// the rest of the iteration's callbacks wait for the next run, as in
+    /// asyncio.
     pub(crate) fn fail(&self, error: PyErr) {
         record(&self.pending, error);
-        self.event_loop.stop();
+        self.event_loop.interrupt();
     }
 
     fn to_instant(&self, when: f64) -> PyResult<Instant> {
@@ -92,16 +170,19 @@ impl CoreLoop {
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
+        let this = CoreLoop::on_thread(slf)?;
         let fd = fileobj_to_fd(fileobj)?;
-        let shell = Shell::new(
+        let mut shell = Shell::new(
             py,
             callback,
             args.clone().unbind(),
             None,
             slf.clone().into_any().unbind(),
         )?;
+        if CoreLoop::debug(slf) {
+            shell.trace(py, 0)?;
+        }
         let handle = Py::new(py, Handle { shell })?;
-        let this = slf.borrow();
         let fired = handle.clone_ref(py);
         let watch = move || Python::with_gil(|py| Handle::fire(py, &fired));
         // SAFETY: the fd number is only handed to the reactor (epoll_ctl)
@@ -119,7 +200,7 @@ impl CoreLoop {
             .borrow_mut()
             .insert(fd, handle.clone_ref(py));
         if let Some(old) = old {
-            old.borrow_mut(py).shell_cancel();
+            old.borrow_mut(py).shell_cancel(py);
         }
         Ok(handle)
     }
@@ -140,10 +221,42 @@ impl CoreLoop {
         };
         let old = self.watchers(direction).borrow_mut().remove(&fd);
         if let Some(old) = old {
-            old.borrow_mut(py).shell_cancel();
+            old.borrow_mut(py).shell_cancel(py);
         }
         Ok(removed)
     }
+}
+
+/// The RuntimeError for a call off the loop's thread.
+fn wrong_thread(debug: bool) -> PyErr {
+    if debug {
+        PyRuntimeError::new_err(WRONG_THREAD)
+    } else {
+        // Outside debug mode asyncio would not check; evloop's loop cannot
+        // be touched from another thread at all, so say how to reach it.
+        PyRuntimeError::new_err(format!(
+            "{WRONG_THREAD} (evloop's loop belongs to the thread that created \
+             it; use call_soon_threadsafe from other threads)"
+        ))
+    }
+}
+
+/// Debug mode's checks of a callback (asyncio's `_check_callback`): a
+/// coroutine or coroutine function is a TypeError.
+fn check_debug_callback(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
+    let coroutines = callback.py().import("asyncio.coroutines")?;
+    let is_coro = coroutines
+        .call_method1("iscoroutine", (callback,))?
+        .is_truthy()?
+        || coroutines
+            .call_method1("iscoroutinefunction", (callback,))?
+            .is_truthy()?;
+    if is_coro {
+        return Err(PyTypeError::new_err(format!(
+            "coroutines cannot be used with {method}()"
+        )));
+    }
+    Ok(())
 }
 
 fn record(pending: &Pending, error: PyErr) {
@@ -189,7 +302,7 @@ impl CoreLoop {
         py: Python<'_>,
         _args: &Bound<'_, PyTuple>,
         _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) -> PyResult<Self> {
+    ) -> PyResult<PyClassInitializer<Self>> {
         let pending: Pending = Rc::default();
         let hook_pending = pending.clone();
         let event_loop = EventLoop::builder()
@@ -199,8 +312,10 @@ impl CoreLoop {
                     // The sleep: other Python threads run meanwhile.
                     py.allow_threads(poll);
                     if let Err(error) = py.check_signals() {
+                        // Out of run_forever before this iteration's
+                        // callbacks, as asyncio raises it out of select().
                         record(&hook_pending, error);
-                        event_loop.stop();
+                        event_loop.interrupt();
                     }
                 });
             })
@@ -209,23 +324,24 @@ impl CoreLoop {
         crate::resolver::install(&event_loop);
         let origin = event_loop.time();
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
-        Ok(CoreLoop {
+        let base = LoopBase {
+            owner: thread::current().id(),
+            debug: Arc::default(),
+        };
+        Ok(PyClassInitializer::from(base).add_subclass(CoreLoop {
             event_loop,
             pending,
             readers: RefCell::default(),
             writers: RefCell::default(),
             origin,
             origin_secs,
-        })
+        }))
     }
 
     /// The loop's clock in seconds (monotonic; `time.monotonic()`'s scale).
-    fn time(&self) -> f64 {
-        let since = self
-            .event_loop
-            .time()
-            .saturating_duration_since(self.origin);
-        self.origin_secs + since.as_secs_f64()
+    #[pyo3(name = "time")]
+    fn py_time(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(CoreLoop::on_thread(slf)?.time())
     }
 
     /// Schedules `callback(*args)` for the next iteration (FIFO).
@@ -237,18 +353,22 @@ impl CoreLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         let py = slf.py();
+        let this = CoreLoop::on_thread(slf)?;
         check_callable(callback, "call_soon")?;
-        let this = slf.borrow();
         if this.event_loop.is_closed() {
             return Err(to_py(evloop_core::Error::Closed));
         }
-        let shell = Shell::new(
+        let mut shell = Shell::new(
             py,
             callback.clone().unbind(),
             args.clone().unbind(),
             context,
             slf.clone().into_any().unbind(),
         )?;
+        if CoreLoop::debug(slf) {
+            check_debug_callback(callback, "call_soon")?;
+            shell.trace(py, 0)?;
+        }
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         this.event_loop
@@ -267,19 +387,23 @@ impl CoreLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         let py = slf.py();
+        let this = CoreLoop::on_thread(slf)?;
         check_callable(callback, "call_at")?;
-        let this = slf.borrow();
         let deadline = this.to_instant(when)?;
         if this.event_loop.is_closed() {
             return Err(to_py(evloop_core::Error::Closed));
         }
-        let shell = Shell::new(
+        let mut shell = Shell::new(
             py,
             callback.clone().unbind(),
             args.clone().unbind(),
             context,
             slf.clone().into_any().unbind(),
         )?;
+        if CoreLoop::debug(slf) {
+            check_debug_callback(callback, "call_at")?;
+            shell.trace(py, 0)?;
+        }
         let handle = Py::new(py, TimerHandle::new(shell, when))?;
         let fired = handle.clone_ref(py);
         let timer = this
@@ -304,51 +428,64 @@ impl CoreLoop {
         if delay.is_nan() {
             return Err(PyValueError::new_err("delay must be a number, not NaN"));
         }
-        let when = slf.borrow().time() + delay;
+        let when = CoreLoop::on_thread(slf)?.time() + delay;
         CoreLoop::call_at(slf, when, callback, args, context)
     }
 
     /// The thread-safe half of this loop, for `call_soon_threadsafe`.
-    fn _remote(&self) -> RemoteLoop {
-        RemoteLoop {
-            remote: self.event_loop.remote(),
-        }
+    fn _remote(slf: &Bound<'_, Self>) -> PyResult<RemoteLoop> {
+        let this = CoreLoop::on_thread(slf)?;
+        Ok(RemoteLoop {
+            remote: this.event_loop.remote(),
+            debug: slf.as_super().get().debug.clone(),
+        })
     }
 
     /// Runs the loop until `stop()`; raises what a signal handler or a
     /// callback raised that asyncio lets through (KeyboardInterrupt,
     /// SystemExit).
-    fn _run_forever(&self) -> PyResult<()> {
-        let outcome = self.event_loop.run_forever();
-        if let Some(error) = self.pending.borrow_mut().take() {
+    fn _run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = CoreLoop::on_thread(slf)?;
+        // Handles time themselves while this loop runs in debug mode.
+        let was = handles::set_debug_run(CoreLoop::debug(slf));
+        let outcome = this.event_loop.run_forever();
+        handles::set_debug_run(was);
+        if let Some(error) = this.pending.borrow_mut().take() {
             return Err(error);
         }
         outcome.map_err(to_py)
     }
 
+    /// Applies the debug flag to the running loop (after `set_debug`).
+    fn _sync_debug(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = CoreLoop::on_thread(slf)?;
+        if this.event_loop.is_running() {
+            handles::set_debug_run(CoreLoop::debug(slf));
+        }
+        Ok(())
+    }
+
     /// Stops the loop once the callbacks of the current iteration ran.
-    fn stop(&self) {
-        self.event_loop.stop();
+    fn stop(slf: &Bound<'_, Self>) -> PyResult<()> {
+        CoreLoop::on_thread(slf)?.event_loop.stop();
+        Ok(())
     }
 
     /// True while the loop runs.
-    fn is_running(&self) -> bool {
-        self.event_loop.is_running()
+    fn is_running(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(CoreLoop::on_thread(slf)?.event_loop.is_running())
     }
 
     /// True once closed.
-    fn is_closed(&self) -> bool {
-        self.event_loop.is_closed()
+    fn is_closed(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(CoreLoop::on_thread(slf)?.event_loop.is_closed())
     }
 
     /// Closes evloop's loop: pending callbacks, timers and watchers are
     /// dropped.
-    fn _close(&self) -> PyResult<()> {
-        self.event_loop.close().map_err(to_py)?;
-        let readers = std::mem::take(&mut *self.readers.borrow_mut());
-        let writers = std::mem::take(&mut *self.writers.borrow_mut());
-        drop((readers, writers));
-        Ok(())
+    fn _close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = CoreLoop::on_thread(slf)?;
+        this.close_core()
     }
 
     /// Calls `callback(*args)` whenever `fd` (an int or an object with
@@ -375,13 +512,13 @@ impl CoreLoop {
     }
 
     /// Stops watching `fd` for reading; True if a reader was removed.
-    fn remove_reader(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.remove_watcher(py, Direction::Read, fd)
+    fn remove_reader(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        CoreLoop::on_thread(slf)?.remove_watcher(slf.py(), Direction::Read, fd)
     }
 
     /// Stops watching `fd` for writing; True if a writer was removed.
-    fn remove_writer(&self, py: Python<'_>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
-        self.remove_watcher(py, Direction::Write, fd)
+    fn remove_writer(slf: &Bound<'_, Self>, fd: &Bound<'_, PyAny>) -> PyResult<bool> {
+        CoreLoop::on_thread(slf)?.remove_watcher(slf.py(), Direction::Write, fd)
     }
 }
 
@@ -390,6 +527,8 @@ impl CoreLoop {
 #[derive(Debug)]
 pub struct RemoteLoop {
     remote: Remote,
+    /// The loop's debug flag (`_LoopBase`'s).
+    debug: Arc<AtomicBool>,
 }
 
 #[pymethods]
@@ -405,13 +544,18 @@ impl RemoteLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         check_callable(callback, "call_soon_threadsafe")?;
-        let shell = Shell::new(
+        let mut shell = Shell::new(
             py,
             callback.clone().unbind(),
             args.clone().unbind(),
             context,
             event_loop,
         )?;
+        if self.debug.load(Ordering::Relaxed) {
+            check_debug_callback(callback, "call_soon_threadsafe")?;
+            // Less `Loop.call_soon_threadsafe`'s own frame.
+            shell.trace(py, 1)?;
+        }
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         self.remote

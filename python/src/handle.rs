@@ -3,6 +3,14 @@
 //! `contextvars` context; an exception goes to the loop's
 //! `call_exception_handler` with the keys `message`, `exception`, `handle`;
 //! `SystemExit` and `KeyboardInterrupt` stop the loop and leave `run_forever`.
+//!
+//! Debug mode (asyncio's): a handle created then keeps where it was created
+//! (`_source_traceback`, shown by its repr and given to the exception
+//! handler), and while a loop in debug mode runs, each handle runs through
+//! `Loop._run_handle_debug`, which times it. Outside debug mode all this
+//! costs one thread-local flag read per callback.
+
+use std::cell::Cell;
 
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -12,6 +20,21 @@ use pyo3::{PyTraverseError, PyVisit};
 use crate::core_loop::CoreLoop;
 use crate::errors::leaves_loop;
 
+thread_local! {
+    /// The loop running on this thread is in debug mode.
+    static DEBUG_RUN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets whether the loop running on this thread is in debug mode; returns
+/// the previous value.
+pub(crate) fn set_debug_run(debug: bool) -> bool {
+    DEBUG_RUN.with(|flag| flag.replace(debug))
+}
+
+fn debug_run() -> bool {
+    DEBUG_RUN.with(Cell::get)
+}
+
 /// What a handle calls, until it is cancelled or (for a one-shot) has run.
 #[derive(Debug)]
 pub(crate) struct Shell {
@@ -19,6 +42,17 @@ pub(crate) struct Shell {
     args: Option<Py<PyTuple>>,
     context: Py<PyAny>,
     event_loop: Py<PyAny>,
+    /// Only for handles created in debug mode.
+    debug: Option<Box<DebugInfo>>,
+}
+
+/// What debug mode keeps of a handle.
+#[derive(Debug)]
+struct DebugInfo {
+    /// Where it was created (`format_helpers.extract_stack()`).
+    traceback: Py<PyAny>,
+    /// Its repr when it was cancelled (asyncio's `_repr`).
+    repr: Option<String>,
 }
 
 /// One call of a shell, taken out so that no borrow of the handle is held
@@ -49,13 +83,49 @@ impl Shell {
             args: Some(args),
             context,
             event_loop,
+            debug: None,
         })
+    }
+
+    /// Debug mode: keeps the Python stack of the caller, less its last
+    /// `skip` frames (Python wrappers of the scheduling call).
+    pub(crate) fn trace(&mut self, py: Python<'_>, skip: usize) -> PyResult<()> {
+        static EXTRACT: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+        let extract = EXTRACT.import(py, "asyncio.format_helpers", "extract_stack")?;
+        // Called from Rust, extract_stack's caller is the Python code that
+        // called call_soon & co.
+        let stack = extract.call0()?;
+        for _ in 0..skip {
+            if stack.len()? > 0 {
+                stack.del_item(-1)?;
+            }
+        }
+        self.debug = Some(Box::new(DebugInfo {
+            traceback: stack.unbind(),
+            repr: None,
+        }));
+        Ok(())
     }
 
     fn cancel(&mut self) {
         // Drops the callback and its arguments at once, as asyncio does.
         self.callback = None;
         self.args = None;
+    }
+
+    /// `cancel()` as the user calls it: a handle made in debug mode keeps
+    /// its repr first (asyncio's, for a later "Executing ..." warning).
+    fn cancel_keeping_repr(&mut self, py: Python<'_>, kind: &str, when: Option<f64>) {
+        if self.cancelled() {
+            return;
+        }
+        if self.debug.is_some() {
+            let repr = self.repr(py, kind, when, true);
+            if let Some(debug) = &mut self.debug {
+                debug.repr = Some(repr);
+            }
+        }
+        self.cancel();
     }
 
     fn cancelled(&self) -> bool {
@@ -82,16 +152,75 @@ impl Shell {
             visit.call(args)?;
         }
         visit.call(&self.context)?;
+        if let Some(debug) = &self.debug {
+            visit.call(&debug.traceback)?;
+        }
         visit.call(&self.event_loop)
     }
 
-    fn describe(&self, py: Python<'_>) -> String {
-        match (&self.callback, &self.args) {
-            (Some(callback), Some(args)) => {
-                callback_source(py, callback.bind(py), args.bind(py)).unwrap_or_default()
-            }
-            _ => "cancelled".to_owned(),
+    /// asyncio's `Handle.__repr__`: `<Handle [cancelled] [when=…] callback
+    /// [created at file:line]>`, or the repr kept at cancel.
+    fn repr(&self, py: Python<'_>, kind: &str, when: Option<f64>, cancelled: bool) -> String {
+        if let Some(DebugInfo {
+            repr: Some(repr), ..
+        }) = self.debug.as_deref()
+        {
+            return repr.clone();
         }
+        let mut info = vec![kind.to_owned()];
+        if cancelled {
+            info.push("cancelled".to_owned());
+        }
+        if let Some(when) = when {
+            info.push(format!("when={}", py_float(py, when)));
+        }
+        if let (Some(callback), Some(args)) = (&self.callback, &self.args) {
+            info.push(callback_source(py, callback.bind(py), args.bind(py)).unwrap_or_default());
+        }
+        if let Some(created) = self
+            .debug
+            .as_ref()
+            .and_then(|d| created_at(py, &d.traceback))
+        {
+            info.push(created);
+        }
+        format!("<{}>", info.join(" "))
+    }
+
+    /// The creation traceback (`_source_traceback`), if debug mode kept one.
+    fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.debug.as_ref().map(|d| d.traceback.clone_ref(py))
+    }
+}
+
+/// `created at file:line` from a traceback's last frame.
+fn created_at(py: Python<'_>, traceback: &Py<PyAny>) -> Option<String> {
+    let frame = traceback.bind(py).get_item(-1).ok()?;
+    let file: String = frame.get_item(0).ok()?.extract().ok()?;
+    let line: Py<PyAny> = frame.get_item(1).ok()?.unbind();
+    Some(format!("created at {file}:{line}"))
+}
+
+/// A float as Python prints it (`123.0`, not Rust's `123`).
+fn py_float(py: Python<'_>, value: f64) -> String {
+    pyo3::types::PyFloat::new(py, value)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| value.to_string())
+}
+
+/// Runs `handle` through `loop._run_handle_debug(handle)`, which times it
+/// and keeps it as the loop's current handle (asyncio's debug `_run_once`).
+fn run_debug(py: Python<'_>, event_loop: &Py<PyAny>, handle: &Bound<'_, PyAny>) {
+    let event_loop = event_loop.bind(py);
+    let outcome = event_loop.call_method1(pyo3::intern!(py, "_run_handle_debug"), (handle,));
+    if let Err(error) = outcome {
+        if leaves_loop(py, &error) {
+            if let Ok(core) = event_loop.downcast::<CoreLoop>() {
+                return core.borrow().fail(error);
+            }
+        }
+        error.write_unraisable(py, Some(handle));
     }
 }
 
@@ -147,6 +276,10 @@ impl Call {
         context.set_item("message", format!("Exception in callback {source}"))?;
         context.set_item("exception", error.value(py))?;
         context.set_item("handle", handle)?;
+        let traceback = handle.getattr(pyo3::intern!(py, "_source_traceback"))?;
+        if traceback.is_truthy()? {
+            context.set_item("source_traceback", traceback)?;
+        }
         Ok(context)
     }
 }
@@ -187,16 +320,25 @@ pub struct Handle {
 
 impl Handle {
     /// Cancels the callback (the loop's side of `cancel`).
-    pub(crate) fn shell_cancel(&mut self) {
-        self.shell.cancel();
+    pub(crate) fn shell_cancel(&mut self, py: Python<'_>) {
+        self.shell.cancel_keeping_repr(py, "Handle", None);
     }
 
-    /// Runs the handle (if not cancelled) from the loop.
+    /// Runs the handle (if not cancelled) from the loop; in debug mode
+    /// through the loop's `_run_handle_debug`.
     pub(crate) fn fire(py: Python<'_>, handle: &Py<Handle>) {
         let handle = handle.bind(py);
-        let call = handle.borrow().shell.call(py);
+        if debug_run() {
+            let event_loop = handle.borrow().shell.event_loop.clone_ref(py);
+            return run_debug(py, &event_loop, handle.as_any());
+        }
+        Handle::run_now(handle);
+    }
+
+    fn run_now(handle: &Bound<'_, Handle>) {
+        let call = handle.borrow().shell.call(handle.py());
         if let Some(call) = call {
-            call.run(py, handle.as_any());
+            call.run(handle.py(), handle.as_any());
         }
     }
 }
@@ -204,8 +346,8 @@ impl Handle {
 #[pymethods]
 impl Handle {
     /// Cancels the callback: it will not run; its arguments are dropped now.
-    fn cancel(&mut self) {
-        self.shell.cancel();
+    fn cancel(&mut self, py: Python<'_>) {
+        self.shell.cancel_keeping_repr(py, "Handle", None);
     }
 
     /// True once cancelled.
@@ -218,9 +360,15 @@ impl Handle {
         self.shell.context.clone_ref(py)
     }
 
-    /// Runs the callback now, as the loop would (asyncio's `Handle._run`).
+    /// Runs the callback now (asyncio's `Handle._run`: no timing).
     fn _run(slf: &Bound<'_, Self>) {
-        Handle::fire(slf.py(), &slf.clone().unbind());
+        Handle::run_now(slf);
+    }
+
+    /// Where the handle was created, in debug mode (else None).
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.shell.source_traceback(py)
     }
 
     /// The callback (`None` once cancelled).
@@ -236,7 +384,7 @@ impl Handle {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!("<Handle {}>", self.shell.describe(py))
+        self.shell.repr(py, "Handle", None, self.shell.cancelled())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -274,9 +422,18 @@ impl TimerHandle {
         self.timer = Some(timer);
     }
 
-    /// Runs the handle (if not cancelled) from the loop.
+    /// Runs the handle (if not cancelled) from the loop; in debug mode
+    /// through the loop's `_run_handle_debug`.
     pub(crate) fn fire(py: Python<'_>, handle: &Py<TimerHandle>) {
         let handle = handle.bind(py);
+        if debug_run() {
+            let event_loop = {
+                let mut this = handle.borrow_mut();
+                this.timer = None;
+                this.shell.event_loop.clone_ref(py)
+            };
+            return run_debug(py, &event_loop, handle.as_any());
+        }
         let call = {
             let mut this = handle.borrow_mut();
             this.timer = None;
@@ -291,11 +448,26 @@ impl TimerHandle {
 #[pymethods]
 impl TimerHandle {
     /// Cancels the timer and drops its callback now.
-    fn cancel(&mut self) {
-        self.shell.cancel();
+    fn cancel(&mut self, py: Python<'_>) {
+        self.shell
+            .cancel_keeping_repr(py, "TimerHandle", Some(self.when));
         if let Some(timer) = self.timer.take() {
             timer.cancel();
         }
+    }
+
+    /// Runs the callback now (asyncio's `Handle._run`: no timing).
+    fn _run(slf: &Bound<'_, Self>) {
+        let call = slf.borrow().shell.call(slf.py());
+        if let Some(call) = call {
+            call.run(slf.py(), slf.as_any());
+        }
+    }
+
+    /// Where the handle was created, in debug mode (else None).
+    #[getter]
+    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.shell.source_traceback(py)
     }
 
     /// True once cancelled.
@@ -326,11 +498,8 @@ impl TimerHandle {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "<TimerHandle when={} {}>",
-            self.when,
-            self.shell.describe(py)
-        )
+        self.shell
+            .repr(py, "TimerHandle", Some(self.when), self.shell.cancelled())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

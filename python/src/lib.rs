@@ -32,6 +32,7 @@ mod errors;
 mod handle;
 mod network;
 mod resolver;
+mod sendfile;
 mod signals;
 mod sock;
 mod transport;
@@ -39,7 +40,7 @@ mod transport;
 use pyo3::prelude::*;
 
 pub use bridge::Pending;
-pub use core_loop::{CoreLoop, RemoteLoop};
+pub use core_loop::{CoreLoop, LoopBase, RemoteLoop};
 pub use datagram::PyDatagramTransport;
 pub use handle::{Handle, TimerHandle};
 pub use network::PyServer;
@@ -49,6 +50,7 @@ pub use transport::StreamTransport;
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LoopBase>()?;
     m.add_class::<CoreLoop>()?;
     m.add_class::<RemoteLoop>()?;
     m.add_class::<Handle>()?;
@@ -73,6 +75,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sock::sock_sendto, m)?)?;
     m.add_function(wrap_pyfunction!(sock::sock_connect, m)?)?;
     m.add_function(wrap_pyfunction!(sock::sock_accept, m)?)?;
+    m.add_function(wrap_pyfunction!(sendfile::sendfile, m)?)?;
+    m.add_function(wrap_pyfunction!(sendfile::sock_sendfile, m)?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
     Ok(())

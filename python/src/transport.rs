@@ -30,6 +30,9 @@ pub(crate) struct Link {
     protocol: RefCell<Option<Py<PyAny>>>,
     /// The protocol is an `asyncio.BufferedProtocol`.
     buffered: Cell<bool>,
+    /// Between `pause_writing` and `resume_writing` (for sendfile's
+    /// fallback, which stands in for the protocol meanwhile).
+    writing_paused: Cell<bool>,
 }
 
 impl Link {
@@ -213,6 +216,7 @@ impl Protocol for PyProtocol {
                 link: self.link.clone(),
                 eof: Cell::new(false),
                 lost_writes: Cell::new(0),
+                sending_file: Rc::default(),
             };
             let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
             let wrapped = match wrapped {
@@ -302,6 +306,7 @@ impl Protocol for PyProtocol {
     }
 
     fn pause_writing(&mut self) {
+        self.link.writing_paused.set(true);
         Python::with_gil(|py| {
             if let Some(Err(error)) = self.call(py, intern!(py, "pause_writing"), ()) {
                 self.report(py, error, "protocol.pause_writing() failed");
@@ -310,6 +315,7 @@ impl Protocol for PyProtocol {
     }
 
     fn resume_writing(&mut self) {
+        self.link.writing_paused.set(false);
         Python::with_gil(|py| {
             if let Some(Err(error)) = self.call(py, intern!(py, "resume_writing"), ()) {
                 self.report(py, error, "protocol.resume_writing() failed");
@@ -357,6 +363,21 @@ pub struct StreamTransport {
     /// Writes after the connection was lost (asyncio's `_conn_lost` less
     /// one), to warn as asyncio does from the fifth on.
     lost_writes: Cell<u32>,
+    /// A native `loop.sendfile` is under way: `write` raises meanwhile, as
+    /// asyncio's does.
+    sending_file: Rc<Cell<bool>>,
+}
+
+impl StreamTransport {
+    /// evloop's transport (for `loop.sendfile`).
+    pub(crate) fn rust(&self) -> &Transport {
+        &self.transport
+    }
+
+    /// The flag `loop.sendfile` holds up while it sends.
+    pub(crate) fn sending_file(&self) -> Rc<Cell<bool>> {
+        self.sending_file.clone()
+    }
 }
 
 /// asyncio's `constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES`.
@@ -422,6 +443,11 @@ impl StreamTransport {
     /// Writes bytes, bytearray or memoryview data (buffered if the socket
     /// is full).
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.sending_file.get() {
+            return Err(PyRuntimeError::new_err(
+                "unable to write; sendfile is in progress",
+            ));
+        }
         let py = data.py();
         with_bytes(data, |bytes| {
             self.check_eof()?;
@@ -510,6 +536,11 @@ impl StreamTransport {
         self.transport
             .set_write_buffer_limits(high, low)
             .map_err(to_py)
+    }
+
+    /// True between the protocol's `pause_writing` and `resume_writing`.
+    fn protocol_paused(&self) -> bool {
+        self.link.writing_paused.get()
     }
 
     /// The Python protocol (None once the connection is lost).

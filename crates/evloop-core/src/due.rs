@@ -56,6 +56,14 @@ impl DueTimers {
         self.entries[position].1.take()
     }
 
+    /// Drops the entries that ran and keeps those still to run, for the
+    /// next batch (an interrupted batch).
+    pub(crate) fn keep_rest(&mut self) {
+        self.entries.drain(..self.next);
+        self.next = 0;
+        self.index = None;
+    }
+
     /// Ends the batch (keeping the capacity).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();

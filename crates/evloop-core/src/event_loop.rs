@@ -68,6 +68,13 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) running: Cell<bool>,
     pub(crate) stopping: Cell<bool>,
+    /// Set by [`EventLoop::interrupt`]: the batch ends before its next
+    /// callback.
+    pub(crate) interrupted: Cell<bool>,
+    /// The ready entries an interrupted batch left at the front of the
+    /// queue (its due timers stay in `due`): the next iteration runs them
+    /// first.
+    pub(crate) carried: Cell<Option<usize>>,
     pub(crate) closed: Cell<bool>,
     pub(crate) debug: Cell<bool>,
     pub(crate) slow_callback_duration: Cell<Duration>,
@@ -311,6 +318,8 @@ impl Builder {
                 .unwrap_or_else(|| Arc::new(MonotonicClock)),
             running: Cell::new(false),
             stopping: Cell::new(false),
+            interrupted: Cell::new(false),
+            carried: Cell::new(None),
             closed: Cell::new(false),
             debug: Cell::new(debug),
             slow_callback_duration: Cell::new(
@@ -493,6 +502,8 @@ impl EventLoop {
         // values may call back into the loop (and get `Error::Closed`).
         let ready = inner.ready.borrow_mut().take_all();
         let timers = std::mem::take(&mut *inner.timers.borrow_mut());
+        let due = std::mem::take(&mut *inner.due.borrow_mut());
+        inner.carried.set(None);
         let io = std::mem::take(&mut *inner.io.borrow_mut());
         let mut remote = Vec::new();
         while let Ok(item) = inner.shared.queue.pop() {
@@ -503,7 +514,7 @@ impl EventLoop {
         if pending > 0 {
             tracing::debug!(target: "evloop", pending, "dropping pending detached tasks at close");
         }
-        drop((ready, timers, remote, detached));
+        drop((ready, timers, due, remote, detached));
         inner.closing.set(false);
         // Every task whose handle is gone has lost its future by now, unless
         // another thread is still handing its step in: wait for those.

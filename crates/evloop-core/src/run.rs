@@ -90,6 +90,7 @@ impl Drop for RunGuard<'_> {
         let inner = &self.event_loop.inner;
         inner.running.set(false);
         inner.stopping.set(false);
+        inner.interrupted.set(false);
         CURRENT.with(|current| current.borrow_mut().take());
     }
 }
@@ -131,6 +132,20 @@ impl EventLoop {
     /// iteration with a zero poll timeout.
     pub fn stop(&self) {
         self.inner.stopping.set(true);
+    }
+
+    /// Stops the loop at once: no further callback of the current batch
+    /// runs (the running one finishes), and `run_forever` returns. The rest
+    /// of the batch stays queued, ahead of everything scheduled since, and
+    /// runs first when the loop runs again: asyncio's behaviour when a
+    /// callback raises `KeyboardInterrupt` or `SystemExit` out of
+    /// `run_forever`. When the loop is not running it is [`stop`](Self::stop).
+    pub fn interrupt(&self) {
+        let inner = &self.inner;
+        inner.stopping.set(true);
+        if inner.running.get() {
+            inner.interrupted.set(true);
+        }
     }
 
     /// Runs until [`stop`](Self::stop) is called.
@@ -188,6 +203,14 @@ impl EventLoop {
     /// the poll is skipped while callbacks are ready and the gate allows it.
     pub(crate) fn run_once(&self) {
         let inner = &*self.inner;
+        if let Some(carried) = inner.carried.take() {
+            // What an interrupted batch left: before anything queued since,
+            // as in asyncio, where it is still at the head of `_ready`.
+            let due = inner.due.borrow().len();
+            if !self.run_batch(carried, due) {
+                return;
+            }
+        }
         inner.drain_remote();
         if self.poll_due() {
             let timeout = self.poll_timeout();
@@ -309,10 +332,12 @@ impl EventLoop {
     /// Runs the batch of this iteration: the `ready` entries queued before it
     /// started, then the `due` timers (a callback of the batch can still
     /// cancel one); what the batch schedules waits for the next iteration.
-    fn run_batch(&self, ready: usize, due: usize) {
+    /// False if [`interrupt`](Self::interrupt) ended it early (the rest is
+    /// carried to the next iteration).
+    fn run_batch(&self, ready: usize, due: usize) -> bool {
         let inner = &*self.inner;
         if ready + due == 0 {
-            return;
+            return true;
         }
         let stopwatch = Stopwatch::start(&*inner.clock);
         let debug = inner.debug.get();
@@ -323,14 +348,17 @@ impl EventLoop {
                 self.run_entry(entry);
             }
         };
-        for _ in 0..ready {
+        for done in 0..ready {
+            if inner.interrupted.get() {
+                return self.carry(ready - done);
+            }
             let Some(entry) = inner.ready.borrow_mut().pop() else {
                 break;
             };
             run(entry);
         }
-        if due > 0 {
-            self.run_due(run);
+        if due > 0 && !self.run_due(run) {
+            return self.carry(0);
         }
         let stats = &inner.stats;
         stats
@@ -342,13 +370,27 @@ impl EventLoop {
         if stopwatch.elapsed(&*inner.clock) >= inner.slow_callback_duration.get() {
             stats.slow_iterations.set(stats.slow_iterations.get() + 1);
         }
+        true
+    }
+
+    /// Ends an interrupted batch: `ready` entries at the queue's head and
+    /// the due timers not yet run wait for the next iteration. False.
+    fn carry(&self, ready: usize) -> bool {
+        let inner = &*self.inner;
+        inner.interrupted.set(false);
+        inner.due.borrow_mut().keep_rest();
+        inner.carried.set(Some(ready));
+        false
     }
 
     /// Runs the due timers of the batch (skipping those cancelled meanwhile)
-    /// and empties the list.
-    fn run_due(&self, run: impl Fn(Entry)) {
+    /// and empties the list; false, leaving the rest, if interrupted.
+    fn run_due(&self, run: impl Fn(Entry)) -> bool {
         let inner = &*self.inner;
         loop {
+            if inner.interrupted.get() {
+                return false;
+            }
             let next = inner.due.borrow_mut().next();
             match next {
                 None => break,
@@ -357,6 +399,7 @@ impl EventLoop {
             }
         }
         inner.due.borrow_mut().clear();
+        true
     }
 
     fn run_entry(&self, entry: Entry) {
