@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import tempfile
+import threading
 import unittest
 
 import evloop
@@ -698,6 +699,53 @@ class TestAfterClose(unittest.TestCase):
             outcome[0], ("write", "raised", "RuntimeError", "Cannot call write() after write_eof()")
         )
 
+    def test_transports_of_a_closed_loop(self):
+        # A known difference: closing evloop's loop releases the transports
+        # still open (fds closed, no connection_lost) and their methods do
+        # nothing; asyncio's keep their sockets, and close(),
+        # resume_reading() or a write that has to wait raise
+        # RuntimeError('Event loop is closed').
+        loop = evloop.new_event_loop()
+        lost = []
+
+        class Client(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.append(exc)
+
+        async def main():
+            server = await loop.create_server(Echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await loop.create_connection(Client, "127.0.0.1", port)
+            endpoint, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            )
+            await settle(0.02)
+            server.close()
+            return transport, endpoint
+
+        transport, endpoint = loop.run_until_complete(main())
+        peer = transport.get_extra_info("peername")
+        loop.close()
+        self.assertTrue(transport.is_closing())
+        self.assertTrue(endpoint.is_closing())
+        self.assertIsNone(transport._core.fileno())
+        self.assertIsNone(endpoint._core.fileno())
+        for call in (
+            lambda: transport.write(b"x"),
+            lambda: transport.write(b"x" * (4 * 1024 * 1024)),
+            transport.pause_reading,
+            transport.resume_reading,
+            transport.write_eof,
+            transport.close,
+            transport.abort,
+            lambda: endpoint.sendto(b"x", ("127.0.0.1", 9)),
+            endpoint.close,
+            endpoint.abort,
+        ):
+            self.assertIsNone(call())
+        self.assertEqual(transport.get_extra_info("peername"), peer)
+        self.assertEqual(lost, [])
+
     def test_datagram_transport(self):
         async def scenario(loop, handled):
             lost = loop.create_future()
@@ -747,6 +795,54 @@ class TestAfterClose(unittest.TestCase):
             ],
         )
         self.assertEqual(calls, [])
+
+
+# -- a closed loop ----------------------------------------------------------
+
+
+def closed_loop_calls(kind):
+    """Each loop method on a closed loop (call_soon_threadsafe from another
+    thread), with what it raised."""
+    loop = LOOPS[kind]()
+    loop.close()
+    outcome = []
+
+    def attempt(name, call):
+        try:
+            call()
+            outcome.append((name, None))
+        except Exception as exc:
+            outcome.append((name, type(exc).__name__, str(exc)))
+
+    worker = threading.Thread(
+        target=attempt, args=("call_soon_threadsafe", lambda: loop.call_soon_threadsafe(print))
+    )
+    worker.start()
+    worker.join()
+    coro = asyncio.sleep(0)
+    for name, call in (
+        ("call_soon", lambda: loop.call_soon(print)),
+        ("call_later", lambda: loop.call_later(1, print)),
+        ("call_at", lambda: loop.call_at(loop.time() + 1, print)),
+        ("create_task", lambda: loop.create_task(coro)),
+        ("run_until_complete", lambda: loop.run_until_complete(coro)),
+        ("run_forever", loop.run_forever),
+        ("create_connection", lambda: loop.create_connection(asyncio.Protocol, "::1", 1).send(None)),
+        ("close", loop.close),
+        ("is_closed", loop.is_closed),
+    ):
+        attempt(name, call)
+    coro.close()
+    return outcome
+
+
+class TestClosedLoop(unittest.TestCase):
+    def test_asyncio_errors(self):
+        self.assertEqual(closed_loop_calls("evloop"), closed_loop_calls("asyncio"))
+        self.assertIn(
+            ("call_soon_threadsafe", "RuntimeError", "Event loop is closed"),
+            closed_loop_calls("evloop"),
+        )
 
 
 # -- errno ----------------------------------------------------------------
