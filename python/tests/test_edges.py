@@ -478,9 +478,128 @@ async def stream_base_exception(loop, handled, raised):
     return outcome
 
 
+class HelloThenEof(asyncio.Protocol):
+    """Server side: says hello and half-closes."""
+
+    def connection_made(self, transport):
+        transport.write(b"hello")
+        transport.write_eof()
+
+
+async def interrupted(loop, handled, method, raised, opened):
+    """A client whose `method` raises `raised`; waits (2 s at most) for
+    it to leave the loop. The transports go to `opened` for cleanup."""
+    buffered = method in ("get_buffer", "buffer_updated")
+
+    class Raising(asyncio.BufferedProtocol if buffered else asyncio.Protocol):
+        def check(self, name):
+            if name == method:
+                raise raised()
+
+        def connection_made(self, transport):
+            self.check("connection_made")
+            if method == "pause_writing":
+                transport.set_write_buffer_limits(high=1)
+                transport.write(b"y" * (8 * 1024 * 1024))
+
+        def data_received(self, data):
+            self.check("data_received")
+
+        def get_buffer(self, sizehint):
+            self.check("get_buffer")
+            return bytearray(100)
+
+        def buffer_updated(self, nbytes):
+            self.check("buffer_updated")
+
+        def eof_received(self):
+            self.check("eof_received")
+
+        def connection_lost(self, exc):
+            self.check("connection_lost")
+
+        def pause_writing(self):
+            self.check("pause_writing")
+
+    server = await loop.create_server(HelloThenEof, "127.0.0.1", 0)
+    opened.append(server)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(Raising, "127.0.0.1", port)
+    opened.append(transport)
+    if method == "connection_lost":
+        transport.close()
+    await asyncio.sleep(2)
+    return "not raised"
+
+
+async def datagram_interrupted(loop, handled, method, raised, opened):
+    """A datagram endpoint whose `method` raises `raised`."""
+
+    class Raising(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            if method == "datagram_received":
+                raise raised()
+
+        def error_received(self, exc):
+            if method == "error_received":
+                raise raised()
+
+    closed_port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed_port.bind(("127.0.0.1", 0))
+    dead = closed_port.getsockname()
+    closed_port.close()
+    remote = None if method == "datagram_received" else dead
+    local = ("127.0.0.1", 0) if remote is None else None
+    transport, _ = await loop.create_datagram_endpoint(
+        Raising, local_addr=local, remote_addr=remote
+    )
+    opened.append(transport)
+    for _ in range(20):
+        transport.sendto(b"x", transport.get_extra_info("sockname") if remote is None else None)
+        await asyncio.sleep(0.05)
+    return "not raised"
+
+
 class TestBaseExceptions(unittest.TestCase):
     """KeyboardInterrupt and SystemExit leave the loop; other
     BaseExceptions go to the handler; the loop stays usable."""
+
+    def test_keyboard_interrupt_from_each_protocol_method(self):
+        cases = [
+            (interrupted, method)
+            for method in (
+                "connection_made",
+                "data_received",
+                "eof_received",
+                "connection_lost",
+                "pause_writing",
+                "get_buffer",
+                "buffer_updated",
+            )
+        ] + [(datagram_interrupted, m) for m in ("datagram_received", "error_received")]
+        for scenario, method in cases:
+            for kind in LOOPS:
+                for raised in (KeyboardInterrupt, SystemExit):
+                    with self.subTest(method=method, kind=kind, raised=raised):
+                        self.leaves_the_loop(kind, scenario, method, raised)
+
+    def leaves_the_loop(self, kind, scenario, method, raised):
+        loop = LOOPS[kind]()
+        opened = []
+        try:
+            task = loop.create_task(scenario(loop, [], method, raised, opened))
+            with self.assertRaises(raised):
+                loop.run_until_complete(task)
+            # The transports' close() works (first: asyncio's would raise
+            # again on the next read event), and so does the loop.
+            for thing in opened:
+                thing.close()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                loop.run_until_complete(task)
+            self.assertEqual(loop.run_until_complete(asyncio.sleep(0.01, "again")), "again")
+        finally:
+            loop.close()
 
     def test_keyboard_interrupt_and_system_exit_leave_run_until_complete(self):
         for raised in (KeyboardInterrupt, SystemExit):
