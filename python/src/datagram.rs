@@ -21,6 +21,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::CoreLoop;
@@ -303,6 +304,22 @@ impl PyDatagramTransport {
     /// The socket's fd until the endpoint is lost.
     fn fileno(&self) -> Option<i32> {
         self.transport.fd()
+    }
+
+    /// Shows Python's GC the protocol (see `_StreamTransport`'s): an
+    /// endpoint evloop let go of without `connection_lost` is collectable.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(protocol) = self.link.try_borrow() {
+            if let Some(protocol) = protocol.as_ref() {
+                visit.call(protocol)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        let protocol = self.link.borrow_mut().take();
+        drop(protocol);
     }
 }
 

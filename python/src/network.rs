@@ -24,6 +24,9 @@ use crate::core_loop::CoreLoop;
 use crate::errors::to_py;
 use crate::transport::{address_to_py, PyProtocol};
 
+/// A server's Python protocol factory, until the server is closed.
+type FactorySlot = Rc<RefCell<Option<Py<PyAny>>>>;
+
 /// What every call gets from Python: the loop, the asyncio future to
 /// complete, the protocol factory and the transport class.
 struct Call {
@@ -71,18 +74,27 @@ impl Call {
     }
 
     /// The per-connection factory of a server; a factory error goes to the
-    /// exception handler (asyncio's "Error on transport creation").
-    fn server_factory(self) -> impl Fn() -> PyProtocol {
-        move || {
+    /// exception handler (asyncio's "Error on transport creation"). The
+    /// Python factory lives in the returned slot, which `_Server.close`
+    /// empties: evloop's server holds the closure where Python's GC cannot
+    /// see, so a factory referring to its server would otherwise be a
+    /// cycle never collected.
+    fn server_factory(self) -> (impl Fn() -> PyProtocol, FactorySlot) {
+        let slot: FactorySlot = Rc::new(RefCell::new(Some(self.factory)));
+        let factory = slot.clone();
+        let make = move || {
             Python::with_gil(|py| {
-                let (protocol, error) =
-                    PyProtocol::new(py, &self.factory, &self.py_loop, &self.wrap);
+                // Cloned out first: the factory may close its server.
+                let current = factory.borrow().as_ref().map(|f| f.clone_ref(py));
+                let current = current.unwrap_or_else(|| py.None());
+                let (protocol, error) = PyProtocol::new(py, &current, &self.py_loop, &self.wrap);
                 if let Some(error) = error {
                     report_accept_error(py, &self.py_loop, error);
                 }
                 protocol
             })
-        }
+        };
+        (make, slot)
     }
 }
 
@@ -267,8 +279,9 @@ pub(crate) fn create_server(
         call.event_loop.clone(),
         Python::with_gil(|py| call.future.clone_ref(py)),
     );
-    let serve = evloop_transports::create_server(&event_loop, call.server_factory(), options);
-    finish_server(&event_loop, future, serve)
+    let (factory, slot) = call.server_factory();
+    let serve = evloop_transports::create_server(&event_loop, factory, options);
+    finish_server(&event_loop, future, serve, slot)
 }
 
 /// `loop.create_unix_server`: completes `future` with a `_Server`.
@@ -297,16 +310,18 @@ pub(crate) fn create_unix_server(
         call.event_loop.clone(),
         Python::with_gil(|py| call.future.clone_ref(py)),
     );
-    let serve = evloop_transports::create_unix_server(
-        &event_loop,
-        call.server_factory(),
-        path.as_deref(),
-        options,
-    );
-    finish_server(&event_loop, future, serve)
+    let (factory, slot) = call.server_factory();
+    let serve =
+        evloop_transports::create_unix_server(&event_loop, factory, path.as_deref(), options);
+    finish_server(&event_loop, future, serve, slot)
 }
 
-fn finish_server<F>(event_loop: &EventLoop, future: Py<PyAny>, serve: F) -> PyResult<Pending>
+fn finish_server<F>(
+    event_loop: &EventLoop,
+    future: Py<PyAny>,
+    serve: F,
+    factory: FactorySlot,
+) -> PyResult<Pending>
 where
     F: std::future::Future<Output = Result<Server, evloop_core::Error>> + 'static,
 {
@@ -319,6 +334,7 @@ where
                 PyServer {
                     server,
                     event_loop: lp,
+                    factory,
                 },
             )?
             .into_any())
@@ -332,6 +348,8 @@ where
 pub struct PyServer {
     server: Server,
     event_loop: EventLoop,
+    /// The protocol factory, let go of on close.
+    factory: FactorySlot,
 }
 
 impl std::fmt::Debug for PyServer {
@@ -343,8 +361,11 @@ impl std::fmt::Debug for PyServer {
 #[pymethods]
 impl PyServer {
     /// Stops listening (the listening sockets close); connections stay.
+    /// The protocol factory is let go of: nothing more is accepted.
     fn close(&self) {
         self.server.close();
+        let factory = self.factory.borrow_mut().take();
+        drop(factory);
     }
 
     /// True while accepting.

@@ -19,6 +19,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core_loop::CoreLoop;
 use crate::errors::{leaves_loop, to_py};
@@ -572,6 +573,25 @@ impl StreamTransport {
     /// The socket's fd until the connection is lost.
     fn fileno(&self) -> Option<i32> {
         self.transport.fd()
+    }
+
+    /// Shows Python's GC the protocol: a protocol holding its transport is
+    /// a cycle through this object. While connected, evloop's side holds
+    /// the Python transport, so the cycle is not garbage; once evloop let
+    /// go of it without `connection_lost` (the loop closed with the
+    /// connection open), the GC can collect it.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(protocol) = self.link.protocol.try_borrow() {
+            if let Some(protocol) = protocol.as_ref() {
+                visit.call(protocol)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        let protocol = self.link.protocol.borrow_mut().take();
+        drop(protocol);
     }
 }
 

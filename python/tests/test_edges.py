@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import tempfile
+import threading
 import unittest
 
 import evloop
@@ -477,9 +478,128 @@ async def stream_base_exception(loop, handled, raised):
     return outcome
 
 
+class HelloThenEof(asyncio.Protocol):
+    """Server side: says hello and half-closes."""
+
+    def connection_made(self, transport):
+        transport.write(b"hello")
+        transport.write_eof()
+
+
+async def interrupted(loop, handled, method, raised, opened):
+    """A client whose `method` raises `raised`; waits (2 s at most) for
+    it to leave the loop. The transports go to `opened` for cleanup."""
+    buffered = method in ("get_buffer", "buffer_updated")
+
+    class Raising(asyncio.BufferedProtocol if buffered else asyncio.Protocol):
+        def check(self, name):
+            if name == method:
+                raise raised()
+
+        def connection_made(self, transport):
+            self.check("connection_made")
+            if method == "pause_writing":
+                transport.set_write_buffer_limits(high=1)
+                transport.write(b"y" * (8 * 1024 * 1024))
+
+        def data_received(self, data):
+            self.check("data_received")
+
+        def get_buffer(self, sizehint):
+            self.check("get_buffer")
+            return bytearray(100)
+
+        def buffer_updated(self, nbytes):
+            self.check("buffer_updated")
+
+        def eof_received(self):
+            self.check("eof_received")
+
+        def connection_lost(self, exc):
+            self.check("connection_lost")
+
+        def pause_writing(self):
+            self.check("pause_writing")
+
+    server = await loop.create_server(HelloThenEof, "127.0.0.1", 0)
+    opened.append(server)
+    port = server.sockets[0].getsockname()[1]
+    transport, _ = await loop.create_connection(Raising, "127.0.0.1", port)
+    opened.append(transport)
+    if method == "connection_lost":
+        transport.close()
+    await asyncio.sleep(2)
+    return "not raised"
+
+
+async def datagram_interrupted(loop, handled, method, raised, opened):
+    """A datagram endpoint whose `method` raises `raised`."""
+
+    class Raising(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            if method == "datagram_received":
+                raise raised()
+
+        def error_received(self, exc):
+            if method == "error_received":
+                raise raised()
+
+    closed_port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed_port.bind(("127.0.0.1", 0))
+    dead = closed_port.getsockname()
+    closed_port.close()
+    remote = None if method == "datagram_received" else dead
+    local = ("127.0.0.1", 0) if remote is None else None
+    transport, _ = await loop.create_datagram_endpoint(
+        Raising, local_addr=local, remote_addr=remote
+    )
+    opened.append(transport)
+    for _ in range(20):
+        transport.sendto(b"x", transport.get_extra_info("sockname") if remote is None else None)
+        await asyncio.sleep(0.05)
+    return "not raised"
+
+
 class TestBaseExceptions(unittest.TestCase):
     """KeyboardInterrupt and SystemExit leave the loop; other
     BaseExceptions go to the handler; the loop stays usable."""
+
+    def test_keyboard_interrupt_from_each_protocol_method(self):
+        cases = [
+            (interrupted, method)
+            for method in (
+                "connection_made",
+                "data_received",
+                "eof_received",
+                "connection_lost",
+                "pause_writing",
+                "get_buffer",
+                "buffer_updated",
+            )
+        ] + [(datagram_interrupted, m) for m in ("datagram_received", "error_received")]
+        for scenario, method in cases:
+            for kind in LOOPS:
+                for raised in (KeyboardInterrupt, SystemExit):
+                    with self.subTest(method=method, kind=kind, raised=raised):
+                        self.leaves_the_loop(kind, scenario, method, raised)
+
+    def leaves_the_loop(self, kind, scenario, method, raised):
+        loop = LOOPS[kind]()
+        opened = []
+        try:
+            task = loop.create_task(scenario(loop, [], method, raised, opened))
+            with self.assertRaises(raised):
+                loop.run_until_complete(task)
+            # The transports' close() works (first: asyncio's would raise
+            # again on the next read event), and so does the loop.
+            for thing in opened:
+                thing.close()
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                loop.run_until_complete(task)
+            self.assertEqual(loop.run_until_complete(asyncio.sleep(0.01, "again")), "again")
+        finally:
+            loop.close()
 
     def test_keyboard_interrupt_and_system_exit_leave_run_until_complete(self):
         for raised in (KeyboardInterrupt, SystemExit):
@@ -698,6 +818,53 @@ class TestAfterClose(unittest.TestCase):
             outcome[0], ("write", "raised", "RuntimeError", "Cannot call write() after write_eof()")
         )
 
+    def test_transports_of_a_closed_loop(self):
+        # A known difference: closing evloop's loop releases the transports
+        # still open (fds closed, no connection_lost) and their methods do
+        # nothing; asyncio's keep their sockets, and close(),
+        # resume_reading() or a write that has to wait raise
+        # RuntimeError('Event loop is closed').
+        loop = evloop.new_event_loop()
+        lost = []
+
+        class Client(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.append(exc)
+
+        async def main():
+            server = await loop.create_server(Echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await loop.create_connection(Client, "127.0.0.1", port)
+            endpoint, _ = await loop.create_datagram_endpoint(
+                asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+            )
+            await settle(0.02)
+            server.close()
+            return transport, endpoint
+
+        transport, endpoint = loop.run_until_complete(main())
+        peer = transport.get_extra_info("peername")
+        loop.close()
+        self.assertTrue(transport.is_closing())
+        self.assertTrue(endpoint.is_closing())
+        self.assertIsNone(transport._core.fileno())
+        self.assertIsNone(endpoint._core.fileno())
+        for call in (
+            lambda: transport.write(b"x"),
+            lambda: transport.write(b"x" * (4 * 1024 * 1024)),
+            transport.pause_reading,
+            transport.resume_reading,
+            transport.write_eof,
+            transport.close,
+            transport.abort,
+            lambda: endpoint.sendto(b"x", ("127.0.0.1", 9)),
+            endpoint.close,
+            endpoint.abort,
+        ):
+            self.assertIsNone(call())
+        self.assertEqual(transport.get_extra_info("peername"), peer)
+        self.assertEqual(lost, [])
+
     def test_datagram_transport(self):
         async def scenario(loop, handled):
             lost = loop.create_future()
@@ -747,6 +914,54 @@ class TestAfterClose(unittest.TestCase):
             ],
         )
         self.assertEqual(calls, [])
+
+
+# -- a closed loop ----------------------------------------------------------
+
+
+def closed_loop_calls(kind):
+    """Each loop method on a closed loop (call_soon_threadsafe from another
+    thread), with what it raised."""
+    loop = LOOPS[kind]()
+    loop.close()
+    outcome = []
+
+    def attempt(name, call):
+        try:
+            call()
+            outcome.append((name, None))
+        except Exception as exc:
+            outcome.append((name, type(exc).__name__, str(exc)))
+
+    worker = threading.Thread(
+        target=attempt, args=("call_soon_threadsafe", lambda: loop.call_soon_threadsafe(print))
+    )
+    worker.start()
+    worker.join()
+    coro = asyncio.sleep(0)
+    for name, call in (
+        ("call_soon", lambda: loop.call_soon(print)),
+        ("call_later", lambda: loop.call_later(1, print)),
+        ("call_at", lambda: loop.call_at(loop.time() + 1, print)),
+        ("create_task", lambda: loop.create_task(coro)),
+        ("run_until_complete", lambda: loop.run_until_complete(coro)),
+        ("run_forever", loop.run_forever),
+        ("create_connection", lambda: loop.create_connection(asyncio.Protocol, "::1", 1).send(None)),
+        ("close", loop.close),
+        ("is_closed", loop.is_closed),
+    ):
+        attempt(name, call)
+    coro.close()
+    return outcome
+
+
+class TestClosedLoop(unittest.TestCase):
+    def test_asyncio_errors(self):
+        self.assertEqual(closed_loop_calls("evloop"), closed_loop_calls("asyncio"))
+        self.assertIn(
+            ("call_soon_threadsafe", "RuntimeError", "Event loop is closed"),
+            closed_loop_calls("evloop"),
+        )
 
 
 # -- errno ----------------------------------------------------------------

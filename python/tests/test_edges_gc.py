@@ -38,6 +38,16 @@ class SelfHolding(asyncio.Protocol):
         self.lost.set_result(None)
 
 
+class SelfHoldingServer(asyncio.Protocol):
+    """Server side: holds its transport; `made` lists them."""
+
+    made = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.made.append(self)
+
+
 class TestCycles(unittest.TestCase):
     """Once closed, nothing evloop holds keeps a cycle alive."""
 
@@ -103,6 +113,36 @@ class TestCycles(unittest.TestCase):
         loop.close()
         gc.collect()
         self.assertEqual([r() for r in refs], [None, None])
+
+    def test_connections_open_when_the_loop_closes_are_collected(self):
+        # Closing the loop closes their fds (evloop releases them) without
+        # connection_lost; the protocol <-> transport cycles, stream and
+        # datagram, are then Python's GC's to collect.
+        loop = evloop.new_event_loop()
+        refs = []
+
+        async def main():
+            server = await loop.create_server(SelfHoldingServer, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            never = loop.create_future()
+            transport, protocol = await loop.create_connection(
+                lambda: SelfHolding(never), "127.0.0.1", port
+            )
+            endpoint, datagrams = await loop.create_datagram_endpoint(
+                lambda: SelfHolding(never), local_addr=("127.0.0.1", 0)
+            )
+            await asyncio.sleep(0.01)
+            refs.extend(weakref.ref(o) for o in (transport, protocol, endpoint, datagrams))
+            refs.extend(weakref.ref(o) for o in SelfHoldingServer.made)
+            SelfHoldingServer.made.clear()
+            server.close()
+
+        loop.run_until_complete(main())
+        loop.close()
+        del loop
+        gc.collect()
+        self.assertEqual(len(refs), 5)
+        self.assertEqual([r() for r in refs], [None] * 5)
 
     def test_datagram_protocol_and_transport_are_collected_once_closed(self):
         loop = evloop.new_event_loop()
@@ -181,6 +221,66 @@ class TestCycles(unittest.TestCase):
         loop.close()
         rsock.close()
         wsock.close()
+
+    def test_server_and_its_factory_are_collected_once_closed(self):
+        # The factory refers to the server (a cycle through evloop's
+        # server, which holds the factory).
+        loop = evloop.new_event_loop()
+        refs = []
+
+        async def main():
+            holder = Thing()
+            server = await loop.create_server(
+                lambda h=holder: asyncio.Protocol(), "127.0.0.1", 0
+            )
+            holder.server = server
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            refs.extend([weakref.ref(server), weakref.ref(holder)])
+            transport.close()
+            server.close()
+            await server.wait_closed()
+
+        loop.run_until_complete(main())
+        loop.run_until_complete(asyncio.sleep(0.01))
+        gc.collect()
+        self.assertEqual([r() for r in refs], [None, None])
+        loop.close()
+
+    def test_failed_and_cancelled_connections_leave_nothing(self):
+        loop = evloop.new_event_loop()
+        made = []
+
+        def factory():
+            protocol = asyncio.Protocol()
+            made.append(weakref.ref(protocol))
+            return protocol
+
+        async def main():
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            for _ in range(20):
+                with self.assertRaises(ConnectionRefusedError):
+                    await loop.create_connection(factory, "127.0.0.1", port)
+            # Cancelled before connecting, and while resolving a name.
+            for host in ("127.0.0.1", "localhost"):
+                task = loop.create_task(loop.create_connection(factory, host, port))
+                await asyncio.sleep(0)
+                task.cancel()
+                with self.assertRaises(asyncio.CancelledError):
+                    await task
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                with self.assertRaises(OSError):
+                    await loop.create_server(factory, "127.0.0.1", taken.getsockname()[1])
+
+        loop.run_until_complete(main())
+        loop.run_until_complete(asyncio.sleep(0.05))
+        loop.close()
+        gc.collect()
+        self.assertEqual([r() for r in made], [None] * len(made))
 
 
 async def _echo_line(reader, writer):

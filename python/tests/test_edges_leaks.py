@@ -18,7 +18,6 @@ import socket
 import tempfile
 import tracemalloc
 import unittest
-import weakref
 
 import evloop
 
@@ -41,6 +40,16 @@ def resident():
     """The process's resident size in bytes."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def count_instances(classes):
+    """How many objects of each class the GC knows of."""
+    counts = {cls.__name__: 0 for cls in classes}
+    for obj in gc.get_objects():
+        for cls in classes:
+            if isinstance(obj, cls):
+                counts[cls.__name__] += 1
+    return counts
 
 
 class Echo(asyncio.Protocol):
@@ -96,11 +105,14 @@ class Thing:
 class LeakTestCase(unittest.TestCase):
     """Runs rounds of `one()` under tracemalloc and checks what is left."""
 
+    # What must not outlive the run (counted against what other tests left).
+    CLASSES = ()
+
     def setUp(self):
         gc.collect()
         self.fds = fd_count()
+        self.before = count_instances(self.CLASSES)
         self.loop = evloop.new_event_loop()
-        self.alive = weakref.WeakSet()
         tracemalloc.start()
         self.addCleanup(tracemalloc.stop)
 
@@ -122,16 +134,10 @@ class LeakTestCase(unittest.TestCase):
         self.assertLess(traced_2 - traced_1, GROWTH_LIMIT, sizes)
         self.assertLess(rss_2 - rss_1, RSS_GROWTH_LIMIT, sizes)
 
-    def assert_nothing_left(self, *classes):
+    def assert_nothing_left(self):
         self.loop.close()
         gc.collect()
-        self.assertEqual(len(self.alive), 0, list(self.alive)[:5])
-        counts = {cls.__name__: 0 for cls in classes}
-        for obj in gc.get_objects():
-            for cls in classes:
-                if isinstance(obj, cls):
-                    counts[cls.__name__] += 1
-        self.assertEqual(counts, {name: 0 for name in counts})
+        self.assertEqual(count_instances(self.CLASSES), self.before)
         self.assertEqual(fd_count(), self.fds)
 
     async def batches(self, n, one):
@@ -142,13 +148,20 @@ class LeakTestCase(unittest.TestCase):
 class TestConnectionLeaks(LeakTestCase):
     """10,000 connections through an evloop server and client."""
 
+    CLASSES = (
+        evloop.StreamTransport,
+        Client,
+        Echo,
+        evloop.Handle,
+        evloop.TimerHandle,
+        asyncio.Future,
+    )
+
     def churn(self, serve, connect):
         server = self.loop.run_until_complete(serve())
 
         async def one():
             transport, protocol = await connect(server)
-            self.alive.add(transport)
-            self.alive.add(protocol)
             await protocol.echoed
             transport.close()
             self.assertIsNone(await protocol.lost)
@@ -158,9 +171,7 @@ class TestConnectionLeaks(LeakTestCase):
         self.loop.run_until_complete(server.wait_closed())
         del server
         self.assert_bounded(sizes)
-        self.assert_nothing_left(
-            evloop.StreamTransport, Client, Echo, evloop.Handle, evloop.TimerHandle, asyncio.Future
-        )
+        self.assert_nothing_left()
 
     def test_tcp(self):
         def serve():
@@ -189,13 +200,13 @@ class TestConnectionLeaks(LeakTestCase):
 class TestDatagramLeaks(LeakTestCase):
     """10,000 datagram endpoints, each sending itself one datagram."""
 
+    CLASSES = (evloop.DatagramTransport, Bounce, asyncio.Future)
+
     def test_udp_endpoints(self):
         async def one():
             transport, protocol = await self.loop.create_datagram_endpoint(
                 lambda: Bounce(self.loop), local_addr=("127.0.0.1", 0)
             )
-            self.alive.add(transport)
-            self.alive.add(protocol)
             transport.sendto(b"ping", transport.get_extra_info("sockname"))
             self.assertEqual(await protocol.got, b"ping")
             transport.close()
@@ -203,16 +214,16 @@ class TestDatagramLeaks(LeakTestCase):
 
         sizes = self.rounds(lambda n: self.batches(n, one))
         self.assert_bounded(sizes)
-        self.assert_nothing_left(evloop.DatagramTransport, Bounce, asyncio.Future)
+        self.assert_nothing_left()
 
 
 class TestHandleLeaks(LeakTestCase):
     """10,000 call_soon and 10,000 call_later handles (every other timer
     cancelled), each holding a Thing."""
 
-    def test_call_soon_and_call_later(self):
-        things = weakref.WeakSet()
+    CLASSES = (Thing, evloop.Handle, evloop.TimerHandle)
 
+    def test_call_soon_and_call_later(self):
         async def run_round(n):
             done = self.loop.create_future()
             ran = []
@@ -221,9 +232,7 @@ class TestHandleLeaks(LeakTestCase):
                 ran.append(thing)
 
             for i in range(n):
-                thing = Thing()
-                things.add(thing)
-                self.loop.call_soon(callback, thing)
+                self.loop.call_soon(callback, Thing())
                 timer = self.loop.call_later(0.001 * (i % 10), callback, Thing())
                 if i % 2:
                     timer.cancel()
@@ -234,8 +243,7 @@ class TestHandleLeaks(LeakTestCase):
 
         sizes = self.rounds(run_round)
         self.assert_bounded(sizes)
-        self.assertEqual(len(things), 0)
-        self.assert_nothing_left(Thing, evloop.Handle, evloop.TimerHandle)
+        self.assert_nothing_left()
 
 
 if __name__ == "__main__":
