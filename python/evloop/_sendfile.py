@@ -129,21 +129,26 @@ class _FallbackGate(asyncio.Protocol):
             await self._ready
 
     def pause_writing(self):
+        """The transport is full: drain() waits from now on."""
         if self._ready is None:
             self._ready = self._loop.create_future()
 
     def resume_writing(self):
+        """The transport drained: wake drain()."""
         ready, self._ready = self._ready, None
         if ready is not None and not ready.done():
             ready.set_result(None)
 
     def data_received(self, data):
+        """Not expected (reading is paused): the real protocol's."""
         self._protocol.data_received(data)
 
     def eof_received(self):
+        """Not expected (reading is paused): the real protocol's."""
         return self._protocol.eof_received()
 
     def connection_lost(self, exc):
+        """Fail drain() and tell the real protocol."""
         ready, self._ready = self._ready, None
         if ready is not None and not ready.done():
             ready.set_exception(exc or ConnectionError("Connection is closed by peer"))

@@ -26,6 +26,19 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// SystemExit), shared with the poll hook.
 type Pending = Rc<RefCell<Option<PyErr>>>;
 
+thread_local! {
+    /// This thread's id, without `thread::current()`'s reference count
+    /// traffic on each loop call.
+    static THREAD_ID: ThreadId = thread::current().id();
+}
+
+fn current_thread() -> ThreadId {
+    // During the thread's teardown the cache may be gone already.
+    THREAD_ID
+        .try_with(|id| *id)
+        .unwrap_or_else(|_| thread::current().id())
+}
+
 /// asyncio's message for a loop method called off the loop's thread.
 const WRONG_THREAD: &str =
     "Non-thread-safe operation invoked on an event loop other than the current one";
@@ -57,7 +70,7 @@ impl LoopBase {
 
     /// True on the thread that created the loop (the only one it runs on).
     fn _on_loop_thread(&self) -> bool {
-        thread::current().id() == self.owner
+        current_thread() == self.owner
     }
 }
 
@@ -100,7 +113,7 @@ impl CoreLoop {
     /// other (where pyo3 would panic: the loop is not `Send`).
     pub(crate) fn on_thread<'py>(slf: &Bound<'py, Self>) -> PyResult<PyRef<'py, Self>> {
         let base = slf.as_super().get();
-        if thread::current().id() != base.owner {
+        if current_thread() != base.owner {
             return Err(wrong_thread(base.debug.load(Ordering::Relaxed)));
         }
         Ok(slf.borrow())
@@ -111,6 +124,7 @@ impl CoreLoop {
         slf.as_super().get().debug.load(Ordering::Relaxed)
     }
 
+    /// The loop's clock as `time()` gives it.
     fn time(&self) -> f64 {
         let since = self
             .event_loop
@@ -325,7 +339,7 @@ impl CoreLoop {
         let origin = event_loop.time();
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
         let base = LoopBase {
-            owner: thread::current().id(),
+            owner: current_thread(),
             debug: Arc::default(),
         };
         Ok(PyClassInitializer::from(base).add_subclass(CoreLoop {

@@ -329,7 +329,13 @@ impl Handle {
     pub(crate) fn fire(py: Python<'_>, handle: &Py<Handle>) {
         let handle = handle.bind(py);
         if debug_run() {
-            let event_loop = handle.borrow().shell.event_loop.clone_ref(py);
+            let this = handle.borrow();
+            if this.shell.cancelled() {
+                // Skipped without a word, as asyncio's _run_once does.
+                return;
+            }
+            let event_loop = this.shell.event_loop.clone_ref(py);
+            drop(this);
             return run_debug(py, &event_loop, handle.as_any());
         }
         Handle::run_now(handle);
@@ -430,6 +436,9 @@ impl TimerHandle {
             let event_loop = {
                 let mut this = handle.borrow_mut();
                 this.timer = None;
+                if this.shell.cancelled() {
+                    return;
+                }
                 this.shell.event_loop.clone_ref(py)
             };
             return run_debug(py, &event_loop, handle.as_any());

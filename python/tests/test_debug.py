@@ -70,6 +70,17 @@ class TestSlowCallbacks(DebugTestCase):
         with self.assertNoLogs("asyncio", level="DEBUG"):
             self.run_briefly()
 
+    def test_cancelled_handles_are_skipped_silently(self):
+        self.loop.slow_callback_duration = 0.0
+        self.loop.call_soon(noop).cancel()
+        self.loop.call_later(0, noop).cancel()
+        self.loop.call_soon(self.loop.stop)
+        with self.assertLogs("asyncio", level="WARNING") as logs:
+            self.loop.run_forever()
+        # Only the stop callback was timed (and, at 0 s allowed, logged).
+        self.assertEqual(len(logs.records), 1, logs.output)
+        self.assertIn("stop", logs.records[0].getMessage())
+
     def test_nothing_is_timed_outside_debug_mode(self):
         self.loop.set_debug(False)
         self.loop.slow_callback_duration = 0.0
