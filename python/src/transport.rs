@@ -410,12 +410,13 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
 }
 
 impl StreamTransport {
-    /// asyncio's RuntimeError for a write after `write_eof()`.
-    fn check_eof(&self) -> PyResult<()> {
+    /// asyncio's RuntimeError for a write after `write_eof()`; `method`
+    /// is what asyncio names (`writelines` has its own from Python 3.12).
+    fn check_eof(&self, method: &str) -> PyResult<()> {
         if self.eof.get() {
-            return Err(PyRuntimeError::new_err(
-                "Cannot call write() after write_eof()",
-            ));
+            return Err(PyRuntimeError::new_err(format!(
+                "Cannot call {method}() after write_eof()"
+            )));
         }
         Ok(())
     }
@@ -451,7 +452,7 @@ impl StreamTransport {
         }
         let py = data.py();
         with_bytes(data, |bytes| {
-            self.check_eof()?;
+            self.check_eof("write")?;
             if !bytes.is_empty() && !self.drop_lost_write(py)? {
                 self.transport.write(bytes);
             }
@@ -467,8 +468,10 @@ impl StreamTransport {
         for data in &lines {
             sizes += with_bytes(data, <[u8]>::len)?;
         }
-        self.check_eof()?;
-        if sizes == 0 || self.drop_lost_write(iterable.py())? {
+        let py = iterable.py();
+        let own_name = py.version_info() >= (3, 12);
+        self.check_eof(if own_name { "writelines" } else { "write" })?;
+        if sizes == 0 || self.drop_lost_write(py)? {
             return Ok(());
         }
         for data in &lines {
