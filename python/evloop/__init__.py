@@ -9,8 +9,9 @@ handler, async generator hooks, the default executor.
 TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
 the ``sock_*`` coroutines (``evloop._sock``) and signal handlers
-(``evloop._signals``). ``sendfile``, TLS, pipes and subprocesses still
-raise NotImplementedError (see python/README.md).
+(``evloop._signals``), pipes (``evloop._pipes``) and subprocesses
+(``evloop._process``). ``sendfile`` and TLS still raise
+NotImplementedError (see python/README.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from asyncio import events
 
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
+from ._pipes import PipeMixin, ReadPipeTransport, WritePipeTransport
+from ._process import ProcessMixin, SubprocessTransport
 from ._signals import SignalMixin
 from ._sock import SockMixin
 from ._udp import DatagramMixin, DatagramTransport
@@ -39,6 +42,9 @@ __all__ = (
     "TimerHandle",
     "StreamTransport",
     "DatagramTransport",
+    "ReadPipeTransport",
+    "WritePipeTransport",
+    "SubprocessTransport",
     "Server",
     "EventLoopPolicy",
     "new_event_loop",
@@ -51,7 +57,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: sendfile, TLS, pipes, subprocesses)"
+    "(issue 13: sendfile, TLS)"
 )
 
 
@@ -65,7 +71,14 @@ def _not_yet(name):
 
 
 class Loop(
-    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, asyncio.AbstractEventLoop
+    _CoreLoop,
+    NetworkMixin,
+    DatagramMixin,
+    SockMixin,
+    SignalMixin,
+    PipeMixin,
+    ProcessMixin,
+    asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop whose machinery is evloop's."""
 
@@ -418,10 +431,6 @@ class Loop(
         "sendfile",
         "start_tls",
         "sock_sendfile",
-        "connect_read_pipe",
-        "connect_write_pipe",
-        "subprocess_shell",
-        "subprocess_exec",
     ):
         locals()[_name] = _not_yet(_name)
     del _name

@@ -338,6 +338,17 @@ pub struct StreamTransport {
     link: Rc<Link>,
 }
 
+impl StreamTransport {
+    /// A transport whose events go to an evloop protocol, not a Python one
+    /// (a subprocess's pipe): `get_protocol()` is None.
+    pub(crate) fn bare(transport: Transport) -> StreamTransport {
+        StreamTransport {
+            transport,
+            link: Rc::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for StreamTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamTransport").finish_non_exhaustive()

@@ -395,9 +395,9 @@ class TestAsyncio(LoopTestCase):
         self.assertEqual(self.loop.run_until_complete(main()), 1)
         self.assertEqual(len(made), 1)
 
-    def test_pipes_are_not_here_yet(self):
+    def test_sendfile_is_not_here_yet(self):
         async def main():
-            await self.loop.connect_read_pipe(asyncio.Protocol, None)
+            await self.loop.sock_sendfile(None, None)
 
         with self.assertRaisesRegex(NotImplementedError, "issue 13"):
             self.loop.run_until_complete(main())
