@@ -192,6 +192,18 @@ impl PyProtocol {
     }
 }
 
+impl Drop for PyProtocol {
+    fn drop(&mut self) {
+        // The connection is over, also when the loop's close released it
+        // without `connection_lost`: let go of the Python protocol, which
+        // the core shares through `link` where Python's GC cannot see, so
+        // a transport and protocol that hold each other can be collected.
+        if let Ok(mut protocol) = self.link.protocol.try_borrow_mut() {
+            protocol.take();
+        }
+    }
+}
+
 impl Protocol for PyProtocol {
     fn connection_made(&mut self, transport: Transport) {
         Python::with_gil(|py| {
