@@ -52,7 +52,10 @@ impl Call {
 
     /// The one-shot factory for a client connection; a factory error is
     /// kept in `failed` for the caller.
-    pub(crate) fn client_factory(&self, failed: &Rc<RefCell<Option<PyErr>>>) -> impl FnOnce() -> PyProtocol {
+    pub(crate) fn client_factory(
+        &self,
+        failed: &Rc<RefCell<Option<PyErr>>>,
+    ) -> impl FnOnce() -> PyProtocol {
         let (factory, py_loop, wrap) = Python::with_gil(|py| {
             (
                 self.factory.clone_ref(py),

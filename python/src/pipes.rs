@@ -25,7 +25,9 @@ use crate::network::{finish_connection, Call};
 /// open.
 pub(crate) fn dup_fd(fd: RawFd) -> PyResult<OwnedFd> {
     if fd < 0 {
-        return Err(PyValueError::new_err(format!("invalid file descriptor {fd}")));
+        return Err(PyValueError::new_err(format!(
+            "invalid file descriptor {fd}"
+        )));
     }
     // SAFETY: the fd is only borrowed for the `fcntl(F_DUPFD_CLOEXEC)` below,
     // while the Python caller (which passed its `fileno()` synchronously)

@@ -18,7 +18,7 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
-use evloop_process::{ProcessOptions, SubprocessProtocol, SubprocessTransport, Stdio};
+use evloop_process::{ProcessOptions, Stdio, SubprocessProtocol, SubprocessTransport};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -265,12 +265,28 @@ pub(crate) fn subprocess_exec(
         transport: None,
     };
     let spawned = evloop_process::subprocess_exec(&event_loop, factory, program, args, options);
+    let awaited = future.clone_ref(core.py());
     let work = async move {
         let outcome = spawned.await;
         Python::with_gil(|py| {
-            let (_transport, protocol) = outcome.map_err(to_py)?;
+            let (transport, protocol) = outcome.map_err(to_py)?;
+            if is_done(awaited.bind(py)) {
+                // Cancelled while the child started: nobody will get the
+                // transport, so kill the child (it is still reaped), as
+                // asyncio closes the transport then.
+                transport.close();
+            }
             protocol.with(|p| p.transport(py)).map_err(to_py)?
         })
     };
     complete_with(&event_loop, future, work)
+}
+
+/// True if the asyncio future is done (here: cancelled); an error counts as
+/// done, as nobody can take a result then.
+fn is_done(future: &Bound<'_, PyAny>) -> bool {
+    future
+        .call_method0(intern!(future.py(), "done"))
+        .and_then(|done| done.is_truthy())
+        .unwrap_or(true)
 }
