@@ -156,18 +156,25 @@ class PipeMixin:
     async def connect_read_pipe(self, protocol_factory, pipe):
         """Read from pipe (a pipe, socket or character device object with
         fileno()) into a protocol; returns (transport, protocol)."""
+        protocol = protocol_factory()  # first, as asyncio: a raise leaves the pipe alone
         fd = _pipe_fd(pipe, "Pipe transport is for pipes/sockets only.")
         wrap = functools.partial(_wrap, ReadPipeTransport, pipe, self)
-        return await _await_core(self, _core.connect_read_pipe, self, protocol_factory, wrap, fd)
+        factory = functools.partial(_same, protocol)
+        return await _await_core(self, _core.connect_read_pipe, self, factory, wrap, fd)
 
     async def connect_write_pipe(self, protocol_factory, pipe):
         """Write to pipe (a pipe, socket or character device object with
         fileno()) through a transport; returns (transport, protocol)."""
+        protocol = protocol_factory()
         fd = _pipe_fd(pipe, "Pipe transport is only for pipes, sockets and character devices")
         wrap = functools.partial(_wrap, WritePipeTransport, pipe, self)
-        return await _await_core(self, _core.connect_write_pipe, self, protocol_factory, wrap, fd)
+        factory = functools.partial(_same, protocol)
+        return await _await_core(self, _core.connect_write_pipe, self, factory, wrap, fd)
 
 
 def _wrap(cls, pipe, loop, core):
     return cls(core, pipe, loop)
 
+
+def _same(protocol):
+    return protocol

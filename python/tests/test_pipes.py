@@ -176,6 +176,8 @@ class TestReadPipe(PipeTestCase):
         with open(r, "rb", 0) as pipe:
             with self.assertRaises(ZeroDivisionError):
                 self.run_async(self.loop.connect_read_pipe(factory, pipe))
+            self.run_async(asyncio.sleep(0.01))
+            self.assertFalse(pipe.closed)  # as asyncio: never the transport's
 
 
 class TestWritePipe(PipeTestCase):
