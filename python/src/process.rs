@@ -10,14 +10,20 @@
 //! (`connection_lost` after `process_exited` and every pipe's
 //! `pipe_connection_lost`) and drops this protocol after `connection_lost`,
 //! which breaks the cycle Python transport → core → evloop transport →
-//! protocol → Python transport.
+//! protocol → Python transport. A loop that closes first (its children are
+//! killed and reaped in a thread, their events never come) breaks it in
+//! its close hook ([`LiveTransports`]), so the Python transport is
+//! collected, with asyncio's `ResourceWarning` if it was not closed.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
+use std::rc::{Rc, Weak};
 
+use evloop_core::EventLoop;
 use evloop_process::{ProcessOptions, Stdio, SubprocessProtocol, SubprocessTransport};
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
@@ -54,10 +60,54 @@ fn stdio(value: Option<RawFd>) -> PyResult<Stdio> {
 struct PySubprocess {
     /// The Python loop (`evloop.Loop`), to stop it with KeyboardInterrupt.
     py_loop: Py<PyAny>,
-    /// `wrap(core)` makes the Python transport.
-    wrap: Py<PyAny>,
-    /// The Python transport, from `connection_made` until `connection_lost`.
-    transport: Option<Py<PyAny>>,
+    /// `wrap(core)` makes the Python transport; taken then, as it holds the
+    /// Python protocol (which would otherwise be kept by the transport's
+    /// own core).
+    wrap: Option<Py<PyAny>>,
+    /// The Python transport, from `connection_made` until `connection_lost`
+    /// (or the loop's close).
+    transport: Rc<Slot>,
+}
+
+/// Where a [`PySubprocess`] keeps its Python transport.
+type Slot = RefCell<Option<Py<PyAny>>>;
+
+/// The slots of a loop's subprocesses (a loop extension), emptied when the
+/// loop closes: nothing will deliver `connection_lost` then, and the cycle
+/// through Rust would keep the Python transport and protocol forever.
+#[derive(Default)]
+struct LiveTransports {
+    slots: RefCell<Vec<Weak<Slot>>>,
+}
+
+impl LiveTransports {
+    /// Registers `slot` to be emptied if `event_loop` closes while it lives.
+    fn track(event_loop: &EventLoop, slot: &Rc<Slot>) -> PyResult<()> {
+        let mut fresh = false;
+        let live = event_loop.extension(|| {
+            fresh = true;
+            LiveTransports::default()
+        });
+        if fresh {
+            let hook_live = live.clone();
+            event_loop
+                .add_close_hook(move |_| hook_live.release())
+                .map_err(to_py)?;
+        }
+        let mut slots = live.slots.borrow_mut();
+        slots.retain(|s| s.strong_count() > 0);
+        slots.push(Rc::downgrade(slot));
+        Ok(())
+    }
+
+    fn release(&self) {
+        let slots = std::mem::take(&mut *self.slots.borrow_mut());
+        Python::with_gil(|_| {
+            for slot in slots.iter().filter_map(Weak::upgrade) {
+                drop(slot.borrow_mut().take());
+            }
+        });
+    }
 }
 
 impl PySubprocess {
@@ -71,11 +121,11 @@ impl PySubprocess {
         method: &Bound<'py, PyString>,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) {
-        let Some(transport) = &self.transport else {
+        let Some(transport) = self.transport.borrow().as_ref().map(|t| t.clone_ref(py)) else {
             return;
         };
         if let Err(error) = transport.bind(py).call_method1(method, args) {
-            self.escalate(py, error, transport);
+            self.escalate(py, error, &transport);
         }
     }
 
@@ -93,6 +143,7 @@ impl PySubprocess {
     /// The Python transport, for `subprocess_exec`'s result.
     fn transport(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.transport
+            .borrow()
             .as_ref()
             .map(|t| t.clone_ref(py))
             .ok_or_else(|| PyValueError::new_err("the subprocess transport was never made"))
@@ -105,12 +156,14 @@ impl SubprocessProtocol for PySubprocess {
             let core = ProcessCore {
                 transport: transport.clone(),
             };
-            match Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,))) {
-                Ok(wrapped) => self.transport = Some(wrapped),
+            let Some(wrap) = self.wrap.take() else {
+                return;
+            };
+            match Py::new(py, core).and_then(|c| wrap.call1(py, (c,))) {
+                Ok(wrapped) => *self.transport.borrow_mut() = Some(wrapped),
                 Err(error) => {
                     // Nothing to tell: close, which kills the child.
                     transport.close();
-                    let wrap = self.wrap.clone_ref(py);
                     return self.escalate(py, error, &wrap);
                 }
             }
@@ -140,7 +193,7 @@ impl SubprocessProtocol for PySubprocess {
         Python::with_gil(|py| {
             let exc = error.map(|e| io_to_py(py, e));
             self.forward(py, intern!(py, "_connection_lost"), (exc,));
-            self.transport = None;
+            self.transport.borrow_mut().take();
         });
     }
 
@@ -259,10 +312,12 @@ pub(crate) fn subprocess_exec(
     let (program, args, options) = spawn.options()?;
     let event_loop = core.borrow().event_loop().clone();
     let py_loop = core.clone().into_any().unbind();
+    let slot = Rc::default();
+    LiveTransports::track(&event_loop, &slot)?;
     let factory = move || PySubprocess {
         py_loop,
-        wrap,
-        transport: None,
+        wrap: Some(wrap),
+        transport: slot,
     };
     let spawned = evloop_process::subprocess_exec(&event_loop, factory, program, args, options);
     let awaited = future.clone_ref(core.py());

@@ -9,8 +9,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import warnings
+import weakref
 
 import evloop
 
@@ -176,6 +178,29 @@ class TestProtocol(ProcessTestCase):
             gc.collect()
         messages = [str(w.message) for w in caught if w.category is ResourceWarning]
         self.assertTrue(any("unclosed transport" in m for m in messages), messages)
+
+    def test_loop_closed_under_a_running_child_lets_go_of_the_transport(self):
+        for keep in (False, True):
+            loop = evloop.new_event_loop()
+            transport, proto = loop.run_until_complete(loop.subprocess_exec(Record, "sleep", "30"))
+            pid = transport.get_pid()
+            ref = weakref.ref(transport)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                if not keep:
+                    del transport, proto  # only the loop holds them
+                loop.close()  # kills the child, reaps it in a thread
+                if keep:
+                    del transport, proto
+                gc.collect()
+            self.assertIsNone(ref())
+            messages = [str(w.message) for w in caught if w.category is ResourceWarning]
+            self.assertTrue(any("unclosed transport" in m for m in messages), messages)
+            for _ in range(100):
+                if pid not in _children():
+                    break
+                time.sleep(0.01)
+            self.assertNotIn(pid, _children())
 
 
 class TestStdio(ProcessTestCase):
