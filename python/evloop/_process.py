@@ -13,6 +13,7 @@ calls the protocol in asyncio's order and with asyncio's error handling.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 import signal
@@ -121,7 +122,11 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             raise ProcessLookupError()
         if self._core.returncode() is not None:
             return
-        self._core.send_signal(signal)
+        try:
+            self._core.send_signal(signal)
+        except ValueError:
+            # Not a signal number: os.kill's error, which Popen raises.
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL)) from None
 
     def terminate(self):
         """send_signal(SIGTERM)."""

@@ -3,6 +3,7 @@ spawned and reaped by evloop-process, under asyncio's SubprocessTransport
 API, and asyncio.create_subprocess_* on top."""
 
 import asyncio
+import errno
 import gc
 import os
 import signal
@@ -118,6 +119,15 @@ class TestProtocol(ProcessTestCase):
             transport, proto = self.exec("sleep", "30", stdin=None, stdout=None, stderr=None)
             getattr(transport, method)(*args)
             self.assertEqual(self.finish(transport, proto), -signum)
+
+    def test_bad_signal_number_is_os_error(self):
+        transport, proto = self.exec("sleep", "30", stdin=None, stdout=None, stderr=None)
+        with self.assertRaises(OSError) as caught:
+            transport.send_signal(12345)
+        self.assertEqual(caught.exception.errno, errno.EINVAL)
+        self.assertIsNone(transport.get_returncode())
+        transport.close()
+        self.run_async(proto.done.wait())
 
     def test_kill_after_exit_is_process_lookup_error(self):
         transport, proto = self.shell("exit 0")
