@@ -104,7 +104,10 @@ impl LiveTransports {
         let slots = std::mem::take(&mut *self.slots.borrow_mut());
         Python::with_gil(|_| {
             for slot in slots.iter().filter_map(Weak::upgrade) {
-                drop(slot.borrow_mut().take());
+                // Out of the cell first: dropping it may run the transport's
+                // `__del__`, which may reach this slot again.
+                let transport = slot.borrow_mut().take();
+                drop(transport);
             }
         });
     }
@@ -193,7 +196,9 @@ impl SubprocessProtocol for PySubprocess {
         Python::with_gil(|py| {
             let exc = error.map(|e| io_to_py(py, e));
             self.forward(py, intern!(py, "_connection_lost"), (exc,));
-            self.transport.borrow_mut().take();
+            // Out of the cell before it is dropped (its `__del__` may run).
+            let transport = self.transport.borrow_mut().take();
+            drop(transport);
         });
     }
 
