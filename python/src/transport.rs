@@ -198,9 +198,12 @@ impl Drop for PyProtocol {
         // without `connection_lost`: let go of the Python protocol, which
         // the core shares through `link` where Python's GC cannot see, so
         // a transport and protocol that hold each other can be collected.
-        if let Ok(mut protocol) = self.link.protocol.try_borrow_mut() {
-            protocol.take();
-        }
+        let protocol = match self.link.protocol.try_borrow_mut() {
+            Ok(mut protocol) => protocol.take(),
+            Err(_) => None,
+        };
+        // Dropped out of the cell: its `__del__` may ask for it.
+        drop(protocol);
     }
 }
 
