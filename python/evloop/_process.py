@@ -16,6 +16,7 @@ import asyncio
 import errno
 import functools
 import os
+import logging
 import signal
 import subprocess
 import warnings
@@ -23,6 +24,8 @@ import warnings
 from . import _core
 from ._net import _await_core
 from ._pipes import ReadPipeTransport, WritePipeTransport
+
+logger = logging.getLogger("asyncio")
 
 # Popen's keyword arguments evloop cannot honour, and why.
 _UNSUPPORTED = {
@@ -113,6 +116,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._closed:
             return
         self._closed = True
+        if self._core.returncode() is None and self._loop.get_debug():
+            logger.warning("Close running child process: kill %r", self)
         self._core.close()
 
     def send_signal(self, signal):
@@ -324,7 +329,8 @@ class ProcessMixin:
         if shell:
             raise ValueError("shell must be False")
         argv = [os.fsencode(arg) for arg in (program, *args)]
-        return await self._subprocess(protocol_factory, argv, stdin, stdout, stderr, kwargs)
+        what = f"execute program {program!r}"
+        return await self._subprocess(protocol_factory, what, argv, stdin, stdout, stderr, kwargs)
 
     async def subprocess_shell(
         self,
@@ -350,11 +356,27 @@ class ProcessMixin:
         if not shell:
             raise ValueError("shell must be True")
         argv = [b"/bin/sh", b"-c", os.fsencode(cmd)]
-        return await self._subprocess(protocol_factory, argv, stdin, stdout, stderr, kwargs)
+        what = f"run shell command {cmd!r}"
+        return await self._subprocess(protocol_factory, what, argv, stdin, stdout, stderr, kwargs)
 
-    async def _subprocess(self, protocol_factory, argv, stdin, stdout, stderr, kwargs):
+    async def _subprocess(self, protocol_factory, what, argv, stdin, stdout, stderr, kwargs):
         spawn = _spawn_args(argv, stdin, stdout, stderr, kwargs)
         protocol = protocol_factory()
+        if self.get_debug():
+            # As asyncio: the program or command, never its arguments.
+            logger.debug(_describe(what, stdin, stdout, stderr))
         wrap = functools.partial(SubprocessTransport, self, protocol)
         transport = await _await_core(self, _core.subprocess_exec, self, wrap, spawn)
+        if self.get_debug():
+            logger.info("%s: %r", what, transport)
         return transport, protocol
+
+
+def _describe(what, stdin, stdout, stderr):
+    """What debug mode logs of a spawn: asyncio's format."""
+    shown = {subprocess.PIPE: "<pipe>", subprocess.STDOUT: "<stdout>"}
+    parts = [what]
+    for name, value in (("stdin", stdin), ("stdout", stdout), ("stderr", stderr)):
+        if value is not None:
+            parts.append(f"{name}={shown.get(value, repr(value))}")
+    return " ".join(parts)
