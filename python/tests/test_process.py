@@ -215,11 +215,11 @@ class TestProtocol(ProcessTestCase):
     def test_debug_mode_logs_the_spawn_and_a_kill_on_close(self):
         self.loop.set_debug(True)
         with self.assertLogs("asyncio", "DEBUG") as logs:
-            transport, proto = self.exec("sleep", "30", "secret", stdin=None)
+            transport, proto = self.exec("/bin/sh", "-c", "sleep 30 # secret", stdin=None)
             transport.close()
             self.run_async(proto.done.wait())
         text = "\n".join(logs.output)
-        self.assertIn("execute program 'sleep' stdout=<pipe> stderr=<pipe>", text)
+        self.assertIn("execute program '/bin/sh' stdout=<pipe> stderr=<pipe>", text)
         self.assertIn("Close running child process: kill", text)
         self.assertNotIn("secret", text)
 
