@@ -9,8 +9,9 @@ handler, async generator hooks, the default executor.
 TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
 the ``sock_*`` coroutines (``evloop._sock``), ``sendfile`` and
-``sock_sendfile`` (``evloop._sendfile``) and signal handlers
-(``evloop._signals``). TLS, pipes and subprocesses still raise
+``sock_sendfile`` (``evloop._sendfile``), signal handlers
+(``evloop._signals``), pipes (``evloop._pipes``) and subprocesses
+(``evloop._process``). TLS still raises
 NotImplementedError (see python/README.md).
 """
 
@@ -32,6 +33,8 @@ from asyncio import constants, coroutines, events
 from ._core import Handle, TimerHandle, _CoreLoop
 from ._net import NetworkMixin, Server, StreamTransport
 from ._sendfile import SendfileMixin
+from ._pipes import PipeMixin, ReadPipeTransport, WritePipeTransport
+from ._process import ProcessMixin, SubprocessTransport
 from ._signals import SignalMixin
 from ._sock import SockMixin
 from ._udp import DatagramMixin, DatagramTransport
@@ -42,6 +45,9 @@ __all__ = (
     "TimerHandle",
     "StreamTransport",
     "DatagramTransport",
+    "ReadPipeTransport",
+    "WritePipeTransport",
+    "SubprocessTransport",
     "Server",
     "EventLoopPolicy",
     "new_event_loop",
@@ -54,7 +60,7 @@ logger = logging.getLogger("asyncio")
 # What the rest of issue 13 brings; until then these raise.
 _LATER = (
     "not in evloop's Python binding yet "
-    "(issue 13: TLS, pipes, subprocesses)"
+    "(issue 13: TLS)"
 )
 
 
@@ -74,6 +80,8 @@ class Loop(
     SockMixin,
     SignalMixin,
     SendfileMixin,
+    PipeMixin,
+    ProcessMixin,
     asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop whose machinery is evloop's."""
@@ -482,10 +490,6 @@ class Loop(
 
     for _name in (
         "start_tls",
-        "connect_read_pipe",
-        "connect_write_pipe",
-        "subprocess_shell",
-        "subprocess_exec",
     ):
         locals()[_name] = _not_yet(_name)
     del _name

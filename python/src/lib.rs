@@ -14,6 +14,9 @@
 //! Signal handlers (`signals`) are evloop-signals': evloop owns the
 //! `sigaction` and runs the signal's [`Handle`] on the loop.
 //!
+//! Pipes (`pipes`) are evloop-transports' pipe transports; subprocesses
+//! (`process`, [`ProcessCore`]) are evloop-process's, reaped by its reaper.
+//!
 //! # The GIL
 //!
 //! The loop sleeps in its reactor's poll. It does so without the GIL: the
@@ -31,6 +34,8 @@ mod datagram;
 mod errors;
 mod handle;
 mod network;
+mod pipes;
+mod process;
 mod resolver;
 mod sendfile;
 mod signals;
@@ -44,6 +49,7 @@ pub use core_loop::{CoreLoop, LoopBase, RemoteLoop};
 pub use datagram::PyDatagramTransport;
 pub use handle::{Handle, TimerHandle};
 pub use network::PyServer;
+pub use process::ProcessCore;
 pub use transport::StreamTransport;
 
 /// The extension module `evloop._core`.
@@ -59,6 +65,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyServer>()?;
     m.add_class::<PyDatagramTransport>()?;
     m.add_class::<Pending>()?;
+    m.add_class::<ProcessCore>()?;
     m.add_function(wrap_pyfunction!(network::create_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_unix_connection, m)?)?;
     m.add_function(wrap_pyfunction!(network::create_server, m)?)?;
@@ -79,5 +86,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sendfile::sock_sendfile, m)?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
+    m.add_function(wrap_pyfunction!(pipes::connect_read_pipe, m)?)?;
+    m.add_function(wrap_pyfunction!(pipes::connect_write_pipe, m)?)?;
+    m.add_function(wrap_pyfunction!(process::subprocess_exec, m)?)?;
     Ok(())
 }

@@ -29,8 +29,8 @@ type FactorySlot = Rc<RefCell<Option<Py<PyAny>>>>;
 
 /// What every call gets from Python: the loop, the asyncio future to
 /// complete, the protocol factory and the transport class.
-struct Call {
-    event_loop: EventLoop,
+pub(crate) struct Call {
+    pub(crate) event_loop: EventLoop,
     py_loop: Py<PyAny>,
     future: Py<PyAny>,
     factory: Py<PyAny>,
@@ -38,7 +38,7 @@ struct Call {
 }
 
 impl Call {
-    fn new(
+    pub(crate) fn new(
         core: &Bound<'_, CoreLoop>,
         future: Py<PyAny>,
         factory: Py<PyAny>,
@@ -55,7 +55,10 @@ impl Call {
 
     /// The one-shot factory for a client connection; a factory error is
     /// kept in `failed` for the caller.
-    fn client_factory(&self, failed: &Rc<RefCell<Option<PyErr>>>) -> impl FnOnce() -> PyProtocol {
+    pub(crate) fn client_factory(
+        &self,
+        failed: &Rc<RefCell<Option<PyErr>>>,
+    ) -> impl FnOnce() -> PyProtocol {
         let (factory, py_loop, wrap) = Python::with_gil(|py| {
             (
                 self.factory.clone_ref(py),
@@ -113,7 +116,7 @@ fn report_accept_error(py: Python<'_>, py_loop: &Py<PyAny>, error: PyErr) {
 }
 
 /// Completes `call.future` with `(transport, protocol)` once `connect` is done.
-fn finish_connection<F>(
+pub(crate) fn finish_connection<F>(
     call: Call,
     failed: Rc<RefCell<Option<PyErr>>>,
     connect: F,

@@ -208,17 +208,26 @@ impl PyProtocol {
     }
 }
 
+impl Drop for PyProtocol {
+    fn drop(&mut self) {
+        // The connection is over, also when the loop's close released it
+        // without `connection_lost`: let go of the Python protocol, which
+        // the core shares through `link` where Python's GC cannot see, so
+        // a transport and protocol that hold each other can be collected.
+        let protocol = match self.link.protocol.try_borrow_mut() {
+            Ok(mut protocol) => protocol.take(),
+            Err(_) => None,
+        };
+        // Dropped out of the cell: its `__del__` may ask for it.
+        drop(protocol);
+    }
+}
+
 impl Protocol for PyProtocol {
     fn connection_made(&mut self, transport: Transport) {
         Python::with_gil(|py| {
             self.rust = Some(transport.clone());
-            let core = StreamTransport {
-                transport: transport.clone(),
-                link: self.link.clone(),
-                eof: Cell::new(false),
-                lost_writes: Cell::new(0),
-                sending_file: Rc::default(),
-            };
+            let core = StreamTransport::new(transport.clone(), self.link.clone());
             let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
             let wrapped = match wrapped {
                 Ok(wrapped) => wrapped,
@@ -370,6 +379,24 @@ pub struct StreamTransport {
 }
 
 impl StreamTransport {
+    /// A transport over evloop's `transport` whose events reach the Python
+    /// protocol through `link`.
+    fn new(transport: Transport, link: Rc<Link>) -> StreamTransport {
+        StreamTransport {
+            transport,
+            link,
+            eof: Cell::new(false),
+            lost_writes: Cell::new(0),
+            sending_file: Rc::default(),
+        }
+    }
+
+    /// A transport whose events go to an evloop protocol, not a Python one
+    /// (a subprocess's pipe): `get_protocol()` is None.
+    pub(crate) fn bare(transport: Transport) -> StreamTransport {
+        StreamTransport::new(transport, Rc::default())
+    }
+
     /// evloop's transport (for `loop.sendfile`).
     pub(crate) fn rust(&self) -> &Transport {
         &self.transport

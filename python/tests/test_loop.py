@@ -395,13 +395,6 @@ class TestAsyncio(LoopTestCase):
         self.assertEqual(self.loop.run_until_complete(main()), 1)
         self.assertEqual(len(made), 1)
 
-    def test_pipes_are_not_here_yet(self):
-        async def main():
-            await self.loop.connect_read_pipe(asyncio.Protocol, None)
-
-        with self.assertRaisesRegex(NotImplementedError, "issue 13"):
-            self.loop.run_until_complete(main())
-
 
 class TestRun(unittest.TestCase):
     @unittest.skipUnless(sys.version_info >= (3, 12), "loop_factory is Python 3.12+")

@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// Where one of the child's standard streams goes (asyncio's `PIPE`,
@@ -104,6 +104,11 @@ pub struct ProcessOptions {
     /// `pass_fds`). They are closed in the parent once the child has
     /// started; pass a `try_clone()` to keep one.
     pub pass_fds: Vec<OwnedFd>,
+    /// Fds the child inherits at the same numbers that stay the caller's
+    /// (never closed here: Python's `Popen(pass_fds=…)`, whose caller keeps
+    /// its fds). Each must stay open until the child has started (the
+    /// spawning future's first poll); one that is not fails the spawn.
+    pub inherit_fds: Vec<RawFd>,
     /// The child's umask.
     pub umask: Option<u32>,
     /// How the child's exit is observed.
@@ -126,6 +131,7 @@ impl Default for ProcessOptions {
             process_group: None,
             new_session: false,
             pass_fds: Vec::new(),
+            inherit_fds: Vec::new(),
             umask: None,
             reaper: Reaper::Auto,
             kill_on_close: true,
@@ -190,6 +196,15 @@ impl ProcessOptions {
     #[must_use = "returns the changed options"]
     pub fn pass_fds(mut self, fds: impl IntoIterator<Item = OwnedFd>) -> Self {
         self.pass_fds = fds.into_iter().collect();
+        self
+    }
+
+    /// Lets the child inherit the caller's `fds`, at the same numbers,
+    /// without taking them (see [`inherit_fds`](Self::inherit_fds); replaces
+    /// any set before).
+    #[must_use = "returns the changed options"]
+    pub fn inherit_fds(mut self, fds: impl IntoIterator<Item = RawFd>) -> Self {
+        self.inherit_fds = fds.into_iter().collect();
         self
     }
 

@@ -111,6 +111,7 @@ pub(crate) fn spawn(
         process_group,
         new_session,
         pass_fds,
+        inherit_fds,
         umask,
         reaper,
         kill_on_close,
@@ -146,7 +147,11 @@ pub(crate) fn spawn(
     install_child_setup(
         &mut command,
         ChildSetup {
-            pass_fds: pass_fds.iter().map(AsRawFd::as_raw_fd).collect(),
+            pass_fds: pass_fds
+                .iter()
+                .map(AsRawFd::as_raw_fd)
+                .chain(inherit_fds)
+                .collect(),
             new_session,
             umask,
         },

@@ -453,3 +453,24 @@ fn spec_18_1_pass_fds_reach_the_child_and_nothing_else_does() {
     assert!(fds.contains(&fd), "{fds:?}");
     lp.close().unwrap();
 }
+
+#[test]
+fn spec_18_1_inherit_fds_reach_the_child_and_stay_open_in_the_parent() {
+    let lp = new_loop();
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&w);
+    let options = ProcessOptions::default()
+        .stdin(Stdio::Null)
+        .stderr(Stdio::Null)
+        .inherit_fds([fd]);
+    let script = format!("echo child > /proc/self/fd/{fd}");
+    let (t, p) = spawn_sh(&lp, &script, options).unwrap();
+    finish(&lp, &t, &p);
+    // Still ours: the parent writes after the child, then closes it once.
+    rustix::io::write(&w, b"parent\n").unwrap();
+    drop(w);
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut got).unwrap();
+    assert_eq!(got, "child\nparent\n");
+    lp.close().unwrap();
+}
