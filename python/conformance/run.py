@@ -146,6 +146,7 @@ class Census:
         self.foreign = 0
 
     def reset(self):
+        """Forgets the counts (a new test starts)."""
         self.ours = 0
         self.foreign = 0
 
@@ -240,6 +241,7 @@ def short_id(test):
 
 
 def flatten(suite):
+    """Every test case of a (nested) suite."""
     for item in suite:
         if isinstance(item, unittest.TestSuite):
             yield from flatten(item)
@@ -280,7 +282,8 @@ class StreamingResult(unittest.TestResult):
         faulthandler.cancel_dump_traceback_later()
         outcome, detail = self._outcome or ("pass", "")
         if outcome != "skip" and (self._census.ours == 0 or self._census.foreign):
-            detail = f"made {self._census.ours} loop(s) of the factory, {self._census.foreign} other(s)"
+            census = self._census
+            detail = f"made {census.ours} loop(s) of the factory, {census.foreign} other(s)"
             outcome = "excluded"
         self._send(id=short_id(test), outcome=outcome, detail=detail)
         super().stopTest(test)
@@ -288,8 +291,8 @@ class StreamingResult(unittest.TestResult):
     def _error_text(self, err):
         kind, value, _ = err
         lines = traceback.format_exception(*err)
-        summary = f"{kind.__name__}: {value}".splitlines()[0] if value is not None else kind.__name__
-        return summary[:300], "".join(lines)
+        summary = kind.__name__ if value is None else f"{kind.__name__}: {value}"
+        return summary.splitlines()[0][:300], "".join(lines)
 
     def addSuccess(self, test):
         self._set("pass")
@@ -466,6 +469,7 @@ def summarize(results):
 
 
 def failures(results):
+    """{test id: detail} of the tests that failed or errored."""
     return {t: d for t, (o, d) in results.items() if o in ("fail", "error")}
 
 
@@ -502,6 +506,7 @@ EXPECTED_HEADER = """\
 
 
 def write_expected(path, expected):
+    """Writes {test id: reason} under the header, grouped by module."""
     with open(path, "w") as f:
         f.write(EXPECTED_HEADER)
         module = None
@@ -513,6 +518,7 @@ def write_expected(path, expected):
 
 
 def in_modules(test_id, modules):
+    """Whether the test belongs to one of ``modules``."""
     return test_id.split(".")[0] in modules
 
 
@@ -553,6 +559,7 @@ def update(expected, results, modules):
 
 
 def load_results(results_dir, loop):
+    """The saved {module: {test id: (outcome, detail)}} of ``loop``."""
     path = os.path.join(results_dir, f"{loop}.json")
     if not os.path.exists(path):
         return {}
@@ -561,6 +568,7 @@ def load_results(results_dir, loop):
 
 
 def save_results(results_dir, loop, by_module):
+    """Merges this run's modules into the saved results of ``loop``."""
     saved = load_results(results_dir, loop)
     saved.update(by_module)
     with open(os.path.join(results_dir, f"{loop}.json"), "w") as f:
@@ -608,6 +616,7 @@ def table(results_dir):
 
 
 def parse_args(argv):
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loop", choices=LOOPS, default="evloop")
     parser.add_argument("--module", action="append", metavar="NAME",
@@ -631,6 +640,7 @@ def parse_args(argv):
 
 
 def main(argv):
+    """Runs the modules (or the worker, or --table); the exit status."""
     args = parse_args(argv)
     if args.worker:
         worker(args)
@@ -695,6 +705,7 @@ def main(argv):
 
 
 def print_counts(name, c, seconds):
+    """One line of the per-module summary."""
     secs = "" if seconds is None else f"{seconds:5.0f}"
     print(
         f"{name:22} {c['pass']:6} {c['fail']:6} {c['error']:6} {c['skip']:7} "

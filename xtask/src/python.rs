@@ -106,16 +106,22 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if options.install {
         install(root)?;
     }
+    if !venv_python(root).is_file() {
+        return Err(format!(
+            "no venv at {}: run without --no-install (or python/run-tests.sh) first",
+            venv(root).display()
+        ));
+    }
     if options.uvloop {
         install_uvloop(root)?;
     }
+    let script = root.join("python").join("conformance").join("run.py");
     let mut command = Command::new(venv_python(root));
-    command
-        .arg(root.join("python").join("conformance").join("run.py"))
-        .args(&options.rest);
+    command.arg(&script).args(&options.rest);
     println!(
-        "==> {} {}",
+        "==> {} {} {}",
         venv_python(root).display(),
+        script.display(),
         options.rest.join(" ")
     );
     run_with_deadline(command, CONFORMANCE_DEADLINE)
