@@ -421,14 +421,15 @@ def run_child(loop, module, timeout, skip_path, log, results, verbose):
         stderr=subprocess.STDOUT, cwd=HERE,
     )
     os.close(write_fd)
-    current, started = None, time.monotonic()
+    current = None
+    started = last_event = time.monotonic()
     buffered = b""
     with selectors.DefaultSelector() as sel, os.fdopen(read_fd, "rb", buffering=0) as pipe:
         sel.register(pipe, selectors.EVENT_READ)
         while True:
             # faulthandler ends a hung test after `timeout`; this is the
             # backstop for a worker that cannot even do that.
-            remaining = started + timeout + 30 - time.monotonic()
+            remaining = last_event + timeout + 30 - time.monotonic()
             if remaining <= 0 or not sel.select(remaining):
                 child.kill()
                 break
@@ -439,6 +440,7 @@ def run_child(loop, module, timeout, skip_path, log, results, verbose):
             *lines, buffered = buffered.split(b"\n")
             for line in lines:
                 event = json.loads(line)
+                last_event = time.monotonic()
                 if event.get("done"):
                     child.wait()
                     return True, None
