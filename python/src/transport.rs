@@ -67,6 +67,11 @@ pub(crate) struct PyProtocol {
     /// (which may come after `connection_lost` let go of `link`'s).
     made: Option<Py<PyAny>>,
     rust: Option<Transport>,
+    /// A client connection's asyncio future, completed with the pair as
+    /// soon as `connection_made` has run: the awaiting coroutine then
+    /// resumes before any data, as with asyncio's waiter (evloop's own
+    /// completion comes one task hop later).
+    announce: Option<Py<PyAny>>,
 }
 
 impl PyProtocol {
@@ -93,8 +98,14 @@ impl PyProtocol {
             transport: None,
             made,
             rust: None,
+            announce: None,
         };
         (protocol, error)
+    }
+
+    /// Completes `future` with the pair once `connection_made` has run.
+    pub(crate) fn announce_to(&mut self, future: Py<PyAny>) {
+        self.announce = Some(future);
     }
 
     /// The Python transport and protocol, once connected.
@@ -220,6 +231,10 @@ impl Protocol for PyProtocol {
                     error,
                     "Fatal error: protocol.connection_made() call failed.",
                 );
+                return;
+            }
+            if let Some(future) = self.announce.take() {
+                crate::bridge::settle(py, &future, self.pair(py));
             }
         });
     }
