@@ -24,4 +24,11 @@ cd "$here/tests"
 if [ $# -eq 0 ]; then
     set -- discover -v -s . -p "test_*.py"
 fi
-exec "$venv/bin/python" -m unittest "$@"
+# As `python -m unittest`, but with SIGINT's default Python handler even
+# when this script was started with SIGINT ignored (a background job, some
+# CI runners): the tests send SIGINT and expect KeyboardInterrupt.
+exec "$venv/bin/python" -c '
+import signal, sys, unittest
+signal.signal(signal.SIGINT, signal.default_int_handler)
+unittest.main(module=None, argv=["python -m unittest"] + sys.argv[1:])
+' "$@"

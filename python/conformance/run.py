@@ -33,8 +33,10 @@ restarted for the rest. Results are merged into ``<results>/<loop>.json``.
 
 ``--check`` compares the failures (failed, errors, timeouts) with
 ``expected.txt`` (one ``test id  reason`` a line): an unexpected failure or
-an expected failure that passed fails the run. ``--update`` rewrites that
-file from this run, keeping the reasons of entries that still fail.
+an expected failure that passed (or was skipped or excluded) fails the run.
+``--update`` rewrites that file from this run, keeping the reasons of
+entries that still fail. ``--skip-pending`` leaves out the entries whose
+reason starts with ``pending:`` (work in progress elsewhere).
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ class Census:
         self.foreign = 0
 
     def reset(self):
+        """Forgets the counts (a new test starts)."""
         self.ours = 0
         self.foreign = 0
 
@@ -240,6 +243,7 @@ def short_id(test):
 
 
 def flatten(suite):
+    """Every test case of a (nested) suite."""
     for item in suite:
         if isinstance(item, unittest.TestSuite):
             yield from flatten(item)
@@ -280,7 +284,8 @@ class StreamingResult(unittest.TestResult):
         faulthandler.cancel_dump_traceback_later()
         outcome, detail = self._outcome or ("pass", "")
         if outcome != "skip" and (self._census.ours == 0 or self._census.foreign):
-            detail = f"made {self._census.ours} loop(s) of the factory, {self._census.foreign} other(s)"
+            census = self._census
+            detail = f"made {census.ours} loop(s) of the factory, {census.foreign} other(s)"
             outcome = "excluded"
         self._send(id=short_id(test), outcome=outcome, detail=detail)
         super().stopTest(test)
@@ -288,8 +293,8 @@ class StreamingResult(unittest.TestResult):
     def _error_text(self, err):
         kind, value, _ = err
         lines = traceback.format_exception(*err)
-        summary = f"{kind.__name__}: {value}".splitlines()[0] if value is not None else kind.__name__
-        return summary[:300], "".join(lines)
+        summary = kind.__name__ if value is None else f"{kind.__name__}: {value}"
+        return summary.splitlines()[0][:300], "".join(lines)
 
     def addSuccess(self, test):
         self._set("pass")
@@ -418,14 +423,15 @@ def run_child(loop, module, timeout, skip_path, log, results, verbose):
         stderr=subprocess.STDOUT, cwd=HERE,
     )
     os.close(write_fd)
-    current, started = None, time.monotonic()
+    current = None
+    started = last_event = time.monotonic()
     buffered = b""
     with selectors.DefaultSelector() as sel, os.fdopen(read_fd, "rb", buffering=0) as pipe:
         sel.register(pipe, selectors.EVENT_READ)
         while True:
             # faulthandler ends a hung test after `timeout`; this is the
             # backstop for a worker that cannot even do that.
-            remaining = started + timeout + 30 - time.monotonic()
+            remaining = last_event + timeout + 30 - time.monotonic()
             if remaining <= 0 or not sel.select(remaining):
                 child.kill()
                 break
@@ -436,6 +442,7 @@ def run_child(loop, module, timeout, skip_path, log, results, verbose):
             *lines, buffered = buffered.split(b"\n")
             for line in lines:
                 event = json.loads(line)
+                last_event = time.monotonic()
                 if event.get("done"):
                     child.wait()
                     return True, None
@@ -466,6 +473,7 @@ def summarize(results):
 
 
 def failures(results):
+    """{test id: detail} of the tests that failed or errored."""
     return {t: d for t, (o, d) in results.items() if o in ("fail", "error")}
 
 
@@ -494,7 +502,7 @@ EXPECTED_HEADER = """\
 # not listed here, and on a listed test that passes (or no longer runs);
 # `--update` rewrites this file from a run, keeping the reasons.
 # Reasons: "pending: tls|process|sendfile|debug" (another part of issue 13
-# brings it; not run by --check), "differs: ..." (a deliberate difference,
+# brings it; run --update when it lands), "differs: ..." (a deliberate difference,
 # python/README.md), "internals: ..." (the test pokes at SelectorEventLoop
 # or asyncio internals), "open: ..." (a difference not fixed yet, and where
 # the fix belongs).
@@ -502,6 +510,7 @@ EXPECTED_HEADER = """\
 
 
 def write_expected(path, expected):
+    """Writes {test id: reason} under the header, grouped by module."""
     with open(path, "w") as f:
         f.write(EXPECTED_HEADER)
         module = None
@@ -513,6 +522,7 @@ def write_expected(path, expected):
 
 
 def in_modules(test_id, modules):
+    """Whether the test belongs to one of ``modules``."""
     return test_id.split(".")[0] in modules
 
 
@@ -553,6 +563,7 @@ def update(expected, results, modules):
 
 
 def load_results(results_dir, loop):
+    """The saved {module: {test id: (outcome, detail)}} of ``loop``."""
     path = os.path.join(results_dir, f"{loop}.json")
     if not os.path.exists(path):
         return {}
@@ -561,6 +572,7 @@ def load_results(results_dir, loop):
 
 
 def save_results(results_dir, loop, by_module):
+    """Merges this run's modules into the saved results of ``loop``."""
     saved = load_results(results_dir, loop)
     saved.update(by_module)
     with open(os.path.join(results_dir, f"{loop}.json"), "w") as f:
@@ -608,6 +620,7 @@ def table(results_dir):
 
 
 def parse_args(argv):
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loop", choices=LOOPS, default="evloop")
     parser.add_argument("--module", action="append", metavar="NAME",
@@ -616,8 +629,8 @@ def parse_args(argv):
                         help="fail on an unexpected failure or an unexpected pass")
     parser.add_argument("--update", action="store_true",
                         help="rewrite the expected file from this run, keeping reasons")
-    parser.add_argument("--run-pending", action="store_true",
-                        help="with --check, also run the tests listed as 'pending:'")
+    parser.add_argument("--skip-pending", action="store_true",
+                        help="do not run the tests listed as 'pending:' (a quick local check)")
     parser.add_argument("--expected", default=EXPECTED)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per test")
     parser.add_argument("--results", default=RESULTS, help="where results and logs go")
@@ -631,6 +644,7 @@ def parse_args(argv):
 
 
 def main(argv):
+    """Runs the modules (or the worker, or --table); the exit status."""
     args = parse_args(argv)
     if args.worker:
         worker(args)
@@ -658,11 +672,11 @@ def main(argv):
     logs = os.path.join(args.results, args.loop)
     os.makedirs(logs, exist_ok=True)
     expected = read_expected(args.expected)
-    # The check leaves out what another part of issue 13 is bringing (TLS
-    # tests wait for their peers' timeouts): it keeps the CI short. The
-    # owner of that part runs them (--update, --run-pending).
+    # By default everything runs, so that a pending entry whose part has
+    # landed fails the check as stale; --skip-pending saves the minute the
+    # TLS tests spend waiting for their peers' timeouts.
     not_run = {}
-    if args.check and not args.update and not args.run_pending:
+    if args.skip_pending and not args.update:
         not_run = {t: r for t, r in expected.items() if r.startswith("pending:")}
     print(
         f"{'module':22} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7} "
@@ -695,6 +709,7 @@ def main(argv):
 
 
 def print_counts(name, c, seconds):
+    """One line of the per-module summary."""
     secs = "" if seconds is None else f"{seconds:5.0f}"
     print(
         f"{name:22} {c['pass']:6} {c['fail']:6} {c['error']:6} {c['skip']:7} "

@@ -52,7 +52,7 @@ where
 
 /// Sets `future`'s result or exception; an error doing so (the future was
 /// cancelled meanwhile) is dropped, as asyncio's `_set_result_unless_cancelled`.
-fn settle(py: Python<'_>, future: &Py<PyAny>, outcome: PyResult<Py<PyAny>>) {
+pub(crate) fn settle(py: Python<'_>, future: &Py<PyAny>, outcome: PyResult<Py<PyAny>>) {
     let future = future.bind(py);
     let done = future
         .call_method0(pyo3::intern!(py, "done"))

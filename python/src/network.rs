@@ -54,22 +54,25 @@ impl Call {
     }
 
     /// The one-shot factory for a client connection; a factory error is
-    /// kept in `failed` for the caller.
+    /// kept in `failed` for the caller. The protocol completes the call's
+    /// future right after `connection_made`.
     pub(crate) fn client_factory(
         &self,
         failed: &Rc<RefCell<Option<PyErr>>>,
     ) -> impl FnOnce() -> PyProtocol {
-        let (factory, py_loop, wrap) = Python::with_gil(|py| {
+        let (factory, py_loop, wrap, future) = Python::with_gil(|py| {
             (
                 self.factory.clone_ref(py),
                 self.py_loop.clone_ref(py),
                 self.wrap.clone_ref(py),
+                self.future.clone_ref(py),
             )
         });
         let failed = failed.clone();
         move || {
             Python::with_gil(|py| {
-                let (protocol, error) = PyProtocol::new(py, &factory, &py_loop, &wrap);
+                let (mut protocol, error) = PyProtocol::new(py, &factory, &py_loop, &wrap);
+                protocol.announce_to(future);
                 *failed.borrow_mut() = error;
                 protocol
             })

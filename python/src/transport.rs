@@ -74,6 +74,11 @@ pub(crate) struct PyProtocol {
     /// The exception a protocol method raised that aborted the transport:
     /// `connection_lost` receives it, as asyncio's `_fatal_error` passes it.
     fatal: Option<PyErr>,
+    /// A client connection's asyncio future, completed with the pair as
+    /// soon as `connection_made` has run: the awaiting coroutine then
+    /// resumes before any data, as with asyncio's waiter (evloop's own
+    /// completion comes one task hop later).
+    announce: Option<Py<PyAny>>,
 }
 
 impl PyProtocol {
@@ -101,8 +106,14 @@ impl PyProtocol {
             made,
             rust: None,
             fatal: None,
+            announce: None,
         };
         (protocol, error)
+    }
+
+    /// Completes `future` with the pair once `connection_made` has run.
+    pub(crate) fn announce_to(&mut self, future: Py<PyAny>) {
+        self.announce = Some(future);
     }
 
     /// The Python transport and protocol, once connected.
@@ -248,6 +259,10 @@ impl Protocol for PyProtocol {
                     error,
                     "Fatal error: protocol.connection_made() call failed.",
                 );
+                return;
+            }
+            if let Some(future) = self.announce.take() {
+                crate::bridge::settle(py, &future, self.pair(py));
             }
         });
     }

@@ -97,6 +97,40 @@ class TestTcp(TransportTestCase):
         self.run_async(main())
         self.assertEqual(self.errors, [])
 
+    def test_create_connection_returns_before_the_first_data(self):
+        # asyncio's order: the caller of create_connection resumes before
+        # the protocol sees what the peer sent at once (CPython's
+        # test_buffered_proto uses the transport from data callbacks).
+        order = []
+
+        class Greeted(asyncio.BufferedProtocol):
+            def get_buffer(self, sizehint):
+                return bytearray(64)
+
+            def buffer_updated(self, nbytes):
+                order.append("data")
+
+        async def greet(reader, writer):
+            writer.write(b"hello")
+            await reader.read()
+            writer.close()
+
+        async def main():
+            server = await asyncio.start_server(greet, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            for i in range(20):
+                transport, _ = await self.loop.create_connection(Greeted, "127.0.0.1", port)
+                order.append("returned")
+                while order.count("data") <= i:
+                    await asyncio.sleep(0.001)
+                transport.close()
+            server.close()
+            await server.wait_closed()
+
+        self.run_async(main())
+        self.assertEqual(order, ["returned", "data"] * 20)
+        self.assertEqual(self.errors, [])
+
     def test_one_mebibyte_is_echoed_byte_exact(self):
         payload = os.urandom(MIB)
 
