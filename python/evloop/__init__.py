@@ -8,9 +8,10 @@ handler, async generator hooks, the default executor.
 
 TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
-the ``sock_*`` coroutines (``evloop._sock``) and signal handlers
-(``evloop._signals``). ``sendfile``, TLS, pipes and subprocesses still
-raise NotImplementedError (see python/README.md).
+the ``sock_*`` coroutines (``evloop._sock``), signal handlers
+(``evloop._signals``) and TLS (``evloop._tls``, evloop-tls over rustls).
+``sendfile``, pipes and subprocesses still raise NotImplementedError (see
+python/README.md).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import weakref
 from asyncio import events
 
 from ._core import Handle, TimerHandle, _CoreLoop
-from ._net import NetworkMixin, Server, StreamTransport
+from ._net import NetworkMixin, Server, SSLTransport, StreamTransport
 from ._signals import SignalMixin
 from ._sock import SockMixin
+from ._tls import TLSMixin
 from ._udp import DatagramMixin, DatagramTransport
 
 __all__ = (
@@ -38,6 +40,7 @@ __all__ = (
     "Handle",
     "TimerHandle",
     "StreamTransport",
+    "SSLTransport",
     "DatagramTransport",
     "Server",
     "EventLoopPolicy",
@@ -65,7 +68,7 @@ def _not_yet(name):
 
 
 class Loop(
-    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, asyncio.AbstractEventLoop
+    _CoreLoop, NetworkMixin, DatagramMixin, SockMixin, SignalMixin, TLSMixin, asyncio.AbstractEventLoop
 ):
     """An asyncio event loop whose machinery is evloop's."""
 
@@ -416,7 +419,6 @@ class Loop(
 
     for _name in (
         "sendfile",
-        "start_tls",
         "sock_sendfile",
         "connect_read_pipe",
         "connect_write_pipe",

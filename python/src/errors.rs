@@ -15,7 +15,8 @@ pub(crate) fn to_py(error: Error) -> PyErr {
             PyRuntimeError::new_err("Cannot run the event loop while another loop is running")
         }
         Error::Running => PyRuntimeError::new_err("Cannot close a running event loop"),
-        Error::Io(io) => io_error(&io),
+        Error::Io(io) => crate::tls::io_error_to_py(&io).unwrap_or_else(|| io_error(&io)),
+        Error::Tls(tls) => crate::tls::tls_error_to_py(&tls),
         Error::InvalidArgument(why) => PyValueError::new_err(why.into_owned()),
         Error::Cancelled(message) => cancelled(message),
         Error::TimedOut => PyTimeoutError::new_err("timed out"),

@@ -34,6 +34,7 @@ mod network;
 mod resolver;
 mod signals;
 mod sock;
+mod tls;
 mod transport;
 
 use pyo3::prelude::*;
@@ -75,5 +76,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sock::sock_accept, m)?)?;
     m.add_function(wrap_pyfunction!(signals::add_signal_handler, m)?)?;
     m.add_function(wrap_pyfunction!(signals::remove_signal_handler, m)?)?;
+    tls::register(m)?;
     Ok(())
 }
