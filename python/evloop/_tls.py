@@ -345,8 +345,8 @@ class TLSTransportMixin:
     slots and calls ``_init_tls``."""
 
     __slots__ = ()
-    # asyncio's TLS transports cannot be upgraded again.
-    _start_tls_compatible = False
+    # As asyncio's (3.11+): TLS over TLS.
+    _start_tls_compatible = True
 
     def _init_tls(self, sslcontext, server_hostname):
         self._sslcontext = sslcontext

@@ -9,6 +9,7 @@
 //! `SSLContext`: `_tls.py` records them as they are set and hands this
 //! module the PEM bytes and the settings (see `tls_config`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -380,13 +381,7 @@ pub(crate) fn tls_error_to_py(error: &TlsError) -> PyErr {
             TlsErrorKind::UnknownIssuer
             | TlsErrorKind::HostnameMismatch
             | TlsErrorKind::BadCertificate => {
-                let text = error.to_string();
-                let text = if text.starts_with("certificate verify failed") {
-                    text
-                } else {
-                    format!("certificate verify failed: {text}")
-                };
-                ("SSLCertVerificationError", "CERTIFICATE_VERIFY_FAILED", text)
+                return verify_error(py, error).unwrap_or_else(|e| e);
             }
             TlsErrorKind::Config => return PyValueError::new_err(error.to_string()),
             TlsErrorKind::NotTls => ("SSLError", "WRONG_VERSION_NUMBER", error.to_string()),
@@ -409,16 +404,83 @@ pub(crate) fn tls_error_to_py(error: &TlsError) -> PyErr {
 /// `ssl.<class>(1, "[SSL: <reason>] <message>")` with `reason` and
 /// `library` set as the ssl module sets them.
 fn ssl_exception(py: Python<'_>, class: &str, reason: &str, message: &str) -> PyResult<PyErr> {
+    Ok(PyErr::from_value(ssl_exception_value(
+        py, class, reason, message,
+    )?))
+}
+
+fn ssl_exception_value<'py>(
+    py: Python<'py>,
+    class: &str,
+    reason: &str,
+    message: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     let class = py.import("ssl")?.getattr(class)?;
-    let text = format!("[SSL: {reason}] {message}");
-    let exc = class.call1((1, text))?;
+    let exc = class.call1((1, format!("[SSL: {reason}] {message}")))?;
     exc.setattr("reason", reason)?;
     exc.setattr("library", "SSL")?;
-    if reason == "CERTIFICATE_VERIFY_FAILED" {
-        exc.setattr("verify_message", message)?;
-        exc.setattr("verify_code", 0)?;
-    }
+    Ok(exc)
+}
+
+/// `ssl.SSLCertVerificationError` with OpenSSL's `verify_code` and
+/// `verify_message` (which callers and tests match on, e.g. "IP address
+/// mismatch, certificate is not valid for '127.0.0.1'."), rustls's own
+/// words after them.
+fn verify_error(py: Python<'_>, error: &TlsError) -> PyResult<PyErr> {
+    let rustls_error = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<rustls::Error>());
+    let (code, verify_message) = match rustls_error {
+        Some(rustls::Error::InvalidCertificate(cert)) => openssl_verify_message(cert),
+        _ => (0, "certificate rejected".to_owned()),
+    };
+    let detail = rustls_error.map_or_else(|| error.to_string(), ToString::to_string);
+    let message = format!("certificate verify failed: {verify_message} (rustls: {detail})");
+    let exc = ssl_exception_value(
+        py,
+        "SSLCertVerificationError",
+        "CERTIFICATE_VERIFY_FAILED",
+        &message,
+    )?;
+    exc.setattr("verify_code", code)?;
+    exc.setattr("verify_message", verify_message)?;
     Ok(PyErr::from_value(exc))
+}
+
+/// OpenSSL's verify code and message for a rejected certificate.
+fn openssl_verify_message(error: &CertificateError) -> (i32, String) {
+    match error {
+        CertificateError::NotValidForNameContext { expected, .. } => match expected {
+            ServerName::IpAddress(ip) => (
+                64,
+                format!(
+                    "IP address mismatch, certificate is not valid for '{}'.",
+                    std::net::IpAddr::from(*ip)
+                ),
+            ),
+            other => (
+                62,
+                format!(
+                    "Hostname mismatch, certificate is not valid for '{}'.",
+                    other.to_str()
+                ),
+            ),
+        },
+        CertificateError::NotValidForName => (
+            62,
+            "Hostname mismatch, certificate is not valid for the name.".to_owned(),
+        ),
+        CertificateError::UnknownIssuer => {
+            (20, "unable to get local issuer certificate".to_owned())
+        }
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            (10, "certificate has expired".to_owned())
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            (9, "certificate is not yet valid".to_owned())
+        }
+        CertificateError::Revoked => (23, "certificate revoked".to_owned()),
+        _ => (0, "certificate rejected".to_owned()),
+    }
 }
 
 /// The Python exception for an `io::Error` out of a TLS transport, if it
@@ -482,14 +544,26 @@ pub(crate) fn start_tls(
     let event_loop = core.borrow().event_loop().clone();
     let py_loop = core.clone().into_any().unbind();
     let handle = ProtocolHandle::new(PyProtocol::for_protocol(py, protocol, &py_loop, &wrap)?);
-    let upgrade = evloop_tls::start_tls(
+    let raw = transport.rust().clone();
+    let mut upgrade = Box::pin(evloop_tls::start_tls(
         &event_loop,
-        transport.rust(),
+        &raw,
         AnyProtocol::plain(&handle),
         config,
-    );
+    ));
     complete_with(&event_loop, future, async move {
-        let transport = upgrade.await.map_err(to_py)?;
+        // asyncio resumes reading once the TLS protocol is in place (callers
+        // pause it first, so that no ciphertext reaches their protocol):
+        // start_tls's first poll puts it in place.
+        let mut resumed = false;
+        let upgraded = std::future::poll_fn(|cx| {
+            let poll = upgrade.as_mut().poll(cx);
+            if !std::mem::replace(&mut resumed, true) && !raw.is_closing() {
+                raw.resume_reading();
+            }
+            poll
+        });
+        let transport = upgraded.await.map_err(to_py)?;
         Python::with_gil(|py| handle.with(|p| p.adopt(py, transport)).map_err(to_py)?)
     })
 }
