@@ -10,9 +10,8 @@ TCP and unix stream connections and servers are evloop's transports
 (``evloop._net``), as are UDP and unix datagram endpoints (``evloop._udp``),
 the ``sock_*`` coroutines (``evloop._sock``), ``sendfile`` and
 ``sock_sendfile`` (``evloop._sendfile``), signal handlers
-(``evloop._signals``), pipes (``evloop._pipes``) and subprocesses
-(``evloop._process``). TLS still raises
-NotImplementedError (see python/README.md).
+(``evloop._signals``), pipes (``evloop._pipes``), subprocesses
+(``evloop._process``) and TLS (``evloop._tls``, evloop-tls over rustls).
 """
 
 from __future__ import annotations
@@ -31,12 +30,13 @@ import weakref
 from asyncio import constants, coroutines, events
 
 from ._core import Handle, TimerHandle, _CoreLoop
-from ._net import NetworkMixin, Server, StreamTransport
+from ._net import NetworkMixin, Server, SSLTransport, StreamTransport
 from ._sendfile import SendfileMixin
 from ._pipes import PipeMixin, ReadPipeTransport, WritePipeTransport
 from ._process import ProcessMixin, SubprocessTransport
 from ._signals import SignalMixin
 from ._sock import SockMixin
+from ._tls import TLSMixin
 from ._udp import DatagramMixin, DatagramTransport
 
 __all__ = (
@@ -44,6 +44,7 @@ __all__ = (
     "Handle",
     "TimerHandle",
     "StreamTransport",
+    "SSLTransport",
     "DatagramTransport",
     "ReadPipeTransport",
     "WritePipeTransport",
@@ -57,22 +58,6 @@ __all__ = (
 
 logger = logging.getLogger("asyncio")
 
-# What the rest of issue 13 brings; until then these raise.
-_LATER = (
-    "not in evloop's Python binding yet "
-    "(issue 13: TLS)"
-)
-
-
-def _not_yet(name):
-    async def method(self, *args, **kwargs):
-        raise NotImplementedError(f"evloop.Loop.{name}: {_LATER}")
-
-    method.__name__ = name
-    method.__qualname__ = f"Loop.{name}"
-    return method
-
-
 class Loop(
     _CoreLoop,
     NetworkMixin,
@@ -82,6 +67,7 @@ class Loop(
     SendfileMixin,
     PipeMixin,
     ProcessMixin,
+    TLSMixin,
     asyncio.AbstractEventLoop,
 ):
     """An asyncio event loop whose machinery is evloop's."""
@@ -485,14 +471,6 @@ class Loop(
                 logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
         finally:
             self._current_handle = None
-
-    # -- the rest of issue 13 --------------------------------------------
-
-    for _name in (
-        "start_tls",
-    ):
-        locals()[_name] = _not_yet(_name)
-    del _name
 
 
 def _format_handle(handle):

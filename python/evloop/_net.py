@@ -10,16 +10,15 @@ the Rust side through an asyncio future.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
 
 from asyncio import constants, trsock
 
-from . import _core
+from . import _core, _tls
 from ._transport import CoreTransportMixin
-
-_TLS_LATER = "not in evloop's Python binding yet (issue 13: TLS is a later slice)"
 
 
 class StreamTransport(CoreTransportMixin, asyncio.Transport):
@@ -34,6 +33,8 @@ class StreamTransport(CoreTransportMixin, asyncio.Transport):
     _KIND = "StreamTransport"
     # loop.sendfile tries evloop's sendfile(2) first (evloop/_sendfile.py).
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+    # loop.start_tls may upgrade it.
+    _start_tls_compatible = True
 
     @property
     def _protocol_paused(self):
@@ -65,6 +66,19 @@ class StreamTransport(CoreTransportMixin, asyncio.Transport):
 
     def is_reading(self):
         return self._core.is_reading()
+
+
+class SSLTransport(_tls.TLSTransportMixin, StreamTransport):
+    """A TLS stream connection (evloop-tls over rustls): a StreamTransport
+    with asyncio's TLS ``get_extra_info`` keys (``sslcontext``,
+    ``ssl_object``, ``peercert``, ``cipher``, ``compression``)."""
+
+    __slots__ = ("_sslcontext", "_server_hostname", "_ssl_object")
+    _KIND = "SSLTransport"
+
+    def __init__(self, sslcontext, server_hostname, core):
+        super().__init__(core)
+        self._init_tls(sslcontext, server_hostname)
 
 
 class Server(asyncio.AbstractServer):
@@ -157,14 +171,33 @@ async def _await_core(loop, start, *args, **kwargs):
         raise
 
 
-def _check_tls(ssl, server_hostname=None, **timeouts):
-    if ssl is not None:
-        raise NotImplementedError(f"ssl=: {_TLS_LATER}")
-    if server_hostname is not None:
+def _client_tls(ssl, server_hostname, host, handshake, shutdown):
+    """A client call's TLS arguments for _core, and its transport class."""
+    if server_hostname is not None and not ssl:
         raise ValueError("server_hostname is only meaningful with ssl")
-    for name, value in timeouts.items():
-        if value is not None:
-            raise ValueError(f"{name} is only meaningful with ssl")
+    timeouts = _tls.check_timeouts(bool(ssl), handshake, shutdown)
+    if not ssl:
+        return {}, StreamTransport
+    if server_hostname is None:
+        if not host:
+            raise ValueError("You must set server_hostname when using ssl without a host")
+        server_hostname = host
+    context = _tls.client_context(ssl, server_hostname)
+    name, sni = _tls.client_name(context, server_hostname)
+    tls = _tls.tls_config(context, False, sni)
+    wrap = functools.partial(SSLTransport, context, server_hostname)
+    return {"tls": tls, "server_hostname": name, "timeouts": timeouts}, wrap
+
+
+def _server_tls(ssl, handshake, shutdown):
+    """A server call's TLS arguments for _core, and its transport class."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    timeouts = _tls.check_timeouts(ssl is not None, handshake, shutdown)
+    if ssl is None:
+        return {}, StreamTransport
+    tls = _tls.tls_config(ssl, True)
+    return {"tls": tls, "timeouts": timeouts}, functools.partial(SSLTransport, ssl, None)
 
 
 def _dup(sock, kind):
@@ -212,11 +245,8 @@ class NetworkMixin:
         all_errors=False,
     ):
         """Connect to host:port (or wrap sock); returns (transport, protocol)."""
-        _check_tls(
-            ssl,
-            server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        tls, wrap = _client_tls(
+            ssl, server_hostname, host, ssl_handshake_timeout, ssl_shutdown_timeout
         )
         if (host is not None or port is not None) and sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
@@ -233,7 +263,7 @@ class NetworkMixin:
             _core.create_connection,
             self,
             protocol_factory,
-            StreamTransport,
+            wrap,
             host,
             port,
             fd=_dup(sock, "tcp"),
@@ -241,6 +271,7 @@ class NetworkMixin:
             local_addr=local_addr,
             happy_eyeballs_delay=happy_eyeballs_delay,
             interleave=interleave,
+            **tls,
         )
         transport._adopt(sock)
         return transport, protocol
@@ -264,11 +295,7 @@ class NetworkMixin:
         start_serving=True,
     ):
         """Listen on host:port (or sock); returns an asyncio.AbstractServer."""
-        _check_tls(
-            ssl,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+        tls, wrap = _server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if keep_alive:
             raise NotImplementedError("create_server(keep_alive=True): not in evloop yet")
         if (host is not None or port is not None) and sock is not None:
@@ -286,7 +313,7 @@ class NetworkMixin:
             _core.create_server,
             self,
             protocol_factory,
-            StreamTransport,
+            wrap,
             hosts,
             port or 0,
             fd=_dup(sock, "tcp"),
@@ -295,6 +322,7 @@ class NetworkMixin:
             reuse_address=reuse_address,
             reuse_port=bool(reuse_port),
             start_serving=start_serving,
+            **tls,
         )
         server = Server(self, core, sock)
         if start_serving:
@@ -314,11 +342,9 @@ class NetworkMixin:
         ssl_shutdown_timeout=None,
     ):
         """Connect to the unix socket at path (or wrap sock)."""
-        _check_tls(
-            ssl,
-            server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        # asyncio: a unix connection has no host to default the name to.
+        tls, wrap = _client_tls(
+            ssl, server_hostname, None, ssl_handshake_timeout, ssl_shutdown_timeout
         )
         if path is not None:
             if sock is not None:
@@ -331,9 +357,10 @@ class NetworkMixin:
             _core.create_unix_connection,
             self,
             protocol_factory,
-            StreamTransport,
+            wrap,
             path,
             fd=_dup(sock, "unix"),
+            **tls,
         )
         transport._adopt(sock)
         return transport, protocol
@@ -352,11 +379,7 @@ class NetworkMixin:
         cleanup_socket=True,
     ):
         """Listen on the unix socket at path (or sock)."""
-        _check_tls(
-            ssl,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+        tls, wrap = _server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -368,12 +391,13 @@ class NetworkMixin:
             _core.create_unix_server,
             self,
             protocol_factory,
-            StreamTransport,
+            wrap,
             path,
             fd=_dup(sock, "unix"),
             backlog=backlog,
             start_serving=start_serving,
             cleanup_socket=cleanup_socket,
+            **tls,
         )
         server = Server(self, core, sock)
         if start_serving:
@@ -389,19 +413,17 @@ class NetworkMixin:
         ssl_handshake_timeout=None,
         ssl_shutdown_timeout=None,
     ):
-        """Wrap an accepted stream socket in a transport."""
-        _check_tls(
-            ssl,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+        """Wrap an accepted stream socket in a transport (server-side TLS
+        with ``ssl=``)."""
+        tls, wrap = _server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         transport, protocol = await _await_core(
             self,
             _core.connect_accepted_socket,
             self,
             protocol_factory,
-            StreamTransport,
+            wrap,
             _dup(sock, "tcp"),
+            **tls,
         )
         transport._adopt(sock)
         return transport, protocol

@@ -10,6 +10,9 @@ use pyo3::PyErr;
 /// The Python exception for `error`, with asyncio's messages where asyncio
 /// has one.
 pub(crate) fn to_py(error: Error) -> PyErr {
+    if let Some(tls) = error.io_error().and_then(crate::tls::io_error_to_py) {
+        return tls;
+    }
     match error {
         Error::Closed => PyRuntimeError::new_err("Event loop is closed"),
         Error::AlreadyRunning => PyRuntimeError::new_err("This event loop is already running"),
@@ -18,6 +21,7 @@ pub(crate) fn to_py(error: Error) -> PyErr {
         }
         Error::Running => PyRuntimeError::new_err("Cannot close a running event loop"),
         Error::Io(_) => os_error(&error),
+        Error::Tls(tls) => crate::tls::tls_error_to_py(&tls),
         Error::InvalidArgument(why) => PyValueError::new_err(why.into_owned()),
         Error::Cancelled(message) => cancelled(message),
         Error::TimedOut => PyTimeoutError::new_err("timed out"),

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use evloop_core::EventLoop;
 use evloop_transports::{
-    ConnectOptions, Family, ProtocolHandle, Server, ServerOptions, Transport, UnixConnectOptions,
-    UnixServerOptions,
+    ConnectOptions, Family, Layer, ProtocolHandle, Server, ServerOptions, Transport,
+    UnixConnectOptions, UnixServerOptions,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -22,6 +22,7 @@ use pyo3::types::PyList;
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::CoreLoop;
 use crate::errors::to_py;
+use crate::tls::PyTlsConfig;
 use crate::transport::{address_to_py, PyProtocol};
 
 /// A server's Python protocol factory, until the server is closed.
@@ -166,10 +167,25 @@ fn seconds(value: f64, name: &str) -> PyResult<Duration> {
         .map_err(|_| PyValueError::new_err(format!("{name} must be a non-negative number")))
 }
 
+/// The TLS layer of a call with `ssl=` (a `_TlsConfig`), for this
+/// connection's name to verify and timeouts.
+fn tls_layer(
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    server_hostname: Option<String>,
+    (handshake, shutdown): (Option<f64>, Option<f64>),
+) -> PyResult<Option<Layer>> {
+    tls.map(|tls| {
+        tls.for_connection(server_hostname, handshake, shutdown)
+            .map(Layer::from)
+    })
+    .transpose()
+}
+
 /// `loop.create_connection` (host/port or a `sock=` fd).
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, host, port, *, fd = None, family_raw = 0,
-    local_addr = None, happy_eyeballs_delay = None, interleave = None))]
+    local_addr = None, happy_eyeballs_delay = None, interleave = None, tls = None,
+    server_hostname = None, timeouts = (None, None)))]
 #[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
 pub(crate) fn create_connection(
     future: Py<PyAny>,
@@ -183,8 +199,12 @@ pub(crate) fn create_connection(
     local_addr: Option<(String, u16)>,
     happy_eyeballs_delay: Option<f64>,
     interleave: Option<usize>,
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    server_hostname: Option<String>,
+    timeouts: (Option<f64>, Option<f64>),
 ) -> PyResult<Pending> {
     let mut options = ConnectOptions::default();
+    options.tls = tls_layer(tls, server_hostname, timeouts)?;
     options.sock = own_fd(fd)?;
     options.family = family(family_raw)?;
     if let Some((ip, port)) = local_addr {
@@ -212,7 +232,9 @@ pub(crate) fn create_connection(
 
 /// `loop.create_unix_connection` (a path or a `sock=` fd).
 #[pyfunction]
-#[pyo3(signature = (future, core, factory, wrap, path, *, fd = None))]
+#[pyo3(signature = (future, core, factory, wrap, path, *, fd = None, tls = None,
+    server_hostname = None, timeouts = (None, None)))]
+#[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
 pub(crate) fn create_unix_connection(
     future: Py<PyAny>,
     core: &Bound<'_, CoreLoop>,
@@ -220,8 +242,12 @@ pub(crate) fn create_unix_connection(
     wrap: Py<PyAny>,
     path: Option<PathBuf>,
     fd: Option<RawFd>,
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    server_hostname: Option<String>,
+    timeouts: (Option<f64>, Option<f64>),
 ) -> PyResult<Pending> {
     let mut options = UnixConnectOptions::default();
+    options.tls = tls_layer(tls, server_hostname, timeouts)?;
     options.sock = own_fd(fd)?;
     let call = Call::new(core, future, factory, wrap);
     let failed = Rc::default();
@@ -235,27 +261,33 @@ pub(crate) fn create_unix_connection(
     finish_connection(call, failed, connect)
 }
 
-/// `loop.connect_accepted_socket` (a `sock=` fd).
+/// `loop.connect_accepted_socket` (a `sock=` fd); `tls` is a server-side
+/// `_TlsConfig` (asyncio's `connect_accepted_socket(ssl=)` serves).
 #[pyfunction]
+#[pyo3(signature = (future, core, factory, wrap, fd, *, tls = None, timeouts = (None, None)))]
 pub(crate) fn connect_accepted_socket(
     future: Py<PyAny>,
     core: &Bound<'_, CoreLoop>,
     factory: Py<PyAny>,
     wrap: Py<PyAny>,
     fd: RawFd,
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    timeouts: (Option<f64>, Option<f64>),
 ) -> PyResult<Pending> {
+    let tls = tls_layer(tls, None, timeouts)?;
     let sock = own_fd(Some(fd))?.ok_or_else(|| PyValueError::new_err("no sock"))?;
     let call = Call::new(core, future, factory, wrap);
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
-    let connect = evloop_transports::connect_accepted_socket(&call.event_loop, factory, sock, None);
+    let connect = evloop_transports::connect_accepted_socket(&call.event_loop, factory, sock, tls);
     finish_connection(call, failed, connect)
 }
 
 /// `loop.create_server`: completes `future` with a `_Server`.
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, hosts, port, *, fd = None, family_raw = 0,
-    backlog = 100, reuse_address = None, reuse_port = false, start_serving = true))]
+    backlog = 100, reuse_address = None, reuse_port = false, start_serving = true, tls = None,
+    timeouts = (None, None)))]
 #[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
 pub(crate) fn create_server(
     future: Py<PyAny>,
@@ -270,6 +302,8 @@ pub(crate) fn create_server(
     reuse_address: Option<bool>,
     reuse_port: bool,
     start_serving: bool,
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    timeouts: (Option<f64>, Option<f64>),
 ) -> PyResult<Pending> {
     let mut options = ServerOptions::default()
         .host(hosts)
@@ -279,6 +313,7 @@ pub(crate) fn create_server(
         .reuse_port(reuse_port)
         .start_serving(start_serving);
     options.reuse_address = reuse_address;
+    options.tls = tls_layer(tls, None, timeouts)?;
     options.sock = own_fd(fd)?;
     let call = Call::new(core, future, factory, wrap);
     let (event_loop, future) = (
@@ -293,7 +328,7 @@ pub(crate) fn create_server(
 /// `loop.create_unix_server`: completes `future` with a `_Server`.
 #[pyfunction]
 #[pyo3(signature = (future, core, factory, wrap, path, *, fd = None, backlog = 100,
-    start_serving = true, cleanup_socket = true))]
+    start_serving = true, cleanup_socket = true, tls = None, timeouts = (None, None)))]
 #[allow(clippy::too_many_arguments)] // asyncio's parameters, one by one
 pub(crate) fn create_unix_server(
     future: Py<PyAny>,
@@ -305,11 +340,14 @@ pub(crate) fn create_unix_server(
     backlog: u32,
     start_serving: bool,
     cleanup_socket: bool,
+    tls: Option<PyRef<'_, PyTlsConfig>>,
+    timeouts: (Option<f64>, Option<f64>),
 ) -> PyResult<Pending> {
     let mut options = UnixServerOptions::default()
         .backlog(backlog)
         .start_serving(start_serving)
         .cleanup_socket(cleanup_socket);
+    options.tls = tls_layer(tls, None, timeouts)?;
     options.sock = own_fd(fd)?;
     let call = Call::new(core, future, factory, wrap);
     let (event_loop, future) = (

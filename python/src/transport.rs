@@ -116,6 +116,43 @@ impl PyProtocol {
         self.announce = Some(future);
     }
 
+    /// The evloop side of an existing Python protocol (`loop.start_tls`'s),
+    /// for a transport [`adopt`](Self::adopt) gives it later.
+    pub(crate) fn for_protocol(
+        py: Python<'_>,
+        protocol: Py<PyAny>,
+        event_loop: &Py<PyAny>,
+        wrap: &Py<PyAny>,
+    ) -> PyResult<PyProtocol> {
+        let link = Rc::new(Link::default());
+        link.set(py, Some(protocol.clone_ref(py)))?;
+        Ok(PyProtocol {
+            link,
+            event_loop: event_loop.clone_ref(py),
+            wrap: wrap.clone_ref(py),
+            transport: None,
+            made: Some(protocol),
+            rust: None,
+            fatal: None,
+            announce: None,
+        })
+    }
+
+    /// Makes `transport` this protocol's without `connection_made` (a
+    /// `start_tls` upgrade); returns the new Python transport.
+    pub(crate) fn adopt(&mut self, py: Python<'_>, transport: Transport) -> PyResult<Py<PyAny>> {
+        let wrapped = self.wrap_transport(py, &transport)?;
+        self.rust = Some(transport);
+        self.transport = Some(wrapped.clone_ref(py));
+        Ok(wrapped)
+    }
+
+    /// `transport` as `wrap` makes it a Python transport.
+    fn wrap_transport(&self, py: Python<'_>, transport: &Transport) -> PyResult<Py<PyAny>> {
+        let core = StreamTransport::new(transport.clone(), self.link.clone());
+        Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)))
+    }
+
     /// The Python transport and protocol, once connected.
     pub(crate) fn pair(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let transport = self
@@ -238,9 +275,7 @@ impl Protocol for PyProtocol {
     fn connection_made(&mut self, transport: Transport) {
         Python::with_gil(|py| {
             self.rust = Some(transport.clone());
-            let core = StreamTransport::new(transport.clone(), self.link.clone());
-            let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
-            let wrapped = match wrapped {
+            let wrapped = match self.wrap_transport(py, &transport) {
                 Ok(wrapped) => wrapped,
                 Err(error) => {
                     transport.abort();
@@ -613,6 +648,12 @@ impl StreamTransport {
             .sockname()
             .map(|a| address_to_py(py, &a))
             .transpose()
+    }
+
+    /// What a TLS connection negotiated (a dict, see `tls::info_to_py`);
+    /// `None` for a plain one.
+    fn tls_info(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        crate::tls::info_to_py(py, &self.transport)
     }
 
     /// The socket's fd until the connection is lost.
