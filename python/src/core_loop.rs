@@ -252,7 +252,7 @@ impl CoreLoop {
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         this.event_loop
-            .call_soon(move || Python::with_gil(|py| Handle::fire(py, &fired)))
+            .call_soon(move || Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py))))
             .map_err(to_py)?;
         Ok(handle)
     }
@@ -415,7 +415,9 @@ impl RemoteLoop {
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         self.remote
-            .call_soon_threadsafe(move || Python::with_gil(|py| Handle::fire(py, &fired)))
+            .call_soon_threadsafe(move || {
+                Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py)));
+            })
             .map_err(to_py)?;
         Ok(handle)
     }
