@@ -18,7 +18,8 @@ use evloop_transports::{Address, Protocol, Transport};
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple, PyType};
 
 use crate::core_loop::CoreLoop;
 use crate::errors::to_py;
@@ -30,20 +31,32 @@ pub(crate) struct Link {
     protocol: RefCell<Option<Py<PyAny>>>,
     /// The protocol is an `asyncio.BufferedProtocol`.
     buffered: Cell<bool>,
+    /// `protocol.data_received`, looked up once per protocol (as uvloop
+    /// does): the hot path then makes no bound method per chunk.
+    data_received: RefCell<Option<Py<PyAny>>>,
 }
 
 impl Link {
     fn set(&self, py: Python<'_>, protocol: Option<Py<PyAny>>) -> PyResult<()> {
-        let buffered = match &protocol {
+        let (buffered, data_received) = match &protocol {
             Some(p) => {
-                let class = py
-                    .import("asyncio")?
-                    .getattr(intern!(py, "BufferedProtocol"))?;
-                p.bind(py).is_instance(&class)?
+                static BUFFERED: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+                let class = BUFFERED.import(py, "asyncio", "BufferedProtocol")?;
+                let p = p.bind(py);
+                let buffered = p.is_instance(class)?;
+                // A protocol without the method fails when data comes, as
+                // in asyncio, not here.
+                let method = if buffered {
+                    None
+                } else {
+                    p.getattr(intern!(py, "data_received")).ok()
+                };
+                (buffered, method.map(Bound::unbind))
             }
-            None => false,
+            None => (false, None),
         };
         self.buffered.set(buffered);
+        *self.data_received.borrow_mut() = data_received;
         *self.protocol.borrow_mut() = protocol;
         Ok(())
     }
@@ -160,8 +173,8 @@ impl PyProtocol {
         method: &Bound<'py, pyo3::types::PyString>,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
-        let protocol = self.link.get(py)?;
-        Some(protocol.bind(py).call_method1(method, args))
+        let protocol = self.link.protocol.borrow().as_ref()?.bind(py).clone();
+        Some(protocol.call_method1(method, args))
     }
 
     /// Feeds `data` to a BufferedProtocol: `get_buffer`, copy, `buffer_updated`.
@@ -233,7 +246,12 @@ impl Protocol for PyProtocol {
                 return;
             }
             let bytes = PyBytes::new(py, data);
-            if let Some(Err(error)) = self.call(py, intern!(py, "data_received"), (bytes,)) {
+            let method = self.link.data_received.borrow().as_ref().map(|m| m.bind(py).clone());
+            let outcome = match method {
+                Some(method) => Some(method.call1((bytes,))),
+                None => self.call(py, intern!(py, "data_received"), (bytes,)),
+            };
+            if let Some(Err(error)) = outcome {
                 self.fatal(
                     py,
                     error,
