@@ -246,7 +246,12 @@ impl Protocol for PyProtocol {
                 return;
             }
             let bytes = PyBytes::new(py, data);
-            let method = self.link.data_received.borrow().as_ref().map(|m| m.bind(py).clone());
+            let method = self
+                .link
+                .data_received
+                .borrow()
+                .as_ref()
+                .map(|m| m.bind(py).clone());
             let outcome = match method {
                 Some(method) => Some(method.call1((bytes,))),
                 None => self.call(py, intern!(py, "data_received"), (bytes,)),
