@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""evloop's micro benchmarks, for Python asyncio and uvloop.
+"""evloop's micro benchmarks, for Python event loops (asyncio, uvloop,
+rloop, rsloop, evloop).
 
 The same four workloads as the Rust bench (bench/micro/benches/micro.rs),
 printing the same table rows (`workload impl median min max`, ns per op):
@@ -16,12 +17,12 @@ printing the same table rows (`workload impl median min max`, ns per op):
 Every callback gets an int argument and adds it to a sum (checked after each
 run). Each workload runs once to warm up, then --runs times (default 5).
 
-usage: python3 bench/python/micro.py --loop asyncio|uvloop [--n N] [--runs R]
+usage: python3 bench/python/micro.py --loop asyncio|uvloop|rloop|rsloop|evloop
+                                     [--n N] [--runs R]
                                      [--only chain,burst,timers,cross-thread]
 """
 
 import argparse
-import asyncio
 import os
 import platform
 import random
@@ -29,6 +30,8 @@ import statistics
 import sys
 import threading
 import time
+
+from loops import LOOPS, loop_factory
 
 THREADS = 4
 SEED = 0x5EED7153
@@ -185,7 +188,7 @@ def cpu_model():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), required=True)
+    parser.add_argument("--loop", choices=LOOPS, required=True)
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--only", default=",".join(WORKLOADS))
@@ -197,18 +200,10 @@ def main():
         if name not in RUNS:
             parser.error(f"unknown workload {name!r}")
 
-    if args.loop == "uvloop":
-        try:
-            import uvloop  # noqa: PLC0415 (optional dependency)
-        except ImportError:
-            sys.exit("micro.py: uvloop is not installed (run bench/python/setup-venv.sh)")
-        new_loop = uvloop.new_event_loop
-        version = f"uvloop {uvloop.__version__}"
-    else:
-        new_loop = asyncio.new_event_loop
-        probe = asyncio.new_event_loop()
-        version = f"asyncio ({type(probe).__name__})"
-        probe.close()
+    try:
+        new_loop, version = loop_factory(args.loop)
+    except ImportError as e:
+        sys.exit(f"micro.py: {args.loop} is not installed ({e}; run bench/python/setup-venv.sh)")
 
     print(f"# cpu: {cpu_model()}")
     print(f"# logical cpus: {os.cpu_count()}")

@@ -72,7 +72,10 @@ class Loop(
 ):
     """An asyncio event loop whose machinery is evloop's."""
 
-    def __init__(self):
+    def __init__(self, *, relaxed_io_poll=False):
+        """``relaxed_io_poll=True``: while callbacks are ready, poll for I/O
+        only every 64 callbacks or 1 ms, not every iteration (evloop's
+        ``IoPolling::RELAXED``; asyncio polls every iteration)."""
         self._threadsafe = self._remote()
         self._debug = coroutines._is_debug_mode()
         self._exception_handler = None
@@ -229,9 +232,7 @@ class Loop(
         _CoreLoop is bound to the loop's thread."""
         return self._threadsafe.is_closed()
 
-    def call_soon_threadsafe(self, callback, *args, context=None):
-        """Schedule callback(*args) from any thread; wakes the loop."""
-        return self._threadsafe.call_soon_threadsafe(self, callback, *args, context=context)
+    # call_soon_threadsafe is _CoreLoop's (Rust, safe from any thread).
 
     def run_in_executor(self, executor, func, *args):
         """Run func(*args) in an executor (a ThreadPoolExecutor by default)."""

@@ -29,7 +29,10 @@ class StreamTransport(CoreTransportMixin, asyncio.Transport):
     from the transport's); it is closed when the connection is lost.
     """
 
-    __slots__ = ("_core", "_sock", "__weakref__")
+    # ``write`` and ``is_closing`` (what asyncio streams call per message)
+    # are the Rust methods themselves, bound once per transport: no Python
+    # frame between the caller and evloop.
+    __slots__ = ("_core", "_sock", "write", "is_closing", "__weakref__")
     _KIND = "StreamTransport"
     # loop.sendfile tries evloop's sendfile(2) first (evloop/_sendfile.py).
     _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
@@ -45,9 +48,8 @@ class StreamTransport(CoreTransportMixin, asyncio.Transport):
         super().__init__()
         self._core = core
         self._sock = None
-
-    def write(self, data):
-        self._core.write(data)
+        self.write = core.write
+        self.is_closing = core.is_closing
 
     def writelines(self, list_of_data):
         self._core.writelines(list_of_data)

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use evloop_core::{EventLoop, Remote};
+use evloop_core::{EventLoop, IoPolling, Remote};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -310,16 +310,31 @@ fn check_callable(callback: &Bound<'_, PyAny>, method: &str) -> PyResult<()> {
 
 #[pymethods]
 impl CoreLoop {
+    /// `relaxed_io_poll=True` (keyword, default False) polls for I/O only
+    /// every 64 callbacks or 1 ms while callbacks are ready
+    /// (`IoPolling::RELAXED`), not every iteration as asyncio does; other
+    /// arguments are the Python subclass's.
     #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
+    #[pyo3(signature = (*_args, **kwargs))]
     fn new(
         py: Python<'_>,
         _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+        kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<PyClassInitializer<Self>> {
+        let relaxed = match kwargs {
+            Some(kwargs) => match kwargs.get_item("relaxed_io_poll")? {
+                Some(value) => value.is_truthy()?,
+                None => false,
+            },
+            None => false,
+        };
         let pending: Pending = Rc::default();
         let hook_pending = pending.clone();
-        let event_loop = EventLoop::builder()
+        let mut builder = EventLoop::builder();
+        if relaxed {
+            builder.io_polling(IoPolling::RELAXED);
+        }
+        let event_loop = builder
             .debug(false)
             .around_blocking_poll(move |event_loop, poll| {
                 Python::with_gil(|py| {
@@ -386,7 +401,7 @@ impl CoreLoop {
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         this.event_loop
-            .call_soon(move || Python::with_gil(|py| Handle::fire(py, &fired)))
+            .call_soon(move || Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py))))
             .map_err(to_py)?;
         Ok(handle)
     }
@@ -444,6 +459,23 @@ impl CoreLoop {
         }
         let when = CoreLoop::on_thread(slf)?.time() + delay;
         CoreLoop::call_at(slf, when, callback, args, context)
+    }
+
+    /// Schedules `callback(*args)` from any thread and wakes the loop.
+    /// Never borrows the loop (pyo3 would refuse off its thread): the
+    /// `Remote` comes from the `_threadsafe` attribute `evloop.Loop` sets.
+    #[pyo3(signature = (callback, *args, context = None))]
+    fn call_soon_threadsafe(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+        args: &Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let remote = slf.getattr(pyo3::intern!(py, "_threadsafe"))?;
+        let remote = remote.downcast::<RemoteLoop>()?;
+        let event_loop = slf.clone().into_any().unbind();
+        remote.get().post(py, event_loop, callback, args, context)
     }
 
     /// The thread-safe half of this loop, for `call_soon_threadsafe`.
@@ -545,11 +577,10 @@ pub struct RemoteLoop {
     debug: Arc<AtomicBool>,
 }
 
-#[pymethods]
 impl RemoteLoop {
-    /// Schedules `callback(*args)` on the loop from any thread and wakes it.
-    #[pyo3(signature = (event_loop, callback, *args, context = None))]
-    fn call_soon_threadsafe(
+    /// Schedules `callback(*args)` (a handle of `event_loop`) on the loop
+    /// and wakes it.
+    fn post(
         &self,
         py: Python<'_>,
         event_loop: Py<PyAny>,
@@ -567,17 +598,22 @@ impl RemoteLoop {
         )?;
         if self.debug.load(Ordering::Relaxed) {
             check_debug_callback(callback, "call_soon_threadsafe")?;
-            // Less `Loop.call_soon_threadsafe`'s own frame.
-            shell.trace(py, 1)?;
+            // Called from Python directly: no wrapper frame to drop.
+            shell.trace(py, 0)?;
         }
         let handle = Py::new(py, Handle { shell })?;
         let fired = handle.clone_ref(py);
         self.remote
-            .call_soon_threadsafe(move || Python::with_gil(|py| Handle::fire(py, &fired)))
+            .call_soon_threadsafe(move || {
+                Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py)));
+            })
             .map_err(to_py)?;
         Ok(handle)
     }
+}
 
+#[pymethods]
+impl RemoteLoop {
     /// True once the loop is closed (from any thread).
     fn is_closed(&self) -> bool {
         self.remote.is_closed()

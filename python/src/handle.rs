@@ -56,12 +56,13 @@ struct DebugInfo {
 }
 
 /// One call of a shell, taken out so that no borrow of the handle is held
-/// while Python code runs (the callback may cancel its own handle).
-pub(crate) struct Call {
-    callback: Py<PyAny>,
-    args: Py<PyTuple>,
-    context: Py<PyAny>,
-    event_loop: Py<PyAny>,
+/// while Python code runs (the callback may cancel its own handle). Bound
+/// references: dropping them is a plain decref (a `Py` asks a thread-local
+/// whether the GIL is held first).
+pub(crate) struct Call<'py> {
+    callback: Bound<'py, PyAny>,
+    args: Bound<'py, PyTuple>,
+    context: Bound<'py, PyAny>,
 }
 
 impl Shell {
@@ -133,13 +134,17 @@ impl Shell {
     }
 
     /// The call to make, or `None` once cancelled.
-    pub(crate) fn call(&self, py: Python<'_>) -> Option<Call> {
+    pub(crate) fn call<'py>(&self, py: Python<'py>) -> Option<Call<'py>> {
         Some(Call {
-            callback: self.callback.as_ref()?.clone_ref(py),
-            args: self.args.as_ref()?.clone_ref(py),
-            context: self.context.clone_ref(py),
-            event_loop: self.event_loop.clone_ref(py),
+            callback: self.callback.as_ref()?.bind(py).clone(),
+            args: self.args.as_ref()?.bind(py).clone(),
+            context: self.context.bind(py).clone(),
         })
+    }
+
+    /// The loop whose exception handler hears of a failed call.
+    fn event_loop<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.event_loop.bind(py).clone()
     }
 
     /// Lets Python's GC see the references (a timer handle kept by the
@@ -224,30 +229,52 @@ fn run_debug(py: Python<'_>, event_loop: &Py<PyAny>, handle: &Bound<'_, PyAny>) 
     }
 }
 
-impl Call {
+impl<'py> Call<'py> {
     /// Runs the callback in its context; reports its exception like
-    /// `asyncio.Handle._run`.
-    pub(crate) fn run(self, py: Python<'_>, handle: &Bound<'_, PyAny>) {
+    /// `asyncio.Handle._run` to `event_loop` (asked only then).
+    pub(crate) fn run(
+        self,
+        py: Python<'py>,
+        handle: &Bound<'py, PyAny>,
+        event_loop: impl FnOnce() -> Bound<'py, PyAny>,
+    ) {
         let outcome = self.invoke(py);
         if let Err(error) = outcome {
-            self.report(py, handle, error);
+            self.report(py, handle, &event_loop(), error);
         }
     }
 
-    fn invoke(&self, py: Python<'_>) -> PyResult<()> {
-        let args = self.args.bind(py);
-        let mut call = Vec::with_capacity(args.len() + 1);
-        call.push(self.callback.bind(py).clone());
-        call.extend(args.iter());
-        let call = PyTuple::new(py, call)?;
-        self.context
-            .bind(py)
-            .call_method1(pyo3::intern!(py, "run"), call)?;
+    /// `Context.run(context, callback, *args)`: the unbound method, so no
+    /// attribute lookup and no bound method object per call.
+    fn invoke(&self, py: Python<'py>) -> PyResult<()> {
+        static CONTEXT_RUN: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+        let run = CONTEXT_RUN.get_or_try_init(py, || {
+            let class = py.import("contextvars")?.getattr("Context")?;
+            Ok::<_, PyErr>(class.getattr("run")?.unbind())
+        })?;
+        let run = run.bind(py);
+        let (context, callback, args) = (&self.context, &self.callback, &self.args);
+        // The common shapes without an intermediate Vec.
+        match args.len() {
+            0 => run.call1((context, callback))?,
+            1 => run.call1((context, callback, args.get_item(0)?))?,
+            n => {
+                let mut call = Vec::with_capacity(n + 2);
+                call.extend([context.clone(), callback.clone()]);
+                call.extend(args.iter());
+                run.call1(PyTuple::new(py, call)?)?
+            }
+        };
         Ok(())
     }
 
-    fn report(&self, py: Python<'_>, handle: &Bound<'_, PyAny>, error: PyErr) {
-        let event_loop = self.event_loop.bind(py);
+    fn report(
+        &self,
+        py: Python<'py>,
+        handle: &Bound<'py, PyAny>,
+        event_loop: &Bound<'py, PyAny>,
+        error: PyErr,
+    ) {
         if leaves_loop(py, &error) {
             return stop_with(event_loop, error);
         }
@@ -265,13 +292,13 @@ impl Call {
         }
     }
 
-    fn error_context<'py>(
+    fn error_context(
         &self,
         py: Python<'py>,
         handle: &Bound<'py, PyAny>,
         error: &PyErr,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let source = callback_source(py, self.callback.bind(py), self.args.bind(py))?;
+        let source = callback_source(py, &self.callback, &self.args)?;
         let context = PyDict::new(py);
         context.set_item("message", format!("Exception in callback {source}"))?;
         context.set_item("exception", error.value(py))?;
@@ -327,7 +354,12 @@ impl Handle {
     /// Runs the handle (if not cancelled) from the loop; in debug mode
     /// through the loop's `_run_handle_debug`.
     pub(crate) fn fire(py: Python<'_>, handle: &Py<Handle>) {
-        let handle = handle.bind(py);
+        Handle::fire_bound(handle.bind(py));
+    }
+
+    /// [`Handle::fire`] of a bound handle.
+    pub(crate) fn fire_bound(handle: &Bound<'_, Handle>) {
+        let py = handle.py();
         if debug_run() {
             let this = handle.borrow();
             if this.shell.cancelled() {
@@ -342,9 +374,10 @@ impl Handle {
     }
 
     fn run_now(handle: &Bound<'_, Handle>) {
-        let call = handle.borrow().shell.call(handle.py());
+        let py = handle.py();
+        let call = handle.borrow().shell.call(py);
         if let Some(call) = call {
-            call.run(handle.py(), handle.as_any());
+            call.run(py, handle.as_any(), || handle.borrow().shell.event_loop(py));
         }
     }
 }
@@ -449,7 +482,7 @@ impl TimerHandle {
             this.shell.call(py)
         };
         if let Some(call) = call {
-            call.run(py, handle.as_any());
+            call.run(py, handle.as_any(), || handle.borrow().shell.event_loop(py));
         }
     }
 }
@@ -469,7 +502,9 @@ impl TimerHandle {
     fn _run(slf: &Bound<'_, Self>) {
         let call = slf.borrow().shell.call(slf.py());
         if let Some(call) = call {
-            call.run(slf.py(), slf.as_any());
+            call.run(slf.py(), slf.as_any(), || {
+                slf.borrow().shell.event_loop(slf.py())
+            });
         }
     }
 

@@ -18,7 +18,8 @@ use evloop_transports::{Address, Protocol, Transport};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core_loop::CoreLoop;
@@ -34,20 +35,32 @@ pub(crate) struct Link {
     /// Between `pause_writing` and `resume_writing` (for sendfile's
     /// fallback, which stands in for the protocol meanwhile).
     writing_paused: Cell<bool>,
+    /// `protocol.data_received`, looked up once per protocol (as uvloop
+    /// does): the hot path then makes no bound method per chunk.
+    data_received: RefCell<Option<Py<PyAny>>>,
 }
 
 impl Link {
     fn set(&self, py: Python<'_>, protocol: Option<Py<PyAny>>) -> PyResult<()> {
-        let buffered = match &protocol {
+        let (buffered, data_received) = match &protocol {
             Some(p) => {
-                let class = py
-                    .import("asyncio")?
-                    .getattr(intern!(py, "BufferedProtocol"))?;
-                p.bind(py).is_instance(&class)?
+                static BUFFERED: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+                let class = BUFFERED.import(py, "asyncio", "BufferedProtocol")?;
+                let p = p.bind(py);
+                let buffered = p.is_instance(class)?;
+                // A protocol without the method fails when data comes, as
+                // in asyncio, not here.
+                let method = if buffered {
+                    None
+                } else {
+                    p.getattr(intern!(py, "data_received")).ok()
+                };
+                (buffered, method.map(Bound::unbind))
             }
-            None => false,
+            None => (false, None),
         };
         self.buffered.set(buffered);
+        *self.data_received.borrow_mut() = data_received;
         *self.protocol.borrow_mut() = protocol;
         Ok(())
     }
@@ -222,8 +235,8 @@ impl PyProtocol {
         method: &Bound<'py, pyo3::types::PyString>,
         args: impl pyo3::call::PyCallArgs<'py>,
     ) -> Option<PyResult<Bound<'py, PyAny>>> {
-        let protocol = self.link.get(py)?;
-        Some(protocol.bind(py).call_method1(method, args))
+        let protocol = self.link.protocol.borrow().as_ref()?.bind(py).clone();
+        Some(protocol.call_method1(method, args))
     }
 
     /// Feeds `data` to a BufferedProtocol: `get_buffer`, copy, `buffer_updated`.
@@ -311,7 +324,17 @@ impl Protocol for PyProtocol {
                 return;
             }
             let bytes = PyBytes::new(py, data);
-            if let Some(Err(error)) = self.call(py, intern!(py, "data_received"), (bytes,)) {
+            let method = self
+                .link
+                .data_received
+                .borrow()
+                .as_ref()
+                .map(|m| m.bind(py).clone());
+            let outcome = match method {
+                Some(method) => Some(method.call1((bytes,))),
+                None => self.call(py, intern!(py, "data_received"), (bytes,)),
+            };
+            if let Some(Err(error)) = outcome {
                 self.fatal(
                     py,
                     error,
@@ -672,12 +695,18 @@ impl StreamTransport {
                 visit.call(protocol)?;
             }
         }
+        if let Ok(method) = self.link.data_received.try_borrow() {
+            if let Some(method) = method.as_ref() {
+                visit.call(method)?;
+            }
+        }
         Ok(())
     }
 
     fn __clear__(&mut self) {
         let protocol = self.link.protocol.borrow_mut().take();
-        drop(protocol);
+        let method = self.link.data_received.borrow_mut().take();
+        drop((protocol, method));
     }
 }
 

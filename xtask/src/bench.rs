@@ -2,7 +2,9 @@
 //! and, as `cargo xtask bench micro`, the micro benchmarks; `cargo xtask
 //! bench tls` is the TLS benchmark (`bench/tls.rs`, issue 8); `cargo xtask
 //! bench --instructions` counts instructions per operation under callgrind
-//! (`bench/instructions.rs`, issue 12).
+//! (`bench/instructions.rs`, issue 12); `cargo xtask bench python` compares
+//! Python event loops, evloop's binding among them (`bench/python.rs`,
+//! issue 13).
 //!
 //! The echo benchmark builds everything in release (the workspace's one
 //! `[profile.release]` for every Rust server), then for each transport ×
@@ -29,6 +31,7 @@
 mod instructions;
 pub(crate) mod parse;
 mod process;
+mod python;
 pub(crate) mod report;
 pub(crate) mod run;
 mod scaling;
@@ -55,6 +58,8 @@ usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] 
        cargo xtask bench tls [--quick] [--rounds R] [--duration D] ... (see --help there)
        cargo xtask bench --instructions [--check] [--update-baseline] (see --help there)
        cargo xtask bench scaling [--quick] [--sizes S] [--conns C] ... (see --help there)
+       cargo xtask bench python [--rounds N] [--duration S] [--sizes ...] [--loops ...]
+                                (Python loops: asyncio, uvloop, rloop, rsloop, evloop)
 
   Echo benchmark: servers evloop, evloop-streams, tokio, raw-epoll, asyncio,
   uvloop, interleaved R times (default 3; --quick: 1 round, short runs, < 90 s)
@@ -278,6 +283,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
     if args.first().map(String::as_str) == Some("sendfile") {
         return sendfile::run(root, &args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("python") {
+        return python::run(root, &args[1..]);
     }
     if args.first().map(String::as_str) == Some("scaling") {
         return scaling::main(&args[1..]);
@@ -607,7 +615,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
 }
 
 /// Runs each server once under `load` (one round of the round-robin).
-fn measure_round(
+pub(crate) fn measure_round(
     env: &Env,
     servers: &[Server],
     load: &Load,
