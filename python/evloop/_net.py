@@ -298,8 +298,6 @@ class NetworkMixin:
     ):
         """Listen on host:port (or sock); returns an asyncio.AbstractServer."""
         tls, wrap = _server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-        if keep_alive:
-            raise NotImplementedError("create_server(keep_alive=True): not in evloop yet")
         if (host is not None or port is not None) and sock is not None:
             raise ValueError("host/port and sock can not be specified at the same time")
         if isinstance(host, str):
@@ -323,10 +321,18 @@ class NetworkMixin:
             backlog=backlog,
             reuse_address=reuse_address,
             reuse_port=bool(reuse_port),
-            start_serving=start_serving,
+            # keep_alive is set on the listening sockets before they accept.
+            start_serving=start_serving and not keep_alive,
             **tls,
         )
         server = Server(self, core, sock)
+        if keep_alive:
+            # As asyncio (3.13): accepted connections inherit SO_KEEPALIVE.
+            for listener in server.sockets:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+            if start_serving:
+                core.start_serving()
+                server._serving = core.is_serving()
         if start_serving:
             # asyncio yields once so accepting can begin.
             await asyncio.sleep(0)

@@ -571,6 +571,43 @@ class TestServer(TransportTestCase):
 
         self.run_async(main())
 
+    def test_keep_alive(self):
+        # asyncio 3.13's keep_alive=True: SO_KEEPALIVE on the listening
+        # sockets, which accepted connections inherit; without it, off.
+        async def accepted_keepalive(**kwargs):
+            accepted = self.loop.create_future()
+
+            class Record(asyncio.Protocol):
+                def connection_made(self, transport):
+                    sock = transport.get_extra_info("socket")
+                    accepted.set_result(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+                    transport.close()
+
+            server = await self.loop.create_server(Record, "127.0.0.1", 0, **kwargs)
+            port = server.sockets[0].getsockname()[1]
+            listening = server.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+            transport, _ = await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            on_accepted = await accepted
+            transport.close()
+            server.close()
+            await server.wait_closed()
+            return bool(listening), bool(on_accepted), server.is_serving()
+
+        self.assertEqual(self.run_async(accepted_keepalive(keep_alive=True)), (True, True, False))
+        self.assertEqual(self.run_async(accepted_keepalive()), (False, False, False))
+
+    def test_keep_alive_without_serving(self):
+        async def main():
+            server = await self.loop.create_server(
+                Echo, "127.0.0.1", 0, keep_alive=True, start_serving=False
+            )
+            serving = server.is_serving()
+            await server.start_serving()
+            server.close()
+            return serving, server.is_serving()
+
+        self.assertEqual(self.run_async(main()), (False, False))
+
     def test_is_serving_from_another_thread(self):
         # CPython's test_server polls is_serving() from its client thread.
         def ask(server):
