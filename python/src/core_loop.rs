@@ -43,15 +43,15 @@ fn current_thread() -> ThreadId {
 const WRONG_THREAD: &str =
     "Non-thread-safe operation invoked on an event loop other than the current one";
 
-/// What any thread may read of a `_CoreLoop`: the thread that owns it and
-/// the debug flag. `_CoreLoop` itself is bound to its thread (evloop's loop
+/// What any thread may use of a `_CoreLoop`: the thread that owns it, the
+/// debug flag and `call_soon_threadsafe`'s way in. `_CoreLoop` itself is bound to its thread (evloop's loop
 /// is not `Send`), so its methods look here first and raise RuntimeError
 /// on another thread instead of letting pyo3 panic.
 #[pyclass(module = "evloop._core", name = "_LoopBase", subclass, frozen)]
 #[derive(Debug)]
 pub struct LoopBase {
     owner: ThreadId,
-    debug: Arc<AtomicBool>,
+    threadsafe: RemoteLoop,
 }
 
 #[pymethods]
@@ -59,13 +59,13 @@ impl LoopBase {
     /// Debug mode (asyncio's `loop._debug`); set it with `set_debug`.
     #[getter(_debug)]
     fn debug(&self) -> bool {
-        self.debug.load(Ordering::Relaxed)
+        self.threadsafe.debug.load(Ordering::Relaxed)
     }
 
     /// Sets the flag only; `set_debug` also tells the running loop.
     #[setter(_debug)]
     fn set_debug_flag(&self, enabled: bool) {
-        self.debug.store(enabled, Ordering::Relaxed);
+        self.threadsafe.debug.store(enabled, Ordering::Relaxed);
     }
 
     /// True on the thread that created the loop (the only one it runs on).
@@ -114,14 +114,14 @@ impl CoreLoop {
     pub(crate) fn on_thread<'py>(slf: &Bound<'py, Self>) -> PyResult<PyRef<'py, Self>> {
         let base = slf.as_super().get();
         if current_thread() != base.owner {
-            return Err(wrong_thread(base.debug.load(Ordering::Relaxed)));
+            return Err(wrong_thread(base.debug()));
         }
         Ok(slf.borrow())
     }
 
     /// Debug mode is on (asyncio's `self._debug`).
     fn debug(slf: &Bound<'_, Self>) -> bool {
-        slf.as_super().get().debug.load(Ordering::Relaxed)
+        slf.as_super().get().debug()
     }
 
     /// The loop's clock as `time()` gives it.
@@ -355,7 +355,10 @@ impl CoreLoop {
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
         let base = LoopBase {
             owner: current_thread(),
-            debug: Arc::default(),
+            threadsafe: RemoteLoop {
+                remote: event_loop.remote(),
+                debug: Arc::default(),
+            },
         };
         Ok(PyClassInitializer::from(base).add_subclass(CoreLoop {
             event_loop,
@@ -463,7 +466,7 @@ impl CoreLoop {
 
     /// Schedules `callback(*args)` from any thread and wakes the loop.
     /// Never borrows the loop (pyo3 would refuse off its thread): the
-    /// `Remote` comes from the `_threadsafe` attribute `evloop.Loop` sets.
+    /// `Remote` is the frozen base class's.
     #[pyo3(signature = (callback, *args, context = None))]
     fn call_soon_threadsafe(
         slf: &Bound<'_, Self>,
@@ -471,20 +474,14 @@ impl CoreLoop {
         args: &Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        let py = slf.py();
-        let remote = slf.getattr(pyo3::intern!(py, "_threadsafe"))?;
-        let remote = remote.downcast::<RemoteLoop>()?;
         let event_loop = slf.clone().into_any().unbind();
-        remote.get().post(py, event_loop, callback, args, context)
+        let threadsafe = &slf.as_super().get().threadsafe;
+        threadsafe.post(slf.py(), event_loop, callback, args, context)
     }
 
     /// The thread-safe half of this loop, for `call_soon_threadsafe`.
-    fn _remote(slf: &Bound<'_, Self>) -> PyResult<RemoteLoop> {
-        let this = CoreLoop::on_thread(slf)?;
-        Ok(RemoteLoop {
-            remote: this.event_loop.remote(),
-            debug: slf.as_super().get().debug.clone(),
-        })
+    fn _remote(slf: &Bound<'_, Self>) -> RemoteLoop {
+        slf.as_super().get().threadsafe.clone()
     }
 
     /// Runs the loop until `stop()`; raises what a signal handler or a
@@ -570,10 +567,10 @@ impl CoreLoop {
 
 /// `call_soon_threadsafe` for any thread: evloop's `Remote`.
 #[pyclass(module = "evloop._core", name = "_RemoteLoop", frozen)]
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RemoteLoop {
     remote: Remote,
-    /// The loop's debug flag (`_LoopBase`'s).
+    /// The loop's debug flag, shared with every copy (`_LoopBase`'s).
     debug: Arc<AtomicBool>,
 }
 
