@@ -282,9 +282,7 @@ class Loop(
 
     # -- futures and tasks: asyncio's own ---------------------------------
 
-    def create_future(self):
-        """An asyncio.Future bound to this loop."""
-        return asyncio.Future(loop=self)
+    # create_future is _LoopBase's (Rust).
 
     def create_task(self, coro, *, name=None, context=None):
         """Schedule a coroutine as an asyncio.Task (or the task factory's)."""
@@ -429,9 +427,7 @@ class Loop(
 
     # -- debug ------------------------------------------------------------
 
-    def get_debug(self):
-        """Whether debug mode is on."""
-        return self._debug
+    # get_debug is _LoopBase's (Rust).
 
     def set_debug(self, enabled):
         """Turn debug mode on or off (slow-callback warnings, handle

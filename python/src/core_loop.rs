@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use evloop_core::{EventLoop, IoPolling, Remote};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::errors::to_py;
 use crate::handle::{self as handles, Handle, Shell, TimerHandle};
@@ -54,12 +55,18 @@ pub struct LoopBase {
     threadsafe: RemoteLoop,
 }
 
+impl LoopBase {
+    fn debug(&self) -> bool {
+        self.threadsafe.debug.load(Ordering::Relaxed)
+    }
+}
+
 #[pymethods]
 impl LoopBase {
     /// Debug mode (asyncio's `loop._debug`); set it with `set_debug`.
     #[getter(_debug)]
-    fn debug(&self) -> bool {
-        self.threadsafe.debug.load(Ordering::Relaxed)
+    fn debug_flag(&self) -> bool {
+        self.debug()
     }
 
     /// Sets the flag only; `set_debug` also tells the running loop.
@@ -71,6 +78,24 @@ impl LoopBase {
     /// True on the thread that created the loop (the only one it runs on).
     fn _on_loop_thread(&self) -> bool {
         current_thread() == self.owner
+    }
+
+    /// Whether debug mode is on. In Rust because asyncio's C `Future` asks
+    /// it of its loop at every creation.
+    fn get_debug(&self) -> bool {
+        self.debug()
+    }
+
+    /// An `asyncio.Future` bound to this loop (one per `await` of a stream
+    /// read: no Python frame for it).
+    fn create_future<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        static FUTURE: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(pyo3::intern!(py, "loop"), slf)?;
+        FUTURE
+            .import(py, "asyncio", "Future")?
+            .call((), Some(&kwargs))
     }
 }
 
