@@ -11,7 +11,9 @@
 //! costs one thread-local flag read per callback.
 
 use std::cell::Cell;
+use std::mem::ManuallyDrop;
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
@@ -40,8 +42,9 @@ fn debug_run() -> bool {
 pub(crate) struct Shell {
     callback: Option<Py<PyAny>>,
     args: Option<Py<PyTuple>>,
-    context: Py<PyAny>,
-    event_loop: Py<PyAny>,
+    /// Dropped by hand (see `Drop`).
+    context: ManuallyDrop<Py<PyAny>>,
+    event_loop: ManuallyDrop<Py<PyAny>>,
     /// Only for handles created in debug mode.
     debug: Option<Box<DebugInfo>>,
 }
@@ -82,8 +85,8 @@ impl Shell {
         Ok(Shell {
             callback: Some(callback),
             args: Some(args),
-            context,
-            event_loop,
+            context: ManuallyDrop::new(context),
+            event_loop: ManuallyDrop::new(event_loop),
             debug: None,
         })
     }
@@ -156,11 +159,11 @@ impl Shell {
         if let Some(args) = &self.args {
             visit.call(args)?;
         }
-        visit.call(&self.context)?;
+        visit.call(&*self.context)?;
         if let Some(debug) = &self.debug {
             visit.call(&debug.traceback)?;
         }
-        visit.call(&self.event_loop)
+        visit.call(&*self.event_loop)
     }
 
     /// asyncio's `Handle.__repr__`: `<Handle [cancelled] [when=…] callback
@@ -195,6 +198,32 @@ impl Shell {
     /// The creation traceback (`_source_traceback`), if debug mode kept one.
     fn source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.debug.as_ref().map(|d| d.traceback.clone_ref(py))
+    }
+}
+
+impl Drop for Shell {
+    /// Plain decrefs: a `Py`'s own drop first asks a thread-local whether
+    /// the GIL is held, four times per handle.
+    fn drop(&mut self) {
+        // SAFETY: a Shell is made and dropped with the GIL held: it lives in
+        // a Handle or TimerHandle (dropped by their tp_dealloc) or briefly on
+        // the stack of the #[pymethods] call that makes one.
+        let py = unsafe { Python::assume_gil_acquired() };
+        if let Some(callback) = self.callback.take() {
+            callback.drop_ref(py);
+        }
+        if let Some(args) = self.args.take() {
+            args.drop_ref(py);
+        }
+        // SAFETY: taken once, here, and never read again.
+        let (context, event_loop) = unsafe {
+            (
+                ManuallyDrop::take(&mut self.context),
+                ManuallyDrop::take(&mut self.event_loop),
+            )
+        };
+        context.drop_ref(py);
+        event_loop.drop_ref(py);
     }
 }
 
