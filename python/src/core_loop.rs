@@ -17,7 +17,7 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::errors::to_py;
-use crate::handle::{self as handles, Handle, Shell, TimerHandle};
+use crate::handle::{self as handles, Handle, Queued, Shell, TimerHandle};
 
 /// Deadlines further than this (about a century) are clamped, so huge
 /// delays neither overflow nor raise.
@@ -426,12 +426,12 @@ impl CoreLoop {
             check_debug_callback(callback, "call_soon")?;
             shell.trace(py, 0)?;
         }
-        let handle = Py::new(py, Handle { shell })?;
-        let fired = handle.clone_ref(py);
+        let handle = Bound::new(py, Handle { shell })?;
+        let queued = Queued::new(handle.clone());
         this.event_loop
-            .call_soon(move || Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py))))
+            .call_soon(move || Python::with_gil(|py| queued.fire(py)))
             .map_err(to_py)?;
-        Ok(handle)
+        Ok(handle.unbind())
     }
 
     /// Schedules `callback(*args)` at loop time `when`.
@@ -623,14 +623,12 @@ impl RemoteLoop {
             // Called from Python directly: no wrapper frame to drop.
             shell.trace(py, 0)?;
         }
-        let handle = Py::new(py, Handle { shell })?;
-        let fired = handle.clone_ref(py);
+        let handle = Bound::new(py, Handle { shell })?;
+        let queued = Queued::new(handle.clone());
         self.remote
-            .call_soon_threadsafe(move || {
-                Python::with_gil(|py| Handle::fire_bound(&fired.into_bound(py)));
-            })
+            .call_soon_threadsafe(move || Python::with_gil(|py| queued.fire(py)))
             .map_err(to_py)?;
-        Ok(handle)
+        Ok(handle.unbind())
     }
 }
 
