@@ -429,7 +429,7 @@ impl CoreLoop {
         let handle = Bound::new(py, Handle { shell })?;
         let queued = Queued::new(handle.clone());
         this.event_loop
-            .call_soon(move || Python::with_gil(|py| queued.fire(py)))
+            .call_soon(move || Python::with_gil(|py| queued.fire(py, Handle::fire_bound)))
             .map_err(to_py)?;
         Ok(handle.unbind())
     }
@@ -461,16 +461,16 @@ impl CoreLoop {
             check_debug_callback(callback, "call_at")?;
             shell.trace(py, 0)?;
         }
-        let handle = Py::new(py, TimerHandle::new(shell, when))?;
-        let fired = handle.clone_ref(py);
+        let handle = Bound::new(py, TimerHandle::new(shell, when))?;
+        let queued = Queued::new(handle.clone());
         let timer = this
             .event_loop
             .call_at(deadline, move || {
-                Python::with_gil(|py| TimerHandle::fire(py, &fired));
+                Python::with_gil(|py| queued.fire(py, TimerHandle::fire));
             })
             .map_err(to_py)?;
-        handle.borrow_mut(py).arm(timer);
-        Ok(handle)
+        handle.borrow_mut().arm(timer);
+        Ok(handle.unbind())
     }
 
     /// Schedules `callback(*args)` `delay` seconds from now.
@@ -626,7 +626,9 @@ impl RemoteLoop {
         let handle = Bound::new(py, Handle { shell })?;
         let queued = Queued::new(handle.clone());
         self.remote
-            .call_soon_threadsafe(move || Python::with_gil(|py| queued.fire(py)))
+            .call_soon_threadsafe(move || {
+                Python::with_gil(|py| queued.fire(py, Handle::fire_bound))
+            })
             .map_err(to_py)?;
         Ok(handle.unbind())
     }

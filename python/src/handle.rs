@@ -17,6 +17,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::PyClass;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::core_loop::CoreLoop;
@@ -411,36 +412,36 @@ impl Handle {
     }
 }
 
-/// A handle in evloop's ready queue, hidden from Python's cyclic GC until
-/// the queue lets go of it. Meanwhile the queue's reference keeps it (and
-/// all it refers to) alive, so the GC could free nothing through it; yet
-/// every collection would traverse each pending handle: a burst of
+/// A handle in evloop's ready queue or timer heap, hidden from Python's
+/// cyclic GC until evloop lets go of it. Meanwhile evloop's reference keeps
+/// it (and all it refers to) alive, so the GC could free nothing through
+/// it; yet every collection would traverse each pending handle: a burst of
 /// call_soon paid a third of its instructions for that.
-pub(crate) struct Queued(Option<Py<Handle>>);
+pub(crate) struct Queued<T: PyClass>(Option<Py<T>>);
 
-impl Queued {
+impl<T: PyClass> Queued<T> {
     /// Takes `handle` (just made, so tracked) out of the GC's lists.
-    pub(crate) fn new(handle: Bound<'_, Handle>) -> Queued {
+    pub(crate) fn new(handle: Bound<'_, T>) -> Queued<T> {
         // SAFETY: a live object of a GC type, with the GIL held.
         unsafe { ffi::PyObject_GC_UnTrack(handle.as_ptr().cast()) };
         Queued(Some(handle.unbind()))
     }
 
-    /// Runs the handle (see [`Handle::fire_bound`]), seen by the GC again.
-    pub(crate) fn fire(mut self, py: Python<'_>) {
+    /// Runs `fire` on the handle, seen by the GC again.
+    pub(crate) fn fire<'py>(mut self, py: Python<'py>, fire: impl FnOnce(&Bound<'py, T>)) {
         if let Some(handle) = self.0.take() {
             let handle = handle.into_bound(py);
-            track(&handle);
-            Handle::fire_bound(&handle);
+            track(handle.as_any());
+            fire(&handle);
         }
     }
 }
 
-impl Drop for Queued {
-    /// Dropped unrun (the loop closed): back to the GC, which needs the GIL.
-    /// Without it (a loop dropped on another thread) the handle stays
-    /// untracked: freed by its reference count, only a cycle through it
-    /// would leak.
+impl<T: PyClass> Drop for Queued<T> {
+    /// Dropped unrun (cancelled, or the loop closed): back to the GC, which
+    /// needs the GIL. Without it (a loop dropped on another thread) the
+    /// handle stays untracked: freed by its reference count, only a cycle
+    /// through it would leak.
     fn drop(&mut self) {
         let Some(handle) = self.0.take() else {
             return;
@@ -449,12 +450,12 @@ impl Drop for Queued {
         if unsafe { ffi::PyGILState_Check() } == 1 {
             // SAFETY: this thread holds the GIL (checked above).
             let py = unsafe { Python::assume_gil_acquired() };
-            track(handle.bind(py));
+            track(handle.bind(py).as_any());
         }
     }
 }
 
-fn track(handle: &Bound<'_, Handle>) {
+fn track(handle: &Bound<'_, PyAny>) {
     let object = handle.as_ptr();
     // SAFETY: a live object of a GC type, with the GIL held; tracked only
     // if it is not (Queued untracked it once, and only Queued tracks it).
@@ -546,8 +547,8 @@ impl TimerHandle {
 
     /// Runs the handle (if not cancelled) from the loop; in debug mode
     /// through the loop's `_run_handle_debug`.
-    pub(crate) fn fire(py: Python<'_>, handle: &Py<TimerHandle>) {
-        let handle = handle.bind(py);
+    pub(crate) fn fire(handle: &Bound<'_, TimerHandle>) {
+        let py = handle.py();
         if debug_run() {
             let event_loop = {
                 let mut this = handle.borrow_mut();

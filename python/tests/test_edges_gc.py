@@ -206,6 +206,40 @@ class TestCycles(unittest.TestCase):
         self.assertIsNone(ref())
         loop.close()
 
+    def test_handle_cycles_are_collected_when_the_loop_drops_them_unrun(self):
+        # Pending handles are hidden from the GC while evloop holds them;
+        # dropped by close() they are seen again, cycles included.
+        loop = evloop.new_event_loop()
+        thing = Thing()
+        thing.handle = loop.call_soon(lambda t=thing: None)
+        thing.timer = loop.call_later(3600, lambda t=thing: None)
+        thing.posted = loop.call_soon_threadsafe(lambda t=thing: None)
+        ref = weakref.ref(thing)
+        del thing
+        gc.collect()
+        self.assertIsNotNone(ref())  # pending: evloop holds it
+        loop.close()
+        gc.collect()
+        self.assertIsNone(ref())
+
+    def test_handle_cycles_posted_from_another_thread_are_collected(self):
+        loop = evloop.new_event_loop()
+        ref = None
+
+        def post():
+            nonlocal ref
+            thing = Thing()
+            thing.handle = loop.call_soon_threadsafe(lambda t=thing: None)
+            ref = weakref.ref(thing)
+
+        poster = threading.Thread(target=post)
+        poster.start()
+        poster.join()
+        loop.run_until_complete(asyncio.sleep(0.01))
+        gc.collect()
+        self.assertIsNone(ref())
+        loop.close()
+
     def test_reader_cycle_is_collected_once_removed(self):
         loop = evloop.new_event_loop()
         rsock, wsock = socket.socketpair()
