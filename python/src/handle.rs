@@ -439,18 +439,11 @@ impl<T: PyClass> Queued<T> {
 
 impl<T: PyClass> Drop for Queued<T> {
     /// Dropped unrun (cancelled, or the loop closed): back to the GC, which
-    /// needs the GIL. Without it (a loop dropped on another thread) the
-    /// handle stays untracked: freed by its reference count, only a cycle
-    /// through it would leak.
+    /// needs the GIL (held already but for a loop dropped on another
+    /// thread, where `with_gil` takes it).
     fn drop(&mut self) {
-        let Some(handle) = self.0.take() else {
-            return;
-        };
-        // SAFETY: PyGILState_Check may be called from any thread.
-        if unsafe { ffi::PyGILState_Check() } == 1 {
-            // SAFETY: this thread holds the GIL (checked above).
-            let py = unsafe { Python::assume_gil_acquired() };
-            track(handle.bind(py).as_any());
+        if let Some(handle) = self.0.take() {
+            Python::with_gil(|py| track(handle.bind(py).as_any()));
         }
     }
 }
