@@ -426,8 +426,9 @@ impl CoreLoop {
             check_debug_callback(callback, "call_soon")?;
             shell.trace(py, 0)?;
         }
+        let context = shell.own_context(py);
         let handle = Bound::new(py, Handle { shell })?;
-        let queued = Queued::new(handle.clone());
+        let queued = Queued::new(handle.clone(), context);
         this.event_loop
             .call_soon(move || Python::with_gil(|py| queued.fire(py, Handle::fire_bound)))
             .map_err(to_py)?;
@@ -461,8 +462,9 @@ impl CoreLoop {
             check_debug_callback(callback, "call_at")?;
             shell.trace(py, 0)?;
         }
+        let context = shell.own_context(py);
         let handle = Bound::new(py, TimerHandle::new(shell, when))?;
-        let queued = Queued::new(handle.clone());
+        let queued = Queued::new(handle.clone(), context);
         let timer = this
             .event_loop
             .call_at(deadline, move || {
@@ -623,8 +625,9 @@ impl RemoteLoop {
             // Called from Python directly: no wrapper frame to drop.
             shell.trace(py, 0)?;
         }
+        let context = shell.own_context(py);
         let handle = Bound::new(py, Handle { shell })?;
-        let queued = Queued::new(handle.clone());
+        let queued = Queued::new(handle.clone(), context);
         self.remote
             .call_soon_threadsafe(move || {
                 Python::with_gil(|py| queued.fire(py, Handle::fire_bound))

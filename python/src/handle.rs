@@ -48,6 +48,8 @@ pub(crate) struct Shell {
     event_loop: ManuallyDrop<Py<PyAny>>,
     /// Only for handles created in debug mode.
     debug: Option<Box<DebugInfo>>,
+    /// `context` is the copy this shell made (no one else's yet).
+    own_context: bool,
 }
 
 /// What debug mode keeps of a handle.
@@ -79,9 +81,9 @@ impl Shell {
         context: Option<Py<PyAny>>,
         event_loop: Py<PyAny>,
     ) -> PyResult<Shell> {
-        let context = match context {
-            Some(context) if !context.is_none(py) => context,
-            _ => copy_context(py)?,
+        let (context, own_context) = match context {
+            Some(context) if !context.is_none(py) => (context, false),
+            _ => (copy_context(py)?, true),
         };
         Ok(Shell {
             callback: Some(callback),
@@ -89,7 +91,14 @@ impl Shell {
             context: ManuallyDrop::new(context),
             event_loop: ManuallyDrop::new(event_loop),
             debug: None,
+            own_context,
         })
+    }
+
+    /// The context, if this shell copied it: [`Queued`] hides it from the
+    /// GC along with the handle (a context passed in may be shared).
+    pub(crate) fn own_context(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.own_context.then(|| self.context.clone_ref(py))
     }
 
     /// Debug mode: keeps the Python stack of the caller, less its last
@@ -413,26 +422,45 @@ impl Handle {
 }
 
 /// A handle in evloop's ready queue or timer heap, hidden from Python's
-/// cyclic GC until evloop lets go of it. Meanwhile evloop's reference keeps
-/// it (and all it refers to) alive, so the GC could free nothing through
-/// it; yet every collection would traverse each pending handle: a burst of
-/// call_soon paid a third of its instructions for that.
-pub(crate) struct Queued<T: PyClass>(Option<Py<T>>);
+/// cyclic GC (with the context it copied) until evloop lets go of it.
+/// Meanwhile evloop's reference keeps them (and all they refer to) alive,
+/// so the GC could free nothing through them; yet every collection would
+/// traverse each pending handle: a burst of call_soon paid a third of its
+/// instructions for that.
+pub(crate) struct Queued<T: PyClass> {
+    handle: Option<Py<T>>,
+    context: Option<Py<PyAny>>,
+}
 
 impl<T: PyClass> Queued<T> {
-    /// Takes `handle` (just made, so tracked) out of the GC's lists.
-    pub(crate) fn new(handle: Bound<'_, T>) -> Queued<T> {
-        // SAFETY: a live object of a GC type, with the GIL held.
-        unsafe { ffi::PyObject_GC_UnTrack(handle.as_ptr().cast()) };
-        Queued(Some(handle.unbind()))
+    /// Takes `handle` (just made, so tracked) and `context`, the copy its
+    /// shell made if any, out of the GC's lists.
+    pub(crate) fn new(handle: Bound<'_, T>, context: Option<Py<PyAny>>) -> Queued<T> {
+        untrack(handle.as_any());
+        if let Some(context) = &context {
+            untrack(context.bind(handle.py()));
+        }
+        Queued {
+            handle: Some(handle.unbind()),
+            context,
+        }
     }
 
     /// Runs `fire` on the handle, seen by the GC again.
     pub(crate) fn fire<'py>(mut self, py: Python<'py>, fire: impl FnOnce(&Bound<'py, T>)) {
-        if let Some(handle) = self.0.take() {
-            let handle = handle.into_bound(py);
-            track(handle.as_any());
-            fire(&handle);
+        self.release(py);
+        if let Some(handle) = self.handle.take() {
+            fire(&handle.into_bound(py));
+        }
+    }
+
+    /// Shows the handle and its context to the GC again.
+    fn release(&mut self, py: Python<'_>) {
+        if let Some(context) = self.context.take() {
+            track(&context.into_bound(py));
+        }
+        if let Some(handle) = &self.handle {
+            track(handle.bind(py).as_any());
         }
     }
 }
@@ -442,16 +470,22 @@ impl<T: PyClass> Drop for Queued<T> {
     /// needs the GIL (held already but for a loop dropped on another
     /// thread, where `with_gil` takes it).
     fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            Python::with_gil(|py| track(handle.bind(py).as_any()));
+        if self.handle.is_some() {
+            Python::with_gil(|py| self.release(py));
         }
     }
 }
 
-fn track(handle: &Bound<'_, PyAny>) {
-    let object = handle.as_ptr();
+fn untrack(object: &Bound<'_, PyAny>) {
+    // SAFETY: a live object of a GC type, with the GIL held; untracking an
+    // untracked object does nothing.
+    unsafe { ffi::PyObject_GC_UnTrack(object.as_ptr().cast()) };
+}
+
+fn track(object: &Bound<'_, PyAny>) {
+    let object = object.as_ptr();
     // SAFETY: a live object of a GC type, with the GIL held; tracked only
-    // if it is not (Queued untracked it once, and only Queued tracks it).
+    // if it is not (PyObject_GC_Track requires that).
     unsafe {
         if ffi::PyObject_GC_IsTracked(object) == 0 {
             ffi::PyObject_GC_Track(object.cast());

@@ -4,6 +4,7 @@ Python objects, and loops garbage-collected while callbacks are pending
 another)."""
 
 import asyncio
+import contextvars
 import gc
 import os
 import socket
@@ -221,6 +222,21 @@ class TestCycles(unittest.TestCase):
         loop.close()
         gc.collect()
         self.assertIsNone(ref())
+
+    def test_cycles_through_a_handles_context_are_collected_after_running(self):
+        # The context a handle copied is hidden from the GC with it.
+        loop = evloop.new_event_loop()
+        var = contextvars.ContextVar("var")
+        thing = Thing()
+        context = loop.call_soon(lambda: None).get_context()
+        context.run(var.set, thing)
+        thing.context = context
+        ref = weakref.ref(thing)
+        del thing, context
+        loop.run_until_complete(asyncio.sleep(0.01))
+        gc.collect()
+        self.assertIsNone(ref())
+        loop.close()
 
     def test_handle_cycles_posted_from_another_thread_are_collected(self):
         loop = evloop.new_event_loop()
