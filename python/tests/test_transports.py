@@ -478,13 +478,6 @@ class TestTcp(TransportTestCase):
 
         self.run_async(main())
 
-    def test_ssl_is_a_later_slice(self):
-        async def main():
-            await self.loop.create_connection(asyncio.Protocol, "127.0.0.1", 1, ssl=True)
-
-        with self.assertRaisesRegex(NotImplementedError, "issue 13"):
-            self.run_async(main())
-
     def test_cancelled_connect_raises_cancelled(self):
         async def main():
             server, port = await self.echo_server()
