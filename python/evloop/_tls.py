@@ -5,7 +5,8 @@ A context is translated into a rustls configuration once (and again only
 if its settings change): ``verify_mode``, ``check_hostname``,
 ``minimum_version``/``maximum_version`` (and ``OP_NO_TLSv1_2``/``_3``),
 the CA certificates, the certificate chain and key, ALPN. Python cannot
-read a chain, key or ALPN list back out of a context, so importing evloop
+read a chain, key, ALPN list or trusted non-CA certificate (a self-signed
+server's) back out of a context, so importing evloop
 wraps ``ssl.SSLContext.load_cert_chain``, ``set_alpn_protocols``,
 ``load_verify_locations`` and ``set_default_verify_paths`` to record them
 (per context, weakly). What rustls cannot honour raises ``ValueError`` or
@@ -38,13 +39,29 @@ _HASHED = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
 class _Record:
     """What evloop saw of one SSLContext, and its translations."""
 
-    __slots__ = ("chain_pem", "key_pem", "password", "alpn", "capaths", "generation", "configs")
+    __slots__ = (
+        "chain_pem",
+        "key_pem",
+        "password",
+        "alpn",
+        "capaths",
+        "trusted_pem",
+        "trusted_der",
+        "generation",
+        "configs",
+    )
 
     def __init__(self):
         self.chain_pem = self.key_pem = None
         self.password = False
         self.alpn = []
         self.capaths = []
+        # What load_verify_locations loaded from cafile/cadata, as loaded:
+        # get_ca_certs() leaves out the certificates that are not CAs (a
+        # trusted self-signed server certificate), which OpenSSL trusts all
+        # the same.
+        self.trusted_pem = []
+        self.trusted_der = []
         self.generation = 0
         self.configs = {}
 
@@ -78,10 +95,34 @@ def _after_set_alpn_protocols(context, protocols):
     record.generation += 1
 
 
+def _split_der(data):
+    """The DER certificates concatenated in ``data`` (``cadata`` as bytes);
+    OpenSSL has parsed them already, so a short tail only ends the list."""
+    data = bytes(data)
+    certs = []
+    while len(data) >= 2 and data[0] == 0x30:
+        size, start = data[1], 2
+        if size & 0x80:
+            count = size & 0x7F
+            size, start = int.from_bytes(data[2 : 2 + count], "big"), 2 + count
+        end = start + size
+        if end > len(data):
+            break
+        certs.append(data[:end])
+        data = data[end:]
+    return certs
+
+
 def _after_load_verify_locations(context, cafile=None, capath=None, cadata=None):
     record = _record(context)
+    if cafile is not None:
+        record.trusted_pem.append(_read(cafile))
     if capath is not None:
         record.capaths.append(os.fsdecode(capath))
+    if isinstance(cadata, str):
+        record.trusted_pem.append(cadata.encode("ascii"))
+    elif cadata is not None:
+        record.trusted_der.extend(_split_der(cadata))
     record.generation += 1
 
 
@@ -173,8 +214,8 @@ def _spec(context, record, server_side, sni):
         "verify_mode": int(context.verify_mode),
         "check_hostname": bool(context.check_hostname),
         "versions": _versions(context),
-        "ca_der": context.get_ca_certs(binary_form=True) if verify else [],
-        "ca_pem": _capath_pems(record.capaths) if verify else [],
+        "ca_der": context.get_ca_certs(binary_form=True) + record.trusted_der if verify else [],
+        "ca_pem": _capath_pems(record.capaths) + record.trusted_pem if verify else [],
         "chain_pem": record.chain_pem,
         "key_pem": record.key_pem,
         "alpn": list(record.alpn),
@@ -404,19 +445,25 @@ class TLSMixin:
             name, sni = client_name(sslcontext, server_hostname)
             config = tls_config(sslcontext, False, sni)
         wrap = functools.partial(SSLTransport, sslcontext, server_hostname)
-        new_transport = await _await_core(
-            self,
-            _core.start_tls,
-            self,
-            transport._core,
-            protocol,
-            wrap,
-            config,
-            server_hostname=name,
-            ssl_handshake_timeout=timeouts[0],
-            ssl_shutdown_timeout=timeouts[1],
-        )
-        # The old transport's socket object (the caller's sock=, or one made
-        # for get_extra_info) is the new one's now, closed when it is lost.
-        new_transport._sock, transport._sock = transport._sock, None
+        try:
+            new_transport = await _await_core(
+                self,
+                _core.start_tls,
+                self,
+                transport._core,
+                protocol,
+                wrap,
+                config,
+                server_hostname=name,
+                ssl_handshake_timeout=timeouts[0],
+                ssl_shutdown_timeout=timeouts[1],
+            )
+        except BaseException:
+            # As asyncio: a failed (or cancelled) upgrade closes the
+            # transport; its protocol is evloop-tls's, so the transport
+            # hears no connection_lost to let go of its socket object.
+            transport.close()
+            transport._forget_socket()
+            raise
+        transport._hand_over(new_transport)
         return new_transport

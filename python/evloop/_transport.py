@@ -114,3 +114,12 @@ class CoreTransportMixin:
         sock, self._sock = self._sock, None
         if sock is not None:
             sock._sock.close()
+
+    def _hand_over(self, upgraded):
+        """``start_tls`` made this transport carry ``upgraded``'s TLS
+        records: closing it is ``upgraded``'s business now (no "unclosed
+        transport" warning for it), and its socket object (the caller's
+        sock=, or one made for get_extra_info) is ``upgraded``'s, closed
+        when that one is lost."""
+        self._extra.pop(_OPEN, None)
+        upgraded._sock, self._sock = self._sock, None

@@ -127,10 +127,12 @@ pub(crate) struct ContextSpec {
     check_hostname: bool,
     /// Wire versions to allow (0x0303 TLS 1.2, 0x0304 TLS 1.3).
     versions: Vec<u16>,
-    /// Trusted certificates, DER (`get_ca_certs(binary_form=True)`).
+    /// Trusted certificates, DER (`get_ca_certs(binary_form=True)`, and
+    /// `load_verify_locations(cadata=bytes)`'s).
     ca_der: Vec<Vec<u8>>,
-    /// More trusted certificates, PEM (the default verify paths); entries
-    /// that do not parse are skipped, as OpenSSL skips them.
+    /// More trusted certificates, PEM (the `capath` directories and the
+    /// `cafile`s and `cadata` strings `load_verify_locations` loaded);
+    /// entries that do not parse are skipped, as OpenSSL skips them.
     ca_pem: Vec<Vec<u8>>,
     /// The chain and key `load_cert_chain` loaded, PEM.
     chain_pem: Option<Vec<u8>>,

@@ -23,10 +23,11 @@
 //! a `BufferedProtocol`'s buffer). The user's protocol sees
 //! `connection_made` only after the handshake, and nothing at all if it
 //! fails (the creating call gets the error; a server reports it to the
-//! exception handler in debug mode only, asyncio's rule). `close()` sends `close_notify` and waits for the
-//! peer's (at most the shutdown timeout); the peer's `close_notify` is
-//! `eof_received`; `write_eof()` sends `close_notify` and keeps reading
-//! (TLS 1.3 half-close — asyncio cannot).
+//! exception handler in debug mode only, asyncio's rule). `close()` sends `close_notify` and a TCP EOF and
+//! waits for the peer's `close_notify` (at most the shutdown timeout); the
+//! peer's `close_notify` is `eof_received`; `write_eof()` sends
+//! `close_notify` and keeps reading (TLS 1.3 half-close — asyncio cannot);
+//! a TCP EOF from the peer ends the session, as in asyncio.
 //!
 //! # Examples
 //!

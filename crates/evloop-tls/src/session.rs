@@ -64,6 +64,9 @@ struct State {
     peer_closed: bool,
     /// The raw transport reported EOF.
     raw_eof: bool,
+    /// The raw EOF came without the peer's `close_notify`: the peer does
+    /// not wait for ours (asyncio sends none either), and may be gone.
+    vanished: bool,
     /// Ciphertext received while the user paused reading.
     held: Vec<u8>,
     /// Writes after the connection was lost, for asyncio's warning.
@@ -161,6 +164,7 @@ impl Session {
                 eof_sent: false,
                 peer_closed: false,
                 raw_eof: false,
+                vanished: false,
                 held: Vec::new(),
                 writes_after_lost: 0,
                 lost_error: None,
@@ -312,8 +316,9 @@ impl Session {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Outcome::Empty,
-                // A TCP EOF without close_notify: an end all the same.
-                Err(_) => Outcome::PeerClosed,
+                // A TCP EOF without close_notify: an end all the same
+                // (asyncio's too), but no close_notify waits for ours.
+                Err(_) => Outcome::PeerVanished,
             };
             *self.scratch.plain.borrow_mut() = buf;
             match outcome {
@@ -332,20 +337,34 @@ impl Session {
                     self.peer_closed();
                     return true;
                 }
+                Outcome::PeerVanished => {
+                    self.state.borrow_mut().vanished = true;
+                    self.peer_closed();
+                    return true;
+                }
             }
         }
     }
 
     /// The peer ended its side: the user hears `eof_received`; unless it
-    /// keeps the write side open, we answer `close_notify` and close.
+    /// keeps the write side open, we answer `close_notify` and close. After
+    /// a raw EOF nothing is kept open: the peer can send nothing more, not
+    /// even the `close_notify` that would end a half-closed session (asyncio's
+    /// SSL transport ends there too); after one without `close_notify` the
+    /// peer waits for none from us and may be gone (an abort), so we send
+    /// none, as asyncio.
     fn peer_closed(&self) {
-        let (announce_eof, done_writing) = {
+        let (announce_eof, nothing_to_keep, vanished) = {
             let mut st = self.state.borrow_mut();
             if st.peer_closed || st.phase == Phase::Done {
                 return;
             }
             st.peer_closed = true;
-            (st.app_made && !st.closing, st.eof_sent)
+            (
+                st.app_made && !st.closing,
+                st.eof_sent || st.raw_eof,
+                st.vanished,
+            )
         };
         if self.phase() == Phase::Handshaking {
             self.fail(io::Error::new(
@@ -356,10 +375,12 @@ impl Session {
         }
         let wants_open =
             announce_eof && self.to_app("eof_received", |app| app.eof_received()) == Some(true);
-        // Both directions ended: nothing is left to keep open.
-        let keep_open = wants_open && !done_writing;
+        // Both directions ended, or TCP did: nothing is left to keep open.
+        let keep_open = wants_open && !nothing_to_keep;
         if !keep_open {
-            self.send_close_notify();
+            if !vanished {
+                self.send_close_notify();
+            }
             self.close_raw();
         }
     }
@@ -382,6 +403,16 @@ impl Session {
         let _ = self.tls.borrow_mut().read_tls(&mut io::empty());
         if self.process() && self.deliver() {
             self.peer_closed();
+        }
+        // The user kept the session open on the peer's `close_notify`, and
+        // now the peer closed TCP too (its `close()`): end it.
+        let kept_open = {
+            let st = self.state.borrow();
+            st.peer_closed && st.phase == Phase::Open
+        } && self.raw().is_some_and(|raw| !raw.is_closing());
+        if kept_open {
+            self.send_close_notify();
+            self.close_raw();
         }
         self.flush();
     }
@@ -694,7 +725,10 @@ enum Outcome {
     More,
     Failed(Error),
     Empty,
+    /// The peer's `close_notify`.
     PeerClosed,
+    /// A TCP EOF without `close_notify`.
+    PeerVanished,
 }
 
 impl TransportImpl for Session {
@@ -759,8 +793,15 @@ impl TransportImpl for Session {
                     self.close_raw();
                 } else {
                     // Read on until the peer's close_notify, for a while.
+                    // We write nothing more: the raw EOF after our
+                    // close_notify tells a peer that kept its side open
+                    // on it (a half-close, see `write_eof`) that this is
+                    // a close, so it answers instead of letting us wait.
                     if let Some(raw) = self.raw() {
                         raw.resume_reading();
+                        if raw.can_write_eof() {
+                            raw.write_eof();
+                        }
                     }
                     self.arm_timer(self.timeouts.shutdown, Session::shutdown_timed_out);
                 }

@@ -1,7 +1,8 @@
 //! docs/behaviour.md 16.1: handshake, byte-exact echo both ways, the details a TLS
 //! transport reports, close_notify in both directions, write_eof,
 //! BufferedProtocol over TLS, flow control under a peer that never reads,
-//! and many connect/close cycles without a leaked fd.
+//! and many connect/close cycles without a leaked fd; a close() that ends
+//! a peer which kept its side open, and a peer that vanishes.
 
 mod support;
 
@@ -429,6 +430,136 @@ fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
         vec![Event::Made, Event::Lost(None)],
         "data after close() must be dropped"
     );
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+/// Keeps its write side open on EOF after saying "bye"; records events.
+struct KeepOpen(Option<Transport>, Rc<RefCell<Vec<Event>>>);
+impl Protocol for KeepOpen {
+    fn connection_made(&mut self, transport: Transport) {
+        self.0 = Some(transport);
+        self.1.borrow_mut().push(Event::Made);
+    }
+    fn eof_received(&mut self) -> bool {
+        self.1.borrow_mut().push(Event::Eof);
+        if let Some(t) = &self.0 {
+            t.write(b"bye");
+        }
+        true
+    }
+    fn connection_lost(&mut self, error: Option<std::io::Error>) {
+        self.0 = None;
+        let kind = error.as_ref().map(std::io::Error::kind);
+        self.1.borrow_mut().push(Event::Lost(kind));
+    }
+}
+#[test]
+fn spec_16_1_close_ends_a_peer_that_kept_its_side_open_on_close_notify() {
+    // The server keeps its write side open on the client's close_notify
+    // (a half-close, as after write_eof), says "bye" and waits. The
+    // client's close() follows its close_notify with a TCP EOF: the server
+    // ends too, answering close_notify, so the client's close does not wait
+    // for the shutdown timeout, and nobody sees an error.
+    let fx = Fixture::new();
+    let server_events = Rc::new(RefCell::new(Vec::new()));
+    let events = server_events.clone();
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
+    let server = fx
+        .run(create_server(
+            &fx.lp,
+            move || KeepOpen(None, events.clone()),
+            options,
+        ))
+        .unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    let lp = fx.lp.clone();
+    let (transport, client) = fx
+        .run(create_connection(
+            &fx.lp,
+            move || Recorder::new(&lp),
+            Some("127.0.0.1"),
+            Some(port),
+            tls_connect(client_tls().shutdown_timeout(Duration::from_secs(30))),
+        ))
+        .unwrap();
+    // First a half-close: the server stays open and answers.
+    transport.write_eof();
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || client.with(|c| c.data == b"bye").unwrap()));
+    assert_eq!(*server_events.borrow(), vec![Event::Made, Event::Eof]);
+    // Then the close.
+    let start = std::time::Instant::now();
+    transport.close();
+    fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "close waited for the shutdown timeout: the peer did not end"
+    );
+    assert_eq!(
+        client.with(|c| c.events.last().cloned()).unwrap(),
+        Some(Event::Lost(None))
+    );
+    let lp = fx.lp.clone();
+    fx.run(until(&lp, || server_events.borrow().len() == 3));
+    assert_eq!(
+        *server_events.borrow(),
+        vec![Event::Made, Event::Eof, Event::Lost(None)]
+    );
+    server.close();
+    fx.run(server.wait_closed());
+    fx.finish();
+}
+
+#[test]
+fn spec_16_1_a_peer_that_vanishes_is_eof_then_lost_without_error() {
+    // The client aborts: a TCP EOF without close_notify. As asyncio, the
+    // server hears eof_received, then connection_lost(None) although it
+    // asked to stay open; no close_notify goes to a peer that is gone (a
+    // write to it would fail).
+    let fx = Fixture::new();
+    let server_events = Rc::new(RefCell::new(Vec::new()));
+    let events = server_events.clone();
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
+    let server = fx
+        .run(create_server(
+            &fx.lp,
+            move || KeepOpen(None, events.clone()),
+            options,
+        ))
+        .unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    for _ in 0..20 {
+        let lp = fx.lp.clone();
+        let (transport, client) = fx
+            .run(create_connection(
+                &fx.lp,
+                move || Recorder::new(&lp),
+                Some("127.0.0.1"),
+                Some(port),
+                tls_connect(client_tls()),
+            ))
+            .unwrap();
+        let lp = fx.lp.clone();
+        let made = server_events.clone();
+        fx.run(until(&lp, || made.borrow().last() == Some(&Event::Made)));
+        transport.abort();
+        fx.run(client.with(|c| c.lost.clone()).unwrap()).unwrap();
+        let lp = fx.lp.clone();
+        let lost = server_events.clone();
+        fx.run(until(&lp, || {
+            matches!(lost.borrow().last(), Some(Event::Lost(_)))
+        }));
+        assert_eq!(
+            server_events.borrow_mut().drain(..).collect::<Vec<_>>(),
+            vec![Event::Made, Event::Eof, Event::Lost(None)]
+        );
+    }
     server.close();
     fx.run(server.wait_closed());
     fx.finish();
