@@ -501,11 +501,11 @@ EXPECTED_HEADER = """\
 # `cargo xtask python-conformance --check` fails on a test that fails and is
 # not listed here, and on a listed test that passes (or no longer runs);
 # `--update` rewrites this file from a run, keeping the reasons.
-# Reasons: "pending: tls|process|sendfile|debug" (another part of issue 13
-# brings it; run --update when it lands), "differs: ..." (a deliberate difference,
+# Reasons: "differs: ..." (a deliberate difference,
 # python/README.md), "internals: ..." (the test pokes at SelectorEventLoop
 # or asyncio internals), "open: ..." (a difference not fixed yet, and where
-# the fix belongs).
+# the fix belongs), "pending: ..." (work that lands elsewhere; run --update
+# when it has).
 """
 
 
