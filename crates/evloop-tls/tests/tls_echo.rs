@@ -13,7 +13,7 @@ use std::time::Duration;
 use evloop_tls::{TlsTransportExt, DEFAULT_HANDSHAKE_TIMEOUT};
 use evloop_transports::{
     create_connection, create_connection_buffered, create_server, BufferedProtocol, ConnectOptions,
-    Protocol, ServerOptions, Transport,
+    Protocol, Server, ServerOptions, Transport,
 };
 use support::*;
 
@@ -455,14 +455,9 @@ impl Protocol for KeepOpen {
         self.1.borrow_mut().push(Event::Lost(kind));
     }
 }
-#[test]
-fn spec_16_1_close_ends_a_peer_that_kept_its_side_open_on_close_notify() {
-    // The server keeps its write side open on the client's close_notify
-    // (a half-close, as after write_eof), says "bye" and waits. The
-    // client's close() follows its close_notify with a TCP EOF: the server
-    // ends too, answering close_notify, so the client's close does not wait
-    // for the shutdown timeout, and nobody sees an error.
-    let fx = Fixture::new();
+/// A TLS server on 127.0.0.1 whose connections are [`KeepOpen`]; returns
+/// it, its port and the events of its connections.
+fn keep_open_server(fx: &Fixture) -> (Server, u16, Rc<RefCell<Vec<Event>>>) {
     let server_events = Rc::new(RefCell::new(Vec::new()));
     let events = server_events.clone();
     let options = ServerOptions::default()
@@ -476,6 +471,18 @@ fn spec_16_1_close_ends_a_peer_that_kept_its_side_open_on_close_notify() {
         ))
         .unwrap();
     let port = server.sockets()[0].as_inet().unwrap().port();
+    (server, port, server_events)
+}
+
+#[test]
+fn spec_16_1_close_ends_a_peer_that_kept_its_side_open_on_close_notify() {
+    // The server keeps its write side open on the client's close_notify
+    // (a half-close, as after write_eof), says "bye" and waits. The
+    // client's close() follows its close_notify with a TCP EOF: the server
+    // ends too, answering close_notify, so the client's close does not wait
+    // for the shutdown timeout, and nobody sees an error.
+    let fx = Fixture::new();
+    let (server, port, server_events) = keep_open_server(&fx);
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -521,19 +528,7 @@ fn spec_16_1_a_peer_that_vanishes_is_eof_then_lost_without_error() {
     // asked to stay open; no close_notify goes to a peer that is gone (a
     // write to it would fail).
     let fx = Fixture::new();
-    let server_events = Rc::new(RefCell::new(Vec::new()));
-    let events = server_events.clone();
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx
-        .run(create_server(
-            &fx.lp,
-            move || KeepOpen(None, events.clone()),
-            options,
-        ))
-        .unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port, server_events) = keep_open_server(&fx);
     for _ in 0..20 {
         let lp = fx.lp.clone();
         let (transport, client) = fx
