@@ -70,12 +70,7 @@ fn spec_16_1_tls_info_reports_version_cipher_certificates_and_sni() {
             transport.write(b"x");
         }
     }
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let factory = move || Peek(record.clone());
-    let server = fx.run(create_server(&fx.lp, factory, options)).unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(&fx, move || Peek(record.clone()));
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -120,13 +115,7 @@ fn spec_16_1_close_notify_from_the_server_is_eof_then_lost() {
             transport.close();
         }
     }
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx
-        .run(create_server(&fx.lp, || HelloClose, options))
-        .unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(&fx, || HelloClose);
     let lp = fx.lp.clone();
     let (_transport, client) = fx
         .run(create_connection(
@@ -169,13 +158,7 @@ fn spec_16_1_write_eof_sends_close_notify_and_keeps_reading() {
             true
         }
     }
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx
-        .run(create_server(&fx.lp, || ReplyOnEof(None, 0), options))
-        .unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(&fx, || ReplyOnEof(None, 0));
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -273,11 +256,7 @@ fn spec_16_1_flow_control_under_a_peer_that_never_reads() {
             std::mem::forget(transport);
         }
     }
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx.run(create_server(&fx.lp, || Deaf, options)).unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(&fx, || Deaf);
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -385,17 +364,7 @@ fn spec_16_1_close_while_reading_is_paused_still_sees_the_peers_close_notify() {
     let fx = Fixture::new();
     let echoed = Rc::new(Cell::new(false));
     let flag = echoed.clone();
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx
-        .run(create_server(
-            &fx.lp,
-            move || FlaggedEcho(None, flag.clone()),
-            options,
-        ))
-        .unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(&fx, move || FlaggedEcho(None, flag.clone()));
     let lp = fx.lp.clone();
     let (transport, client) = fx
         .run(create_connection(
@@ -455,22 +424,23 @@ impl Protocol for KeepOpen {
         self.1.borrow_mut().push(Event::Lost(kind));
     }
 }
+/// A TLS server on 127.0.0.1 (the test certificate) whose connections
+/// `factory` makes; returns it and its port.
+fn tls_server<P: Protocol>(fx: &Fixture, factory: impl Fn() -> P + 'static) -> (Server, u16) {
+    let options = ServerOptions::default()
+        .host(["127.0.0.1"])
+        .tls(server_tls());
+    let server = fx.run(create_server(&fx.lp, factory, options)).unwrap();
+    let port = server.sockets()[0].as_inet().unwrap().port();
+    (server, port)
+}
+
 /// A TLS server on 127.0.0.1 whose connections are [`KeepOpen`]; returns
 /// it, its port and the events of its connections.
 fn keep_open_server(fx: &Fixture) -> (Server, u16, Rc<RefCell<Vec<Event>>>) {
     let server_events = Rc::new(RefCell::new(Vec::new()));
     let events = server_events.clone();
-    let options = ServerOptions::default()
-        .host(["127.0.0.1"])
-        .tls(server_tls());
-    let server = fx
-        .run(create_server(
-            &fx.lp,
-            move || KeepOpen(None, events.clone()),
-            options,
-        ))
-        .unwrap();
-    let port = server.sockets()[0].as_inet().unwrap().port();
+    let (server, port) = tls_server(fx, move || KeepOpen(None, events.clone()));
     (server, port, server_events)
 }
 
