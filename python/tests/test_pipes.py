@@ -11,6 +11,7 @@ import unittest
 import warnings
 
 import evloop
+from loopcase import LoopTestCase
 
 
 def open_fds():
@@ -51,18 +52,7 @@ class Record(asyncio.Protocol):
         self.done.set()
 
 
-class PipeTestCase(unittest.TestCase):
-    def setUp(self):
-        self.loop = evloop.new_event_loop()
-        self.handled = []
-        self.loop.set_exception_handler(lambda loop, context: self.handled.append(context))
-
-    def tearDown(self):
-        self.loop.close()
-        gc.collect()
-
-    def run_async(self, coro, timeout=10):
-        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+class PipeTestCase(LoopTestCase):
 
     def read_pipe(self, pipe):
         return self.run_async(self.loop.connect_read_pipe(Record, pipe))

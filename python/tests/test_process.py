@@ -16,6 +16,7 @@ import warnings
 import weakref
 
 import evloop
+from loopcase import LoopTestCase
 
 PY = sys.executable
 
@@ -53,18 +54,8 @@ class Record(asyncio.SubprocessProtocol):
         self.done.set()
 
 
-class ProcessTestCase(unittest.TestCase):
-    def setUp(self):
-        self.loop = evloop.new_event_loop()
-        self.handled = []
-        self.loop.set_exception_handler(lambda loop, context: self.handled.append(context))
-
-    def tearDown(self):
-        self.loop.close()
-        gc.collect()
-
-    def run_async(self, coro, timeout=20):
-        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
+class ProcessTestCase(LoopTestCase):
+    TIMEOUT = 20
 
     def exec(self, *args, protocol=Record, **kwargs):
         return self.run_async(self.loop.subprocess_exec(protocol, *args, **kwargs))
