@@ -1,7 +1,7 @@
 //! fd watchers: `add_reader`/`add_writer` and their removal (docs/behaviour.md 8.1), and
 //! fd claims, which keep user watchers off fds that a transport owns.
 
-use std::collections::HashMap;
+use std::collections::hash_map::{self, HashMap};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::panic::Location;
@@ -49,9 +49,17 @@ const DENSE_FDS: usize = 1 << 16;
 pub(crate) struct IoTable {
     dense: Vec<Option<Watch>>,
     sparse: HashMap<usize, Watch>,
+    /// Entries in `dense` and `sparse` together.
+    len: usize,
 }
 
 impl IoTable {
+    /// True when no fd is watched or claimed: a poll could then report
+    /// nothing but the loop's own waker.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     fn get(&self, fd: usize) -> Option<&Watch> {
         if fd < DENSE_FDS {
             self.dense.get(fd)?.as_ref()
@@ -71,12 +79,22 @@ impl IoTable {
 
     fn entry(&mut self, fd: usize) -> &mut Watch {
         if fd >= DENSE_FDS {
-            return self.sparse.entry(fd).or_default();
+            return match self.sparse.entry(fd) {
+                hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                hash_map::Entry::Vacant(entry) => {
+                    self.len += 1;
+                    entry.insert(Watch::default())
+                }
+            };
         }
         if self.dense.len() <= fd {
             self.dense.resize_with(fd + 1, || None);
         }
-        self.dense[fd].get_or_insert_with(Watch::default)
+        let slot = &mut self.dense[fd];
+        if slot.is_none() {
+            self.len += 1;
+        }
+        slot.get_or_insert_with(Watch::default)
     }
 
     fn remove_if_unused(&mut self, fd: RawFd) {
@@ -89,6 +107,7 @@ impl IoTable {
             } else {
                 self.sparse.remove(&fd);
             }
+            self.len -= 1;
         }
     }
 

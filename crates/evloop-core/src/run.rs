@@ -262,8 +262,15 @@ impl EventLoop {
         let Some(poller) = poller.as_ref() else {
             return;
         };
-        let mut events = inner.events.borrow_mut();
         inner.stats.polls.set(inner.stats.polls.get() + 1);
+        if timeout == Some(Duration::ZERO) && inner.io.borrow().is_empty() {
+            // Nothing watched: this poll could report only the waker, and
+            // what it wakes the loop for (the remote queue) is drained
+            // without it. Same outcome as asyncio's, minus a syscall per
+            // iteration of a callback chain (docs/behaviour.md 3.6).
+            return;
+        }
+        let mut events = inner.events.borrow_mut();
         if let Err(error) = self.wait(poller, &mut events, timeout) {
             drop(events);
             self.call_exception_handler(ErrorContext {

@@ -365,3 +365,61 @@ fn spec_3_10_the_mode_is_visible() {
     assert!(format!("{lp:?}").contains("Relaxed"), "{lp:?}");
     lp.close().unwrap();
 }
+
+/// A loop watching no fd answers a zero-timeout poll without the syscall
+/// (nothing but its waker could be reported): what other threads post
+/// still runs in the next iteration, as with a real poll, and the waker
+/// left set by such a post does not keep a later blocking poll awake.
+#[test]
+fn spec_3_6_watching_nothing_a_post_runs_in_the_next_iteration() {
+    let lp = EventLoop::builder().build().unwrap();
+    let links = Rc::new(Cell::new(0));
+    let posted_after = Arc::new(std::sync::Mutex::new(None));
+    let remote = lp.remote();
+    let (l, p) = (links.clone(), posted_after.clone());
+    start_chain(&lp, 1_000, move |k| {
+        l.set(k + 1);
+        if k == 10 {
+            let (remote, p, seen) = (remote.clone(), p.clone(), l.clone().get());
+            // Posted (and the waker set) before this link returns.
+            std::thread::spawn(move || {
+                let p2 = p.clone();
+                remote
+                    .call_soon_threadsafe(move || *p2.lock().unwrap() = Some(seen))
+                    .unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        k < 20
+    });
+    lp.run_forever().unwrap();
+    // The post ran in the iteration after link 11's (link 12's batch).
+    assert_eq!(*posted_after.lock().unwrap(), Some(11));
+    assert_eq!(links.get(), 21);
+    let stats = lp.stats();
+    assert_eq!(stats.polls, stats.iterations);
+
+    // Idle now: a later post still wakes the sleeping loop and stops it (a
+    // watchdog timer ends the run if it does not).
+    let (remote, l, woke) = (lp.remote(), lp.clone(), Arc::new(AtomicBool::new(false)));
+    let w = woke.clone();
+    let poster = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        remote
+            .call_soon_threadsafe(move || {
+                w.store(true, Ordering::SeqCst);
+                EventLoop::current().unwrap().stop();
+            })
+            .unwrap();
+    });
+    let watchdog = lp.call_later(Duration::from_secs(30), move || l.stop()).unwrap();
+    let started = std::time::Instant::now();
+    lp.run_forever().unwrap();
+    poster.join().unwrap();
+    assert!(woke.load(Ordering::SeqCst));
+    // Generous: a loop the post failed to wake sleeps until the watchdog.
+    assert!(started.elapsed() < Duration::from_secs(15), "woken by the post");
+    watchdog.cancel();
+    lp.close().unwrap();
+}
