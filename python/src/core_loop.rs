@@ -126,6 +126,13 @@ impl LoopBound for CoreState {
     fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
         None
     }
+
+    /// Closes the loop first, as asyncio's `__del__` closes an unclosed loop
+    /// wherever it goes (`Loop.__del__` warns; this thread cannot call
+    /// `_close`). On the loop's thread `__del__` has closed it already.
+    fn drop_elsewhere(self) {
+        let _ = self.close_core();
+    }
 }
 
 /// Which watcher table an fd call is about.
