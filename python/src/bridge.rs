@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use evloop_core::Task;
+use evloop_core::{EventLoop, Task};
 use pyo3::prelude::*;
 
 use crate::core_loop::{Home, RemoteLoop};
@@ -32,13 +32,13 @@ impl LoopBound for PendingState {
     }
 
     /// A task of an open loop is kept by the loop (evloop-core's `Task`
-    /// drop). Once the loop is closed, dropping the handle may drop the
-    /// task's future, which only the loop's thread may do (a local task:
-    /// async-task panics elsewhere): the handle is leaked instead, as
-    /// evloop-core leaks a closed loop's task steps on other threads
-    /// (`discard_runnable`).
+    /// drop). A closed loop's has no future left ([`drop_tasks_at_close`]),
+    /// so dropping it here drops none. Were one left, only the loop's
+    /// thread could drop it (a local task: async-task panics elsewhere), so
+    /// the handle is leaked instead, as evloop-core leaks a closed loop's
+    /// task steps on other threads (`discard_runnable`).
     fn drop_elsewhere(self) {
-        if self.remote.is_closed() {
+        if self.remote.is_closed() && !self.task.done() {
             std::mem::forget(self.task);
         }
     }
@@ -75,6 +75,20 @@ where
     Ok(Pending {
         state: home.bind(PendingState { task, remote }),
     })
+}
+
+/// Has `event_loop`'s `close` cancel its tasks still pending: as they can
+/// never run again, their futures are dropped there and then, on the
+/// closing thread (the loop's), instead of when their `_Pending` goes,
+/// which may be on another thread (see `thread_bound`).
+pub(crate) fn drop_tasks_at_close(event_loop: &EventLoop) -> PyResult<()> {
+    event_loop
+        .add_close_hook(|event_loop| {
+            for task in event_loop.all_tasks() {
+                task.cancel();
+            }
+        })
+        .map_err(to_py)
 }
 
 /// Sets `future`'s result or exception; an error doing so (the future was

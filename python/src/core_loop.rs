@@ -418,6 +418,7 @@ impl CoreLoop {
             .build()
             .map_err(to_py)?;
         crate::resolver::install(&event_loop);
+        crate::bridge::drop_tasks_at_close(&event_loop)?;
         let origin = event_loop.time();
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
         let owner = current_thread();

@@ -49,11 +49,12 @@
 //!
 //! The one check of identity that matters is async-task's: a local task's
 //! future may only be dropped on its thread (it panics elsewhere). So a
-//! `_Pending` of a closed loop dropped elsewhere leaks its task
-//! ([`LoopBound::drop_elsewhere`], bridge.rs). An unclosed `_CoreLoop`
-//! dropped elsewhere is closed there (as asyncio's `__del__` closes it): it
-//! has no tasks, as each holds an asyncio future, which holds the Python
-//! loop that is going away.
+//! loop's `close` drops its pending tasks' futures there and then
+//! (`bridge::drop_tasks_at_close`), and a `_Pending` that outlives its loop
+//! holds a finished task. An unclosed `_CoreLoop` dropped elsewhere is
+//! closed there ([`LoopBound::drop_elsewhere`], as asyncio's `__del__`
+//! closes it): it has no tasks, as each holds an asyncio future, which
+//! holds the Python loop that is going away.
 
 use std::mem::ManuallyDrop;
 use std::thread::{self, ThreadId};
