@@ -100,13 +100,18 @@ class Loop(
         )
 
     def __del__(self, _warn=warnings.warn):
-        # As asyncio's BaseEventLoop.__del__: an unclosed loop warns and is
-        # closed (here only on its own thread: evloop's loop is bound to it).
+        # As asyncio's BaseEventLoop.__del__: an unclosed loop warns and,
+        # unless it runs, is closed, on whatever thread lets go of it.
         threadsafe = self.__dict__.get("_threadsafe")
         if threadsafe is None or threadsafe.is_closed():
             return
         _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
-        if self._on_loop_thread() and self._thread_id is None:
+        if not self._on_loop_thread():
+            # evloop's loop is closed when _CoreLoop is freed, right after
+            # this (its close is refused here); the executor goes now, as in
+            # close(). Another thread's last reference: it does not run.
+            self._shutdown_default_executor_nowait()
+        elif self._thread_id is None:
             self.close()
 
     # -- running ------------------------------------------------------
@@ -175,6 +180,9 @@ class Loop(
             return
         self._remove_signal_handlers()
         self._close()
+        self._shutdown_default_executor_nowait()
+
+    def _shutdown_default_executor_nowait(self):
         executor = self._default_executor
         if executor is not None:
             self._default_executor = None

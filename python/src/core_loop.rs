@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{self, ThreadId};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use evloop_core::{EventLoop, IoPolling, Remote};
@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use crate::errors::to_py;
 use crate::handle::{self as handles, Handle, Queued, Shell, TimerHandle};
+use crate::thread_bound::{current_thread, LoopBound, ThreadBound, WrongThread, WRONG_THREAD};
 
 /// Deadlines further than this (about a century) are clamped, so huge
 /// delays neither overflow nor raise.
@@ -27,37 +28,24 @@ const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// SystemExit), shared with the poll hook.
 type Pending = Rc<RefCell<Option<PyErr>>>;
 
-thread_local! {
-    /// This thread's id, without `thread::current()`'s reference count
-    /// traffic on each loop call.
-    static THREAD_ID: ThreadId = thread::current().id();
-}
-
-fn current_thread() -> ThreadId {
-    // During the thread's teardown the cache may be gone already.
-    THREAD_ID
-        .try_with(|id| *id)
-        .unwrap_or_else(|_| thread::current().id())
-}
-
-/// asyncio's message for a loop method called off the loop's thread.
-const WRONG_THREAD: &str =
-    "Non-thread-safe operation invoked on an event loop other than the current one";
-
-/// What any thread may use of a `_CoreLoop`: the thread that owns it, the
-/// debug flag and `call_soon_threadsafe`'s way in. `_CoreLoop` itself is bound to its thread (evloop's loop
-/// is not `Send`), so its methods look here first and raise RuntimeError
-/// on another thread instead of letting pyo3 panic.
+/// What any thread may use of a `_CoreLoop`: its [`RemoteLoop`] (the thread
+/// that owns it, the debug flag and `call_soon_threadsafe`'s way in).
+/// `_CoreLoop`'s own state is bound to its thread (evloop's loop is not
+/// `Send`): its methods raise RuntimeError on another thread.
 #[pyclass(module = "evloop._core", name = "_LoopBase", subclass, frozen)]
 #[derive(Debug)]
 pub struct LoopBase {
-    owner: ThreadId,
     threadsafe: RemoteLoop,
 }
 
 impl LoopBase {
     fn debug(&self) -> bool {
-        self.threadsafe.debug.load(Ordering::Relaxed)
+        self.threadsafe.debug()
+    }
+
+    /// The loop's thread-safe half.
+    pub(crate) fn threadsafe(&self) -> &RemoteLoop {
+        &self.threadsafe
     }
 }
 
@@ -72,12 +60,12 @@ impl LoopBase {
     /// Sets the flag only; `set_debug` also tells the running loop.
     #[setter(_debug)]
     fn set_debug_flag(&self, enabled: bool) {
-        self.threadsafe.debug.store(enabled, Ordering::Relaxed);
+        self.threadsafe.set_debug(enabled);
     }
 
     /// True on the thread that created the loop (the only one it runs on).
     fn _on_loop_thread(&self) -> bool {
-        current_thread() == self.owner
+        current_thread() == self.threadsafe.owner()
     }
 
     /// Whether debug mode is on. In Rust because asyncio's C `Future` asks
@@ -106,9 +94,15 @@ impl LoopBase {
     name = "_CoreLoop",
     extends = LoopBase,
     subclass,
-    unsendable
+    frozen
 )]
+#[derive(Debug)]
 pub struct CoreLoop {
+    state: ThreadBound<CoreState>,
+}
+
+/// What `_CoreLoop` owns of the loop, on the loop's thread.
+pub(crate) struct CoreState {
     event_loop: EventLoop,
     pending: Pending,
     readers: RefCell<HashMap<RawFd, Py<Handle>>>,
@@ -118,11 +112,26 @@ pub struct CoreLoop {
     origin_secs: f64,
 }
 
-impl std::fmt::Debug for CoreLoop {
+impl std::fmt::Debug for CoreState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoreLoop")
             .field("event_loop", &self.event_loop)
             .finish_non_exhaustive()
+    }
+}
+
+impl LoopBound for CoreState {
+    /// None: a `_CoreLoop` is never dropped while it runs (`run_forever`
+    /// holds a reference to it), so its state is dropped on the spot.
+    fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
+        None
+    }
+
+    /// Closes the loop first, as asyncio's `__del__` closes an unclosed loop
+    /// wherever it goes (`Loop.__del__` warns; this thread cannot call
+    /// `_close`). On the loop's thread `__del__` has closed it already.
+    fn drop_elsewhere(self) {
+        let _ = self.close_core();
     }
 }
 
@@ -134,14 +143,31 @@ enum Direction {
 }
 
 impl CoreLoop {
-    /// The loop, borrowed on its own thread; asyncio's RuntimeError on any
-    /// other (where pyo3 would panic: the loop is not `Send`).
-    pub(crate) fn on_thread<'py>(slf: &Bound<'py, Self>) -> PyResult<PyRef<'py, Self>> {
-        let base = slf.as_super().get();
-        if current_thread() != base.owner {
-            return Err(wrong_thread(base.debug()));
+    /// The loop's state on its own thread; asyncio's RuntimeError on any
+    /// other (the loop is not `Send`).
+    pub(crate) fn on_thread<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a CoreState> {
+        slf.get()
+            .state
+            .get()
+            .map_err(|WrongThread| wrong_thread(CoreLoop::debug(slf)))
+    }
+
+    /// evloop's loop and the thread-safe half, for what is made on the loop
+    /// (on its thread; RuntimeError elsewhere).
+    pub(crate) fn home(slf: &Bound<'_, Self>) -> PyResult<Home> {
+        let event_loop = CoreLoop::on_thread(slf)?.event_loop.clone();
+        let remote = slf.as_super().get().threadsafe.clone();
+        Ok(Home { event_loop, remote })
+    }
+
+    /// Ends the current run of `slf` with `error` ([`CoreState::fail`]); off
+    /// the loop's thread (the loop's callbacks never are) it is restored as
+    /// the current Python exception instead.
+    pub(crate) fn fail(slf: &Bound<'_, Self>, error: PyErr) {
+        match slf.get().state.get() {
+            Ok(state) => state.fail(error),
+            Err(WrongThread) => error.restore(slf.py()),
         }
-        Ok(slf.borrow())
     }
 
     /// Debug mode is on (asyncio's `self._debug`).
@@ -149,6 +175,69 @@ impl CoreLoop {
         slf.as_super().get().debug()
     }
 
+    fn add_watcher(
+        slf: &Bound<'_, Self>,
+        direction: Direction,
+        fileobj: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        let py = slf.py();
+        let this = CoreLoop::on_thread(slf)?;
+        let fd = fileobj_to_fd(fileobj)?;
+        let mut shell = Shell::new(
+            py,
+            callback,
+            args.clone().unbind(),
+            None,
+            slf.clone().into_any().unbind(),
+        )?;
+        if CoreLoop::debug(slf) {
+            shell.trace(py, 0)?;
+        }
+        let handle = Py::new(py, Handle { shell })?;
+        let fired = handle.clone_ref(py);
+        let watch = move || Python::with_gil(|py| Handle::fire(py, &fired));
+        // SAFETY: the fd number is only handed to the reactor (epoll_ctl)
+        // during this call; the loop keeps the number, never the fd, as
+        // asyncio's selector does. A closed number fails with EBADF,
+        // reported as OSError.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        match direction {
+            Direction::Read => this.event_loop.add_reader(&borrowed, watch),
+            Direction::Write => this.event_loop.add_writer(&borrowed, watch),
+        }
+        .map_err(to_py)?;
+        let old = this
+            .watchers(direction)
+            .borrow_mut()
+            .insert(fd, handle.clone_ref(py));
+        if let Some(old) = old {
+            old.borrow_mut(py).shell_cancel(py);
+        }
+        Ok(handle)
+    }
+}
+
+/// A loop as the objects made on it keep it: evloop's loop, and the
+/// thread-safe half their [`ThreadBound`] state needs to be dropped on
+/// another thread.
+#[derive(Clone, Debug)]
+pub(crate) struct Home {
+    /// evloop's loop (used on its thread only).
+    pub(crate) event_loop: EventLoop,
+    /// Its thread-safe half.
+    pub(crate) remote: RemoteLoop,
+}
+
+impl Home {
+    /// `value` bound to this loop's thread.
+    pub(crate) fn bind<T: LoopBound>(&self, value: T) -> ThreadBound<T> {
+        ThreadBound::new(self.remote.owner(), value)
+    }
+}
+
+impl CoreState {
     /// The loop's clock as `time()` gives it.
     fn time(&self) -> f64 {
         let since = self
@@ -200,50 +289,6 @@ impl CoreLoop {
             Direction::Write => &self.writers,
         }
     }
-
-    fn add_watcher(
-        slf: &Bound<'_, Self>,
-        direction: Direction,
-        fileobj: &Bound<'_, PyAny>,
-        callback: Py<PyAny>,
-        args: &Bound<'_, PyTuple>,
-    ) -> PyResult<Py<Handle>> {
-        let py = slf.py();
-        let this = CoreLoop::on_thread(slf)?;
-        let fd = fileobj_to_fd(fileobj)?;
-        let mut shell = Shell::new(
-            py,
-            callback,
-            args.clone().unbind(),
-            None,
-            slf.clone().into_any().unbind(),
-        )?;
-        if CoreLoop::debug(slf) {
-            shell.trace(py, 0)?;
-        }
-        let handle = Py::new(py, Handle { shell })?;
-        let fired = handle.clone_ref(py);
-        let watch = move || Python::with_gil(|py| Handle::fire(py, &fired));
-        // SAFETY: the fd number is only handed to the reactor (epoll_ctl)
-        // during this call; the loop keeps the number, never the fd, as
-        // asyncio's selector does. A closed number fails with EBADF,
-        // reported as OSError.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        match direction {
-            Direction::Read => this.event_loop.add_reader(&borrowed, watch),
-            Direction::Write => this.event_loop.add_writer(&borrowed, watch),
-        }
-        .map_err(to_py)?;
-        let old = this
-            .watchers(direction)
-            .borrow_mut()
-            .insert(fd, handle.clone_ref(py));
-        if let Some(old) = old {
-            old.borrow_mut(py).shell_cancel(py);
-        }
-        Ok(handle)
-    }
-
     fn remove_watcher(
         &self,
         py: Python<'_>,
@@ -273,10 +318,7 @@ fn wrong_thread(debug: bool) -> PyErr {
     } else {
         // Outside debug mode asyncio would not check; evloop's loop cannot
         // be touched from another thread at all, so say how to reach it.
-        PyRuntimeError::new_err(format!(
-            "{WRONG_THREAD} (evloop's loop belongs to the thread that created \
-             it; use call_soon_threadsafe from other threads)"
-        ))
+        WrongThread.into()
     }
 }
 
@@ -376,22 +418,23 @@ impl CoreLoop {
             .build()
             .map_err(to_py)?;
         crate::resolver::install(&event_loop);
+        crate::bridge::drop_tasks_at_close(&event_loop)?;
         let origin = event_loop.time();
         let origin_secs = py.import("time")?.call_method0("monotonic")?.extract()?;
+        let owner = current_thread();
         let base = LoopBase {
-            owner: current_thread(),
-            threadsafe: RemoteLoop {
-                remote: event_loop.remote(),
-                debug: Arc::default(),
-            },
+            threadsafe: RemoteLoop::new(event_loop.remote(), owner),
         };
-        Ok(PyClassInitializer::from(base).add_subclass(CoreLoop {
+        let state = CoreState {
             event_loop,
             pending,
             readers: RefCell::default(),
             writers: RefCell::default(),
             origin,
             origin_secs,
+        };
+        Ok(PyClassInitializer::from(base).add_subclass(CoreLoop {
+            state: ThreadBound::new(owner, state),
         }))
     }
 
@@ -463,7 +506,8 @@ impl CoreLoop {
             shell.trace(py, 0)?;
         }
         let context = shell.own_context(py);
-        let handle = Bound::new(py, TimerHandle::new(shell, when))?;
+        let owner = slf.as_super().get().threadsafe.owner();
+        let handle = Bound::new(py, TimerHandle::new(shell, when, owner))?;
         let queued = Queued::new(handle.clone(), context);
         let timer = this
             .event_loop
@@ -471,7 +515,7 @@ impl CoreLoop {
                 Python::with_gil(|py| queued.fire(py, TimerHandle::fire));
             })
             .map_err(to_py)?;
-        handle.borrow_mut().arm(timer);
+        handle.borrow_mut().arm(timer)?;
         Ok(handle.unbind())
     }
 
@@ -518,7 +562,9 @@ impl CoreLoop {
         let this = CoreLoop::on_thread(slf)?;
         // Handles time themselves while this loop runs in debug mode.
         let was = handles::set_debug_run(CoreLoop::debug(slf));
+        let running = slf.as_super().get().threadsafe.mark_running();
         let outcome = this.event_loop.run_forever();
+        drop(running);
         handles::set_debug_run(was);
         if let Some(error) = this.pending.borrow_mut().take() {
             return Err(error);
@@ -592,16 +638,97 @@ impl CoreLoop {
     }
 }
 
-/// `call_soon_threadsafe` for any thread: evloop's `Remote`.
+/// `call_soon_threadsafe` for any thread: evloop's `Remote`, and what other
+/// threads may know of the loop (its thread, whether it runs).
 #[pyclass(module = "evloop._core", name = "_RemoteLoop", frozen)]
 #[derive(Clone, Debug)]
 pub struct RemoteLoop {
     remote: Remote,
-    /// The loop's debug flag, shared with every copy (`_LoopBase`'s).
-    debug: Arc<AtomicBool>,
+    /// Shared with every copy (`_LoopBase`'s, the transports').
+    flags: Arc<LoopFlags>,
+}
+
+/// What a loop's copies of [`RemoteLoop`] share.
+#[derive(Debug)]
+struct LoopFlags {
+    /// The thread that created the loop, the only one it runs on.
+    owner: ThreadId,
+    /// Debug mode (asyncio's `loop._debug`).
+    debug: AtomicBool,
+    /// True while `_run_forever` runs the loop (its thread may be in the
+    /// poll, without the GIL); set and cleared with the GIL held.
+    running: AtomicBool,
+}
+
+/// Marks a loop running until dropped ([`RemoteLoop::mark_running`]).
+#[must_use = "the loop counts as running only while this lives"]
+struct Running<'a> {
+    flags: &'a LoopFlags,
+    was: bool,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.flags.running.store(self.was, Ordering::Release);
+    }
 }
 
 impl RemoteLoop {
+    fn new(remote: Remote, owner: ThreadId) -> RemoteLoop {
+        RemoteLoop {
+            remote,
+            flags: Arc::new(LoopFlags {
+                owner,
+                debug: AtomicBool::new(false),
+                running: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The loop's thread.
+    pub(crate) fn owner(&self) -> ThreadId {
+        self.flags.owner
+    }
+
+    fn debug(&self) -> bool {
+        self.flags.debug.load(Ordering::Relaxed)
+    }
+
+    fn set_debug(&self, enabled: bool) {
+        self.flags.debug.store(enabled, Ordering::Relaxed);
+    }
+
+    /// True while the loop runs (see `thread_bound`).
+    pub(crate) fn is_running(&self) -> bool {
+        self.flags.running.load(Ordering::Acquire)
+    }
+
+    /// True once the loop is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.remote.is_closed()
+    }
+
+    /// Marks the loop running (by `_run_forever`, on its thread, with the
+    /// GIL) until the guard drops; a nested call leaves it as it was.
+    fn mark_running(&self) -> Running<'_> {
+        let was = self.flags.running.swap(true, Ordering::AcqRel);
+        Running {
+            flags: &self.flags,
+            was,
+        }
+    }
+
+    /// evloop's `call_soon_threadsafe`: runs `f` on the loop's thread.
+    ///
+    /// # Errors
+    /// `Closed` once the loop is closed; `f` is dropped here.
+    pub(crate) fn call_soon_threadsafe(
+        &self,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), evloop_core::Error> {
+        self.remote.call_soon_threadsafe(f)
+    }
+
     /// Schedules `callback(*args)` (a handle of `event_loop`) on the loop
     /// and wakes it.
     fn post(
@@ -620,7 +747,7 @@ impl RemoteLoop {
             context,
             event_loop,
         )?;
-        if self.debug.load(Ordering::Relaxed) {
+        if self.debug() {
             check_debug_callback(callback, "call_soon_threadsafe")?;
             // Called from Python directly: no wrapper frame to drop.
             shell.trace(py, 0)?;
@@ -640,7 +767,8 @@ impl RemoteLoop {
 #[pymethods]
 impl RemoteLoop {
     /// True once the loop is closed (from any thread).
-    fn is_closed(&self) -> bool {
+    #[pyo3(name = "is_closed")]
+    fn py_is_closed(&self) -> bool {
         self.remote.is_closed()
     }
 }

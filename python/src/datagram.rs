@@ -24,8 +24,9 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::bridge::{complete_with, Pending};
-use crate::core_loop::CoreLoop;
+use crate::core_loop::{CoreLoop, Home, RemoteLoop};
 use crate::errors::{leaves_loop, to_py};
+use crate::thread_bound::{LoopBound, ThreadBound};
 use crate::transport::{address_to_py, io_to_py, water_marks, with_bytes};
 
 /// The Python protocol, shared by the transport (`get_protocol`,
@@ -38,6 +39,8 @@ pub(crate) struct PyDatagramProtocol {
     link: Link,
     /// The Python loop, for its exception handler.
     event_loop: Py<PyAny>,
+    /// Its thread-safe half, for the transport made here.
+    remote: RemoteLoop,
     /// `evloop.DatagramTransport`, the class that wraps `_DatagramTransport`.
     wrap: Py<PyAny>,
     /// The Python transport, from `connection_made` on.
@@ -52,7 +55,7 @@ impl PyDatagramProtocol {
     fn new(
         py: Python<'_>,
         factory: &Py<PyAny>,
-        event_loop: &Py<PyAny>,
+        (event_loop, remote): (&Py<PyAny>, &RemoteLoop),
         wrap: &Py<PyAny>,
     ) -> (PyDatagramProtocol, Option<PyErr>) {
         let (made, error) = match factory.call0(py) {
@@ -63,6 +66,7 @@ impl PyDatagramProtocol {
         let protocol = PyDatagramProtocol {
             link,
             event_loop: event_loop.clone_ref(py),
+            remote: remote.clone(),
             wrap: wrap.clone_ref(py),
             transport: None,
             made,
@@ -129,7 +133,7 @@ impl PyDatagramProtocol {
 
     fn stop_loop(&self, py: Python<'_>, error: PyErr) {
         match self.event_loop.bind(py).downcast::<CoreLoop>() {
-            Ok(core) => core.borrow().fail(error),
+            Ok(core) => CoreLoop::fail(core, error),
             Err(_) => error.restore(py),
         }
     }
@@ -138,9 +142,13 @@ impl PyDatagramProtocol {
 impl DatagramProtocol for PyDatagramProtocol {
     fn connection_made(&mut self, transport: DatagramTransport) {
         Python::with_gil(|py| {
-            let core = PyDatagramTransport {
+            let state = DatagramState {
                 transport: transport.clone(),
                 link: self.link.clone(),
+                remote: self.remote.clone(),
+            };
+            let core = PyDatagramTransport {
+                state: ThreadBound::new(self.remote.owner(), state),
             };
             let wrapped = Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)));
             let wrapped = match wrapped {
@@ -204,10 +212,24 @@ impl DatagramProtocol for PyDatagramProtocol {
 }
 
 /// The Rust half of `evloop.DatagramTransport`: evloop's datagram transport.
-#[pyclass(module = "evloop._core", name = "_DatagramTransport", unsendable)]
+/// Usable on its loop's thread only (RuntimeError elsewhere).
+#[pyclass(module = "evloop._core", name = "_DatagramTransport")]
 pub struct PyDatagramTransport {
+    state: ThreadBound<DatagramState>,
+}
+
+/// What a [`PyDatagramTransport`] owns, on the loop's thread.
+struct DatagramState {
     transport: DatagramTransport,
     link: Link,
+    /// The loop's thread-safe half (to be dropped on another thread).
+    remote: RemoteLoop,
+}
+
+impl LoopBound for DatagramState {
+    fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
+        Some(self.remote.clone())
+    }
 }
 
 impl std::fmt::Debug for PyDatagramTransport {
@@ -217,77 +239,92 @@ impl std::fmt::Debug for PyDatagramTransport {
     }
 }
 
+impl PyDatagramTransport {
+    /// The state, on the loop's thread (RuntimeError elsewhere).
+    #[inline]
+    fn state(&self) -> PyResult<&DatagramState> {
+        Ok(self.state.get()?)
+    }
+}
+
 #[pymethods]
 impl PyDatagramTransport {
     /// Sends one datagram to `addr`: `None` (the connected peer), a
     /// `(host, port, ...)` tuple with a numeric host, or a unix path.
     #[pyo3(signature = (data, addr = None))]
     fn sendto(&self, data: &Bound<'_, PyAny>, addr: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let transport = &self.state()?.transport;
         let sent = match addr {
-            None => with_bytes(data, |b| self.transport.sendto(b, None))?,
+            None => with_bytes(data, |b| transport.sendto(b, None))?,
             Some(addr) if addr.is_instance_of::<PyTuple>() => {
                 let (host, port): (String, u16) = addr
                     .get_item(0)?
                     .extract()
                     .and_then(|h| Ok((h, addr.get_item(1)?.extract()?)))?;
-                with_bytes(data, |b| self.transport.sendto_host(b, &host, port))?
+                with_bytes(data, |b| transport.sendto_host(b, &host, port))?
             }
             Some(addr) => {
                 let path: PathBuf = addr.extract()?;
                 let path = Address::UnixPath(path);
-                with_bytes(data, |b| self.transport.sendto(b, Some(path)))?
+                with_bytes(data, |b| transport.sendto(b, Some(path)))?
             }
         };
         sent.map_err(to_py)
     }
 
     /// Closes after sending what is queued; `connection_lost(None)` follows.
-    fn close(&self) {
-        self.transport.close();
+    fn close(&self) -> PyResult<()> {
+        self.state()?.transport.close();
+        Ok(())
     }
 
     /// Closes now, dropping what is queued.
-    fn abort(&self) {
-        self.transport.abort();
+    fn abort(&self) -> PyResult<()> {
+        self.state()?.transport.abort();
+        Ok(())
     }
 
     /// True once closing or closed.
-    fn is_closing(&self) -> bool {
-        self.transport.is_closing()
+    fn is_closing(&self) -> PyResult<bool> {
+        Ok(self.state()?.transport.is_closing())
     }
 
     /// Bytes queued, waiting for the socket.
-    fn get_write_buffer_size(&self) -> usize {
-        self.transport.get_write_buffer_size()
+    fn get_write_buffer_size(&self) -> PyResult<usize> {
+        Ok(self.state()?.transport.get_write_buffer_size())
     }
 
     /// `(low, high)` water marks.
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        self.transport.get_write_buffer_limits()
+    fn get_write_buffer_limits(&self) -> PyResult<(usize, usize)> {
+        Ok(self.state()?.transport.get_write_buffer_limits())
     }
 
     /// Sets the water marks (asyncio's defaults for `None`).
     #[pyo3(signature = (high = None, low = None))]
     fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
+        let this = self.state()?;
         let (high, low) = water_marks(high, low)?;
-        self.transport
+        this.transport
             .set_write_buffer_limits(high, low)
             .map_err(to_py)
     }
 
     /// The Python protocol (None once the endpoint is closed).
-    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.link.borrow().as_ref().map(|p| p.clone_ref(py))
+    fn get_protocol(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let link = self.state()?.link.borrow();
+        Ok(link.as_ref().map(|p| p.clone_ref(py)))
     }
 
     /// Sends the following events to `protocol`.
-    fn set_protocol(&self, protocol: Py<PyAny>) {
-        *self.link.borrow_mut() = Some(protocol);
+    fn set_protocol(&self, protocol: Py<PyAny>) -> PyResult<()> {
+        *self.state()?.link.borrow_mut() = Some(protocol);
+        Ok(())
     }
 
     /// The connected peer's address, None when unconnected.
     fn peername(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.transport
+        self.state()?
+            .transport
             .peername()
             .map(|a| address_to_py(py, &a))
             .transpose()
@@ -295,21 +332,26 @@ impl PyDatagramTransport {
 
     /// Our address as Python's socket module gives it.
     fn sockname(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.transport
+        self.state()?
+            .transport
             .sockname()
             .map(|a| address_to_py(py, &a))
             .transpose()
     }
 
     /// The socket's fd until the endpoint is lost.
-    fn fileno(&self) -> Option<i32> {
-        self.transport.fd()
+    fn fileno(&self) -> PyResult<Option<i32>> {
+        Ok(self.state()?.transport.fd())
     }
 
     /// Shows Python's GC the protocol (see `_StreamTransport`'s): an
     /// endpoint evloop let go of without `connection_lost` is collectable.
+    /// Nothing on another thread (the state is the loop thread's).
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Ok(protocol) = self.link.try_borrow() {
+        let Ok(this) = self.state.get() else {
+            return Ok(());
+        };
+        if let Ok(protocol) = this.link.try_borrow() {
             if let Some(protocol) = protocol.as_ref() {
                 visit.call(protocol)?;
             }
@@ -318,14 +360,17 @@ impl PyDatagramTransport {
     }
 
     fn __clear__(&mut self) {
-        let protocol = self.link.borrow_mut().take();
+        let Ok(this) = self.state.get_mut() else {
+            return;
+        };
+        let protocol = this.link.borrow_mut().take();
         drop(protocol);
     }
 }
 
 /// What `create_datagram_endpoint` gets from Python besides the addresses.
 struct Endpoint {
-    event_loop: EventLoop,
+    home: Home,
     py_loop: Py<PyAny>,
     future: Py<PyAny>,
     factory: Py<PyAny>,
@@ -347,16 +392,18 @@ impl Endpoint {
     {
         let failed: Rc<RefCell<Option<PyErr>>> = Rc::default();
         let (factory, py_loop, wrap) = (self.factory, self.py_loop, self.wrap);
+        let remote = self.home.remote.clone();
         let error_slot = failed.clone();
         let make = Box::new(move || {
             Python::with_gil(|py| {
-                let (protocol, error) = PyDatagramProtocol::new(py, &factory, &py_loop, &wrap);
+                let (protocol, error) =
+                    PyDatagramProtocol::new(py, &factory, (&py_loop, &remote), &wrap);
                 *error_slot.borrow_mut() = error;
                 protocol
             })
         });
-        let opening = open(&self.event_loop, make);
-        complete_with(&self.event_loop, self.future, async move {
+        let opening = open(&self.home.event_loop, make);
+        complete_with(&self.home, self.future, async move {
             let outcome = opening.await;
             Python::with_gil(|py| {
                 if let Some(error) = failed.borrow_mut().take() {
@@ -395,7 +442,7 @@ pub(crate) fn create_datagram_endpoint(
     options.local_addr = local_addr;
     options.remote_addr = remote_addr;
     options.sock = crate::network::own_fd(fd)?;
-    endpoint(core, future, factory, wrap)
+    endpoint(core, future, factory, wrap)?
         .start(move |lp, make| evloop_transports::create_datagram_endpoint(lp, make, options))
 }
 
@@ -410,7 +457,7 @@ pub(crate) fn create_unix_datagram_endpoint(
     local_path: Option<PathBuf>,
     remote_path: Option<PathBuf>,
 ) -> PyResult<Pending> {
-    endpoint(core, future, factory, wrap).start(move |lp, make| {
+    endpoint(core, future, factory, wrap)?.start(move |lp, make| {
         evloop_transports::create_unix_datagram_endpoint(
             lp,
             make,
@@ -420,17 +467,18 @@ pub(crate) fn create_unix_datagram_endpoint(
     })
 }
 
+/// The call's loop (on its thread; RuntimeError elsewhere) and arguments.
 fn endpoint(
     core: &Bound<'_, CoreLoop>,
     future: Py<PyAny>,
     factory: Py<PyAny>,
     wrap: Py<PyAny>,
-) -> Endpoint {
-    Endpoint {
-        event_loop: core.borrow().event_loop().clone(),
+) -> PyResult<Endpoint> {
+    Ok(Endpoint {
+        home: CoreLoop::home(core)?,
         py_loop: core.clone().into_any().unbind(),
         future,
         factory,
         wrap,
-    }
+    })
 }

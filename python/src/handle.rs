@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 use std::mem::ManuallyDrop;
+use std::thread::ThreadId;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -20,8 +21,9 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::PyClass;
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::core_loop::CoreLoop;
+use crate::core_loop::{CoreLoop, LoopBase, RemoteLoop};
 use crate::errors::leaves_loop;
+use crate::thread_bound::{LoopBound, ThreadBound};
 
 thread_local! {
     /// The loop running on this thread is in debug mode.
@@ -261,7 +263,7 @@ fn run_debug(py: Python<'_>, event_loop: &Py<PyAny>, handle: &Bound<'_, PyAny>) 
     if let Err(error) = outcome {
         if leaves_loop(py, &error) {
             if let Ok(core) = event_loop.downcast::<CoreLoop>() {
-                return core.borrow().fail(error);
+                return CoreLoop::fail(core, error);
             }
         }
         error.write_unraisable(py, Some(handle));
@@ -353,7 +355,7 @@ impl<'py> Call<'py> {
 /// Ends the loop's run with `error` (raised by `run_forever`).
 fn stop_with(event_loop: &Bound<'_, PyAny>, error: PyErr) {
     match event_loop.downcast::<CoreLoop>() {
-        Ok(core) => core.borrow().fail(error),
+        Ok(core) => CoreLoop::fail(core, error),
         Err(_) => error.restore(event_loop.py()),
     }
 }
@@ -548,37 +550,62 @@ impl Handle {
 
 /// A callback scheduled with `call_later` or `call_at`
 /// (`asyncio.TimerHandle`): cancelling it frees its slot in evloop's timer
-/// heap at once.
-#[pyclass(module = "evloop._core", unsendable, weakref)]
+/// heap at once. Usable on its loop's thread only (RuntimeError elsewhere).
+#[pyclass(module = "evloop._core", weakref)]
 #[derive(Debug)]
 pub struct TimerHandle {
+    state: ThreadBound<TimerState>,
+}
+
+/// A [`TimerHandle`]'s state: evloop's timer is the loop's.
+#[derive(Debug)]
+struct TimerState {
     shell: Shell,
     when: f64,
     timer: Option<evloop_core::TimerHandle>,
 }
 
+impl LoopBound for TimerState {
+    /// The loop the shell calls back: no copy kept per timer (`call_later`
+    /// is a hot path), asked only when dropped on another thread.
+    fn remote(&self, py: Python<'_>) -> Option<RemoteLoop> {
+        let event_loop = self.shell.event_loop.bind(py);
+        let base = event_loop.downcast::<LoopBase>().ok()?;
+        Some(base.get().threadsafe().clone())
+    }
+}
+
 impl TimerHandle {
-    /// A timer handle for `shell`, due at `when` (loop time), not yet armed.
-    pub(crate) fn new(shell: Shell, when: f64) -> TimerHandle {
-        TimerHandle {
+    /// A timer handle for `shell`, due at `when` (loop time), not yet armed,
+    /// of the loop of thread `owner`.
+    pub(crate) fn new(shell: Shell, when: f64, owner: ThreadId) -> TimerHandle {
+        let state = TimerState {
             shell,
             when,
             timer: None,
+        };
+        TimerHandle {
+            state: ThreadBound::new(owner, state),
         }
     }
 
     /// Keeps the core timer so that `cancel` can release it.
-    pub(crate) fn arm(&mut self, timer: evloop_core::TimerHandle) {
-        self.timer = Some(timer);
+    pub(crate) fn arm(&mut self, timer: evloop_core::TimerHandle) -> PyResult<()> {
+        self.state.get_mut()?.timer = Some(timer);
+        Ok(())
     }
 
     /// Runs the handle (if not cancelled) from the loop; in debug mode
-    /// through the loop's `_run_handle_debug`.
+    /// through the loop's `_run_handle_debug`. The loop's thread (only the
+    /// loop fires it), so the state is always there.
     pub(crate) fn fire(handle: &Bound<'_, TimerHandle>) {
         let py = handle.py();
         if debug_run() {
             let event_loop = {
-                let mut this = handle.borrow_mut();
+                let mut guard = handle.borrow_mut();
+                let Ok(this) = guard.state.get_mut() else {
+                    return;
+                };
                 this.timer = None;
                 if this.shell.cancelled() {
                     return;
@@ -588,12 +615,25 @@ impl TimerHandle {
             return run_debug(py, &event_loop, handle.as_any());
         }
         let call = {
-            let mut this = handle.borrow_mut();
+            let mut guard = handle.borrow_mut();
+            let Ok(this) = guard.state.get_mut() else {
+                return;
+            };
             this.timer = None;
             this.shell.call(py)
         };
         if let Some(call) = call {
-            call.run(py, handle.as_any(), || handle.borrow().shell.event_loop(py));
+            call.run(py, handle.as_any(), || TimerHandle::event_loop(handle));
+        }
+    }
+
+    /// The loop, for a call's exception handler. Asked on the loop's thread
+    /// (where the call ran); None elsewhere, never reached.
+    fn event_loop<'py>(handle: &Bound<'py, TimerHandle>) -> Bound<'py, PyAny> {
+        let this = handle.borrow();
+        match this.state.get() {
+            Ok(state) => state.shell.event_loop(handle.py()),
+            Err(_) => handle.py().None().into_bound(handle.py()),
         }
     }
 }
@@ -601,69 +641,81 @@ impl TimerHandle {
 #[pymethods]
 impl TimerHandle {
     /// Cancels the timer and drops its callback now.
-    fn cancel(&mut self, py: Python<'_>) {
-        self.shell
-            .cancel_keeping_repr(py, "TimerHandle", Some(self.when));
-        if let Some(timer) = self.timer.take() {
+    fn cancel(&mut self, py: Python<'_>) -> PyResult<()> {
+        let this = self.state.get_mut()?;
+        this.shell
+            .cancel_keeping_repr(py, "TimerHandle", Some(this.when));
+        if let Some(timer) = this.timer.take() {
             timer.cancel();
         }
+        Ok(())
     }
 
     /// Runs the callback now (asyncio's `Handle._run`: no timing).
-    fn _run(slf: &Bound<'_, Self>) {
-        let call = slf.borrow().shell.call(slf.py());
+    fn _run(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let call = slf.borrow().state.get()?.shell.call(slf.py());
         if let Some(call) = call {
-            call.run(slf.py(), slf.as_any(), || {
-                slf.borrow().shell.event_loop(slf.py())
-            });
+            call.run(slf.py(), slf.as_any(), || TimerHandle::event_loop(slf));
         }
+        Ok(())
     }
 
     /// Where the handle was created, in debug mode (else None).
     #[getter]
-    fn _source_traceback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.shell.source_traceback(py)
+    fn _source_traceback(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.state.get()?.shell.source_traceback(py))
     }
 
     /// True once cancelled.
-    fn cancelled(&self) -> bool {
-        self.shell.cancelled()
+    fn cancelled(&self) -> PyResult<bool> {
+        Ok(self.state.get()?.shell.cancelled())
     }
 
     /// When the timer is due, in loop time (`loop.time()`).
-    fn when(&self) -> f64 {
-        self.when
+    fn when(&self) -> PyResult<f64> {
+        Ok(self.state.get()?.when)
     }
 
     /// The `contextvars.Context` the callback runs in.
-    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
-        self.shell.context.clone_ref(py)
+    fn get_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(self.state.get()?.shell.context.clone_ref(py))
     }
 
     /// The callback (`None` once cancelled).
     #[getter]
-    fn _callback(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.shell.callback.as_ref().map(|c| c.clone_ref(py))
+    fn _callback(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let shell = &self.state.get()?.shell;
+        Ok(shell.callback.as_ref().map(|c| c.clone_ref(py)))
     }
 
     /// The callback's positional arguments (`None` once cancelled).
     #[getter]
-    fn _args(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.shell.args.as_ref().map(|a| a.clone_ref(py))
+    fn _args(&self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
+        let shell = &self.state.get()?.shell;
+        Ok(shell.args.as_ref().map(|a| a.clone_ref(py)))
     }
 
-    fn __repr__(&self, py: Python<'_>) -> String {
-        self.shell
-            .repr(py, "TimerHandle", Some(self.when), self.shell.cancelled())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let this = self.state.get()?;
+        Ok(this
+            .shell
+            .repr(py, "TimerHandle", Some(this.when), this.shell.cancelled()))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        self.shell.traverse(&visit)
+        // On another thread (a GC pass there) nothing is visited, as pyo3
+        // does for `unsendable` classes: the state is the loop thread's.
+        match self.state.get() {
+            Ok(this) => this.shell.traverse(&visit),
+            Err(_) => Ok(()),
+        }
     }
 
     fn __clear__(&mut self) {
         // Only the Python references: the timer, if still armed, holds this
         // handle and so is not part of a garbage cycle.
-        self.shell.cancel();
+        if let Ok(this) = self.state.get_mut() {
+            this.shell.cancel();
+        }
     }
 }

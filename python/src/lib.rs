@@ -27,6 +27,13 @@
 //! again the hook runs Python's signal handlers (`check_signals`): an
 //! exception from one (KeyboardInterrupt) stops the loop and is raised by
 //! `run_forever`.
+//!
+//! # Threads
+//!
+//! evloop's loop is not `Send`; the Python objects that own some of it keep
+//! it in a [`thread_bound::ThreadBound`]: usable on the loop's thread only
+//! (RuntimeError elsewhere), and dropped safely on any thread, which is
+//! where Python may let go of them (the module says why that is sound).
 
 mod bridge;
 mod core_loop;
@@ -40,6 +47,7 @@ mod resolver;
 mod sendfile;
 mod signals;
 mod sock;
+mod thread_bound;
 mod tls;
 mod transport;
 

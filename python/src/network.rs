@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use evloop_core::EventLoop;
 use evloop_transports::{
     ConnectOptions, Family, Layer, ProtocolHandle, Server, ServerOptions, Transport,
     UnixConnectOptions, UnixServerOptions,
@@ -20,8 +19,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::bridge::{complete_with, Pending};
-use crate::core_loop::CoreLoop;
+use crate::core_loop::{CoreLoop, Home, RemoteLoop};
 use crate::errors::to_py;
+use crate::thread_bound::{LoopBound, ThreadBound};
 use crate::tls::PyTlsConfig;
 use crate::transport::{address_to_py, PyProtocol};
 
@@ -31,7 +31,7 @@ type FactorySlot = Rc<RefCell<Option<Py<PyAny>>>>;
 /// What every call gets from Python: the loop, the asyncio future to
 /// complete, the protocol factory and the transport class.
 pub(crate) struct Call {
-    pub(crate) event_loop: EventLoop,
+    pub(crate) home: Home,
     py_loop: Py<PyAny>,
     future: Py<PyAny>,
     factory: Py<PyAny>,
@@ -39,19 +39,21 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// The call's loop (on its thread; RuntimeError elsewhere) and
+    /// arguments.
     pub(crate) fn new(
         core: &Bound<'_, CoreLoop>,
         future: Py<PyAny>,
         factory: Py<PyAny>,
         wrap: Py<PyAny>,
-    ) -> Call {
-        Call {
-            event_loop: core.borrow().event_loop().clone(),
+    ) -> PyResult<Call> {
+        Ok(Call {
+            home: CoreLoop::home(core)?,
             py_loop: core.clone().into_any().unbind(),
             future,
             factory,
             wrap,
-        }
+        })
     }
 
     /// The one-shot factory for a client connection; a factory error is
@@ -69,10 +71,12 @@ impl Call {
                 self.future.clone_ref(py),
             )
         });
+        let remote = self.home.remote.clone();
         let failed = failed.clone();
         move || {
             Python::with_gil(|py| {
-                let (mut protocol, error) = PyProtocol::new(py, &factory, &py_loop, &wrap);
+                let (mut protocol, error) =
+                    PyProtocol::new(py, &factory, (&py_loop, &remote), &wrap);
                 protocol.announce_to(future);
                 *failed.borrow_mut() = error;
                 protocol
@@ -89,12 +93,14 @@ impl Call {
     fn server_factory(self) -> (impl Fn() -> PyProtocol, FactorySlot) {
         let slot: FactorySlot = Rc::new(RefCell::new(Some(self.factory)));
         let factory = slot.clone();
+        let remote = self.home.remote;
         let make = move || {
             Python::with_gil(|py| {
                 // Cloned out first: the factory may close its server.
                 let current = factory.borrow().as_ref().map(|f| f.clone_ref(py));
                 let current = current.unwrap_or_else(|| py.None());
-                let (protocol, error) = PyProtocol::new(py, &current, &self.py_loop, &self.wrap);
+                let (protocol, error) =
+                    PyProtocol::new(py, &current, (&self.py_loop, &remote), &self.wrap);
                 if let Some(error) = error {
                     report_accept_error(py, &self.py_loop, error);
                 }
@@ -140,7 +146,7 @@ where
             handle.with(|p| p.pair(py)).map_err(to_py)?
         })
     };
-    complete_with(&call.event_loop, call.future, work)
+    complete_with(&call.home, call.future, work)
 }
 
 /// Takes ownership of the fd of a `sock=` argument (an `os.dup` the Python
@@ -217,11 +223,11 @@ pub(crate) fn create_connection(
         .map(|d| seconds(d, "happy_eyeballs_delay"))
         .transpose()?;
     options.interleave = interleave;
-    let call = Call::new(core, future, factory, wrap);
+    let call = Call::new(core, future, factory, wrap)?;
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
     let connect = evloop_transports::create_connection(
-        &call.event_loop,
+        &call.home.event_loop,
         factory,
         host.as_deref(),
         port,
@@ -249,11 +255,11 @@ pub(crate) fn create_unix_connection(
     let mut options = UnixConnectOptions::default();
     options.tls = tls_layer(tls, server_hostname, timeouts)?;
     options.sock = own_fd(fd)?;
-    let call = Call::new(core, future, factory, wrap);
+    let call = Call::new(core, future, factory, wrap)?;
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
     let connect = evloop_transports::create_unix_connection(
-        &call.event_loop,
+        &call.home.event_loop,
         factory,
         path.unwrap_or_default(),
         options,
@@ -276,10 +282,11 @@ pub(crate) fn connect_accepted_socket(
 ) -> PyResult<Pending> {
     let tls = tls_layer(tls, None, timeouts)?;
     let sock = own_fd(Some(fd))?.ok_or_else(|| PyValueError::new_err("no sock"))?;
-    let call = Call::new(core, future, factory, wrap);
+    let call = Call::new(core, future, factory, wrap)?;
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
-    let connect = evloop_transports::connect_accepted_socket(&call.event_loop, factory, sock, tls);
+    let connect =
+        evloop_transports::connect_accepted_socket(&call.home.event_loop, factory, sock, tls);
     finish_connection(call, failed, connect)
 }
 
@@ -315,14 +322,14 @@ pub(crate) fn create_server(
     options.reuse_address = reuse_address;
     options.tls = tls_layer(tls, None, timeouts)?;
     options.sock = own_fd(fd)?;
-    let call = Call::new(core, future, factory, wrap);
-    let (event_loop, future) = (
-        call.event_loop.clone(),
+    let call = Call::new(core, future, factory, wrap)?;
+    let (home, future) = (
+        call.home.clone(),
         Python::with_gil(|py| call.future.clone_ref(py)),
     );
     let (factory, slot) = call.server_factory();
-    let serve = evloop_transports::create_server(&event_loop, factory, options);
-    finish_server(&event_loop, future, serve, slot)
+    let serve = evloop_transports::create_server(&home.event_loop, factory, options);
+    finish_server(home, future, serve, slot)
 }
 
 /// `loop.create_unix_server`: completes `future` with a `_Server`.
@@ -349,19 +356,19 @@ pub(crate) fn create_unix_server(
         .cleanup_socket(cleanup_socket);
     options.tls = tls_layer(tls, None, timeouts)?;
     options.sock = own_fd(fd)?;
-    let call = Call::new(core, future, factory, wrap);
-    let (event_loop, future) = (
-        call.event_loop.clone(),
+    let call = Call::new(core, future, factory, wrap)?;
+    let (home, future) = (
+        call.home.clone(),
         Python::with_gil(|py| call.future.clone_ref(py)),
     );
     let (factory, slot) = call.server_factory();
     let serve =
-        evloop_transports::create_unix_server(&event_loop, factory, path.as_deref(), options);
-    finish_server(&event_loop, future, serve, slot)
+        evloop_transports::create_unix_server(&home.event_loop, factory, path.as_deref(), options);
+    finish_server(home, future, serve, slot)
 }
 
 fn finish_server<F>(
-    event_loop: &EventLoop,
+    home: Home,
     future: Py<PyAny>,
     serve: F,
     factory: FactorySlot,
@@ -369,31 +376,43 @@ fn finish_server<F>(
 where
     F: std::future::Future<Output = Result<Server, evloop_core::Error>> + 'static,
 {
-    let lp = event_loop.clone();
-    complete_with(event_loop, future, async move {
+    let bound = home.clone();
+    complete_with(&home, future, async move {
         let server = serve.await.map_err(to_py)?;
+        let state = ServerState {
+            server,
+            home: bound.clone(),
+            factory,
+        };
         Python::with_gil(|py| {
-            Ok(Py::new(
-                py,
-                PyServer {
-                    server,
-                    event_loop: lp,
-                    factory,
-                },
-            )?
-            .into_any())
+            let server = PyServer {
+                state: bound.bind(state),
+            };
+            Ok(Py::new(py, server)?.into_any())
         })
     })
 }
 
 /// evloop's listening [`Server`]; `evloop.Server` (an
-/// `asyncio.AbstractServer`) delegates to it.
-#[pyclass(module = "evloop._core", name = "_Server", unsendable)]
+/// `asyncio.AbstractServer`) delegates to it. Usable on its loop's thread
+/// only (RuntimeError elsewhere).
+#[pyclass(module = "evloop._core", name = "_Server")]
 pub struct PyServer {
+    state: ThreadBound<ServerState>,
+}
+
+/// What a [`PyServer`] owns, on the loop's thread.
+struct ServerState {
     server: Server,
-    event_loop: EventLoop,
+    home: Home,
     /// The protocol factory, let go of on close.
     factory: FactorySlot,
+}
+
+impl LoopBound for ServerState {
+    fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
+        Some(self.home.remote.clone())
+    }
 }
 
 impl std::fmt::Debug for PyServer {
@@ -402,34 +421,44 @@ impl std::fmt::Debug for PyServer {
     }
 }
 
+impl PyServer {
+    /// The state, on the loop's thread (RuntimeError elsewhere).
+    fn state(&self) -> PyResult<&ServerState> {
+        Ok(self.state.get()?)
+    }
+}
+
 #[pymethods]
 impl PyServer {
     /// Stops listening (the listening sockets close); connections stay.
     /// The protocol factory is let go of: nothing more is accepted.
-    fn close(&self) {
-        self.server.close();
-        let factory = self.factory.borrow_mut().take();
+    fn close(&self) -> PyResult<()> {
+        let this = self.state()?;
+        this.server.close();
+        let factory = this.factory.borrow_mut().take();
         drop(factory);
+        Ok(())
     }
 
     /// True while accepting.
-    fn is_serving(&self) -> bool {
-        self.server.is_serving()
+    fn is_serving(&self) -> PyResult<bool> {
+        Ok(self.state()?.server.is_serving())
     }
 
     /// Starts accepting (idempotent).
     fn start_serving(&self) -> PyResult<()> {
-        self.server.start_serving().map_err(to_py)
+        self.state()?.server.start_serving().map_err(to_py)
     }
 
     /// The listening fds (empty once closed).
-    fn fds(&self) -> Vec<RawFd> {
-        self.server.fds()
+    fn fds(&self) -> PyResult<Vec<RawFd>> {
+        Ok(self.state()?.server.fds())
     }
 
     /// The listening addresses, as the socket module gives them.
     fn addresses<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let addresses = self
+            .state()?
             .server
             .sockets()
             .iter()
@@ -439,19 +468,22 @@ impl PyServer {
     }
 
     /// Closes every accepted connection (after flushing).
-    fn close_clients(&self) {
-        self.server.close_clients();
+    fn close_clients(&self) -> PyResult<()> {
+        self.state()?.server.close_clients();
+        Ok(())
     }
 
     /// Aborts every accepted connection.
-    fn abort_clients(&self) {
-        self.server.abort_clients();
+    fn abort_clients(&self) -> PyResult<()> {
+        self.state()?.server.abort_clients();
+        Ok(())
     }
 
     /// Completes `future` once closed and every connection is gone.
     fn wait_closed(&self, future: Py<PyAny>) -> PyResult<Pending> {
-        let wait = self.server.wait_closed();
-        complete_with(&self.event_loop, future, async move {
+        let this = self.state()?;
+        let wait = this.server.wait_closed();
+        complete_with(&this.home, future, async move {
             wait.await;
             Ok(Python::with_gil(|py| py.None()))
         })
@@ -460,8 +492,9 @@ impl PyServer {
     /// Serves until closed; completes `future` then (with CancelledError,
     /// as asyncio). Cancelling the returned `_Pending` closes the server.
     fn serve_forever(&self, future: Py<PyAny>) -> PyResult<Pending> {
-        let serve = self.server.serve_forever();
-        complete_with(&self.event_loop, future, async move {
+        let this = self.state()?;
+        let serve = this.server.serve_forever();
+        complete_with(&this.home, future, async move {
             serve.await.map_err(to_py)?;
             Ok(Python::with_gil(|py| py.None()))
         })

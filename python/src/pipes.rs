@@ -47,10 +47,10 @@ pub(crate) fn connect_read_pipe(
     fd: RawFd,
 ) -> PyResult<Pending> {
     let pipe = dup_fd(fd)?;
-    let call = Call::new(core, future, factory, wrap);
+    let call = Call::new(core, future, factory, wrap)?;
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
-    let connect = evloop_transports::connect_read_pipe(&call.event_loop, factory, pipe);
+    let connect = evloop_transports::connect_read_pipe(&call.home.event_loop, factory, pipe);
     finish_connection(call, failed, connect)
 }
 
@@ -64,9 +64,9 @@ pub(crate) fn connect_write_pipe(
     fd: RawFd,
 ) -> PyResult<Pending> {
     let pipe = dup_fd(fd)?;
-    let call = Call::new(core, future, factory, wrap);
+    let call = Call::new(core, future, factory, wrap)?;
     let failed = Rc::default();
     let factory = call.client_factory(&failed);
-    let connect = evloop_transports::connect_write_pipe(&call.event_loop, factory, pipe);
+    let connect = evloop_transports::connect_write_pipe(&call.home.event_loop, factory, pipe);
     finish_connection(call, failed, connect)
 }

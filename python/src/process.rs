@@ -31,9 +31,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
 use crate::bridge::{complete_with, Pending};
-use crate::core_loop::CoreLoop;
+use crate::core_loop::{CoreLoop, RemoteLoop};
 use crate::errors::to_py;
 use crate::pipes::dup_fd;
+use crate::thread_bound::{LoopBound, ThreadBound};
 use crate::transport::{io_to_py, StreamTransport};
 
 /// asyncio's `subprocess.PIPE`, `STDOUT` and `DEVNULL` as the Python side
@@ -60,6 +61,8 @@ fn stdio(value: Option<RawFd>) -> PyResult<Stdio> {
 struct PySubprocess {
     /// The Python loop (`evloop.Loop`), to stop it with KeyboardInterrupt.
     py_loop: Py<PyAny>,
+    /// Its thread-safe half, for the transport made here.
+    remote: RemoteLoop,
     /// `wrap(core)` makes the Python transport; taken then, as it holds the
     /// Python protocol (which would otherwise be kept by the transport's
     /// own core).
@@ -138,7 +141,7 @@ impl PySubprocess {
             return;
         }
         match self.py_loop.bind(py).downcast::<CoreLoop>() {
-            Ok(core) => core.borrow().fail(error),
+            Ok(core) => CoreLoop::fail(core, error),
             Err(_) => error.restore(py),
         }
     }
@@ -156,8 +159,12 @@ impl PySubprocess {
 impl SubprocessProtocol for PySubprocess {
     fn connection_made(&mut self, transport: SubprocessTransport) {
         Python::with_gil(|py| {
-            let core = ProcessCore {
+            let state = ProcessState {
                 transport: transport.clone(),
+                remote: self.remote.clone(),
+            };
+            let core = ProcessCore {
+                state: ThreadBound::new(self.remote.owner(), state),
             };
             let Some(wrap) = self.wrap.take() else {
                 return;
@@ -212,45 +219,68 @@ impl SubprocessProtocol for PySubprocess {
 }
 
 /// The Rust half of `evloop.SubprocessTransport`: evloop-process's
-/// transport.
-#[pyclass(module = "evloop._core", name = "_SubprocessTransport", unsendable)]
+/// transport. Usable on its loop's thread only (RuntimeError elsewhere).
+#[pyclass(module = "evloop._core", name = "_SubprocessTransport")]
+#[derive(Debug)]
 pub struct ProcessCore {
-    transport: SubprocessTransport,
+    state: ThreadBound<ProcessState>,
 }
 
-impl std::fmt::Debug for ProcessCore {
+/// What a [`ProcessCore`] owns, on the loop's thread.
+struct ProcessState {
+    transport: SubprocessTransport,
+    /// The loop's thread-safe half (to be dropped on another thread).
+    remote: RemoteLoop,
+}
+
+impl std::fmt::Debug for ProcessState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.transport.fmt(f)
+    }
+}
+
+impl LoopBound for ProcessState {
+    fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
+        Some(self.remote.clone())
+    }
+}
+
+impl ProcessCore {
+    /// evloop-process's transport, on the loop's thread (RuntimeError
+    /// elsewhere).
+    fn transport(&self) -> PyResult<&SubprocessTransport> {
+        Ok(&self.state.get()?.transport)
     }
 }
 
 #[pymethods]
 impl ProcessCore {
     /// The child's pid.
-    fn pid(&self) -> u32 {
-        self.transport.pid()
+    fn pid(&self) -> PyResult<u32> {
+        Ok(self.transport()?.pid())
     }
 
     /// The exit code, `-signum` for a signal, None while it runs.
-    fn returncode(&self) -> Option<i32> {
-        self.transport.returncode()
+    fn returncode(&self) -> PyResult<Option<i32>> {
+        Ok(self.transport()?.returncode())
     }
 
     /// The pipe transport of child fd `fd` (0, 1, 2), None if not a pipe.
-    fn pipe(&self, fd: i32) -> Option<StreamTransport> {
-        self.transport
-            .get_pipe_transport(fd)
-            .map(StreamTransport::bare)
+    fn pipe(&self, fd: i32) -> PyResult<Option<StreamTransport>> {
+        let this = self.state.get()?;
+        let pipe = this.transport.get_pipe_transport(fd);
+        Ok(pipe.map(|pipe| StreamTransport::bare(pipe, &this.remote)))
     }
 
     /// Sends `signum` to the child (ProcessLookupError once it was reaped).
     fn send_signal(&self, signum: i32) -> PyResult<()> {
-        self.transport.send_signal(signum).map_err(to_py)
+        self.transport()?.send_signal(signum).map_err(to_py)
     }
 
     /// Closes the pipes and kills the child if it still runs.
-    fn close(&self) {
-        self.transport.close();
+    fn close(&self) -> PyResult<()> {
+        self.transport()?.close();
+        Ok(())
     }
 }
 
@@ -315,16 +345,19 @@ pub(crate) fn subprocess_exec(
     spawn: Spawn,
 ) -> PyResult<Pending> {
     let (program, args, options) = spawn.options()?;
-    let event_loop = core.borrow().event_loop().clone();
+    let home = CoreLoop::home(core)?;
     let py_loop = core.clone().into_any().unbind();
     let slot = Rc::default();
-    LiveTransports::track(&event_loop, &slot)?;
+    LiveTransports::track(&home.event_loop, &slot)?;
+    let remote = home.remote.clone();
     let factory = move || PySubprocess {
         py_loop,
+        remote,
         wrap: Some(wrap),
         transport: slot,
     };
-    let spawned = evloop_process::subprocess_exec(&event_loop, factory, program, args, options);
+    let spawned =
+        evloop_process::subprocess_exec(&home.event_loop, factory, program, args, options);
     let awaited = future.clone_ref(core.py());
     let work = async move {
         let outcome = spawned.await;
@@ -339,7 +372,7 @@ pub(crate) fn subprocess_exec(
             protocol.with(|p| p.transport(py)).map_err(to_py)?
         })
     };
-    complete_with(&event_loop, future, work)
+    complete_with(&home, future, work)
 }
 
 /// True if the asyncio future is done (here: cancelled); an error counts as

@@ -72,16 +72,18 @@ pub(crate) fn sendfile(
     count: Option<u64>,
 ) -> PyResult<Pending> {
     let file = own_fd(Some(file_fd))?.ok_or_else(|| PyValueError::new_err("no file"))?;
-    let lp = CoreLoop::on_thread(core)?.event_loop().clone();
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
     let (rust, flag) = {
         let transport = transport.borrow();
+        let transport = transport.state()?;
         (transport.rust().clone(), transport.sending_file())
     };
     if flag.replace(true) {
         return Err(PyRuntimeError::new_err("sendfile is in progress"));
     }
     let sending = Sending(flag);
-    complete_with(&lp.clone(), future, async move {
+    complete_with(&home, future, async move {
         let sent = evloop_transports::sendfile(&lp, &rust, &file, offset, count, false).await;
         drop(sending);
         drop(file);
@@ -104,8 +106,9 @@ pub(crate) fn sock_sendfile(
 ) -> PyResult<Pending> {
     let sock = own_fd(Some(sock_fd))?.ok_or_else(|| PyValueError::new_err("no socket"))?;
     let file = own_fd(Some(file_fd))?.ok_or_else(|| PyValueError::new_err("no file"))?;
-    let lp = CoreLoop::on_thread(core)?.event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let sent = evloop_transports::sock_sendfile(&lp, &sock, &file, offset, count, false).await;
         drop((sock, file));
         let sent = sent.map_err(sendfile_error)?;

@@ -24,10 +24,10 @@ pub(crate) fn add_signal_handler(
     args: Py<PyTuple>,
 ) -> PyResult<Py<Handle>> {
     let py = core.py();
+    let event_loop = CoreLoop::on_thread(core)?.event_loop().clone();
     let shell = Shell::new(py, callback, args, None, core.clone().into_any().unbind())?;
     let handle = Py::new(py, Handle { shell })?;
     let fired = handle.clone_ref(py);
-    let event_loop = core.borrow().event_loop().clone();
     evloop_signals::add_signal_handler(&event_loop, signum, move || {
         Python::with_gil(|py| Handle::fire(py, &fired));
     })
@@ -39,7 +39,7 @@ pub(crate) fn add_signal_handler(
 /// handled.
 #[pyfunction]
 pub(crate) fn remove_signal_handler(core: &Bound<'_, CoreLoop>, signum: i32) -> PyResult<bool> {
-    let event_loop = core.borrow().event_loop().clone();
+    let event_loop = CoreLoop::on_thread(core)?.event_loop().clone();
     evloop_signals::remove_signal_handler(&event_loop, signum)
         .map_err(|error| signal_error(signum, error))
 }

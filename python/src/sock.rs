@@ -69,8 +69,9 @@ pub(crate) fn sock_recv(
     n: usize,
 ) -> PyResult<Pending> {
     let sock = owned(fd)?;
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let got = evloop_transports::sock_recv(&lp, &sock, n).await;
         drop(sock);
         let got = got.map_err(to_py)?;
@@ -89,8 +90,9 @@ pub(crate) fn sock_recvfrom(
     n: usize,
 ) -> PyResult<Pending> {
     let sock = owned(fd)?;
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let got = evloop_transports::sock_recvfrom(&lp, &sock, n).await;
         drop(sock);
         let (data, from) = got.map_err(to_py)?;
@@ -112,8 +114,9 @@ pub(crate) fn sock_sendall(
 ) -> PyResult<Pending> {
     let sock = owned(fd)?;
     let data = with_bytes(data, <[u8]>::to_vec)?;
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let sent = evloop_transports::sock_sendall(&lp, &sock, &data).await;
         drop(sock);
         sent.map_err(to_py)?;
@@ -133,8 +136,9 @@ pub(crate) fn sock_sendto(
     let sock = owned(fd)?;
     let data = with_bytes(data, <[u8]>::to_vec)?;
     let to = address_from_py(addr)?;
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let sent = evloop_transports::sock_sendto(&lp, &sock, &data, to).await;
         drop(sock);
         let n = sent.map_err(to_py)?;
@@ -159,8 +163,9 @@ pub(crate) fn sock_connect(
         }
         Err(_) => ConnectTarget::Address(address_from_py(addr)?),
     };
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let connected = evloop_transports::sock_connect(&lp, &sock, target).await;
         drop(sock);
         connected.map_err(to_py)?;
@@ -176,8 +181,9 @@ pub(crate) fn sock_accept(
     fd: RawFd,
 ) -> PyResult<Pending> {
     let sock = owned(fd)?;
-    let lp = core.borrow().event_loop().clone();
-    complete_with(&lp.clone(), future, async move {
+    let home = CoreLoop::home(core)?;
+    let lp = home.event_loop.clone();
+    complete_with(&home, future, async move {
         let accepted = evloop_transports::sock_accept(&lp, &sock).await;
         drop(sock);
         let (conn, peer) = accepted.map_err(to_py)?;

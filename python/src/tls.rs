@@ -536,17 +536,22 @@ pub(crate) fn start_tls(
 ) -> PyResult<Pending> {
     let config =
         tls.for_connection(server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)?;
-    let event_loop = core.borrow().event_loop().clone();
+    let home = CoreLoop::home(core)?;
     let py_loop = core.clone().into_any().unbind();
-    let handle = ProtocolHandle::new(PyProtocol::for_protocol(py, protocol, &py_loop, &wrap)?);
-    let raw = transport.rust().clone();
+    let handle = ProtocolHandle::new(PyProtocol::for_protocol(
+        py,
+        protocol,
+        (&py_loop, &home.remote),
+        &wrap,
+    )?);
+    let raw = transport.state()?.rust().clone();
     let mut upgrade = Box::pin(evloop_tls::start_tls(
-        &event_loop,
+        &home.event_loop,
         &raw,
         AnyProtocol::plain(&handle),
         config,
     ));
-    complete_with(&event_loop, future, async move {
+    complete_with(&home, future, async move {
         // asyncio resumes reading once the TLS protocol is in place (callers
         // pause it first, so that no ciphertext reaches their protocol):
         // start_tls's first poll puts it in place.

@@ -22,8 +22,9 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView, PySlice, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::core_loop::CoreLoop;
+use crate::core_loop::{CoreLoop, RemoteLoop};
 use crate::errors::{leaves_loop, to_py};
+use crate::thread_bound::{LoopBound, ThreadBound};
 
 /// The Python protocol of one connection, shared by the transport (for
 /// `get_protocol`/`set_protocol`) and the [`PyProtocol`] that calls it.
@@ -76,6 +77,8 @@ pub(crate) struct PyProtocol {
     link: Rc<Link>,
     /// The Python loop (`evloop.Loop`), for its exception handler.
     event_loop: Py<PyAny>,
+    /// Its thread-safe half, for the transports made here.
+    remote: RemoteLoop,
     /// `evloop.StreamTransport`, the class that wraps `_StreamTransport`.
     wrap: Py<PyAny>,
     /// The Python transport, from `connection_made` on.
@@ -100,7 +103,7 @@ impl PyProtocol {
     pub(crate) fn new(
         py: Python<'_>,
         factory: &Py<PyAny>,
-        event_loop: &Py<PyAny>,
+        (event_loop, remote): (&Py<PyAny>, &RemoteLoop),
         wrap: &Py<PyAny>,
     ) -> (PyProtocol, Option<PyErr>) {
         let link = Rc::new(Link::default());
@@ -114,6 +117,7 @@ impl PyProtocol {
         let protocol = PyProtocol {
             link,
             event_loop: event_loop.clone_ref(py),
+            remote: remote.clone(),
             wrap: wrap.clone_ref(py),
             transport: None,
             made,
@@ -134,7 +138,7 @@ impl PyProtocol {
     pub(crate) fn for_protocol(
         py: Python<'_>,
         protocol: Py<PyAny>,
-        event_loop: &Py<PyAny>,
+        (event_loop, remote): (&Py<PyAny>, &RemoteLoop),
         wrap: &Py<PyAny>,
     ) -> PyResult<PyProtocol> {
         let link = Rc::new(Link::default());
@@ -142,6 +146,7 @@ impl PyProtocol {
         Ok(PyProtocol {
             link,
             event_loop: event_loop.clone_ref(py),
+            remote: remote.clone(),
             wrap: wrap.clone_ref(py),
             transport: None,
             made: Some(protocol),
@@ -162,7 +167,7 @@ impl PyProtocol {
 
     /// `transport` as `wrap` makes it a Python transport.
     fn wrap_transport(&self, py: Python<'_>, transport: &Transport) -> PyResult<Py<PyAny>> {
-        let core = StreamTransport::new(transport.clone(), self.link.clone());
+        let core = StreamTransport::new(transport.clone(), self.link.clone(), &self.remote);
         Py::new(py, core).and_then(|c| self.wrap.call1(py, (c,)))
     }
 
@@ -223,7 +228,7 @@ impl PyProtocol {
 
     fn stop_loop(&self, py: Python<'_>, error: PyErr) {
         match self.event_loop.bind(py).downcast::<CoreLoop>() {
-            Ok(core) => core.borrow().fail(error),
+            Ok(core) => CoreLoop::fail(core, error),
             Err(_) => error.restore(py),
         }
     }
@@ -436,8 +441,14 @@ pub(crate) fn io_to_py(py: Python<'_>, error: io::Error) -> Py<PyAny> {
 }
 
 /// The Rust half of `evloop.StreamTransport`: evloop's stream transport.
-#[pyclass(module = "evloop._core", name = "_StreamTransport", unsendable)]
+/// Usable on its loop's thread only (RuntimeError elsewhere).
+#[pyclass(module = "evloop._core", name = "_StreamTransport")]
 pub struct StreamTransport {
+    state: ThreadBound<StreamState>,
+}
+
+/// What a [`StreamTransport`] owns, on the loop's thread.
+pub(crate) struct StreamState {
     transport: Transport,
     link: Rc<Link>,
     /// `write_eof()` was called while open: writing again is asyncio's
@@ -449,27 +460,47 @@ pub struct StreamTransport {
     /// A native `loop.sendfile` is under way: `write` raises meanwhile, as
     /// asyncio's does.
     sending_file: Rc<Cell<bool>>,
+    /// The loop's thread-safe half (to be dropped on another thread).
+    remote: RemoteLoop,
+}
+
+impl LoopBound for StreamState {
+    fn remote(&self, _py: Python<'_>) -> Option<RemoteLoop> {
+        Some(self.remote.clone())
+    }
 }
 
 impl StreamTransport {
     /// A transport over evloop's `transport` whose events reach the Python
-    /// protocol through `link`.
-    fn new(transport: Transport, link: Rc<Link>) -> StreamTransport {
-        StreamTransport {
+    /// protocol through `link`, on `remote`'s loop.
+    fn new(transport: Transport, link: Rc<Link>, remote: &RemoteLoop) -> StreamTransport {
+        let state = StreamState {
             transport,
             link,
             eof: Cell::new(false),
             lost_writes: Cell::new(0),
             sending_file: Rc::default(),
+            remote: remote.clone(),
+        };
+        StreamTransport {
+            state: ThreadBound::new(remote.owner(), state),
         }
     }
 
     /// A transport whose events go to an evloop protocol, not a Python one
     /// (a subprocess's pipe): `get_protocol()` is None.
-    pub(crate) fn bare(transport: Transport) -> StreamTransport {
-        StreamTransport::new(transport, Rc::default())
+    pub(crate) fn bare(transport: Transport, remote: &RemoteLoop) -> StreamTransport {
+        StreamTransport::new(transport, Rc::default(), remote)
     }
 
+    /// The state, on the loop's thread (RuntimeError elsewhere).
+    #[inline]
+    pub(crate) fn state(&self) -> PyResult<&StreamState> {
+        Ok(self.state.get()?)
+    }
+}
+
+impl StreamState {
     /// evloop's transport (for `loop.sendfile`).
     pub(crate) fn rust(&self) -> &Transport {
         &self.transport
@@ -509,7 +540,7 @@ pub(crate) fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R)
     )))
 }
 
-impl StreamTransport {
+impl StreamState {
     /// asyncio's RuntimeError for a write after `write_eof()`; `method`
     /// is what asyncio names (`writelines` has its own from Python 3.12).
     fn check_eof(&self, method: &str) -> PyResult<()> {
@@ -545,16 +576,17 @@ impl StreamTransport {
     /// Writes bytes, bytearray or memoryview data (buffered if the socket
     /// is full).
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.sending_file.get() {
+        let this = self.state()?;
+        if this.sending_file.get() {
             return Err(PyRuntimeError::new_err(
                 "unable to write; sendfile is in progress",
             ));
         }
         let py = data.py();
         with_bytes(data, |bytes| {
-            self.check_eof("write")?;
-            if !bytes.is_empty() && !self.drop_lost_write(py)? {
-                self.transport.write(bytes);
+            this.check_eof("write")?;
+            if !bytes.is_empty() && !this.drop_lost_write(py)? {
+                this.transport.write(bytes);
             }
             Ok(())
         })?
@@ -563,6 +595,7 @@ impl StreamTransport {
     /// Writes each buffer of an iterable: one write for asyncio's checks,
     /// as its `writelines` joins them.
     fn writelines(&self, iterable: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = self.state()?;
         let lines = iterable.try_iter()?.collect::<PyResult<Vec<_>>>()?;
         let mut sizes = 0;
         for data in &lines {
@@ -570,96 +603,104 @@ impl StreamTransport {
         }
         let py = iterable.py();
         let own_name = py.version_info() >= (3, 12);
-        self.check_eof(if own_name { "writelines" } else { "write" })?;
-        if sizes == 0 || self.drop_lost_write(py)? {
+        this.check_eof(if own_name { "writelines" } else { "write" })?;
+        if sizes == 0 || this.drop_lost_write(py)? {
             return Ok(());
         }
         for data in &lines {
-            with_bytes(data, |bytes| self.transport.write(bytes))?;
+            with_bytes(data, |bytes| this.transport.write(bytes))?;
         }
         Ok(())
     }
 
     /// Shuts the write side down once the buffer is flushed.
-    fn write_eof(&self) {
-        if !self.transport.is_closing() {
-            self.eof.set(true);
+    fn write_eof(&self) -> PyResult<()> {
+        let this = self.state()?;
+        if !this.transport.is_closing() {
+            this.eof.set(true);
         }
-        self.transport.write_eof();
+        this.transport.write_eof();
+        Ok(())
     }
 
     /// True: sockets can half-close.
-    fn can_write_eof(&self) -> bool {
-        self.transport.can_write_eof()
+    fn can_write_eof(&self) -> PyResult<bool> {
+        Ok(self.state()?.transport.can_write_eof())
     }
 
     /// Closes after flushing; `connection_lost(None)` follows.
-    fn close(&self) {
-        self.transport.close();
+    fn close(&self) -> PyResult<()> {
+        self.state()?.transport.close();
+        Ok(())
     }
 
     /// Closes now, dropping the buffer.
-    fn abort(&self) {
-        self.transport.abort();
+    fn abort(&self) -> PyResult<()> {
+        self.state()?.transport.abort();
+        Ok(())
     }
 
     /// True once closing or closed.
-    fn is_closing(&self) -> bool {
-        self.transport.is_closing()
+    fn is_closing(&self) -> PyResult<bool> {
+        Ok(self.state()?.transport.is_closing())
     }
 
     /// Stops calling `data_received` until `resume_reading`.
-    fn pause_reading(&self) {
-        self.transport.pause_reading();
+    fn pause_reading(&self) -> PyResult<()> {
+        self.state()?.transport.pause_reading();
+        Ok(())
     }
 
     /// Reads again.
-    fn resume_reading(&self) {
-        self.transport.resume_reading();
+    fn resume_reading(&self) -> PyResult<()> {
+        self.state()?.transport.resume_reading();
+        Ok(())
     }
 
     /// True while reading.
-    fn is_reading(&self) -> bool {
-        self.transport.is_reading()
+    fn is_reading(&self) -> PyResult<bool> {
+        Ok(self.state()?.transport.is_reading())
     }
 
     /// Bytes waiting to be written.
-    fn get_write_buffer_size(&self) -> usize {
-        self.transport.get_write_buffer_size()
+    fn get_write_buffer_size(&self) -> PyResult<usize> {
+        Ok(self.state()?.transport.get_write_buffer_size())
     }
 
     /// `(low, high)` water marks.
-    fn get_write_buffer_limits(&self) -> (usize, usize) {
-        self.transport.get_write_buffer_limits()
+    fn get_write_buffer_limits(&self) -> PyResult<(usize, usize)> {
+        Ok(self.state()?.transport.get_write_buffer_limits())
     }
 
     /// Sets the water marks (asyncio's defaults for `None`).
     #[pyo3(signature = (high = None, low = None))]
     fn set_write_buffer_limits(&self, high: Option<i64>, low: Option<i64>) -> PyResult<()> {
+        let this = self.state()?;
         let (high, low) = water_marks(high, low)?;
-        self.transport
+        this.transport
             .set_write_buffer_limits(high, low)
             .map_err(to_py)
     }
 
     /// True between the protocol's `pause_writing` and `resume_writing`.
-    fn protocol_paused(&self) -> bool {
-        self.link.writing_paused.get()
+    fn protocol_paused(&self) -> PyResult<bool> {
+        Ok(self.state()?.link.writing_paused.get())
     }
 
     /// The Python protocol (None once the connection is lost).
-    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.link.get(py)
+    fn get_protocol(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        Ok(self.state()?.link.get(py))
     }
 
     /// Sends the following events to `protocol`.
     fn set_protocol(&self, py: Python<'_>, protocol: Py<PyAny>) -> PyResult<()> {
-        self.link.set(py, Some(protocol))
+        self.state()?.link.set(py, Some(protocol))
     }
 
     /// The peer's address as Python's socket module gives it.
     fn peername(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.transport
+        self.state()?
+            .transport
             .peername()
             .map(|a| address_to_py(py, &a))
             .transpose()
@@ -667,7 +708,8 @@ impl StreamTransport {
 
     /// Our address as Python's socket module gives it.
     fn sockname(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.transport
+        self.state()?
+            .transport
             .sockname()
             .map(|a| address_to_py(py, &a))
             .transpose()
@@ -676,26 +718,31 @@ impl StreamTransport {
     /// What a TLS connection negotiated (a dict, see `tls::info_to_py`);
     /// `None` for a plain one.
     fn tls_info(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        crate::tls::info_to_py(py, &self.transport)
+        crate::tls::info_to_py(py, &self.state()?.transport)
     }
 
     /// The socket's fd until the connection is lost.
-    fn fileno(&self) -> Option<i32> {
-        self.transport.fd()
+    fn fileno(&self) -> PyResult<Option<i32>> {
+        Ok(self.state()?.transport.fd())
     }
 
     /// Shows Python's GC the protocol: a protocol holding its transport is
     /// a cycle through this object. While connected, evloop's side holds
     /// the Python transport, so the cycle is not garbage; once evloop let
     /// go of it without `connection_lost` (the loop closed with the
-    /// connection open), the GC can collect it.
+    /// connection open), the GC can collect it. On another thread (a GC
+    /// pass there) nothing is visited, as pyo3 does for `unsendable`
+    /// classes: the state is the loop thread's.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        if let Ok(protocol) = self.link.protocol.try_borrow() {
+        let Ok(this) = self.state.get() else {
+            return Ok(());
+        };
+        if let Ok(protocol) = this.link.protocol.try_borrow() {
             if let Some(protocol) = protocol.as_ref() {
                 visit.call(protocol)?;
             }
         }
-        if let Ok(method) = self.link.data_received.try_borrow() {
+        if let Ok(method) = this.link.data_received.try_borrow() {
             if let Some(method) = method.as_ref() {
                 visit.call(method)?;
             }
@@ -704,8 +751,11 @@ impl StreamTransport {
     }
 
     fn __clear__(&mut self) {
-        let protocol = self.link.protocol.borrow_mut().take();
-        let method = self.link.data_received.borrow_mut().take();
+        let Ok(this) = self.state.get_mut() else {
+            return;
+        };
+        let protocol = this.link.protocol.borrow_mut().take();
+        let method = this.link.data_received.borrow_mut().take();
         drop((protocol, method));
     }
 }
