@@ -212,7 +212,9 @@ class Loop(
             wsock.close()
             return
         try:
-            self.add_reader(rsock.fileno(), _drain, rsock)
+            # Only to wake a sleeping loop: Python runs the handlers
+            # between bytecodes, so a busy loop need not poll it.
+            self._add_wakeup_reader(rsock.fileno(), _drain, rsock)
         except BaseException:
             signal.set_wakeup_fd(-1)
             rsock.close()

@@ -139,6 +139,8 @@ impl LoopBound for CoreState {
 #[derive(Clone, Copy)]
 enum Direction {
     Read,
+    /// A reader that only wakes the sleeping loop (the signal wakeup socket).
+    Wakeup,
     Write,
 }
 
@@ -205,6 +207,7 @@ impl CoreLoop {
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         match direction {
             Direction::Read => this.event_loop.add_reader(&borrowed, watch),
+            Direction::Wakeup => this.event_loop.add_wakeup_reader(&borrowed, watch),
             Direction::Write => this.event_loop.add_writer(&borrowed, watch),
         }
         .map_err(to_py)?;
@@ -285,7 +288,7 @@ impl CoreState {
 
     fn watchers(&self, direction: Direction) -> &RefCell<HashMap<RawFd, Py<Handle>>> {
         match direction {
-            Direction::Read => &self.readers,
+            Direction::Read | Direction::Wakeup => &self.readers,
             Direction::Write => &self.writers,
         }
     }
@@ -300,7 +303,7 @@ impl CoreState {
             return Ok(false);
         }
         let removed = match direction {
-            Direction::Read => self.event_loop.remove_reader_by_number(fd),
+            Direction::Read | Direction::Wakeup => self.event_loop.remove_reader_by_number(fd),
             Direction::Write => self.event_loop.remove_writer_by_number(fd),
         };
         let old = self.watchers(direction).borrow_mut().remove(&fd);
@@ -614,6 +617,19 @@ impl CoreLoop {
         args: &Bound<'_, PyTuple>,
     ) -> PyResult<Py<Handle>> {
         CoreLoop::add_watcher(slf, Direction::Read, fd, callback, args)
+    }
+
+    /// `add_reader` for the signal wakeup socket: read only when a poll
+    /// may sleep (evloop-core's `add_wakeup_reader`); Python runs signal
+    /// handlers between bytecodes anyway, so a busy loop need not poll it.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_wakeup_reader(
+        slf: &Bound<'_, Self>,
+        fd: &Bound<'_, PyAny>,
+        callback: Py<PyAny>,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        CoreLoop::add_watcher(slf, Direction::Wakeup, fd, callback, args)
     }
 
     /// Calls `callback(*args)` whenever `fd` is writable.

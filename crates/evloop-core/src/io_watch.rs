@@ -24,6 +24,8 @@ struct Watch {
     reader: Option<Rc<dyn Callback>>,
     writer: Option<Rc<dyn Callback>>,
     claimed: bool,
+    /// Its only watcher is a wakeup reader (`add_wakeup_reader`).
+    wakeup_only: bool,
 }
 
 impl Watch {
@@ -51,13 +53,36 @@ pub(crate) struct IoTable {
     sparse: HashMap<usize, Watch>,
     /// Entries in `dense` and `sparse` together.
     len: usize,
+    /// Entries of those that are `wakeup_only`.
+    wakeup_only: usize,
 }
 
 impl IoTable {
-    /// True when no fd is watched or claimed: a poll could then report
-    /// nothing but the loop's own waker.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+    /// True when no fd is watched or claimed but by wakeup readers: a poll
+    /// that may not block could then report only what exists to wake one
+    /// that does (the loop's own waker, a signal wakeup fd).
+    pub(crate) fn only_wakeups(&self) -> bool {
+        self.len == self.wakeup_only
+    }
+
+    /// Marks `fd`'s watch as a wakeup reader's alone (if it is that).
+    fn mark_wakeup_only(&mut self, fd: usize) {
+        let Some(watch) = self.get_mut_index(fd) else {
+            return;
+        };
+        if watch.writer.is_none() && !watch.claimed && !watch.wakeup_only {
+            watch.wakeup_only = true;
+            self.wakeup_only += 1;
+        }
+    }
+
+    /// Unmarks `fd`'s watch: something else is added to it.
+    fn unmark_wakeup_only(&mut self, fd: usize) {
+        if let Some(watch) = self.get_mut_index(fd) {
+            if std::mem::take(&mut watch.wakeup_only) {
+                self.wakeup_only -= 1;
+            }
+        }
     }
 
     fn get(&self, fd: usize) -> Option<&Watch> {
@@ -69,7 +94,10 @@ impl IoTable {
     }
 
     fn get_mut(&mut self, fd: RawFd) -> Option<&mut Watch> {
-        let fd = usize::try_from(fd).ok()?;
+        self.get_mut_index(usize::try_from(fd).ok()?)
+    }
+
+    fn get_mut_index(&mut self, fd: usize) -> Option<&mut Watch> {
         if fd < DENSE_FDS {
             self.dense.get_mut(fd)?.as_mut()
         } else {
@@ -102,6 +130,7 @@ impl IoTable {
             return;
         };
         if self.get(fd).is_some_and(Watch::is_unused) {
+            self.unmark_wakeup_only(fd);
             if fd < DENSE_FDS {
                 self.dense[fd] = None;
             } else {
@@ -223,6 +252,29 @@ impl EventLoop {
         )
     }
 
+    /// `add_reader` for an fd whose only use is to wake the loop when it
+    /// sleeps: a signal wakeup fd (`signal.set_wakeup_fd` in Python), a
+    /// self-pipe. A poll that may not block (callbacks are ready) learns
+    /// nothing from such an fd that the loop needs, so while every watched fd
+    /// is one of these (or none is watched), that poll is skipped, and with
+    /// it a syscall per iteration of a callback chain; `callback` still runs
+    /// when a poll finds the fd readable. Remove it with `remove_reader`;
+    /// adding another watcher to the fd makes it an ordinary one.
+    ///
+    /// # Errors
+    /// As [`add_reader`](Self::add_reader).
+    #[track_caller]
+    pub fn add_wakeup_reader(
+        &self,
+        fd: &impl AsFd,
+        callback: impl FnMut() + 'static,
+    ) -> Result<(), Error> {
+        self.add_reader(fd, callback)?;
+        let index = fd_index(fd.as_fd().as_raw_fd())?;
+        self.inner.io.borrow_mut().mark_wakeup_only(index);
+        Ok(())
+    }
+
     /// Stops watching `fd` for reading; true if a reader was removed. False
     /// after close.
     pub fn remove_reader(&self, fd: &impl AsFd) -> bool {
@@ -270,6 +322,7 @@ impl EventLoop {
         let poller = self.inner.poller.borrow();
         let poller = poller.as_ref().ok_or(Error::Closed)?;
         let mut io = self.inner.io.borrow_mut();
+        io.unmark_wakeup_only(index);
         let watch = io.entry(index);
         if watch.claimed {
             return Err(Error::FdInUse(fd));
@@ -308,6 +361,7 @@ impl EventLoop {
         let poller = self.inner.poller.borrow();
         let poller = poller.as_ref().ok_or(Error::Closed)?;
         let mut io = self.inner.io.borrow_mut();
+        io.unmark_wakeup_only(index);
         let watch = io.entry(index);
         if watch.claimed && !owner {
             return Err(Error::FdInUse(fd));

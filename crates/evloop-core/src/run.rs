@@ -263,11 +263,12 @@ impl EventLoop {
             return;
         };
         inner.stats.polls.set(inner.stats.polls.get() + 1);
-        if timeout == Some(Duration::ZERO) && inner.io.borrow().is_empty() {
-            // Nothing watched: this poll could report only the waker, and
-            // what it wakes the loop for (the remote queue) is drained
-            // without it. Same outcome as asyncio's, minus a syscall per
-            // iteration of a callback chain (docs/behaviour.md 3.6).
+        if timeout == Some(Duration::ZERO) && inner.io.borrow().only_wakeups() {
+            // Nothing watched but fds that wake a sleeping loop (its waker,
+            // a signal wakeup fd): a poll that may not sleep learns nothing
+            // from them (the remote queue is drained without it). Same
+            // outcome as asyncio's, minus a syscall per iteration of a
+            // callback chain (docs/behaviour.md 3.6).
             return;
         }
         let mut events = inner.events.borrow_mut();

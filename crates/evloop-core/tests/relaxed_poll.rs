@@ -65,17 +65,30 @@ struct Watched {
 
 impl Watched {
     fn new(lp: &EventLoop, links: Rc<Cell<u32>>) -> Watched {
+        Watched::with(lp, links, false)
+    }
+
+    /// With a wakeup reader (`add_wakeup_reader`) instead.
+    fn wakeup(lp: &EventLoop, links: Rc<Cell<u32>>) -> Watched {
+        Watched::with(lp, links, true)
+    }
+
+    fn with(lp: &EventLoop, links: Rc<Cell<u32>>, wakeup: bool) -> Watched {
         let (rx, tx) = rustix::pipe::pipe().unwrap();
         let rx = Rc::new(rx);
         let fired_after = Rc::new(Cell::new(None));
         let (r, f) = (rx.clone(), fired_after.clone());
-        lp.add_reader(&*rx, move || {
+        let reader = move || {
             let _ = rustix::io::read(&*r, &mut [0u8; 8]);
             if f.get().is_none() {
                 f.set(Some(links.get()));
             }
-        })
-        .unwrap();
+        };
+        if wakeup {
+            lp.add_wakeup_reader(&*rx, reader).unwrap();
+        } else {
+            lp.add_reader(&*rx, reader).unwrap();
+        }
         Watched {
             rx,
             tx,
@@ -422,4 +435,55 @@ fn spec_3_6_watching_nothing_a_post_runs_in_the_next_iteration() {
     assert!(started.elapsed() < Duration::from_secs(15), "woken by the post");
     watchdog.cancel();
     lp.close().unwrap();
+}
+
+/// A wakeup reader (a signal wakeup fd) is not polled while callbacks keep
+/// the loop busy, but as soon as the loop may sleep; next to an ordinary
+/// watcher it is polled every iteration like any fd.
+#[test]
+fn spec_3_6_a_wakeup_reader_is_polled_when_the_loop_may_sleep() {
+    let lp = EventLoop::builder().build().unwrap();
+    let links = Rc::new(Cell::new(0));
+    let wakeup = Rc::new(Watched::wakeup(&lp, links.clone()));
+    let (l, w) = (links.clone(), wakeup.clone());
+    start_chain(&lp, 20, move |k| {
+        l.set(k + 1);
+        if k == 5 {
+            w.make_readable();
+        }
+        true
+    });
+    lp.run_forever().unwrap();
+    assert_eq!(wakeup.fired_after.get(), None, "busy: not polled");
+    // Idle until the timer: the poll that may sleep finds it readable.
+    let l = lp.clone();
+    lp.call_later(Duration::from_millis(20), move || l.stop())
+        .unwrap();
+    lp.run_forever().unwrap();
+    assert_eq!(wakeup.fired_after.get(), Some(20));
+    assert_eq!(Rc::into_inner(wakeup).unwrap().finish(&lp), Some(20));
+
+    // Beside an ordinary reader, every iteration polls: written in link 5
+    // (6 links ran), seen after link 7, as in asyncio.
+    let links = Rc::new(Cell::new(0));
+    let ordinary = Watched::new(&lp, links.clone());
+    assert_eq!(links_until_wakeup(&lp, &links, 5), Some(7));
+    ordinary.finish(&lp);
+    lp.close().unwrap();
+}
+
+/// A chain that makes a new wakeup reader's fd readable in link `write_at`
+/// and ends when it fired (or after 1000 links); the links run by then.
+fn links_until_wakeup(lp: &EventLoop, links: &Rc<Cell<u32>>, write_at: u32) -> Option<u32> {
+    let wakeup = Rc::new(Watched::wakeup(lp, links.clone()));
+    let (l, w) = (links.clone(), wakeup.clone());
+    start_chain(lp, 1_000, move |k| {
+        l.set(k + 1);
+        if k == write_at {
+            w.make_readable();
+        }
+        w.fired_after.get().is_none()
+    });
+    lp.run_forever().unwrap();
+    Rc::into_inner(wakeup).expect("the chain ended").finish(lp)
 }
