@@ -426,13 +426,18 @@ fn spec_3_6_watching_nothing_a_post_runs_in_the_next_iteration() {
             })
             .unwrap();
     });
-    let watchdog = lp.call_later(Duration::from_secs(30), move || l.stop()).unwrap();
+    let watchdog = lp
+        .call_later(Duration::from_secs(30), move || l.stop())
+        .unwrap();
     let started = std::time::Instant::now();
     lp.run_forever().unwrap();
     poster.join().unwrap();
     assert!(woke.load(Ordering::SeqCst));
     // Generous: a loop the post failed to wake sleeps until the watchdog.
-    assert!(started.elapsed() < Duration::from_secs(15), "woken by the post");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "woken by the post"
+    );
     watchdog.cancel();
     lp.close().unwrap();
 }
