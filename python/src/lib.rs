@@ -40,6 +40,7 @@ mod resolver;
 mod sendfile;
 mod signals;
 mod sock;
+mod streams;
 mod tls;
 mod transport;
 
@@ -91,5 +92,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipes::connect_write_pipe, m)?)?;
     m.add_function(wrap_pyfunction!(process::subprocess_exec, m)?)?;
     tls::register(m)?;
+    streams::register(m)?;
     Ok(())
 }
