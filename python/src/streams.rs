@@ -45,9 +45,40 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// `StopIteration(value)`: how an awaitable's iterator returns `value`
 /// to the `await` that drives it.
-fn finished(value: Py<PyAny>) -> PyErr {
-    // A one-tuple of arguments: a tuple `value` is not spread.
-    PyStopIteration::new_err((value,))
+fn finished(py: Python<'_>, value: Py<PyAny>) -> PyErr {
+    // The instance itself, not pyo3's lazy error: a lazy one is built and
+    // normalized when raised, which costs more than the read it ends.
+    match py.get_type::<PyStopIteration>().call1((value,)) {
+        Ok(stop) => PyErr::from_value(stop),
+        Err(error) => error,
+    }
+}
+
+/// One step of an awaitable: a value to yield to the driving task, or the
+/// awaitable's result.
+enum Step {
+    Yield(Py<PyAny>),
+    Return(Py<PyAny>),
+}
+
+impl Step {
+    /// As `__next__` gives it: a result of None ends the iteration
+    /// without an exception (what an iterator's NULL without error means).
+    fn next(self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        match self {
+            Step::Yield(value) => Ok(Some(value)),
+            Step::Return(value) if value.is_none(py) => Ok(None),
+            Step::Return(value) => Err(finished(py, value)),
+        }
+    }
+
+    /// As `send` gives it: the result as StopIteration.
+    fn send(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Step::Yield(value) => Ok(value),
+            Step::Return(value) => Err(finished(py, value)),
+        }
+    }
 }
 
 /// The `loop.create_future()` an awaitable yields to the task driving it,

@@ -19,7 +19,7 @@ use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::reader::{busy, bytes, resume, StreamReader};
-use super::{blocking_future, cancel, finished, thrown};
+use super::{blocking_future, cancel, thrown, Step};
 
 /// Which read, and what it kept across waits.
 #[derive(Debug)]
@@ -149,10 +149,15 @@ fn raise<'py>(
 fn take(reader: &Bound<'_, StreamReader>, n: usize) -> PyResult<Py<PyAny>> {
     let data = {
         let mut r = reader.borrow_mut();
-        let n = n.min(r.buffer.len());
-        let data = bytes(reader.py(), &r.buffer.as_slice()[..n]);
-        r.buffer.consume(n);
-        data
+        match r.buffer.take_whole(n) {
+            Some(whole) => whole.into_any(),
+            None => {
+                let n = n.min(r.buffer.len());
+                let data = bytes(reader.py(), &r.buffer.as_slice()[..n]);
+                r.buffer.consume(n);
+                data
+            }
+        }
     };
     StreamReader::maybe_resume(reader)?;
     Ok(data)
@@ -419,8 +424,8 @@ impl ReadOp {
         }
     }
 
-    /// One step: the value as StopIteration, or the future to wait on.
-    fn step(slf: &Bound<'_, Self>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+    /// One step: the read's value, or the future to wait on.
+    fn step(slf: &Bound<'_, Self>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Step> {
         let py = slf.py();
         let mut guard = slf.borrow_mut();
         let op = &mut *guard;
@@ -444,11 +449,11 @@ impl ReadOp {
             }
         };
         match advance(&reader, &mut op.kind, resumed)? {
-            Poll::Ready(value) => Err(finished(value)),
+            Poll::Ready(value) => Ok(Step::Return(value)),
             Poll::Wait(name) => {
                 let future = wait(&reader, name)?;
                 op.state = State::Waiting(future.clone().unbind());
-                Ok(future.unbind())
+                Ok(Step::Yield(future.unbind()))
             }
         }
     }
@@ -480,13 +485,13 @@ impl ReadOp {
         slf
     }
 
-    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        Self::step(slf, None)
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+        Self::step(slf, None)?.next(slf.py())
     }
 
     /// Resumes the read (`value` must be None at the start).
     fn send(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        Self::step(slf, Some(value))
+        Self::step(slf, Some(value))?.send(slf.py())
     }
 
     /// Raises an exception where the read waits (a task's cancellation):

@@ -16,7 +16,6 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::reader::{current_loop, StreamReader};
 use super::writer::DrainOp;
-use crate::transport::with_bytes;
 
 /// The protocol's state (asyncio's `StreamReaderProtocol` attributes).
 #[pyclass(module = "evloop._core", name = "_StreamProtocol", subclass)]
@@ -185,7 +184,7 @@ impl StreamProtocol {
         };
         let reader = reader.bind(py);
         match reader.downcast::<StreamReader>() {
-            Ok(native) => with_bytes(data, |bytes| StreamReader::feed(native, bytes))?,
+            Ok(native) => StreamReader::feed(native, data),
             Err(_) => reader
                 .call_method1(intern!(py, "feed_data"), (data,))
                 .map(drop),

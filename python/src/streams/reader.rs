@@ -65,9 +65,21 @@ fn is_cancelled(future: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 impl StreamReader {
-    /// `feed_data`: appends `data`, wakes the waiting read, and pauses
-    /// reading past twice the limit.
-    pub(super) fn feed(slf: &Bound<'_, Self>, data: &[u8]) -> PyResult<()> {
+    /// `feed_data`: appends bytes-like `data`, wakes the waiting read,
+    /// and pauses reading past twice the limit.
+    pub(super) fn feed(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        match data.downcast::<PyBytes>() {
+            Ok(bytes) => Self::feed_slice(slf, bytes.as_bytes(), Some(bytes)),
+            Err(_) => with_bytes(data, |slice| Self::feed_slice(slf, slice, None))?,
+        }
+    }
+
+    /// `feed` of `data`, which is `object`'s bytes if it is a bytes object.
+    fn feed_slice(
+        slf: &Bound<'_, Self>,
+        data: &[u8],
+        object: Option<&Bound<'_, PyBytes>>,
+    ) -> PyResult<()> {
         let py = slf.py();
         let (waiter, pause) = {
             let mut r = slf.borrow_mut();
@@ -77,7 +89,10 @@ impl StreamReader {
             if data.is_empty() {
                 return Ok(());
             }
-            r.buffer.extend(data);
+            match object {
+                Some(object) => r.buffer.extend_bytes(object),
+                None => r.buffer.extend(data),
+            }
             let pause = match &r.transport {
                 Some(t) if !r.paused && r.buffer.len() > 2 * r.limit => Some(t.clone_ref(py)),
                 _ => None,
@@ -222,7 +237,7 @@ impl StreamReader {
 
     /// Appends bytes-like `data` for the reads.
     fn feed_data(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        with_bytes(data, |bytes| Self::feed(slf, bytes))?
+        Self::feed(slf, data)
     }
 
     /// Marks the end of the data.

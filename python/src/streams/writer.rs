@@ -14,14 +14,16 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::protocol::StreamProtocol;
 use super::reader::StreamReader;
-use super::{blocking_future, cancel, finished, thrown};
+use super::{blocking_future, cancel, thrown, Step};
 
 /// The writer's state (asyncio's `StreamWriter` attributes).
 #[pyclass(module = "evloop._core", name = "_StreamWriter", subclass)]
 pub(crate) struct StreamWriter {
     /// Replaced by `start_tls`.
-    #[pyo3(get, set, name = "_transport")]
     transport: Py<PyAny>,
+    /// `transport.write`, looked up once per transport: `write` is per
+    /// message.
+    transport_write: Py<PyAny>,
     #[pyo3(get, name = "_protocol")]
     protocol: Py<PyAny>,
     #[pyo3(get, name = "_reader")]
@@ -71,13 +73,15 @@ impl StreamWriter {
         protocol: Py<PyAny>,
         reader: Option<Py<PyAny>>,
         r#loop: Py<PyAny>,
-    ) -> StreamWriter {
-        StreamWriter {
+    ) -> PyResult<StreamWriter> {
+        let transport_write = transport.getattr(py, intern!(py, "write"))?;
+        Ok(StreamWriter {
             transport,
+            transport_write,
             protocol,
             reader: reader.filter(|r| !r.is_none(py)),
             event_loop: r#loop,
-        }
+        })
     }
 
     /// The transport.
@@ -86,11 +90,24 @@ impl StreamWriter {
         self.transport.clone_ref(py)
     }
 
+    #[getter]
+    fn _transport(&self, py: Python<'_>) -> Py<PyAny> {
+        self.transport.clone_ref(py)
+    }
+
+    /// Writes go to `transport` from now on (`start_tls`).
+    #[setter(_transport)]
+    fn replace_transport(&mut self, transport: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.transport_write = transport
+            .getattr(intern!(transport.py(), "write"))?
+            .unbind();
+        self.transport = transport.clone().unbind();
+        Ok(())
+    }
+
     /// `transport.write(data)`.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = data.py();
-        self.transport
-            .call_method1(py, intern!(py, "write"), (data,))?;
+        self.transport_write.call1(data.py(), (data,))?;
         Ok(())
     }
 
@@ -150,6 +167,7 @@ impl StreamWriter {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.transport)?;
+        visit.call(&self.transport_write)?;
         visit.call(&self.protocol)?;
         visit.call(&self.event_loop)?;
         if let Some(reader) = &self.reader {
@@ -198,7 +216,7 @@ impl DrainOp {
         }
     }
 
-    fn step(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    fn step(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Step> {
         let py = slf.py();
         let mut guard = slf.borrow_mut();
         let op = &mut *guard;
@@ -214,14 +232,14 @@ impl DrainOp {
                 };
                 if closing {
                     op.state = State::Slept;
-                    return Ok(py.None());
+                    return Ok(Step::Yield(py.None()));
                 }
                 op.flow_control(py)
             }
             State::Slept => op.flow_control(py),
             State::Waiting(future) => {
                 op.forget(py, &future);
-                Err(finished(py.None()))
+                Ok(Step::Return(py.None()))
             }
             State::Delegating(inner) => {
                 let outcome = inner.call_method1(py, intern!(py, "send"), (value,));
@@ -236,7 +254,7 @@ impl DrainOp {
 
     /// asyncio's `_drain_helper`: ConnectionResetError once the connection
     /// is lost, done unless writing is paused, else wait for a future.
-    fn flow_control(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    fn flow_control(&mut self, py: Python<'_>) -> PyResult<Step> {
         let protocol = self.protocol.bind(py).clone();
         let Ok(native) = protocol.downcast::<StreamProtocol>() else {
             let helper = protocol.call_method0(intern!(py, "_drain_helper"))?;
@@ -251,23 +269,24 @@ impl DrainOp {
                 return Err(PyConnectionResetError::new_err("Connection lost"));
             }
             if !p.paused {
-                return Err(finished(py.None()));
+                return Ok(Step::Return(py.None()));
             }
             p.event_loop(py)
         };
         let future = blocking_future(event_loop.bind(py))?.unbind();
         native.borrow_mut().add_waiter(future.clone_ref(py));
         self.state = State::Waiting(future.clone_ref(py));
-        Ok(future)
+        Ok(Step::Yield(future))
     }
 
     /// A delegated step's outcome: a yielded value keeps delegating, the
-    /// end (StopIteration or an error) ends this drain too.
-    fn delegated(&mut self, outcome: PyResult<Py<PyAny>>) -> PyResult<Py<PyAny>> {
+    /// end (StopIteration or an error, passed on as it is) ends this
+    /// drain too.
+    fn delegated(&mut self, outcome: PyResult<Py<PyAny>>) -> PyResult<Step> {
         if outcome.is_err() {
             self.state = State::Done;
         }
-        outcome
+        outcome.map(Step::Yield)
     }
 
     /// Lets go of a waiting drain's future in the protocol.
@@ -296,7 +315,9 @@ impl DrainOp {
                 let exc = error.value(py);
                 let outcome = inner.call_method1(py, intern!(py, "throw"), (exc,));
                 op.state = State::Delegating(inner);
-                return op.delegated(outcome).map(Some);
+                return match op.delegated(outcome)? {
+                    Step::Yield(value) | Step::Return(value) => Ok(Some(value)),
+                };
             }
             _ => {}
         }
@@ -314,13 +335,14 @@ impl DrainOp {
         slf
     }
 
-    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        Self::step(slf, &slf.py().None().into_bound(slf.py()))
+    fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
+        let py = slf.py();
+        Self::step(slf, &py.None().into_bound(py))?.next(py)
     }
 
     /// Resumes the drain (`value` must be None at the start).
     fn send(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        Self::step(slf, value)
+        Self::step(slf, value)?.send(slf.py())
     }
 
     /// Raises an exception where the drain waits (a task's cancellation).
