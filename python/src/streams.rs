@@ -17,6 +17,9 @@
 //! `__del__` warnings, in `_streams.py`), and which implementation
 //! `asyncio.open_connection` & co. pick (`evloop.use_native_streams`).
 //!
+//! A read waits on an `asyncio.Future` that [`wake`] makes and completes
+//! with the fewest Python calls.
+//!
 //! The awaitables ([`ops::ReadOp`], [`writer::DrainOp`]) implement the
 //! coroutine protocol (`__await__`, `send`, `throw`, `close`), so that
 //! `await`, `asyncio.create_task`, `wait_for` and cancellation treat them
@@ -26,12 +29,14 @@ mod buffer;
 mod ops;
 mod protocol;
 mod reader;
+mod wake;
 mod writer;
 
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyTuple, PyType};
+use pyo3::types::{PyString, PyTuple, PyType};
 
 /// Adds the stream classes to `evloop._core`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -48,9 +53,58 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn finished(py: Python<'_>, value: Py<PyAny>) -> PyErr {
     // The instance itself, not pyo3's lazy error: a lazy one is built and
     // normalized when raised, which costs more than the read it ends.
-    match py.get_type::<PyStopIteration>().call1((value,)) {
+    let class = py.get_type::<PyStopIteration>();
+    match call1(class.as_any(), value.bind(py)) {
         Ok(stop) => PyErr::from_value(stop),
         Err(error) => error,
+    }
+}
+
+// The hot calls into Python. Under the limited API before Python 3.12,
+// pyo3's `call1` and `call_method1` build an argument tuple, and
+// `call_method1` a bound method too; these CPython functions of the
+// limited API pass the arguments on the C stack and look the method up
+// without binding it (a third of the cost of a stream read's wake-up).
+
+/// `callable(arg)`.
+fn call1<'py>(
+    callable: &Bound<'py, PyAny>,
+    arg: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let end = std::ptr::null_mut::<ffi::PyObject>();
+    // SAFETY: the GIL is held (the `Bound`s prove it); every pointer is a
+    // live object borrowed for the call, and the NULL ends the variadic
+    // argument list as the function requires. The result is a new
+    // reference, or NULL with an exception set, which is what
+    // `from_owned_ptr_or_err` takes.
+    unsafe {
+        let result = ffi::PyObject_CallFunctionObjArgs(callable.as_ptr(), arg.as_ptr(), end);
+        Bound::from_owned_ptr_or_err(callable.py(), result)
+    }
+}
+
+/// `obj.name(*args)`, one or two arguments.
+fn call_method<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    args: &[&Bound<'py, PyAny>],
+) -> PyResult<Bound<'py, PyAny>> {
+    let end = std::ptr::null_mut::<ffi::PyObject>();
+    let (first, second) = match args {
+        [a] => (a.as_ptr(), end),
+        [a, b] => (a.as_ptr(), b.as_ptr()),
+        _ => {
+            return Err(PyTypeError::new_err(
+                "call_method takes one or two arguments",
+            ))
+        }
+    };
+    // SAFETY: as in `call1`; with one argument `second` is the NULL that
+    // ends the list (the trailing NULL is then never read).
+    unsafe {
+        let result =
+            ffi::PyObject_CallMethodObjArgs(obj.as_ptr(), name.as_ptr(), first, second, end);
+        Bound::from_owned_ptr_or_err(obj.py(), result)
     }
 }
 
@@ -79,16 +133,6 @@ impl Step {
             Step::Return(value) => Err(finished(py, value)),
         }
     }
-}
-
-/// The `loop.create_future()` an awaitable yields to the task driving it,
-/// marked as asyncio's `Future.__await__` marks it (the task checks it
-/// was yielded by an `await`, not a bare `yield`).
-fn blocking_future<'py>(event_loop: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let py = event_loop.py();
-    let future = event_loop.call_method0(intern!(py, "create_future"))?;
-    future.setattr(intern!(py, "_asyncio_future_blocking"), true)?;
-    Ok(future)
 }
 
 /// The exception `throw(typ, val, tb)` raises, built as a generator's

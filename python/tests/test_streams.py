@@ -513,11 +513,20 @@ class TestUseNativeStreams(LoopTestCase):
         super().tearDown()
 
     async def kinds(self):
-        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        served = asyncio.get_running_loop().create_future()
+
+        async def serve(reader, writer):
+            await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            served.set_result(None)
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
         await writer.wait_closed()
+        await served
         server.close()
         await server.wait_closed()
         return type(reader), type(writer)

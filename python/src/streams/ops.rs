@@ -19,7 +19,8 @@ use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::reader::{busy, bytes, resume, StreamReader};
-use super::{blocking_future, cancel, thrown, Step};
+use super::wake::new_future;
+use super::{cancel, thrown, Step};
 
 /// Which read, and what it kept across waits.
 #[derive(Debug)]
@@ -389,7 +390,7 @@ fn wait<'py>(reader: &Bound<'py, StreamReader>, name: &str) -> PyResult<Bound<'p
         (r.event_loop.clone_ref(py), transport)
     };
     resume(py, transport)?;
-    let future = blocking_future(event_loop.bind(py))?;
+    let future = new_future(event_loop.bind(py))?;
     reader.borrow_mut().waiter = Some(future.clone().unbind());
     Ok(future)
 }

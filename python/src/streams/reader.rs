@@ -46,15 +46,10 @@ impl std::fmt::Debug for StreamReader {
 }
 
 /// Completes `waiter` (a read's future) unless it was cancelled.
-fn wake(waiter: Option<Py<PyAny>>, py: Python<'_>) -> PyResult<()> {
-    let Some(waiter) = waiter else { return Ok(()) };
-    let waiter = waiter.bind(py);
-    // set_result first: a cancelled waiter is rare, and asking first
-    // would cost a call on every wake-up.
-    match waiter.call_method1(intern!(py, "set_result"), (py.None(),)) {
-        Ok(_) => Ok(()),
-        Err(_) if is_cancelled(waiter)? => Ok(()),
-        Err(error) => Err(error),
+fn wake(py: Python<'_>, waiter: Option<(Py<PyAny>, Py<PyAny>)>) -> PyResult<()> {
+    match waiter {
+        Some((waiter, event_loop)) => super::wake::wake(waiter.bind(py), event_loop.bind(py)),
+        None => Ok(()),
     }
 }
 
@@ -97,9 +92,9 @@ impl StreamReader {
                 Some(t) if !r.paused && r.buffer.len() > 2 * r.limit => Some(t.clone_ref(py)),
                 _ => None,
             };
-            (r.waiter.take(), pause)
+            (r.take_waiter(py), pause)
         };
-        wake(waiter, py)?;
+        wake(py, waiter)?;
         if let Some(transport) = pause {
             Self::pause(slf, transport.bind(py))?;
         }
@@ -124,9 +119,9 @@ impl StreamReader {
         let waiter = {
             let mut r = slf.borrow_mut();
             r.eof = true;
-            r.waiter.take()
+            r.take_waiter(slf.py())
         };
-        wake(waiter, slf.py())
+        wake(slf.py(), waiter)
     }
 
     /// `set_exception`: the next read raises `exc`; a waiting one does now.
@@ -157,6 +152,12 @@ impl StreamReader {
             r.transport.as_ref().map(|t| t.clone_ref(slf.py()))
         };
         resume(slf.py(), transport)
+    }
+
+    /// The waiting read's future, taken, with the loop to wake it on.
+    fn take_waiter(&mut self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyAny>)> {
+        let waiter = self.waiter.take()?;
+        Some((waiter, self.event_loop.clone_ref(py)))
     }
 
     /// The exception reads raise, as a `PyErr`.
@@ -287,8 +288,8 @@ impl StreamReader {
 
     /// Wakes the waiting read (asyncio's `_wakeup_waiter`).
     fn _wakeup_waiter(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let waiter = slf.borrow_mut().waiter.take();
-        wake(waiter, slf.py())
+        let waiter = slf.borrow_mut().take_waiter(slf.py());
+        wake(slf.py(), waiter)
     }
 
     /// Resumes reading if the buffer is within the limit.

@@ -14,7 +14,8 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::protocol::StreamProtocol;
 use super::reader::StreamReader;
-use super::{blocking_future, cancel, thrown, Step};
+use super::wake::new_future;
+use super::{call1, cancel, thrown, Step};
 
 /// The writer's state (asyncio's `StreamWriter` attributes).
 #[pyclass(module = "evloop._core", name = "_StreamWriter", subclass)]
@@ -107,7 +108,7 @@ impl StreamWriter {
 
     /// `transport.write(data)`.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.transport_write.call1(data.py(), (data,))?;
+        call1(self.transport_write.bind(data.py()), data)?;
         Ok(())
     }
 
@@ -273,7 +274,7 @@ impl DrainOp {
             }
             p.event_loop(py)
         };
-        let future = blocking_future(event_loop.bind(py))?.unbind();
+        let future = new_future(event_loop.bind(py))?.unbind();
         native.borrow_mut().add_waiter(future.clone_ref(py));
         self.state = State::Waiting(future.clone_ref(py));
         Ok(Step::Yield(future))
