@@ -50,6 +50,7 @@ _DEFAULT_LIMIT = 2**16  # 64 KiB, asyncio's
 # and close; registering says so without relying on the ABC's hook.
 collections.abc.Coroutine.register(_core._ReadOp)
 collections.abc.Coroutine.register(_core._DrainOp)
+collections.abc.Coroutine.register(_core._Done)
 
 
 class StreamReader(_core._StreamReader, asyncio.StreamReader):

@@ -45,6 +45,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<protocol::StreamProtocol>()?;
     m.add_class::<writer::StreamWriter>()?;
     m.add_class::<writer::DrainOp>()?;
+    m.add_class::<writer::Done>()?;
     Ok(())
 }
 

@@ -2,20 +2,24 @@
 //! (`write` and friends call the transport directly), and `_DrainOp`, what
 //! `drain()` and the protocol's `_drain_helper()` return.
 //!
-//! A drain with nothing to wait for (no reader exception, the transport
-//! open, writing not paused) completes at its first step: no coroutine
-//! frame, no future. `wait_closed`, `start_tls`, the repr and the
+//! A drain with nothing to wait for when `drain()` is called (no reader
+//! exception, the transport open, writing not paused, the connection not
+//! lost) returns [`Done`], an awaitable that is done at once: no coroutine
+//! frame, no future. (asyncio checks when the coroutine first runs, which
+//! for `await writer.drain()` is the same moment.) Otherwise a `_DrainOp`
+//! runs asyncio's checks when first driven. `wait_closed`, `start_tls`, the repr and the
 //! unclosed-writer warning are Python (`_streams.py`).
 
 use pyo3::exceptions::{PyConnectionResetError, PyRuntimeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::protocol::StreamProtocol;
 use super::reader::StreamReader;
 use super::wake::new_future;
-use super::{call1, cancel, thrown, Step};
+use super::{call1, cancel, finished, thrown, Step};
 
 /// The writer's state (asyncio's `StreamWriter` attributes).
 #[pyclass(module = "evloop._core", name = "_StreamWriter", subclass)]
@@ -60,6 +64,93 @@ impl StreamWriter {
         self.transport
             .call_method0(py, intern!(py, "is_closing"))?
             .is_truthy(py)
+    }
+}
+
+impl StreamWriter {
+    /// A drain now would return at once: no reader exception, the
+    /// transport open, the (native) protocol connected and not paused.
+    fn drained(&self, py: Python<'_>) -> PyResult<bool> {
+        let reader_ok = match &self.reader {
+            None => true,
+            Some(reader) => match reader.bind(py).downcast::<StreamReader>() {
+                Ok(native) => native.borrow().exception.is_none(),
+                Err(_) => false,
+            },
+        };
+        let protocol = self.protocol.bind(py);
+        let flowing = match protocol.downcast::<StreamProtocol>() {
+            Ok(native) => {
+                let p = native.borrow();
+                !p.lost && !p.paused
+            }
+            Err(_) => false,
+        };
+        if !(reader_ok && flowing) {
+            return Ok(false);
+        }
+        let closing = self.transport.call_method0(py, intern!(py, "is_closing"))?;
+        Ok(!closing.is_truthy(py)?)
+    }
+}
+
+/// What `drain()` returns when there is nothing to wait for: done at its
+/// first step (one shared object, it keeps no state).
+#[pyclass(module = "evloop._core", name = "_Done", frozen)]
+#[derive(Debug)]
+pub(crate) struct Done;
+
+impl Done {
+    fn get(py: Python<'_>) -> PyResult<Py<Done>> {
+        static DONE: GILOnceCell<Py<Done>> = GILOnceCell::new();
+        DONE.get_or_try_init(py, || Py::new(py, Done))
+            .map(|done| done.clone_ref(py))
+    }
+}
+
+#[pymethods]
+impl Done {
+    fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// The end, with the result None.
+    fn __next__(&self) -> Option<Py<PyAny>> {
+        None
+    }
+
+    /// The end, with the result None.
+    fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let _ = value;
+        Err(finished(py, py.None()))
+    }
+
+    /// Raises the exception (the drain is over).
+    #[pyo3(signature = (typ, val = None, tb = None))]
+    fn throw(
+        &self,
+        typ: &Bound<'_, PyAny>,
+        val: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        Err(thrown(typ, val, tb)?)
+    }
+
+    /// Nothing to end.
+    fn close(&self) {}
+
+    #[getter]
+    fn __qualname__(&self) -> &'static str {
+        "StreamWriter.drain"
+    }
+
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        "drain"
     }
 }
 
@@ -155,15 +246,19 @@ impl StreamWriter {
 
     /// Waits until the transport can take more (or raises the reader's
     /// exception, or ConnectionResetError once the connection is lost).
-    fn drain(slf: &Bound<'_, Self>) -> PyResult<Py<DrainOp>> {
+    /// With nothing to wait for or raise, an awaitable that is done.
+    fn drain(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
+        if slf.borrow().drained(py)? {
+            return Ok(Done::get(py)?.into_any());
+        }
         let protocol = slf.borrow().protocol.clone_ref(py);
         let op = DrainOp {
             writer: Some(slf.clone().unbind()),
             protocol,
             state: State::Fresh,
         };
-        Py::new(py, op)
+        Ok(Py::new(py, op)?.into_any())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
