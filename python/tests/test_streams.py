@@ -494,6 +494,69 @@ class TestConnections(StreamsTestCase):
         self.assertEqual(self.both(scenario), (b"abc\n", True, (True, False, True), True, True))
 
 
+    def test_read_all_through_a_small_limit(self):
+        async def scenario(impl):
+            received = asyncio.get_running_loop().create_future()
+
+            async def slurp(reader, writer):
+                received.set_result(await reader.read())
+                writer.close()
+
+            server = await impl.start_server(slurp, "127.0.0.1", 0, limit=16)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await impl.open_connection("127.0.0.1", port)
+            payload = bytes(range(256)) * 400
+            writer.write(payload)
+            writer.write_eof()
+            got = await received
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return got == payload
+
+        self.assertTrue(self.both(scenario))
+
+    def test_drain_raises_the_reader_exception(self):
+        async def scenario(impl):
+            server = await impl.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await impl.open_connection("127.0.0.1", port)
+            ready = await outcome(asyncio.ensure_future(writer.drain()))
+            reader.set_exception(KeyError("gone"))
+            raised = await outcome(writer.drain())
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return ready, raised
+
+        self.assertEqual(self.both(scenario), (("ok", None), ("raise", "KeyError", "'gone'")))
+
+    def test_closed_streams_are_collected(self):
+        import gc
+        import weakref
+
+        async def scenario(impl):
+            server = await impl.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await impl.open_connection("127.0.0.1", port)
+            writer.write(b"ping\n")
+            await reader.readline()
+            refs = [weakref.ref(o) for o in (reader, writer, writer.transport.get_protocol())]
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            del reader, writer
+            return refs
+
+        for impl in (NATIVE, ASYNCIO):
+            refs = self.run_async(scenario(impl))
+            gc.collect()
+            self.assertEqual([r() for r in refs], [None] * 3, impl.name)
+
+
 class TestUseNativeStreams(LoopTestCase):
     """evloop.use_native_streams(): asyncio's functions pick by loop."""
 

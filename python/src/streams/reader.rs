@@ -89,7 +89,9 @@ impl StreamReader {
                 None => r.buffer.extend(data),
             }
             let pause = match &r.transport {
-                Some(t) if !r.paused && r.buffer.len() > 2 * r.limit => Some(t.clone_ref(py)),
+                Some(t) if !r.paused && r.buffer.len() > r.limit.saturating_mul(2) => {
+                    Some(t.clone_ref(py))
+                }
                 _ => None,
             };
             (r.take_waiter(py), pause)
@@ -185,9 +187,12 @@ pub(super) fn resume(py: Python<'_>, transport: Option<Py<PyAny>>) -> PyResult<(
 pub(super) fn current_loop(py: Python<'_>) -> PyResult<Py<PyAny>> {
     static GET: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
     let get = GET.get_or_try_init(py, || {
-        py.import("asyncio.events")?
-            .getattr("_get_event_loop")
-            .map(Bound::unbind)
+        let events = py.import("asyncio.events")?;
+        // 3.10's first releases have no _get_event_loop.
+        match events.getattr_opt("_get_event_loop")? {
+            Some(get) => Ok::<_, PyErr>(get.unbind()),
+            None => Ok(events.getattr("get_event_loop")?.unbind()),
+        }
     })?;
     get.call0(py)
 }
