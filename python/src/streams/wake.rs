@@ -7,8 +7,9 @@
 //! a `Handle`. [`wake`] instead takes the callbacks off the future, sets
 //! the result, and puts each `context.run(callback, future)` on evloop's
 //! ready queue itself: the same callbacks, in the same order, at the same
-//! point of the loop. In debug mode (slow-callback warnings time handles)
-//! or on another loop, `set_result` does it as usual.
+//! point of the loop. For a future made in debug mode (slow-callback
+//! warnings time handles) or on another loop, `set_result` does it as
+//! usual.
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -44,7 +45,7 @@ pub(super) fn new_future<'py>(event_loop: &Bound<'py, PyAny>) -> PyResult<Bound<
 pub(super) fn wake(future: &Bound<'_, PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = future.py();
     let callbacks = match event_loop.downcast::<CoreLoop>() {
-        Ok(core) if !in_debug(event_loop)? => take_callbacks(future)?.map(|c| (core, c)),
+        Ok(core) if !made_in_debug(future)? => take_callbacks(future)?.map(|c| (core, c)),
         _ => None,
     };
     let none = py.None().into_bound(py);
@@ -61,16 +62,12 @@ pub(super) fn wake(future: &Bound<'_, PyAny>, event_loop: &Bound<'_, PyAny>) -> 
     Ok(())
 }
 
-/// Debug mode is on: `evloop.Loop._debug` (an attribute read, where
-/// `get_debug()` is a call), else `get_debug()`.
-fn in_debug(event_loop: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let py = event_loop.py();
-    match event_loop.getattr_opt(intern!(py, "_debug"))? {
-        Some(debug) => debug.is_truthy(),
-        None => event_loop
-            .call_method0(intern!(py, "get_debug"))?
-            .is_truthy(),
-    }
+/// The future was made in debug mode: asyncio's `Future` keeps its
+/// creation's stack then, and only then (a slot read, where the loop's
+/// `get_debug()` is a call).
+fn made_in_debug(future: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let traceback = future.getattr(intern!(future.py(), "_source_traceback"))?;
+    Ok(!traceback.is_none())
 }
 
 /// A done callback and the context it runs in.
