@@ -18,7 +18,9 @@
 //! `asyncio.open_connection` & co. pick (`evloop.use_native_streams`).
 //!
 //! A read waits on an `asyncio.Future` that [`wake`] makes and completes
-//! with the fewest Python calls.
+//! with the fewest Python calls (the awaiting task's wake-up goes onto
+//! evloop's ready queue directly); `drain()` with nothing to wait for
+//! returns [`writer::Done`], one shared awaitable that is done at once.
 //!
 //! The awaitables ([`ops::ReadOp`], [`writer::DrainOp`]) implement the
 //! coroutine protocol (`__await__`, `send`, `throw`, `close`), so that
