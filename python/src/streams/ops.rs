@@ -425,6 +425,16 @@ impl ReadOp {
         }
     }
 
+    /// Makes this object, if its read is over, a new read of `kind`.
+    pub(super) fn restart(&mut self, kind: Kind) -> Result<(), Kind> {
+        if !matches!(self.state, State::Done) {
+            return Err(kind);
+        }
+        self.kind = kind;
+        self.state = State::Fresh;
+        Ok(())
+    }
+
     /// One step: the read's value, or the future to wait on.
     fn step(slf: &Bound<'_, Self>, value: Option<&Bound<'_, PyAny>>) -> PyResult<Step> {
         let py = slf.py();

@@ -34,6 +34,8 @@ pub(crate) struct StreamReader {
     pub(super) transport: Option<Py<PyAny>>,
     /// Reading was paused because the buffer outgrew twice the limit.
     pub(super) paused: bool,
+    /// The last read's object, for [`Self::op`] to reuse.
+    spare: Option<Py<ReadOp>>,
 }
 
 impl std::fmt::Debug for StreamReader {
@@ -169,8 +171,25 @@ impl StreamReader {
             .map(|e| PyErr::from_value(e.bind(py).clone()))
     }
 
+    /// A read of `kind`: the last one's object again when nothing but
+    /// this reader holds it any more (it is then invisible, and a read per
+    /// message saves an allocation), else a new one, kept for next time.
     fn op(slf: &Bound<'_, Self>, kind: Kind) -> PyResult<Py<ReadOp>> {
-        Py::new(slf.py(), ReadOp::new(slf.clone().unbind(), kind))
+        let py = slf.py();
+        let mut kind = kind;
+        let spare = slf.borrow_mut().spare.take();
+        if let Some(spare) = spare.filter(|s| s.get_refcnt(py) == 1) {
+            match spare.bind(py).borrow_mut().restart(kind) {
+                Ok(()) => {
+                    slf.borrow_mut().spare = Some(spare.clone_ref(py));
+                    return Ok(spare);
+                }
+                Err(unused) => kind = unused,
+            }
+        }
+        let op = Py::new(py, ReadOp::new(slf.clone().unbind(), kind))?;
+        slf.borrow_mut().spare = Some(op.clone_ref(py));
+        Ok(op)
     }
 }
 
@@ -219,6 +238,7 @@ impl StreamReader {
             exception: None,
             transport: None,
             paused: false,
+            spare: None,
         })
     }
 
@@ -378,10 +398,14 @@ impl StreamReader {
         for held in held.into_iter().flatten() {
             visit.call(held)?;
         }
+        if let Some(spare) = &self.spare {
+            visit.call(spare)?;
+        }
         Ok(())
     }
 
     fn __clear__(&mut self) {
+        self.spare = None;
         self.waiter = None;
         self.exception = None;
         self.transport = None;
