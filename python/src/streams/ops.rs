@@ -52,6 +52,7 @@ pub(super) enum Mode {
 }
 
 impl Kind {
+    /// `readline()` (`iter`: `__anext__()`).
     pub(super) fn line(iter: bool) -> Kind {
         let line = if iter { Mode::Iter } else { Mode::Line };
         Kind::Until {
@@ -61,6 +62,7 @@ impl Kind {
         }
     }
 
+    /// `readuntil(separator)`.
     pub(super) fn until(separator: Vec<u8>) -> Kind {
         Kind::Until {
             separator,
@@ -109,6 +111,7 @@ impl From<PyErr> for Fail {
 }
 
 impl Fail {
+    /// The exception `readuntil` raises for it.
     fn into_err(self, py: Python<'_>) -> PyErr {
         match self {
             Fail::Incomplete(partial, expected) => incomplete(py, partial, expected),
@@ -130,6 +133,7 @@ fn limit_overrun(py: Python<'_>, message: &str, consumed: usize) -> PyErr {
     raise(py, &CLASS, "LimitOverrunError", (message, consumed))
 }
 
+/// `asyncio.exceptions.<name>(*args)`, as an error to return.
 fn raise<'py>(
     py: Python<'py>,
     class: &GILOnceCell<Py<PyType>>,
@@ -164,6 +168,7 @@ fn take(reader: &Bound<'_, StreamReader>, n: usize) -> PyResult<Py<PyAny>> {
     Ok(data)
 }
 
+/// Runs the read from where it is (`resumed`: after a wait).
 fn advance(reader: &Bound<'_, StreamReader>, kind: &mut Kind, resumed: bool) -> PyResult<Poll> {
     match kind {
         Kind::Read(n) => read(reader, *n, resumed),
@@ -180,6 +185,7 @@ fn advance(reader: &Bound<'_, StreamReader>, kind: &mut Kind, resumed: bool) -> 
     }
 }
 
+/// `read(n)`, `n >= 0`.
 fn read(reader: &Bound<'_, StreamReader>, n: usize, resumed: bool) -> PyResult<Poll> {
     let py = reader.py();
     if !resumed {
@@ -339,6 +345,7 @@ fn drop_long_line(
     StreamReader::maybe_resume(reader)
 }
 
+/// `readexactly(n)`.
 fn exactly(reader: &Bound<'_, StreamReader>, n: isize, resumed: bool) -> PyResult<Poll> {
     let py = reader.py();
     if !resumed {
@@ -417,6 +424,7 @@ pub(crate) struct ReadOp {
 }
 
 impl ReadOp {
+    /// A read of `kind` on `reader`, not started.
     pub(super) fn new(reader: Py<StreamReader>, kind: Kind) -> ReadOp {
         ReadOp {
             reader,
@@ -488,14 +496,17 @@ impl ReadOp {
 
 #[pymethods]
 impl ReadOp {
+    /// The awaitable is its own iterator.
     fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
+    /// Itself.
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
+    /// One step (what `await` drives).
     fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
         Self::step(slf, None)?.next(slf.py())
     }
@@ -524,16 +535,19 @@ impl ReadOp {
         Self::abandon(slf)
     }
 
+    /// The name asyncio's coroutine would have.
     #[getter]
     fn __qualname__(&self) -> &'static str {
         self.kind.name()
     }
 
+    /// The short name asyncio's coroutine would have.
     #[getter]
     fn __name__(&self) -> &'static str {
         self.kind.name().rsplit('.').next().unwrap_or_default()
     }
 
+    /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.reader)?;
         if let State::Waiting(future) = &self.state {
@@ -542,6 +556,7 @@ impl ReadOp {
         Ok(())
     }
 
+    /// Lets go of them for the GC.
     fn __clear__(&mut self) {
         self.state = State::Done;
     }

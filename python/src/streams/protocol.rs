@@ -110,6 +110,7 @@ impl StreamProtocol {
         }
     }
 
+    /// The reader, until the connection is lost.
     fn reader(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.reader.as_ref().map(|r| r.clone_ref(py))
     }
@@ -275,6 +276,7 @@ impl StreamProtocol {
         self.closed.clone_ref(py)
     }
 
+    /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.event_loop)?;
         visit.call(&self.closed)?;
@@ -294,6 +296,7 @@ impl StreamProtocol {
         Ok(())
     }
 
+    /// Lets go of them for the GC.
     fn __clear__(&mut self) {
         self.reader = None;
         self.client_connected_cb = None;

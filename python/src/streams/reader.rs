@@ -55,6 +55,7 @@ fn wake(py: Python<'_>, waiter: Option<(Py<PyAny>, Py<PyAny>)>) -> PyResult<()> 
     }
 }
 
+/// `future.cancelled()`.
 fn is_cancelled(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     future
         .call_method0(intern!(future.py(), "cancelled"))?
@@ -105,6 +106,7 @@ impl StreamReader {
         Ok(())
     }
 
+    /// `transport.pause_reading()`, as `feed_data` calls it.
     fn pause(slf: &Bound<'_, Self>, transport: &Bound<'_, PyAny>) -> PyResult<()> {
         match transport.call_method0(intern!(slf.py(), "pause_reading")) {
             Ok(_) => slf.borrow_mut().paused = true,
@@ -302,6 +304,7 @@ impl StreamReader {
         Self::op(slf, Kind::Exactly(n))
     }
 
+    /// The reader: `async for` reads lines.
     fn __aiter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -322,11 +325,13 @@ impl StreamReader {
         Self::maybe_resume(slf)
     }
 
+    /// The limit (asyncio's attribute).
     #[getter]
     fn _limit(&self) -> usize {
         self.limit
     }
 
+    /// The loop.
     #[getter]
     fn _loop(&self, py: Python<'_>) -> Py<PyAny> {
         self.event_loop.clone_ref(py)
@@ -338,31 +343,37 @@ impl StreamReader {
         PyByteArray::new(py, self.buffer.as_slice())
     }
 
+    /// Whether `feed_eof` was called.
     #[getter]
     fn _eof(&self) -> bool {
         self.eof
     }
 
+    /// The waiting read's future, if one waits.
     #[getter]
     fn _waiter(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.waiter.as_ref().map(|w| w.clone_ref(py))
     }
 
+    /// The exception reads raise, if set.
     #[getter]
     fn _exception(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.exception(py)
     }
 
+    /// The transport reading is paused and resumed on.
     #[getter]
     fn _transport(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.transport.as_ref().map(|t| t.clone_ref(py))
     }
 
+    /// Whether the reader paused the transport's reading.
     #[getter]
     fn _paused(&self) -> bool {
         self.paused
     }
 
+    /// asyncio's repr: `<StreamReader 3 bytes eof ...>`.
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let mut info = vec!["StreamReader".to_owned()];
         if !self.buffer.is_empty() {
@@ -392,6 +403,7 @@ impl StreamReader {
         Ok(format!("<{}>", info.join(" ")))
     }
 
+    /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.event_loop)?;
         let held = [&self.waiter, &self.exception, &self.transport];
@@ -404,6 +416,7 @@ impl StreamReader {
         Ok(())
     }
 
+    /// Lets go of them for the GC.
     fn __clear__(&mut self) {
         self.spare = None;
         self.waiter = None;

@@ -101,6 +101,7 @@ impl StreamWriter {
 pub(crate) struct Done;
 
 impl Done {
+    /// The one `Done`.
     fn get(py: Python<'_>) -> PyResult<Py<Done>> {
         static DONE: GILOnceCell<Py<Done>> = GILOnceCell::new();
         DONE.get_or_try_init(py, || Py::new(py, Done))
@@ -110,10 +111,12 @@ impl Done {
 
 #[pymethods]
 impl Done {
+    /// The awaitable is its own iterator.
     fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
+    /// Itself.
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -143,11 +146,13 @@ impl Done {
     /// Nothing to end.
     fn close(&self) {}
 
+    /// The name asyncio's coroutine would have.
     #[getter]
     fn __qualname__(&self) -> &'static str {
         "StreamWriter.drain"
     }
 
+    /// The short name asyncio's coroutine would have.
     #[getter]
     fn __name__(&self) -> &'static str {
         "drain"
@@ -182,6 +187,7 @@ impl StreamWriter {
         self.transport.clone_ref(py)
     }
 
+    /// The transport (asyncio's attribute).
     #[getter]
     fn _transport(&self, py: Python<'_>) -> Py<PyAny> {
         self.transport.clone_ref(py)
@@ -261,6 +267,7 @@ impl StreamWriter {
         Ok(Py::new(py, op)?.into_any())
     }
 
+    /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.transport)?;
         visit.call(&self.transport_write)?;
@@ -272,6 +279,7 @@ impl StreamWriter {
         Ok(())
     }
 
+    /// Lets go of them for the GC.
     fn __clear__(&mut self) {
         self.reader = None;
     }
@@ -312,6 +320,7 @@ impl DrainOp {
         }
     }
 
+    /// One step: done, or something to yield (a future, or None once).
     fn step(slf: &Bound<'_, Self>, value: &Bound<'_, PyAny>) -> PyResult<Step> {
         let py = slf.py();
         let mut guard = slf.borrow_mut();
@@ -423,14 +432,17 @@ impl DrainOp {
 
 #[pymethods]
 impl DrainOp {
+    /// The awaitable is its own iterator.
     fn __await__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
+    /// Itself.
     fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
 
+    /// One step (what `await` drives).
     fn __next__(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyAny>>> {
         let py = slf.py();
         Self::step(slf, &py.None().into_bound(py))?.next(py)
@@ -461,6 +473,7 @@ impl DrainOp {
         Self::abandon(slf, None).map(drop)
     }
 
+    /// The name asyncio's coroutine would have.
     #[getter]
     fn __qualname__(&self) -> &'static str {
         match self.writer {
@@ -469,6 +482,7 @@ impl DrainOp {
         }
     }
 
+    /// The short name asyncio's coroutine would have.
     #[getter]
     fn __name__(&self) -> &'static str {
         match self.writer {
@@ -477,6 +491,7 @@ impl DrainOp {
         }
     }
 
+    /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(writer) = &self.writer {
             visit.call(writer)?;
@@ -488,6 +503,7 @@ impl DrainOp {
         Ok(())
     }
 
+    /// Lets go of them for the GC.
     fn __clear__(&mut self) {
         self.writer = None;
         self.state = State::Done;
