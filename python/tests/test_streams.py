@@ -9,6 +9,7 @@ test then checks the outcome itself.
 
 import asyncio
 import os
+import random
 import socket
 import struct
 import tempfile
@@ -268,6 +269,66 @@ class TestReader(StreamsTestCase):
         )
         self.assertEqual(third[2].split("(")[0], "readexactly")
         self.assertEqual(first, b"x\n")
+
+    def test_random_scripts_match_asyncio(self):
+        # Random chunks, separators, limits and reads started while others
+        # wait: every outcome, and what is left, as asyncio's reader gives.
+        def script(rng):
+            ops = []
+            for _ in range(30):
+                roll = rng.random()
+                if roll < 0.4:
+                    chunk = bytes(rng.choice(b"ab\n") for _ in range(rng.randint(0, 9)))
+                    ops.append(("feed", chunk))
+                elif roll < 0.5:
+                    ops.append(("sleep",))
+                else:
+                    ops.append(rng.choice([
+                        ("read", rng.randint(-1, 8)),
+                        ("readline",),
+                        ("readuntil", rng.choice([b"\n", b"ab", b"b\nb"])),
+                        ("readexactly", rng.randint(0, 10)),
+                    ]))
+            return ops
+
+        async def scenario(impl, ops, limit):
+            r = self.reader(impl, limit=limit)
+            reads = []
+            for op in ops:
+                if op[0] == "feed":
+                    r.feed_data(op[1])
+                elif op[0] != "sleep":
+                    method = getattr(r, op[0])
+                    reads.append(asyncio.ensure_future(outcome(method(*op[1:]))))
+                await asyncio.sleep(0)
+            r.feed_eof()
+            return [await read for read in reads], bytes(r._buffer), r.at_eof()
+
+        for seed in range(60):
+            rng = random.Random(seed)
+            ops, limit = script(rng), rng.randint(3, 12)
+            native = self.run_async(scenario(NATIVE, ops, limit))
+            reference = self.run_async(scenario(ASYNCIO, ops, limit))
+            self.assertEqual(native, reference, f"seed {seed}")
+
+    def test_on_asyncio_loop_and_in_debug_mode(self):
+        # The wake-up shortcut is for evloop's loop outside debug mode: the
+        # reader works the same on asyncio's loop and in debug mode.
+        async def scenario():
+            r = NATIVE.StreamReader(loop=asyncio.get_running_loop())
+            line = asyncio.ensure_future(r.readline())
+            await asyncio.sleep(0)
+            r.feed_data(b"one\ntwo")
+            r.feed_eof()
+            return await line, await r.read()
+
+        plain = asyncio.SelectorEventLoop()
+        try:
+            self.assertEqual(plain.run_until_complete(scenario()), (b"one\n", b"two"))
+        finally:
+            plain.close()
+        self.loop.set_debug(True)
+        self.assertEqual(self.run_async(scenario()), (b"one\n", b"two"))
 
     def test_awaitables_are_coroutines_to_asyncio(self):
         r = self.reader(NATIVE)
