@@ -330,6 +330,26 @@ class TestReader(StreamsTestCase):
         self.loop.set_debug(True)
         self.assertEqual(self.run_async(scenario()), (b"one\n", b"two"))
 
+    def test_driven_by_the_pure_python_task(self):
+        # asyncio's Python Task (the C one's reference) drives the reads as
+        # coroutines too: waiting, waking, cancelling.
+        async def scenario():
+            loop = asyncio.get_running_loop()
+            r = NATIVE.StreamReader(loop=loop)
+            first = asyncio.tasks._PyTask(r.readexactly(3), loop=loop)
+            await asyncio.sleep(0)
+            r.feed_data(b"abcd")
+            second = asyncio.tasks._PyTask(r.read(10), loop=loop)
+            await asyncio.sleep(0)
+            third = asyncio.tasks._PyTask(r.readline(), loop=loop)
+            await asyncio.sleep(0)
+            third.cancel()
+            return await first, await second, await outcome(third), r._waiter
+
+        self.assertEqual(
+            self.run_async(scenario()), (b"abc", b"d", ("raise", "CancelledError", ""), None)
+        )
+
     def test_awaitables_are_coroutines_to_asyncio(self):
         r = self.reader(NATIVE)
         read = r.read()

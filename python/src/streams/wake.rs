@@ -80,16 +80,22 @@ fn take_callbacks(future: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Callback>>> 
     let Ok(listed) = listed.downcast::<PyList>() else {
         return Ok(None);
     };
+    // All of them first: the pure-Python Future's list is its own, which
+    // remove_done_callback rewrites.
     let mut callbacks = Vec::with_capacity(listed.len());
     for entry in listed.iter() {
         let entry = entry.downcast_into::<PyTuple>()?;
-        let callback = entry.get_item(0)?;
-        let context = entry.get_item(1)?;
+        callbacks.push((entry.get_item(0)?.unbind(), entry.get_item(1)?.unbind()));
+    }
+    for (i, (callback, _)) in callbacks.iter().enumerate() {
         // Removes every registration of it: once is enough.
-        if !callbacks.iter().any(|(c, _): &Callback| c.is(&callback)) {
-            call_method(future, intern!(py, "remove_done_callback"), &[&callback])?;
+        if !callbacks[..i].iter().any(|(c, _)| c.is(callback)) {
+            call_method(
+                future,
+                intern!(py, "remove_done_callback"),
+                &[callback.bind(py)],
+            )?;
         }
-        callbacks.push((callback.unbind(), context.unbind()));
     }
     Ok(Some(callbacks))
 }
