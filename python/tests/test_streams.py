@@ -132,6 +132,43 @@ class TestReader(StreamsTestCase):
 
         self.assertEqual(self.both(scenario), [b"one\n", b"two\n", b"three"])
 
+    def test_bytes_like_separators(self):
+        async def scenario(impl):
+            r = self.reader(impl)
+            r.feed_data(b"a--b==c")
+            return [
+                await r.readuntil(bytearray(b"--")),
+                await r.readuntil(memoryview(b"==")),
+                bytes(r._buffer),
+            ]
+
+        self.assertEqual(self.both(scenario), [b"a--", b"b==", b"c"])
+
+    def test_tuple_of_separators(self):
+        # Python 3.13's readuntil((sep, ...)): the match that ends first
+        # wins (accepted by the native reader on every version).
+        async def scenario():
+            r = self.reader(NATIVE, limit=8)
+            r.feed_data(b"ab\r\ncd\nef")
+            first = await r.readuntil((b"\n", b"\r\n"))
+            second = await r.readuntil((b"\r\n", b"\n"))
+            waiting = asyncio.ensure_future(r.readuntil((b"gh", b"f!")))
+            await asyncio.sleep(0)
+            r.feed_data(b"!")
+            third = await waiting
+            empty = await outcome(r.readuntil(()))
+            r.feed_data(b"0123456789")
+            over = await outcome(r.readuntil((b"x", b"yz")))
+            return first, second, third, empty, over
+
+        first, second, third, empty, over = self.run_async(scenario())
+        self.assertEqual((first, second, third), (b"ab\r\n", b"cd\n", b"ef!"))
+        self.assertEqual(empty, ("raise", "ValueError", "Separator should contain at least one element"))
+        self.assertEqual(
+            over,
+            ("raise", "LimitOverrunError", "Separator is not found, and chunk exceed the limit", 9),
+        )
+
     def test_limit_overrun_keeps_the_buffer(self):
         async def scenario(impl):
             r = self.reader(impl, limit=4)

@@ -18,6 +18,7 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::PyType;
 use pyo3::{PyTraverseError, PyVisit};
 
+use super::buffer::Buffer;
 use super::reader::{busy, bytes, resume, StreamReader};
 use super::wake::new_future;
 use super::{cancel, thrown, Step};
@@ -29,9 +30,10 @@ pub(super) enum Kind {
     Read(usize),
     /// `read(-1)`: the blocks read so far.
     ReadAll(Vec<u8>),
-    /// `readuntil`, `readline`, `__anext__`: where the scan resumes.
+    /// `readuntil`, `readline`, `__anext__`: the separators, shortest
+    /// first, and where the scan resumes.
     Until {
-        separator: Vec<u8>,
+        separators: Vec<Vec<u8>>,
         offset: usize,
         line: Mode,
     },
@@ -56,16 +58,19 @@ impl Kind {
     pub(super) fn line(iter: bool) -> Kind {
         let line = if iter { Mode::Iter } else { Mode::Line };
         Kind::Until {
-            separator: b"\n".to_vec(),
+            separators: vec![b"\n".to_vec()],
             offset: 0,
             line,
         }
     }
 
-    /// `readuntil(separator)`.
-    pub(super) fn until(separator: Vec<u8>) -> Kind {
+    /// `readuntil(separator)`; several separators (Python 3.13's tuple):
+    /// the match that ends first wins.
+    pub(super) fn until(mut separators: Vec<Vec<u8>>) -> Kind {
+        // Stable: of equally long ones, the first given is tried first.
+        separators.sort_by_key(Vec::len);
         Kind::Until {
-            separator,
+            separators,
             offset: 0,
             line: Mode::Until,
         }
@@ -174,12 +179,12 @@ fn advance(reader: &Bound<'_, StreamReader>, kind: &mut Kind, resumed: bool) -> 
         Kind::Read(n) => read(reader, *n, resumed),
         Kind::ReadAll(blocks) => read_all(reader, blocks, resumed),
         Kind::Until {
-            separator,
+            separators,
             offset,
             line,
         } => {
-            let outcome = until(reader, separator, offset, resumed);
-            finish_line(reader, separator, *line, outcome)
+            let outcome = until(reader, separators, offset, resumed);
+            finish_line(reader, separators, *line, outcome)
         }
         Kind::Exactly(n) => exactly(reader, *n, resumed),
     }
@@ -248,41 +253,64 @@ fn take_block(
     Ok(took)
 }
 
+/// `readuntil`'s checks before its first scan.
+fn check_separators(separators: &[Vec<u8>]) -> Result<(), Fail> {
+    let message = match separators.first() {
+        None => "Separator should contain at least one element",
+        Some(shortest) if shortest.is_empty() => "Separator should be at least one-byte string",
+        Some(_) => return Ok(()),
+    };
+    Err(PyValueError::new_err(message).into())
+}
+
+/// Where the separator that ends first starts and ends, at or after
+/// `offset`.
+fn find_first(buffer: &Buffer, separators: &[Vec<u8>], offset: usize) -> Option<(usize, usize)> {
+    let mut found: Option<(usize, usize)> = None;
+    for separator in separators {
+        if let Some(start) = buffer.find(separator, offset) {
+            let end = start + separator.len();
+            if found.is_none_or(|(_, first_end)| end < first_end) {
+                found = Some((start, end));
+            }
+        }
+    }
+    found
+}
+
 /// `readuntil(separator)`'s scan, from `offset` (kept across waits).
 fn until(
     reader: &Bound<'_, StreamReader>,
-    separator: &[u8],
+    separators: &[Vec<u8>],
     offset: &mut usize,
     resumed: bool,
 ) -> Result<Poll, Fail> {
     let py = reader.py();
     if !resumed {
-        if separator.is_empty() {
-            let message = "Separator should be at least one-byte string";
-            return Err(PyValueError::new_err(message).into());
-        }
+        check_separators(separators)?;
         if let Some(error) = reader.borrow().error(py) {
             return Err(error.into());
         }
     }
-    let seplen = separator.len();
-    let (found, limit) = {
+    let shortest = separators.first().map_or(1, Vec::len);
+    let longest = separators.last().map_or(1, Vec::len);
+    let ((start, end), limit) = {
         let mut r = reader.borrow_mut();
         let buflen = r.buffer.len();
         let mut found = None;
         // asyncio: `if buflen - offset >= seplen` (another reader may have
         // taken bytes below the offset: then no scan).
-        if buflen >= *offset && buflen - *offset >= seplen {
-            found = r.buffer.find(separator, *offset);
+        if buflen >= *offset && buflen - *offset >= shortest {
+            found = find_first(&r.buffer, separators, *offset);
             if found.is_none() {
-                *offset = buflen + 1 - seplen;
+                *offset = (buflen + 1).saturating_sub(longest);
                 if *offset > r.limit {
                     let message = "Separator is not found, and chunk exceed the limit";
                     return Err(Fail::Limit(message, *offset));
                 }
             }
         }
-        if found.is_none() {
+        let Some(found) = found else {
             // A separator completed by the last chunk counts even at EOF:
             // EOF is checked after the scan.
             if r.eof {
@@ -291,20 +319,20 @@ fn until(
                 return Err(Fail::Incomplete(chunk, None));
             }
             return Ok(Poll::Wait("readuntil"));
-        }
-        (found.unwrap_or_default(), r.limit)
+        };
+        (found, r.limit)
     };
-    if found > limit {
+    if start > limit {
         let message = "Separator is found, but chunk is longer than limit";
-        return Err(Fail::Limit(message, found));
+        return Err(Fail::Limit(message, start));
     }
-    Ok(Poll::Ready(take(reader, found + seplen)?))
+    Ok(Poll::Ready(take(reader, end)?))
 }
 
 /// `readline`'s and `__anext__`'s handling of `readuntil`'s outcome.
 fn finish_line(
     reader: &Bound<'_, StreamReader>,
-    separator: &[u8],
+    separators: &[Vec<u8>],
     line: Mode,
     outcome: Result<Poll, Fail>,
 ) -> PyResult<Poll> {
@@ -316,6 +344,8 @@ fn finish_line(
         (_, Ok(Poll::Ready(value))) => value,
         (_, Err(Fail::Incomplete(partial, _))) => partial,
         (_, Err(Fail::Limit(message, consumed))) => {
+            // readline's one separator.
+            let separator = separators.first().map_or(&[][..], Vec::as_slice);
             drop_long_line(reader, separator, consumed)?;
             return Err(PyValueError::new_err(message));
         }

@@ -9,7 +9,7 @@ use pyo3::exceptions::{PyAssertionError, PyNotImplementedError, PyRuntimeError, 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::{PyByteArray, PyBytes, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::buffer::Buffer;
@@ -293,10 +293,22 @@ impl StreamReader {
         Self::op(slf, Kind::line(false))
     }
 
-    /// The data up to and including `separator`.
-    #[pyo3(signature = (separator = b"\n".as_slice()))]
-    fn readuntil(slf: &Bound<'_, Self>, separator: &[u8]) -> PyResult<Py<ReadOp>> {
-        Self::op(slf, Kind::until(separator.to_vec()))
+    /// The data up to and including `separator` (bytes-like, or, as from
+    /// Python 3.13, a tuple of them: the match that ends first).
+    #[pyo3(signature = (separator = None))]
+    fn readuntil(
+        slf: &Bound<'_, Self>,
+        separator: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<ReadOp>> {
+        let separators = match separator {
+            None => vec![b"\n".to_vec()],
+            Some(several) if several.is_instance_of::<PyTuple>() => several
+                .try_iter()?
+                .map(|one| with_bytes(&one?, <[u8]>::to_vec))
+                .collect::<PyResult<_>>()?,
+            Some(one) => vec![with_bytes(one, <[u8]>::to_vec)?],
+        };
+        Self::op(slf, Kind::until(separators))
     }
 
     /// Exactly `n` bytes.
