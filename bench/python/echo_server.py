@@ -6,7 +6,7 @@ The command-line contract of the evloop `echo_server` example (README,
 contract example 5), TCP and unix only:
 
     echo_server.py [--loop asyncio|uvloop|rloop|rsloop|evloop] [--streams]
-                   [--tcp HOST:PORT ...] [--unix PATH ...]
+                   [--native-streams] [--tcp HOST:PORT ...] [--unix PATH ...]
                    [--tls-cert PEM --tls-key PEM]
 
 One flushed `listening on tcp HOST:PORT` / `listening on unix PATH` line per
@@ -15,7 +15,10 @@ servers, waits for them, removes the socket files, prints `shutdown` and
 exits 0. The echo is a plain `asyncio.Protocol` (`data_received` ->
 `transport.write`), the fastest way any loop offers; with `--streams` it is
 asyncio streams instead (`asyncio.start_server`: `await reader.read()`,
-`writer.write`, `await writer.drain()`), the way most code is written.
+`writer.write`, `await writer.drain()`), the way most code is written. `--native-streams` calls
+`evloop.use_native_streams()` first when the loop is evloop's (so that
+`asyncio.start_server` gives evloop's Rust streams) and is ignored for the
+other loops.
 Every loop here sets TCP_NODELAY on accepted TCP sockets (asyncio, uvloop
 and evloop by themselves; the server sets it for the others).
 
@@ -151,6 +154,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loop", choices=LOOPS, default="asyncio")
     parser.add_argument("--streams", action="store_true", help="asyncio streams echo")
+    parser.add_argument(
+        "--native-streams",
+        action="store_true",
+        help="with --loop evloop*: evloop.use_native_streams() (ignored otherwise)",
+    )
     parser.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT")
     parser.add_argument("--unix", action="append", default=[], metavar="PATH")
     parser.add_argument("--tls-cert", metavar="PEM")
@@ -160,6 +168,10 @@ def main():
         parser.error("give at least one --tcp HOST:PORT or --unix PATH")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.native_streams and args.loop.startswith("evloop"):
+        import evloop
+
+        evloop.use_native_streams()
     run(args.loop, serve(args))
     return 0
 

@@ -4,7 +4,7 @@
 (evloop installed from ``python/``; uvloop too for ``--loop uvloop``)::
 
     run.py [--loop evloop|uvloop|asyncio] [--module NAME]... [--check] [--update]
-           [--timeout SECS] [--results DIR] [-v]
+           [--timeout SECS] [--results DIR] [--native-streams] [-v]
     run.py --table            # the docs/python.md table from saved results
 
 How a test runs on the loop under test:
@@ -25,6 +25,12 @@ through the factory and no other asyncio loop (``test_utils.TestLoop``, the
 fake virtual-time loop, or a ``SelectorEventLoop``/``BaseEventLoop`` built
 directly). Every other test is *excluded*: it tests asyncio's own classes,
 not the loop. Excluded tests are counted, never judged.
+
+``--native-streams`` (evloop only) calls ``evloop.use_native_streams()``
+in each worker before the module is imported, so that
+``asyncio.open_connection``, ``start_server`` and their unix variants give
+evloop's native streams: the run is saved as ``evloop-native-streams`` and
+checked against ``expected-native-streams.txt``.
 
 Each module runs in a child process; a test that does not finish within
 ``--timeout`` seconds is killed (with ``faulthandler``'s traceback in the
@@ -59,6 +65,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EXPECTED = os.path.join(HERE, "expected.txt")
+EXPECTED_NATIVE_STREAMS = os.path.join(HERE, "expected-native-streams.txt")
 RESULTS = os.path.join(ROOT, "target", "python-conformance")
 LOOPS = ("evloop", "uvloop", "asyncio")
 PACKAGE = "test.test_asyncio."
@@ -363,6 +370,10 @@ def worker(args):
     census = Census(loop_factory(args.loop))
     census.watch_base_event_loop()
     harness_without_internals()
+    if args.native_streams:
+        import evloop
+
+        evloop.use_native_streams()
     policy = census.policy()
     asyncio.set_event_loop_policy(policy)
     module = importlib.import_module(PACKAGE + args.module[0])
@@ -388,7 +399,7 @@ def worker(args):
 # The parent: one child per module, restarted after a timeout or crash
 
 
-def run_module(loop, module, timeout, log_path, verbose, not_run=None):
+def run_module(loop, module, timeout, log_path, verbose, not_run=None, native_streams=False):
     """{test id: (outcome, detail)} for ``module`` on ``loop``; the tests
     of ``not_run`` ({test id: reason}) are not run but reported as
     ``pending``."""
@@ -398,7 +409,9 @@ def run_module(loop, module, timeout, log_path, verbose, not_run=None):
         while True:
             with open(skip_path, "w") as f:
                 f.write("\n".join(results))
-            finished, current = run_child(loop, module, timeout, skip_path, log, results, verbose)
+            finished, current = run_child(
+                loop, module, timeout, skip_path, log, results, verbose, native_streams
+            )
             if finished:
                 break
             if current is None:
@@ -410,14 +423,14 @@ def run_module(loop, module, timeout, log_path, verbose, not_run=None):
     return results
 
 
-def run_child(loop, module, timeout, skip_path, log, results, verbose):
+def run_child(loop, module, timeout, skip_path, log, results, verbose, native_streams=False):
     """One worker; returns (finished, the test in progress when it ended)."""
     read_fd, write_fd = os.pipe()
     command = [
         sys.executable, os.path.abspath(__file__), "--worker", "--loop", loop,
         "--module", module, "--skip", skip_path, "--report-fd", str(write_fd),
         "--timeout", str(timeout),
-    ]
+    ] + (["--native-streams"] if native_streams else [])
     child = subprocess.Popen(
         command, pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log,
         stderr=subprocess.STDOUT, cwd=HERE,
@@ -509,10 +522,20 @@ EXPECTED_HEADER = """\
 """
 
 
+EXPECTED_NATIVE_STREAMS_HEADER = """\
+# CPython 3.11 test.test_asyncio tests that fail on evloop's loop with
+# evloop.use_native_streams() (run.py --native-streams), with why: the
+# failures of expected.txt that these modules share, and the tests that
+# poke at the internals of asyncio's stream classes. Same format and
+# reasons as expected.txt.
+"""
+
+
 def write_expected(path, expected):
     """Writes {test id: reason} under the header, grouped by module."""
+    native = os.path.abspath(path) == EXPECTED_NATIVE_STREAMS
     with open(path, "w") as f:
-        f.write(EXPECTED_HEADER)
+        f.write(EXPECTED_NATIVE_STREAMS_HEADER if native else EXPECTED_HEADER)
         module = None
         for test_id in sorted(expected):
             if test_id.split(".")[0] != module:
@@ -631,7 +654,11 @@ def parse_args(argv):
                         help="rewrite the expected file from this run, keeping reasons")
     parser.add_argument("--skip-pending", action="store_true",
                         help="do not run the tests listed as 'pending:' (a quick local check)")
-    parser.add_argument("--expected", default=EXPECTED)
+    parser.add_argument("--expected", default=None,
+                        help="the expected file (default: expected.txt, or "
+                        "expected-native-streams.txt with --native-streams)")
+    parser.add_argument("--native-streams", action="store_true",
+                        help="evloop.use_native_streams() in each worker (evloop only)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per test")
     parser.add_argument("--results", default=RESULTS, help="where results and logs go")
     parser.add_argument("--table", action="store_true",
@@ -661,15 +688,22 @@ def main(argv):
             file=sys.stderr,
         )
         return 2
-    if (args.check or args.update) and args.loop != "evloop" and args.expected == EXPECTED:
+    if args.native_streams and args.loop != "evloop":
+        print("run.py: --native-streams needs --loop evloop", file=sys.stderr)
+        return 2
+    default_expected = EXPECTED_NATIVE_STREAMS if args.native_streams else EXPECTED
+    if (args.check or args.update) and args.loop != "evloop" and args.expected is None:
         print("run.py: expected.txt lists evloop's failures; use --loop evloop", file=sys.stderr)
         return 2
+    args.expected = args.expected or default_expected
+    # The name results and logs are saved under.
+    label = args.loop + ("-native-streams" if args.native_streams else "")
     modules = args.module or list(MODULES)
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         print(f"run.py: not a loop-generic module here: {', '.join(unknown)}", file=sys.stderr)
         return 2
-    logs = os.path.join(args.results, args.loop)
+    logs = os.path.join(args.results, label)
     os.makedirs(logs, exist_ok=True)
     expected = read_expected(args.expected)
     # By default everything runs, so that a pending entry whose part has
@@ -680,18 +714,20 @@ def main(argv):
         not_run = {t: r for t, r in expected.items() if r.startswith("pending:")}
     print(
         f"{'module':22} {'passed':>6} {'failed':>6} {'errors':>6} {'skipped':>7} "
-        f"{'excluded':>8} {'pending':>7} {'secs':>5}   ({args.loop})"
+        f"{'excluded':>8} {'pending':>7} {'secs':>5}   ({label})"
     )
     by_module, everything = {}, {}
     for module in modules:
         log_path = os.path.join(logs, f"{module}.log")
         start = time.monotonic()
-        results = run_module(args.loop, module, args.timeout, log_path, args.verbose, not_run)
+        results = run_module(
+            args.loop, module, args.timeout, log_path, args.verbose, not_run, args.native_streams
+        )
         by_module[module] = results
         everything.update(results)
         print_counts(module, summarize(results), time.monotonic() - start)
     if not not_run:
-        save_results(args.results, args.loop, by_module)
+        save_results(args.results, label, by_module)
     print_counts("total", summarize(everything), None)
     print(f"logs (tracebacks): {logs}")
     if args.update:

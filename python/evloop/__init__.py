@@ -12,6 +12,11 @@ the ``sock_*`` coroutines (``evloop._sock``), ``sendfile`` and
 ``sock_sendfile`` (``evloop._sendfile``), signal handlers
 (``evloop._signals``), pipes (``evloop._pipes``), subprocesses
 (``evloop._process``) and TLS (``evloop._tls``, evloop-tls over rustls).
+
+Native asyncio streams (``evloop.streams``: ``open_connection``,
+``start_server`` and their unix variants over Rust readers and writers)
+are opt-in: ``evloop.use_native_streams()`` makes asyncio's functions of
+those names use them on evloop loops.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from ._pipes import PipeMixin, ReadPipeTransport, WritePipeTransport
 from ._process import ProcessMixin, SubprocessTransport
 from ._signals import SignalMixin
 from ._sock import SockMixin
+from . import streams
+from ._streams import use_native_streams
 from ._tls import TLSMixin
 from ._udp import DatagramMixin, DatagramTransport
 
@@ -54,6 +61,8 @@ __all__ = (
     "new_event_loop",
     "install",
     "run",
+    "streams",
+    "use_native_streams",
 )
 
 logger = logging.getLogger("asyncio")

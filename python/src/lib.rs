@@ -47,6 +47,7 @@ mod resolver;
 mod sendfile;
 mod signals;
 mod sock;
+mod streams;
 mod thread_bound;
 mod tls;
 mod transport;
@@ -99,5 +100,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pipes::connect_write_pipe, m)?)?;
     m.add_function(wrap_pyfunction!(process::subprocess_exec, m)?)?;
     tls::register(m)?;
+    streams::register(m)?;
     Ok(())
 }

@@ -25,7 +25,7 @@ const USAGE: &str = "\
 usage: cargo xtask python-conformance [--loop evloop|uvloop|asyncio] [--module NAME]...
                                       [--check] [--update] [--skip-pending]
                                       [--timeout SECS] [-v]
-                                      [--table] [--no-install]
+                                      [--native-streams] [--table] [--no-install]
 
   Runs CPython 3.11's own test.test_asyncio loop-generic test classes against a
   loop (default evloop), one module per child process, each test under a timeout
@@ -38,6 +38,9 @@ usage: cargo xtask python-conformance [--loop evloop|uvloop|asyncio] [--module N
                  on a listed test that passes
   --update       rewrite expected.txt from this run, keeping the reasons
   --skip-pending leave out the tests expected.txt marks `pending:` (quicker)
+  --native-streams  call evloop.use_native_streams() first, so that asyncio's
+                 open_connection & co. give evloop's native streams; checked
+                 against python/conformance/expected-native-streams.txt
   --table        print docs/python.md's table from the saved results
   --no-install   use the venv as it is (no `pip install ./python`)
 
@@ -52,6 +55,11 @@ const TESTS_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// itself ends each hung test after its per-test timeout).
 const CONFORMANCE_DEADLINE: Duration = Duration::from_secs(60 * 60);
 
+/// The modules the CI checks with native streams: those that open streams
+/// through `asyncio.open_connection` & co. (test_ssl too, but its two
+/// internals failures each wait out a 30 s peer timeout: run it by hand).
+const NATIVE_STREAMS_MODULES: &str = "--module test_streams --module test_server";
+
 /// The per-test timeout of the CI's conformance check, in seconds.
 const CI_TEST_TIMEOUT: &str = "20";
 
@@ -64,10 +72,12 @@ fn venv_python(root: &Path) -> PathBuf {
     venv(root).join("bin").join("python")
 }
 
-/// The CI's steps: the binding's own tests, then the conformance check.
+/// The CI's steps: the binding's own tests, the conformance check, and
+/// the stream modules' conformance with `evloop.use_native_streams()`.
 pub(crate) fn steps(root: &Path) -> Vec<Step> {
     let tests_root = root.to_path_buf();
     let check_root = root.to_path_buf();
+    let streams_root = root.to_path_buf();
     vec![
         Step::in_process(
             "bash python/run-tests.sh (pip install ./python into target/python-venv; \
@@ -81,6 +91,19 @@ pub(crate) fn steps(root: &Path) -> Vec<Step> {
             move || {
                 let args = ["--no-install", "--check", "--timeout", CI_TEST_TIMEOUT];
                 run(&check_root, &args.map(str::to_owned))
+            },
+        ),
+        Step::in_process(
+            format!(
+                "cargo xtask python-conformance --no-install --check --native-streams \
+                 {NATIVE_STREAMS_MODULES} --timeout {CI_TEST_TIMEOUT}"
+            ),
+            move || {
+                let mut args = vec!["--no-install", "--check", "--native-streams"];
+                args.extend(NATIVE_STREAMS_MODULES.split(' '));
+                args.extend(["--timeout", CI_TEST_TIMEOUT]);
+                let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+                run(&streams_root, &args)
             },
         ),
     ]
