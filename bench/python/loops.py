@@ -14,8 +14,18 @@ import importlib
 
 # The order of a benchmark round. ``evloop-relaxed`` is evloop with
 # ``relaxed_io_poll=True`` (I/O polled every 64 callbacks or 1 ms while
-# callbacks are ready, not every iteration as asyncio does).
-LOOPS = ("asyncio", "uvloop", "rloop", "rsloop", "evloop", "evloop-relaxed")
+# callbacks are ready, not every iteration as asyncio does); ``evloop-native``
+# is evloop with ``evloop.use_native_streams()`` (asyncio.start_server and
+# open_connection give evloop's native streams, as rsloop's do its own).
+LOOPS = (
+    "asyncio",
+    "uvloop",
+    "rloop",
+    "rsloop",
+    "evloop",
+    "evloop-native",
+    "evloop-relaxed",
+)
 
 
 def loop_factory(name):
@@ -36,6 +46,12 @@ def loop_factory(name):
 
         new_loop, version = loop_factory("evloop")
         return functools.partial(evloop.Loop, relaxed_io_poll=True), f"{version}, relaxed"
+    if name == "evloop-native":
+        import evloop
+
+        evloop.use_native_streams()
+        new_loop, version = loop_factory("evloop")
+        return new_loop, f"{version}, native streams"
     module = importlib.import_module(name)
     version = getattr(module, "__version__", None)
     if version is None:

@@ -29,7 +29,7 @@ use super::{machine_facts, measure_round, step, Cli};
 const USAGE: &str = "\
 usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup W]
                                 [--sizes 1024,10240,102400] [--conns 10]
-                                [--loops asyncio,uvloop,rloop,rsloop,evloop,evloop-relaxed]
+                                [--loops asyncio,uvloop,rloop,rsloop,evloop,evloop-native,evloop-relaxed]
                                 [--only echo,micro] [--micro-n N] [--no-record]
 
   Python echo servers (asyncio.Protocol and asyncio streams, TCP, C
@@ -40,7 +40,8 @@ usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup 
   per echo run, micro n = 200000. The venv is target/bench-venv
   (bench/python/setup-venv.sh --all; evloop is rebuilt from ./python with
   $CARGO_TARGET_DIR). evloop-relaxed (Loop(relaxed_io_poll=True)) runs the
-  micro benchmarks only. Targets (issue 13): evloop >= 1.1x uvloop and >= 1.0x
+  micro benchmarks only; evloop-native (evloop.use_native_streams()) the
+  streams echo only. Targets (issue 13): evloop >= 1.1x uvloop and >= 1.0x
   the faster of rloop/rsloop on every echo row, >= 1.5x uvloop on the micro
   benchmarks. Results are appended to docs/performance.md
   (## Python event loops) unless --no-record.";
@@ -48,16 +49,25 @@ usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup 
 /// The loops, in the order of the first round. `evloop-relaxed` (evloop
 /// with `relaxed_io_poll=True`, not asyncio's polling) runs the micro
 /// benchmarks only: with I/O callbacks the ready queue empties every
-/// iteration, so it polls as often as the default there.
+/// iteration, so it polls as often as the default there. `evloop-native`
+/// (evloop with `evloop.use_native_streams()`, as rsloop swaps in its own
+/// streams) runs the streams echo only: nothing else differs.
 const LOOPS: &[&str] = &[
     "asyncio",
     "uvloop",
     "rloop",
     "rsloop",
     "evloop",
+    "evloop-native",
     "evloop-relaxed",
 ];
 const MICRO_ONLY: &[&str] = &["evloop-relaxed"];
+const STREAMS_ONLY: &[&str] = &["evloop-native"];
+
+/// Whether loop `name` has an echo server with `api`.
+fn echoes(name: &str, api: Api) -> bool {
+    !MICRO_ONLY.contains(&name) && (api == Api::Streams || !STREAMS_ONLY.contains(&name))
+}
 /// What the echo servers use of asyncio.
 const APIS: &[Api] = &[Api::Protocol, Api::Streams];
 /// Micro benchmark rows with a target, and the micro benchmark workloads.
@@ -96,6 +106,7 @@ fn server_name(event_loop: &str, api: Api) -> &'static str {
         ("rloop", "rloop-streams"),
         ("rsloop", "rsloop-streams"),
         ("evloop", "evloop-streams"),
+        ("evloop-native", "evloop-native-streams"),
     ];
     let (protocol, streams) = NAMES
         .iter()
@@ -219,7 +230,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         tables.extend(echo(root, &python, &loops, &o, &mut notes)?);
     }
     if o.micro {
-        tables.extend(micro(root, &python, &loops, &o, &mut notes));
+        let micro_loops: Vec<&'static str> = loops
+            .iter()
+            .copied()
+            .filter(|l| !STREAMS_ONLY.contains(l))
+            .collect();
+        tables.extend(micro(root, &python, &micro_loops, &o, &mut notes));
     }
     let command = format!("cargo xtask bench python {}", args.join(" "))
         .trim_end()
@@ -348,7 +364,7 @@ fn echo(
         .to_string();
     let mut servers = Vec::new();
     for &api in APIS {
-        for &name in loops.iter().filter(|l| !MICRO_ONLY.contains(l)) {
+        for &name in loops.iter().filter(|l| echoes(l, api)) {
             let mut args = vec![script.clone(), "--loop".to_owned(), name.to_owned()];
             if api == Api::Streams {
                 args.push("--streams".to_owned());
@@ -418,7 +434,7 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
         for &size in &o.sizes {
             let uv = runs(entries, size, o.conns, server_name("uvloop", api));
             let rust = best_rust(entries, size, o.conns, api);
-            for &name in loops.iter().filter(|l| !MICRO_ONLY.contains(l)) {
+            for &name in loops.iter().filter(|l| echoes(l, api)) {
                 let mine = runs(entries, size, o.conns, server_name(name, api));
                 let Some(s) = report::summarize(&mine) else {
                     continue;
@@ -453,9 +469,13 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
 fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
     let mut table =
         targets_header("issue 13's echo targets (evloop, per-round ratios within this run)");
-    for &api in APIS {
+    let evloops = ["evloop", "evloop-native"];
+    for (api, evloop) in APIS.iter().flat_map(|&api| evloops.map(|e| (api, e))) {
+        if !echoes(evloop, api) {
+            continue;
+        }
         for &size in sizes {
-            let mine = runs(entries, size, conns, server_name("evloop", api));
+            let mine = runs(entries, size, conns, server_name(evloop, api));
             if mine.is_empty() {
                 continue;
             }
@@ -463,14 +483,14 @@ fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
             let uv = runs(entries, size, conns, server_name("uvloop", api));
             push_target(
                 &mut table,
-                format!("{row}: evloop >= 1.1x uvloop"),
+                format!("{row}: {evloop} >= 1.1x uvloop"),
                 &per_round(&mine, &uv),
                 1.1,
             );
             let rust = best_rust(entries, size, conns, api);
             push_target(
                 &mut table,
-                format!("{row}: evloop >= 1.0x max(rloop, rsloop)"),
+                format!("{row}: {evloop} >= 1.0x max(rloop, rsloop)"),
                 &per_round_values(&mine, &rust),
                 1.0,
             );
