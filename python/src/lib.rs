@@ -31,9 +31,10 @@
 //! # Threads
 //!
 //! evloop's loop is not `Send`; the Python objects that own some of it keep
-//! it in a [`thread_bound::ThreadBound`]: usable on the loop's thread only
-//! (RuntimeError elsewhere), and dropped safely on any thread, which is
-//! where Python may let go of them (the module says why that is sound).
+//! it in a `ThreadBound` (module `thread_bound`): usable on the loop's
+//! thread only (RuntimeError elsewhere), and dropped safely on any thread,
+//! which is where Python may let go of them (the module says why that is
+//! sound).
 
 mod bridge;
 mod core_loop;
