@@ -368,7 +368,7 @@ fn copy_context(py: Python<'_>) -> PyResult<Py<PyAny>> {
 }
 
 /// asyncio's description of a callback (`format_helpers._format_callback_source`).
-fn callback_source(
+pub(crate) fn callback_source(
     py: Python<'_>,
     callback: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,

@@ -367,6 +367,60 @@ class TestReader(StreamsTestCase):
         self.loop.set_debug(True)
         self.assertEqual(self.run_async(scenario()), (b"one\n", b"two"))
 
+    def test_failing_done_callback_of_a_read_is_reported(self):
+        # A done callback of the future a read waits on that raises reaches
+        # the exception handler with asyncio's message and exception (the
+        # native wake-up runs it without a Handle: no "handle" key).
+        def fail(future):
+            raise ZeroDivisionError("callback")
+
+        async def scenario(impl):
+            r = self.reader(impl)
+            read = r.read(5)
+            future = read.send(None)
+            future.add_done_callback(fail)
+            r.feed_data(b"data")
+            await asyncio.sleep(0)
+            with self.assertRaises(StopIteration) as done:
+                read.send(None)
+            handled = [
+                (sorted(set(c) - {"handle"}), c["message"], repr(c["exception"]))
+                for c in self.handled
+            ]
+            self.handled.clear()
+            return done.exception.value, handled
+
+        got, handled = self.both(scenario)
+        self.assertEqual(got, b"data")
+        [(keys, message, exception)] = handled
+        self.assertEqual(keys, ["exception", "message"])
+        self.assertTrue(message.startswith("Exception in callback "), message)
+        self.assertIn("fail(<Future finished result=None>)", message)
+        self.assertEqual(exception, "ZeroDivisionError('callback')")
+
+    def test_exception_handler_interrupt_from_a_read_callback_leaves_the_loop(self):
+        # As for a handle: KeyboardInterrupt raised by the exception handler
+        # for a failing done callback ends run_until_complete.
+        def fail(future):
+            raise ZeroDivisionError("callback")
+
+        def interrupt(loop, context):
+            raise KeyboardInterrupt
+
+        async def scenario(impl):
+            r = self.reader(impl)
+            read = r.read(5)
+            read.send(None).add_done_callback(fail)
+            r.feed_data(b"data")
+            await asyncio.sleep(0.1)
+            read.close()
+            return "not interrupted"
+
+        self.loop.set_exception_handler(interrupt)
+        for impl in (NATIVE, ASYNCIO):
+            with self.subTest(impl.name), self.assertRaises(KeyboardInterrupt):
+                self.loop.run_until_complete(scenario(impl))
+
     def test_driven_by_the_pure_python_task(self):
         # asyncio's Python Task (the C one's reference) drives the reads as
         # coroutines too: waiting, waking, cancelling.

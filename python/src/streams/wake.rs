@@ -18,6 +18,7 @@ use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use super::call_method;
 use crate::errors::{leaves_loop, to_py};
+use crate::handle::callback_source;
 use crate::CoreLoop;
 
 /// A pending `asyncio.Future` on `event_loop`, marked as yielded by an
@@ -115,8 +116,9 @@ fn schedule(
     Ok(())
 }
 
-/// A scheduled callback's run, as a handle's: an exception goes to the
-/// loop's exception handler; KeyboardInterrupt and SystemExit end the run.
+/// A scheduled callback's run, as a handle's (`asyncio.Handle._run`): an
+/// exception goes to the loop's exception handler; KeyboardInterrupt and
+/// SystemExit, raised by the callback or by the handler, end the run.
 fn run(
     py: Python<'_>,
     core: &Py<CoreLoop>,
@@ -124,8 +126,8 @@ fn run(
     context: &Py<PyAny>,
     future: Py<PyAny>,
 ) {
-    let (context, callback) = (context.bind(py), callback.bind(py));
-    let run = call_method(context, intern!(py, "run"), &[callback, future.bind(py)]);
+    let (context, callback, future) = (context.bind(py), callback.bind(py), future.bind(py));
+    let run = call_method(context, intern!(py, "run"), &[callback, future]);
     let Err(error) = run else {
         return;
     };
@@ -133,15 +135,24 @@ fn run(
         CoreLoop::fail(core.bind(py), error);
         return;
     }
+    // asyncio's context for a failing callback, as its handle would give
+    // it (`call_soon(callback, future, context=context)`), but for
+    // `handle`: the callback was never wrapped in one. No
+    // `source_traceback` either: that is debug mode's, whose futures go
+    // through `set_result` (see `wake`).
     let reported = (|| -> PyResult<()> {
+        let args = PyTuple::new(py, [future])?;
+        let source = callback_source(py, callback, &args)?;
         let context = PyDict::new(py);
-        let message = format!("Exception in callback {}", callback.repr()?);
-        context.set_item("message", message)?;
+        context.set_item("message", format!("Exception in callback {source}"))?;
         context.set_item("exception", error.value(py))?;
         core.call_method1(py, intern!(py, "call_exception_handler"), (context,))?;
         Ok(())
     })();
-    if let Err(failed) = reported {
-        failed.write_unraisable(py, None);
+    match reported {
+        Err(failed) if leaves_loop(py, &failed) => CoreLoop::fail(core.bind(py), failed),
+        // The handler itself failed: nowhere left to send it.
+        Err(failed) => failed.write_unraisable(py, Some(callback)),
+        Ok(()) => {}
     }
 }
