@@ -10,6 +10,21 @@
 //! point of the loop. For a future made in debug mode (slow-callback
 //! warnings time handles) or on another loop, `set_result` does it as
 //! usual.
+//!
+//! Why, measured: the streams echo of bench/python (`echo_server.py --loop
+//! evloop-native --streams`, 10 connections of 1 KiB round trips, each
+//! read waiting) costs the server, under callgrind, 14,299, 14,362 and
+//! 14,328 instructions per round trip with [`wake`] as it is, and 15,032,
+//! 14,897 and 15,102 with [`wake`] only `future.set_result(None)` (Ir
+//! with 1,200 round trips per connection less Ir with 200, over 10,000):
+//! about 680 more (4.7%), what `set_result`'s `loop.call_soon(callback,
+//! future, context=context)` and the `Handle` it makes and runs cost
+//! beyond taking the callbacks off here.
+//!
+//! The price: it relies on `Future._callbacks` (a private attribute, the
+//! same in the C and the Python `Future`; anything else there and
+//! `set_result` does it as usual), and a callback that raises reaches the
+//! exception handler without the `handle` key, there being no handle.
 
 use pyo3::intern;
 use pyo3::prelude::*;
