@@ -409,12 +409,12 @@ fn echo(
 
 /// Every echo server at every size.
 fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "Python echo, tcp, {} connections: median req/s of {} round(s), servers interleaved",
             o.conns, o.rounds
         ),
-        header: [
+        &[
             "loop",
             "API",
             "size",
@@ -425,11 +425,8 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
             "x best of rloop/rsloop",
             "CPU us/req",
             "p99 us",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &api in APIS {
         for &size in &o.sizes {
             let uv = runs(entries, size, o.conns, server_name("uvloop", api));
@@ -499,31 +496,19 @@ fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
     table
 }
 
+/// An empty table of [`push_target`] rows.
 fn targets_header(title: &str) -> Table {
-    Table {
-        title: title.to_owned(),
-        header: ["target", "median", "per-round range", "met"]
-            .map(str::to_owned)
-            .to_vec(),
-        ..Table::default()
-    }
+    Table::new(title, &["target", "median", "per-round range", "met"])
 }
 
 /// A target row: met when the median ratio (as shown, two decimals)
 /// reaches `goal`; `n/a` without a baseline.
 fn push_target(table: &mut Table, target: String, ratios: &[f64], goal: f64) {
     let m = median(ratios);
-    let shown = (m * 100.0).round() / 100.0;
-    let met = if !m.is_finite() {
-        "n/a"
-    } else if shown >= goal {
-        "yes"
-    } else {
-        "MISSED"
-    };
+    let met = report::verdict(m, goal, false).to_owned();
     table
         .rows
-        .push(vec![target, fixed(m, 2), spread(ratios), met.to_owned()]);
+        .push(vec![target, fixed(m, 2), spread(ratios), met]);
 }
 
 fn runs<'a>(entries: &'a [Entry], size: usize, conns: usize, server: &str) -> Vec<&'a Entry> {

@@ -105,6 +105,48 @@ pub(crate) fn round_ratios(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
         .collect()
 }
 
+/// Whether per-round ratios (two at least) spread more than [`UNSTABLE`]
+/// of their median: too noisy for a firm ratio.
+pub(crate) fn unstable(per_round: &[f64]) -> bool {
+    let (lo, hi) = min_max(per_round);
+    per_round.len() > 1 && hi - lo > UNSTABLE * median(per_round)
+}
+
+/// The `per-round` cell of a ratio column: `lo-hi`, flagged ` !` when
+/// [`unstable`]; `-` with fewer than two rounds to compare.
+pub(crate) fn ratio_spread(per_round: &[f64]) -> String {
+    if per_round.len() < 2 {
+        return "-".to_owned();
+    }
+    let (lo, hi) = min_max(per_round);
+    let flag = if unstable(per_round) { " !" } else { "" };
+    format!("{lo:.2}-{hi:.2}{flag}")
+}
+
+/// Whether `value` reaches `goal` (at least it, or with `at_most` at most
+/// it), judged on the value as shown with two decimals, so that a shown
+/// 1.00 never misses 1.0.
+pub(crate) fn reaches(value: f64, goal: f64, at_most: bool) -> bool {
+    let shown = (value * 100.0).round() / 100.0;
+    if at_most {
+        shown <= goal
+    } else {
+        shown >= goal
+    }
+}
+
+/// The `met` cell of a target row: `yes` or `MISSED` as [`reaches`] says,
+/// `n/a` when there is no number to judge (no baseline).
+pub(crate) fn verdict(value: f64, goal: f64, at_most: bool) -> &'static str {
+    if !value.is_finite() {
+        "n/a"
+    } else if reaches(value, goal, at_most) {
+        "yes"
+    } else {
+        "MISSED"
+    }
+}
+
 /// A table: a header row and rows of cells.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
@@ -115,6 +157,16 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// An empty table: every table starts from its title and column names,
+    /// and only the rows and notes differ.
+    pub(crate) fn new(title: impl Into<String>, header: &[&str]) -> Table {
+        Table {
+            title: title.into(),
+            header: header.iter().map(|&h| h.to_owned()).collect(),
+            ..Table::default()
+        }
+    }
+
     /// Aligned plain text.
     pub(crate) fn text(&self) -> String {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
@@ -227,12 +279,12 @@ pub(crate) fn transport_table(
     servers: &[&'static str],
     rounds: usize,
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "{} echo, {conns} connections: median of {rounds} round(s), servers interleaved",
             transport.name()
         ),
-        header: [
+        &[
             "server",
             "size",
             "req/s",
@@ -244,12 +296,9 @@ pub(crate) fn transport_table(
             "p99 us",
             "peak RSS",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
-    let mut unstable = Vec::new();
+        ],
+    );
+    let mut unstable_rows = Vec::new();
     for &size in sizes {
         let tokio_runs = samples(entries, transport, size, conns, "tokio");
         let tokio = summarize(&tokio_runs);
@@ -260,24 +309,16 @@ pub(crate) fn transport_table(
                 continue;
             };
             let per_round = round_ratios(&runs, &tokio_runs);
-            let (lo, hi) = min_max(&per_round);
-            let spread = if per_round.len() > 1 {
-                if (hi - lo) > UNSTABLE * median(&per_round) {
-                    unstable.push(format!("{server} {}", size_name(size)));
-                    format!("{lo:.2}-{hi:.2} !")
-                } else {
-                    format!("{lo:.2}-{hi:.2}")
-                }
-            } else {
-                "-".to_owned()
-            };
+            if unstable(&per_round) {
+                unstable_rows.push(format!("{server} {}", size_name(size)));
+            }
             table.rows.push(vec![
                 server.to_owned(),
                 size_name(size),
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 tokio.map_or("-".to_owned(), |t| ratio(s.rps, t.rps)),
-                spread,
+                ratio_spread(&per_round),
                 fixed(s.cpu_us, 2),
                 raw.map_or("-".to_owned(), |r| ratio(s.cpu_us, r.cpu_us)),
                 fixed(s.p99_us, 0),
@@ -297,11 +338,11 @@ pub(crate) fn transport_table(
             "one round: no spread to judge stability by; treat gaps under 15% as noise.".to_owned(),
         );
     }
-    if !unstable.is_empty() {
+    if !unstable_rows.is_empty() {
         table.notes.push(format!(
             "UNSTABLE (!): per-round ratio to tokio spreads more than 15% for {}; \
              the machine is too noisy for a firm ratio there.",
-            unstable.join(", ")
+            unstable_rows.join(", ")
         ));
     }
     table
@@ -315,12 +356,12 @@ pub(crate) fn conns_table(
     many: usize,
     servers: &[&'static str],
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "tcp echo {}: {few} vs {many} connections (target: within 15%)",
             size_name(size)
         ),
-        header: [
+        &[
             "server",
             &format!("req/s @{few}"),
             &format!("req/s @{many}"),
@@ -330,11 +371,8 @@ pub(crate) fn conns_table(
             &format!("p99 us @{many}"),
             "peak RSS @many",
             "within 15%",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &server in servers {
         let a = summarize(&samples(entries, Transport::Tcp, size, few, server));
         let b = summarize(&samples(entries, Transport::Tcp, size, many, server));
@@ -367,16 +405,13 @@ pub(crate) struct Syscalls {
 }
 
 pub(crate) fn syscall_table(counts: &[Syscalls], size: usize, conns: usize) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "syscalls per echo round trip (strace -c -f on the server; tcp, {}, {conns} connections)",
             size_name(size)
         ),
-        header: ["server", "requests", "syscalls", "per request", "x tokio", "largest, per request"]
-            .map(str::to_owned)
-            .to_vec(),
-        ..Table::default()
-    };
+        &["server", "requests", "syscalls", "per request", "x tokio", "largest, per request"],
+    );
     #[allow(clippy::cast_precision_loss)]
     let per = |calls: u64, requests: u64| calls as f64 / requests.max(1) as f64;
     let tokio = counts
@@ -415,24 +450,13 @@ pub(crate) fn targets_table(
     conns: usize,
     syscalls: &[Syscalls],
 ) -> Table {
-    let mut table = Table {
-        title: "targets of issues 4 and 12 (evloop, ratios within this run)".to_owned(),
-        header: ["target", "measured", "met"].map(str::to_owned).to_vec(),
-        ..Table::default()
-    };
+    let mut table = Table::new(
+        "targets of issues 4 and 12 (evloop, ratios within this run)",
+        &["target", "measured", "met"],
+    );
     let mut push = |target: String, value: f64, goal: f64, at_most: bool| {
-        // Judged on the value as shown (two decimals), so 1.00 never misses 1.0.
-        let shown = (value * 100.0).round() / 100.0;
-        let met = if !value.is_finite() {
-            "n/a"
-        } else if (at_most && shown <= goal) || (!at_most && shown >= goal) {
-            "yes"
-        } else {
-            "MISSED"
-        };
-        table
-            .rows
-            .push(vec![target, fixed(value, 2), met.to_owned()]);
+        let met = verdict(value, goal, at_most).to_owned();
+        table.rows.push(vec![target, fixed(value, 2), met]);
     };
     let get = |t: Transport, size: usize, server: &str| {
         summarize(&samples(entries, t, size, conns, server))
@@ -513,17 +537,7 @@ pub(crate) fn svg(
     let (cols, rows) = (sizes.len().max(1) as f64, transports.len().max(1) as f64);
     let width = left + cols * (pw + 20.0) + 10.0;
     let height = top + rows * (ph + 40.0) + 10.0;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut out = svg_start(width, height, left, title);
     // Legend.
     let mut x = left;
     for (i, server) in servers.iter().enumerate() {
@@ -663,17 +677,7 @@ pub(crate) fn line_chart(
         .flat_map(|s| s.points.iter().map(|p| p.0))
         .fold(0.0_f64, f64::max)
         .max(1e-9);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
+    let mut out = svg_start(width, height, left, title);
     for (i, panel) in panels.iter().enumerate() {
         #[allow(clippy::cast_precision_loss)]
         let py = top + i as f64 * (ph + 70.0) + 20.0;
@@ -769,6 +773,23 @@ pub(crate) fn line_chart(
         escape(footer)
     );
     out.push_str("</svg>\n");
+    out
+}
+
+/// The opening of both charts: the `<svg>` element, a white background
+/// and `title` at the top, from `left`.
+fn svg_start(width: f64, height: f64, left: f64, title: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        out,
+        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
+        escape(title)
+    );
     out
 }
 
@@ -909,6 +930,35 @@ mod tests {
         assert_eq!(size_name(1024 * 1024), "1 MiB");
         assert_eq!(size_name(100), "100 B");
         assert!((nice_ceiling(150_000.0) - 200_000.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_new_table_has_its_title_and_header_only() {
+        let mut t = Table::new("t", &["server", "req/s"]);
+        assert_eq!(t.text(), "== t\nserver  req/s\n");
+        t.rows.push(vec!["evloop".to_owned(), "1,000".to_owned()]);
+        assert_eq!(
+            t.markdown(),
+            "**t**\n\n| server | req/s |\n| --- | ---: |\n| evloop | 1,000 |\n\n"
+        );
+    }
+
+    #[test]
+    fn per_round_spreads_are_flagged_past_15_percent() {
+        assert_eq!(ratio_spread(&[1.0]), "-");
+        assert_eq!(ratio_spread(&[1.0, 1.1]), "1.00-1.10");
+        assert_eq!(ratio_spread(&[1.0, 1.2, 1.1]), "1.00-1.20 !");
+        assert!(unstable(&[1.0, 1.2, 1.1]) && !unstable(&[1.0, 1.1]) && !unstable(&[2.0]));
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_value_as_shown() {
+        assert!(reaches(0.996, 1.0, false) && !reaches(0.994, 1.0, false));
+        assert!(reaches(1.054, 1.05, true) && !reaches(1.056, 1.05, true));
+        assert_eq!(verdict(1.2, 1.1, false), "yes");
+        assert_eq!(verdict(1.2, 1.1, true), "MISSED");
+        assert_eq!(verdict(f64::NAN, 1.0, false), "n/a");
+        assert_eq!(verdict(f64::INFINITY, 1.0, false), "n/a");
     }
 
     #[test]

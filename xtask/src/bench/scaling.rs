@@ -441,13 +441,13 @@ fn spread(runs: &[&Entry], base: &[&Entry]) -> String {
 }
 
 fn scaling_table(entries: &[Entry], configs: &[Config], o: &Options) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "Loop per core: echo over TCP, {} connections, median of {} round(s), servers \
              interleaved",
             o.conns, o.rounds
         ),
-        header: [
+        &[
             "server",
             "CPUs",
             "size",
@@ -462,11 +462,8 @@ fn scaling_table(entries: &[Entry], configs: &[Config], o: &Options) -> Table {
             "client CPU",
             "CPU ceiling req/s",
             "p99 us",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     let runs_of = |size, name: &str| samples(entries, Transport::Tcp, size, o.conns, name);
     let find = |family: &str, cores: usize| {
         configs

@@ -32,8 +32,8 @@ use lexopt::Arg::Long;
 
 use super::parse;
 use super::report::{
-    self, fixed, median, mib, min_max, ratio, round_ratios, samples, size_name, summarize,
-    thousands, Entry, Table,
+    self, fixed, median, mib, min_max, ratio, ratio_spread, reaches, round_ratios, samples,
+    size_name, summarize, thousands, Entry, Table,
 };
 use super::run::{self, Env, IdleSample, Load, Server, Transport};
 use super::{machine_facts, python_venv, step, Cli};
@@ -441,19 +441,6 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Per-round ratio range to the baseline, flagged `!` past 15%.
-fn spread(runs: &[&Entry], base: &[&Entry]) -> String {
-    let per_round = round_ratios(runs, base);
-    let (lo, hi) = min_max(&per_round);
-    if per_round.len() < 2 {
-        "-".to_owned()
-    } else if hi - lo > 0.15 * median(&per_round) {
-        format!("{lo:.2}-{hi:.2} !")
-    } else {
-        format!("{lo:.2}-{hi:.2}")
-    }
-}
-
 fn p50(runs: &[&Entry]) -> f64 {
     median(
         &runs
@@ -464,11 +451,9 @@ fn p50(runs: &[&Entry]) -> f64 {
 }
 
 fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Table {
-    let mut table = Table {
-        title: format!(
-            "TLS echo, {CONNS} connections: median of {rounds} round(s), servers interleaved"
-        ),
-        header: [
+    let mut table = Table::new(
+        format!("TLS echo, {CONNS} connections: median of {rounds} round(s), servers interleaved"),
+        &[
             "server",
             "size",
             "req/s",
@@ -482,11 +467,8 @@ fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Tab
             "p99 us",
             "peak RSS",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &size in SIZES {
         let base_runs = samples(entries, Transport::Tcp, size, CONNS, BASE);
         let base = summarize(&base_runs);
@@ -500,7 +482,7 @@ fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Tab
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 base.map_or("-".to_owned(), |b| ratio(s.rps, b.rps)),
-                spread(&runs, &base_runs),
+                ratio_spread(&round_ratios(&runs, &base_runs)),
                 uvloop.map_or("-".to_owned(), |u| ratio(s.rps, u.rps)),
                 fixed(s.cpu_us, 2),
                 base.map_or("-".to_owned(), |b| ratio(s.cpu_us, b.cpu_us)),
@@ -528,12 +510,12 @@ fn handshake_table(
     share: &[(&'static str, String)],
     rounds: usize,
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "TLS handshakes, {CONNS} concurrent cycles (connect, handshake, {HANDSHAKE_SIZE} B \
              round trip, close_notify, close): median of {rounds} round(s)"
         ),
-        header: [
+        &[
             "server",
             "handshake",
             "cycles/s",
@@ -546,11 +528,8 @@ fn handshake_table(
             "p50 us",
             "p99 us",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for (kind, entries) in [("full", full), ("resumed", resumed)] {
         let base_runs = samples(entries, Transport::Tcp, HANDSHAKE_SIZE, CONNS, BASE);
         let base = summarize(&base_runs);
@@ -571,7 +550,7 @@ fn handshake_table(
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 base.map_or("-".to_owned(), |b| ratio(s.rps, b.rps)),
-                spread(&runs, &base_runs),
+                ratio_spread(&round_ratios(&runs, &base_runs)),
                 fixed(s.cpu_us, 1),
                 base.map_or("-".to_owned(), |b| ratio(s.cpu_us, b.cpu_us)),
                 resumed_share,
@@ -592,11 +571,10 @@ fn handshake_table(
 }
 
 fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
-    let mut table = Table {
-        title: "Server memory per idle TLS connection (opened 10 at a time, one round trip each, \
-                then held)"
-            .to_owned(),
-        header: [
+    let mut table = Table::new(
+        "Server memory per idle TLS connection (opened 10 at a time, one round trip each, \
+         then held)",
+        &[
             "server",
             "connections",
             "VmRSS before",
@@ -605,11 +583,8 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
             "min-max",
             "VmHWM per connection",
             "x tokio-rustls",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     #[allow(clippy::cast_precision_loss)]
     let per = |after: u64, before: u64, conns: u64| {
         after.saturating_sub(before) as f64 * 1024.0 / conns.max(1) as f64
@@ -664,11 +639,10 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
 }
 
 fn targets_table(echo: &[Entry]) -> Table {
-    let mut table = Table {
-        title: "issue 8 targets (evloop, ratios within this run)".to_owned(),
-        header: ["target", "measured", "met"].map(str::to_owned).to_vec(),
-        ..Table::default()
-    };
+    let mut table = Table::new(
+        "issue 8 targets (evloop, ratios within this run)",
+        &["target", "measured", "met"],
+    );
     let get =
         |size: usize, server: &str| summarize(&samples(echo, Transport::Tcp, size, CONNS, server));
     for &size in SIZES {
@@ -678,15 +652,18 @@ fn targets_table(echo: &[Entry]) -> Table {
         for (other, goal) in [(BASE, 1.0), ("uvloop", 2.0)] {
             let Some(o) = get(size, other) else { continue };
             let value = e.rps / o.rps;
-            // Judged on the value as shown (two decimals).
-            let shown = (value * 100.0).round() / 100.0;
             table.rows.push(vec![
                 format!(
                     "tls echo {}: evloop req/s >= {goal:.1}x {other}",
                     size_name(size)
                 ),
                 fixed(value, 2),
-                if shown >= goal { "yes" } else { "MISSED" }.to_owned(),
+                if reaches(value, goal, false) {
+                    "yes"
+                } else {
+                    "MISSED"
+                }
+                .to_owned(),
             ]);
         }
     }
