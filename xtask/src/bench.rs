@@ -135,24 +135,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("pin") => {
                 o.pin = Some(cli.parsed("--pin", |v| {
                     let (server, client) = v.split_once(':')?;
-                    let cpus = |list: &str| {
-                        let ok = !list.is_empty()
-                            && list.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
-                        ok.then(|| list.to_owned())
-                    };
                     Some(run::Pin {
-                        server: cpus(server)?,
-                        client: cpus(client)?,
+                        server: run::taskset_list(server)?,
+                        client: run::taskset_list(client)?,
                     })
                 })?);
             }
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
+            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
             Long("conns") => o.conns = cli.positive("--conns")?,
             Long("many-conns") => o.many_conns = cli.positive("--many-conns")?,
             Long("rounds") => rounds = Some(cli.positive("--rounds")?),
@@ -240,7 +229,13 @@ impl Cli {
 
     /// The value of `flag` as a positive whole number.
     pub(crate) fn positive(&mut self, flag: &str) -> Result<usize, String> {
-        self.parsed(flag, |v| v.parse().ok().filter(|&n: &usize| n > 0))
+        self.parsed(flag, positive)
+    }
+
+    /// The value of `flag` as a comma-separated list of positive whole
+    /// numbers (`--sizes`: message sizes in bytes).
+    pub(crate) fn sizes(&mut self, flag: &str) -> Result<Vec<usize>, String> {
+        self.parsed(flag, |v| v.split(',').map(|s| positive(s.trim())).collect())
     }
 
     /// The value of `flag` as a finite, non-negative number of seconds.
@@ -262,6 +257,12 @@ impl Cli {
                 .collect()
         })
     }
+}
+
+/// `text` as a whole number above zero (counts and sizes on the command
+/// lines).
+fn positive(text: &str) -> Option<usize> {
+    text.parse().ok().filter(|&n| n > 0)
 }
 
 /// Runs `cargo xtask bench ARGS` for the workspace at `root`.
@@ -855,5 +856,19 @@ mod tests {
         assert!(parse_options(&args("--rounds")).is_err());
         assert!(parse_options(&args("--duration 0")).is_err());
         assert!(parse_options(&args("--bogus")).is_err());
+    }
+
+    #[test]
+    fn sizes_and_cpu_lists() {
+        let line = args("--sizes 1024,64 --sizes 1,0");
+        let mut cli = Cli::new("bench t", "usage", &line);
+        assert!(cli.next().unwrap().is_some());
+        assert_eq!(cli.sizes("--sizes"), Ok(vec![1024, 64]));
+        assert!(cli.next().unwrap().is_some());
+        let bad = "xtask bench t: bad value `1,0` for --sizes\n\nusage";
+        assert_eq!(cli.sizes("--sizes"), Err(bad.to_owned()));
+        assert_eq!(run::taskset_list("0-1,3").as_deref(), Some("0-1,3"));
+        assert_eq!(run::taskset_list(""), None);
+        assert_eq!(run::taskset_list("1:2"), None);
     }
 }

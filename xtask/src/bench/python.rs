@@ -158,13 +158,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
             Long("conns") => o.conns = cli.positive("--conns")?,
             Long("micro-n") => micro_n = Some(cli.positive("--micro-n")?),
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
+            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
             Long("loops") => o.loops = cli.names("--loops", LOOPS)?,
             Long("only") => {
                 let parts = cli.names("--only", &["echo", "micro"])?;

@@ -120,6 +120,14 @@ pub(crate) struct Pin {
     pub(crate) client: String,
 }
 
+/// `text` as a [`Pin`] list when it looks like one (digits, `,` and `-`,
+/// not empty), for the command lines that place processes (`--pin`,
+/// `--cpus`); `taskset` itself judges the rest.
+pub(crate) fn taskset_list(text: &str) -> Option<String> {
+    let ok = !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
+    ok.then(|| text.to_owned())
+}
+
 /// `program` run on `cpus` (through `taskset`, which execs it: the process
 /// id is the program's), or as is.
 pub(crate) fn pinned(program: &Path, cpus: Option<&str>) -> Command {

@@ -112,13 +112,7 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             Long("conns") => o.conns = cli.positive("--conns")?,
             Long("duration") => duration = Some(cli.seconds("--duration")?),
             Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
+            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
             Long("cpus") => o.cpus = cli.parsed("--cpus", parse_cpus)?,
             other => {
                 let e = other.unexpected();
@@ -137,15 +131,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// `CLIENT:ONE:TWO`, each a `taskset -c` list (`0`, `1-2`, `0,2`).
 fn parse_cpus(text: &str) -> Option<Cpus> {
-    let list = |s: &str| {
-        let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
-        ok.then(|| s.to_owned())
-    };
     let mut parts = text.split(':');
     let cpus = Cpus {
-        client: list(parts.next()?)?,
-        one: list(parts.next()?)?,
-        two: list(parts.next()?)?,
+        client: run::taskset_list(parts.next()?)?,
+        one: run::taskset_list(parts.next()?)?,
+        two: run::taskset_list(parts.next()?)?,
     };
     parts.next().is_none().then_some(cpus)
 }
