@@ -303,33 +303,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let target_dir = crate::examples::target_dir(root);
     let release = target_dir.join("release");
 
-    step(
+    build_release(
         root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "raw-epoll-echo",
-            "-p",
-            "tokio-echo-bench",
-        ],
+        &["evloop-loadgen", "raw-epoll-echo", "tokio-echo-bench"],
     )?;
     let mut skipped = Vec::new();
     let evloop_source = root.join("crates/evloop/examples/echo_server.rs");
     let evloop_built = if evloop_source.is_file() {
-        match step(
-            root,
-            &[
-                "build",
-                "--release",
-                "-p",
-                "evloop",
-                "--example",
-                "echo_server",
-            ],
-        ) {
+        match build_example(root, "echo_server") {
             Ok(()) => true,
             Err(e) => {
                 skipped.push(format!(
@@ -347,10 +328,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let python = python_venv(root, &options.servers, &mut skipped);
 
-    let mut servers: Vec<Server> = Vec::new();
-    for &name in &options.servers {
-        let (program, args): (PathBuf, Vec<String>) = match name {
-            "evloop" | "evloop-streams" if !evloop_built => continue,
+    let servers = servers("xtask bench", &options.servers, &mut skipped, |name| {
+        Some(match name {
+            "evloop" | "evloop-streams" if !evloop_built => return None,
             "evloop" => (release.join("examples/echo_server"), vec![]),
             "evloop-streams" => (
                 release.join("examples/echo_server"),
@@ -358,47 +338,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             ),
             "tokio" => (release.join("tokio-echo"), vec![]),
             "raw-epoll" => (release.join("raw-epoll-echo"), vec![]),
-            "asyncio" | "uvloop" => {
-                let Some(python) = &python else { continue };
-                let script = root
-                    .join("bench/python/echo_server.py")
-                    .display()
-                    .to_string();
-                (
-                    python.clone(),
-                    vec![script, "--loop".to_owned(), name.to_owned()],
-                )
-            }
-            _ => continue,
-        };
-        if program.is_file() {
-            servers.push(Server {
-                name,
-                program,
-                args,
-            });
-        } else {
-            skipped.push(format!("{name}: {} does not exist", program.display()));
-        }
-    }
-    for s in &skipped {
-        println!("xtask bench: skipping {s}");
-    }
-    if servers.is_empty() {
-        return Err("xtask bench: no server to measure".to_owned());
-    }
-    let work_dir = target_dir.join("bench-echo");
-    fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: release.join("evloop-loadgen"),
-        loadgen_args: if options.verify {
-            Vec::new()
-        } else {
-            vec!["--discard".to_owned()]
-        },
-        work_dir,
+            "asyncio" | "uvloop" => (python.clone()?, python_echo_args(root, name)),
+            _ => return None,
+        })
+    })?;
+    let mut env = Env {
         pin: options.pin.clone(),
+        ..Env::discarding(&target_dir, "bench-echo")?
     };
+    if options.verify {
+        // The client reads and checks every echoed byte instead.
+        env.loadgen_args.clear();
+    }
 
     let mut notes = vec![if options.verify {
         "client: evloop-loadgen --verify: every echoed byte read and checked".to_owned()
@@ -457,11 +408,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
 
     // 10 vs 1,000 connections, interleaved: evloop@10 evloop@1000 tokio@10 ...
     let mut many_entries = Vec::new();
-    let pair: Vec<Server> = servers
-        .iter()
-        .filter(|s| PAIR.contains(&s.name))
-        .cloned()
-        .collect();
+    let pair = among(&servers, PAIR);
     let many = options.many_conns;
     if !pair.is_empty() && options.transports.contains(&Transport::Tcp) && many != options.conns {
         println!(
@@ -521,11 +468,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
 
     // Tables.
-    let names_present: Vec<&'static str> = SERVERS
-        .iter()
-        .copied()
-        .filter(|n| servers.iter().any(|s| s.name == *n))
-        .collect();
+    let names_present = present(SERVERS, &servers);
     let main_entries = entries;
     let mut tables: Vec<Table> = options
         .transports
@@ -542,17 +485,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         })
         .collect();
     if !many_entries.is_empty() {
-        let pair_names: Vec<&'static str> = PAIR
-            .iter()
-            .copied()
-            .filter(|n| names_present.contains(n))
-            .collect();
         tables.push(report::conns_table(
             &many_entries,
             1024,
             options.conns,
             many,
-            &pair_names,
+            &present(PAIR, &servers),
         ));
     }
     if !syscalls.is_empty() {
@@ -566,21 +504,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         &syscalls,
     ));
 
-    let command = format!("cargo xtask bench {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench", args);
     let machine = machine_facts(root, python.as_deref());
-    println!();
-    println!("{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     println!("xtask bench: done in {elapsed:.0} s");
 
@@ -676,8 +602,109 @@ pub(crate) fn measure_round(
     }
 }
 
+/// The servers' names, as the `==>` lines list them.
 fn names(servers: &[Server]) -> String {
     servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+}
+
+/// The servers of `names` to measure: `command` gives each one's program
+/// and arguments (`None`: not built, already in `skipped`), and a program
+/// that does not exist joins `skipped`. Every skip is announced as `tool`;
+/// no server at all is an error.
+pub(crate) fn servers(
+    tool: &str,
+    names: &[&'static str],
+    skipped: &mut Vec<String>,
+    command: impl Fn(&'static str) -> Option<(PathBuf, Vec<String>)>,
+) -> Result<Vec<Server>, String> {
+    let mut servers = Vec::new();
+    for &name in names {
+        let Some((program, args)) = command(name) else {
+            continue;
+        };
+        if program.is_file() {
+            servers.push(Server {
+                name,
+                program,
+                args,
+            });
+        } else {
+            skipped.push(format!("{name}: {} does not exist", program.display()));
+        }
+    }
+    for s in skipped.iter() {
+        println!("{tool}: skipping {s}");
+    }
+    if servers.is_empty() {
+        return Err(format!("{tool}: no server to measure"));
+    }
+    Ok(servers)
+}
+
+/// The arguments of `bench/python/echo_server.py` on loop `name` (after
+/// the venv's python).
+pub(crate) fn python_echo_args(root: &Path, name: &str) -> Vec<String> {
+    let script = root.join("bench/python/echo_server.py");
+    let script = script.display().to_string();
+    vec![script, "--loop".to_owned(), name.to_owned()]
+}
+
+/// Those of `servers` named in `names` (a comparison's subset), in the
+/// order they run.
+pub(crate) fn among(servers: &[Server], names: &[&str]) -> Vec<Server> {
+    servers
+        .iter()
+        .filter(|s| names.contains(&s.name))
+        .cloned()
+        .collect()
+}
+
+/// Those of `names` that are among `servers`, in the order of `names`:
+/// a table's rows.
+pub(crate) fn present(names: &[&'static str], servers: &[Server]) -> Vec<&'static str> {
+    let measured = |n: &&str| servers.iter().any(|s| s.name == *n);
+    names.iter().copied().filter(measured).collect()
+}
+
+/// Builds `packages` in release in one cargo run (`cargo build --release
+/// -p A -p B ...`), printing it first.
+pub(crate) fn build_release(root: &Path, packages: &[&str]) -> Result<(), String> {
+    let mut args = vec!["build", "--release"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    step(root, &args)
+}
+
+/// Builds evloop's example `name` (crates/evloop/examples) in release.
+pub(crate) fn build_example(root: &Path, name: &str) -> Result<(), String> {
+    step(
+        root,
+        &["build", "--release", "-p", "evloop", "--example", name],
+    )
+}
+
+/// The command line of this run as the reports quote it: `cargo xtask
+/// NAME ARGS`.
+pub(crate) fn command_line(name: &str, args: &[String]) -> String {
+    format!("cargo xtask {name} {}", args.join(" "))
+        .trim_end()
+        .to_owned()
+}
+
+/// Prints a run's results: the machine facts, the tables, then the
+/// `skipped:` and `note:` lines.
+pub(crate) fn print_results(machine: &str, tables: &[Table], skipped: &[String], notes: &[String]) {
+    println!("\n{machine}");
+    for table in tables {
+        println!("{}", table.text());
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
 }
 
 /// Runs `cargo ARGS` in `root`, printing it first.
@@ -856,6 +883,61 @@ mod tests {
         assert!(parse_options(&args("--rounds")).is_err());
         assert!(parse_options(&args("--duration 0")).is_err());
         assert!(parse_options(&args("--bogus")).is_err());
+    }
+
+    #[test]
+    fn command_lines_and_server_lists() {
+        let line = command_line("bench tls", &args("--quick --rounds 2"));
+        assert_eq!(line, "cargo xtask bench tls --quick --rounds 2");
+        assert_eq!(command_line("bench", &[]), "cargo xtask bench");
+        let py = python_echo_args(Path::new("/r"), "uvloop");
+        assert_eq!(py, ["/r/bench/python/echo_server.py", "--loop", "uvloop"]);
+        let exe = std::env::current_exe().unwrap();
+        let mut skipped = vec!["uvloop: no venv".to_owned()];
+        let found = servers(
+            "t",
+            &["evloop", "tokio", "uvloop"],
+            &mut skipped,
+            |name| match name {
+                "evloop" => Some((exe.clone(), vec!["--x".to_owned()])),
+                "tokio" => Some((PathBuf::from("/nonexistent/tokio-echo"), vec![])),
+                _ => None,
+            },
+        );
+        let found = found.unwrap();
+        assert_eq!(
+            (names(&found).as_str(), found[0].args.as_slice()),
+            ("evloop", &["--x".to_owned()][..])
+        );
+        let missing = "tokio: /nonexistent/tokio-echo does not exist";
+        assert_eq!(skipped, ["uvloop: no venv", missing]);
+        let none = servers("t", &["tokio"], &mut skipped, |_| None);
+        assert_eq!(none.unwrap_err(), "t: no server to measure");
+        let tokio = Server {
+            name: "tokio",
+            ..found[0].clone()
+        };
+        let both = [found[0].clone(), tokio];
+        assert_eq!(
+            present(&["tokio", "raw-epoll", "evloop"], &both),
+            ["tokio", "evloop"]
+        );
+        assert_eq!(names(&among(&both, &["tokio", "uvloop"])), "tokio");
+    }
+
+    #[test]
+    fn a_discarding_env_works_in_its_own_directory() {
+        let target = std::env::temp_dir().join(format!("xtask-env-{}", std::process::id()));
+        let env = Env::discarding(&target, "bench-x").unwrap();
+        let made = env.work_dir.is_dir();
+        let _ = fs::remove_dir_all(&target);
+        assert!(made);
+        assert_eq!(env.work_dir, target.join("bench-x"));
+        assert_eq!(env.loadgen, target.join("release/evloop-loadgen"));
+        assert_eq!(
+            (env.loadgen_args.as_slice(), env.pin),
+            (&["--discard".to_owned()][..], None)
+        );
     }
 
     #[test]

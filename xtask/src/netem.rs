@@ -37,7 +37,7 @@ use lexopt::Arg::Long;
 
 use crate::bench::parse::Listening;
 use crate::bench::run::Running;
-use crate::bench::{date_now, machine_facts, step, Cli};
+use crate::bench::{build_example, build_release, date_now, machine_facts, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask netem [--bytes N] [--udp-count N] [--quick] [--seed S]
@@ -150,18 +150,8 @@ fn announce_skip(why: &str) {
 pub(crate) fn build_tools(root: &Path) -> Result<(), String> {
     // Two builds: `--example` would restrict the netsoak package to
     // examples too, and it has none.
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    )?;
-    step(root, &["build", "--release", "-p", "evloop-netsoak"])
+    build_example(root, "echo_server")?;
+    build_release(root, &["evloop-netsoak"])
 }
 
 /// One row's lab: the link process (which owns the namespaces). Dropped,

@@ -20,7 +20,7 @@ use std::process::Command;
 
 use lexopt::Arg::Long;
 
-use super::{date_now, machine_facts, python_venv, step, Cli};
+use super::{command_line, date_now, machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench process [--quick] [--rounds R] [--seq N] [--conc M]
@@ -305,12 +305,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         println!("- skipped: {s}");
     }
     if o.record {
-        let command = format!("cargo xtask bench process {}", args.join(" "));
+        let command = command_line("bench process", args);
         let machine = machine_facts(root, python.as_deref());
         let mut section = format!(
             "### {} — `{}`\n\n{machine}\n- runs: {} rounds × {} sequential spawns (p50/p99 over all {} of them) and {} spawns with {} in flight (median children/s, range over rounds); implementations interleaved, starting one rotating\n\n{table}\n",
             date_now(),
-            command.trim_end(),
+            command,
             o.rounds,
             o.seq,
             o.rounds * o.seq,

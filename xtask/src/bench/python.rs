@@ -24,7 +24,10 @@ use lexopt::Arg::Long;
 
 use super::report::{self, fixed, median, min_max, size_name, thousands, Entry, Table};
 use super::run::{Env, Load, Server, Transport};
-use super::{machine_facts, measure_round, step, Cli};
+use super::{
+    build_release, command_line, machine_facts, measure_round, names, print_results,
+    python_echo_args, Cli,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup W]
@@ -231,25 +234,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             .collect();
         tables.extend(micro(root, &python, &micro_loops, &o, &mut notes));
     }
-    let command = format!("cargo xtask bench python {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench python", args);
     let machine = format!(
         "{}\n- loops: {}\n- runs: {} round(s), loops interleaved, the first one rotating",
         machine_facts(root, Some(&python)),
         loop_versions(&python, &bench, &loops),
         o.rounds
     );
-    println!("\n{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     if o.record && !tables.is_empty() {
         let section = report::run_section(&command, &machine, &tables, &skipped, &notes);
         report::append_section(root, "xtask bench python", HEADING, INTRO, &section)?;
@@ -337,29 +329,17 @@ fn echo(
     o: &Options,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Table>, String> {
-    let target_dir = crate::examples::target_dir(root);
-    step(root, &["build", "--release", "-p", "evloop-loadgen"])?;
-    let work_dir = target_dir.join("bench-python");
-    std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: target_dir.join("release/evloop-loadgen"),
-        loadgen_args: vec!["--discard".to_owned()],
-        work_dir,
-        pin: None,
-    };
+    build_release(root, &["evloop-loadgen"])?;
+    let env = Env::discarding(&crate::examples::target_dir(root), "bench-python")?;
     notes.push(
         "client: evloop-loadgen --discard (echoed bytes dropped in the kernel, counted, not \
          checked); placement unpinned"
             .to_owned(),
     );
-    let script = root
-        .join("bench/python/echo_server.py")
-        .display()
-        .to_string();
     let mut servers = Vec::new();
     for &api in APIS {
         for &name in loops.iter().filter(|l| echoes(l, api)) {
-            let mut args = vec![script.clone(), "--loop".to_owned(), name.to_owned()];
+            let mut args = python_echo_args(root, name);
             if api == Api::Streams {
                 args.push("--streams".to_owned());
             }
@@ -377,7 +357,7 @@ fn echo(
             "==> tcp {size} B x {} conns: {} round(s) of {}",
             o.conns,
             o.rounds,
-            servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+            names(&servers)
         );
         for round in 0..o.rounds {
             let load = Load {

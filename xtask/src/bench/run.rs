@@ -113,6 +113,26 @@ pub(crate) struct Env {
     pub(crate) pin: Option<Pin>,
 }
 
+impl Env {
+    /// The load generator of `target_dir`'s release build in its
+    /// `--discard` mode (echoed bytes dropped in the kernel), unpinned,
+    /// working in `target_dir/dir` (created).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created.
+    pub(crate) fn discarding(target_dir: &Path, dir: &str) -> Result<Env, String> {
+        let work_dir = target_dir.join(dir);
+        fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
+        Ok(Env {
+            loadgen: target_dir.join("release/evloop-loadgen"),
+            loadgen_args: vec!["--discard".to_owned()],
+            work_dir,
+            pin: None,
+        })
+    }
+}
+
 /// Where the server and the load generator run (`taskset -c` lists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pin {

@@ -25,7 +25,6 @@
 //! `/proc`, client CPU) are printed and appended to docs/performance.md
 //! ("## Loop per core") unless `--no-record`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::slice;
 use std::time::SystemTime;
@@ -37,7 +36,7 @@ use super::report::{
     summarize, thousands, Entry, Table,
 };
 use super::run::{self, Env, Load, Pin, Server, Transport};
-use super::{machine_facts, step, Cli};
+use super::{build_example, build_release, command_line, machine_facts, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench scaling [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -266,43 +265,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let root = crate::workspace_root();
     let started = SystemTime::now();
     let target_dir = crate::examples::target_dir(&root);
-    let release = target_dir.join("release");
-    step(
-        &root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "tokio-echo-bench",
-        ],
-    )?;
-    step(
-        &root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_per_core",
-        ],
-    )?;
-    let work_dir = target_dir.join("bench-scaling");
-    fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: release.join("evloop-loadgen"),
-        loadgen_args: vec!["--discard".to_owned()],
-        work_dir,
-        pin: None,
-    };
-    let configs = configs(&release, &env, &options);
+    build_release(&root, &["evloop-loadgen", "tokio-echo-bench"])?;
+    build_example(&root, "echo_per_core")?;
+    let env = Env::discarding(&target_dir, "bench-scaling")?;
+    let configs = configs(&target_dir.join("release"), &env, &options);
     let (entries, notes) = measure_all(&configs, &options);
     let table = scaling_table(&entries, &configs, &options);
-    let command = format!("cargo xtask bench scaling {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench scaling", args);
     let machine = format!(
         "{}\n- placement (taskset): client on CPU {}, 1-core servers on CPU {}, 2-core servers \
          on CPUs {}{}",
@@ -537,6 +506,7 @@ mod tests {
     use super::*;
     use crate::bench::parse::LoadReport;
     use crate::bench::run::Sample;
+    use std::fs;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()

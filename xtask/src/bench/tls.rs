@@ -25,7 +25,7 @@
 //! committed. Results are appended to docs/performance.md ("## TLS").
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use lexopt::Arg::Long;
@@ -35,8 +35,11 @@ use super::report::{
     self, fixed, median, mib, min_max, ratio, ratio_spread, reaches, round_ratios, samples,
     size_name, summarize, thousands, Entry, Table,
 };
-use super::run::{self, Env, IdleSample, Load, Server, Transport};
-use super::{machine_facts, python_venv, step, Cli};
+use super::run::{self, Env, IdleSample, Load, Transport};
+use super::{
+    among, build_example, build_release, command_line, machine_facts, present, print_results,
+    python_echo_args, python_venv, servers, Cli,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask bench tls [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -133,29 +136,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let started = SystemTime::now();
     let target_dir = crate::examples::target_dir(root);
     let release = target_dir.join("release");
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "tokio-rustls-echo-bench",
-        ],
-    )?;
+    build_release(root, &["evloop-loadgen", "tokio-rustls-echo-bench"])?;
     let mut skipped = Vec::new();
-    let evloop_built = match step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    ) {
+    let evloop_built = match build_example(root, "echo_server") {
         Ok(()) => true,
         Err(e) => {
             skipped.push(format!(
@@ -185,40 +168,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     ];
     let python = python_venv(root, &options.servers, &mut skipped);
 
-    let mut servers: Vec<Server> = Vec::new();
-    for &name in &options.servers {
-        let (program, args): (PathBuf, Vec<String>) = match name {
-            "evloop" if !evloop_built => continue,
+    let servers = servers("xtask bench tls", &options.servers, &mut skipped, |name| {
+        Some(match name {
+            "evloop" if !evloop_built => return None,
             "evloop" => (release.join("examples/echo_server"), tls_args.clone()),
             "tokio-rustls" => (release.join("tokio-rustls-echo"), tls_args.clone()),
             "asyncio" | "uvloop" => {
-                let Some(python) = &python else { continue };
-                let script = root
-                    .join("bench/python/echo_server.py")
-                    .display()
-                    .to_string();
-                let mut args = vec![script, "--loop".to_owned(), name.to_owned()];
-                args.extend(tls_args.iter().cloned());
-                (python.clone(), args)
+                let args = [python_echo_args(root, name), tls_args.clone()].concat();
+                (python.clone()?, args)
             }
-            _ => continue,
-        };
-        if program.is_file() {
-            servers.push(Server {
-                name,
-                program,
-                args,
-            });
-        } else {
-            skipped.push(format!("{name}: {} does not exist", program.display()));
-        }
-    }
-    for s in &skipped {
-        println!("xtask bench tls: skipping {s}");
-    }
-    if servers.is_empty() {
-        return Err("xtask bench tls: no server to measure".to_owned());
-    }
+            _ => return None,
+        })
+    })?;
     let work_dir = target_dir.join("bench-tls");
     let env_with = |extra: &[&str]| Env {
         loadgen: loadgen.clone(),
@@ -289,11 +250,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
 
-    let pair: Vec<Server> = servers
-        .iter()
-        .filter(|s| PAIR.contains(&s.name))
-        .cloned()
-        .collect();
+    let pair = among(&servers, PAIR);
     let hs_load = Load {
         size: HANDSHAKE_SIZE,
         ..base
@@ -385,25 +342,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
 
-    let present: Vec<&'static str> = SERVERS
-        .iter()
-        .copied()
-        .filter(|n| servers.iter().any(|s| s.name == *n))
-        .collect();
-    let pair_names: Vec<&'static str> = PAIR
-        .iter()
-        .copied()
-        .filter(|n| present.contains(n))
-        .collect();
+    let pair_names = present(PAIR, &servers);
     let tables = vec![
-        echo_table(&echo, &present, options.rounds),
+        echo_table(&echo, &present(SERVERS, &servers), options.rounds),
         handshake_table(&full, &resumed, &pair_names, &resumed_share, options.rounds),
         idle_table(&idle, &pair_names),
         targets_table(&echo),
     ];
-    let command = format!("cargo xtask bench tls {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench tls", args);
     let lock = fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
     let version = |p: &str| parse::lock_version(&lock, p).unwrap_or_else(|| "?".to_owned());
     let openssl = python
@@ -419,17 +365,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         version("tokio-rustls"),
         negotiated.join("; ")
     );
-    println!();
-    println!("{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     println!("xtask bench tls: done in {elapsed:.0} s");
     if options.record {
