@@ -174,6 +174,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
+/// `line` split at whitespace: a command line for the option parsers'
+/// tests.
+#[cfg(test)]
+pub(crate) fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
 /// The command line of a bench subcommand, read with `lexopt`: errors come
 /// back as `xtask <name>: <what>` followed by the usage text.
 pub(crate) struct Cli {
@@ -850,10 +857,6 @@ fn micro(root: &Path, args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
 
     #[test]
     fn options() {

@@ -666,10 +666,7 @@ fn f64_of(v: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

@@ -452,6 +452,7 @@ pub(crate) fn regressions(rows: &[Row], baseline: &[Row]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::args;
 
     fn row(workload: &str, evloop: f64, tokio: f64) -> Row {
         Row {
@@ -527,7 +528,6 @@ mod tests {
 
     #[test]
     fn options() {
-        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let o = parse_options(&args("--instructions --check")).unwrap();
         assert!(o.check && !o.update);
         assert_eq!(o.only.len(), WORKLOADS.len());

@@ -343,10 +343,7 @@ these machines. Newest run last.";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

@@ -706,10 +706,7 @@ ratios within one run only: these machines are shared and noisy. Newest run last
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

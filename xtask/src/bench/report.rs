@@ -17,6 +17,40 @@ pub(crate) struct Entry {
     pub(crate) sample: Sample,
 }
 
+/// One run for the tables' tests: 1,000 requests in 1 s at `rps` req/s
+/// (p50 50 us, p99 90 us, client CPU 0.9 s), server CPU 0.01 s, peak RSS
+/// 2 MiB.
+#[cfg(test)]
+pub(crate) fn test_entry(
+    server: &'static str,
+    size: usize,
+    conns: usize,
+    round: usize,
+    rps: f64,
+) -> Entry {
+    let load = super::parse::LoadReport {
+        requests: 1000,
+        seconds: 1.0,
+        rps,
+        p50_us: 50.0,
+        p99_us: 90.0,
+        client_cpu_s: 0.9,
+    };
+    let sample = Sample {
+        load,
+        server_cpu_s: 0.01,
+        rss_kib: Some(2048),
+    };
+    Entry {
+        transport: Transport::Tcp,
+        size,
+        conns,
+        server,
+        round,
+        sample,
+    }
+}
+
 /// Per-round ratios whose spread exceeds this fraction of their median are
 /// flagged as unstable (docs/performance.md: gaps under 15% are noise here).
 const UNSTABLE: f64 = 0.15;

@@ -504,13 +504,9 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::parse::LoadReport;
-    use crate::bench::run::Sample;
+    use crate::bench::args;
+    use crate::bench::report::test_entry;
     use std::fs;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
 
     #[test]
     fn options() {
@@ -532,25 +528,9 @@ mod tests {
     }
 
     fn entry(server: &'static str, round: usize, rps: f64, cpu_s: f64) -> Entry {
-        Entry {
-            transport: Transport::Tcp,
-            size: 1024,
-            conns: 50,
-            server,
-            round,
-            sample: Sample {
-                load: LoadReport {
-                    requests: 1000,
-                    seconds: 1.0,
-                    rps,
-                    p50_us: 50.0,
-                    p99_us: 90.0,
-                    client_cpu_s: 0.9,
-                },
-                server_cpu_s: cpu_s,
-                rss_kib: Some(2048),
-            },
-        }
+        let mut e = test_entry(server, 1024, 50, round, rps);
+        e.sample.server_cpu_s = cpu_s;
+        e
     }
 
     #[test]

@@ -627,12 +627,8 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::parse::LoadReport;
-    use crate::bench::run::Sample;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
+    use crate::bench::report::test_entry;
 
     #[test]
     fn options() {
@@ -651,25 +647,7 @@ mod tests {
     }
 
     fn entry(server: &'static str, size: usize, round: usize, rps: f64) -> Entry {
-        Entry {
-            transport: Transport::Tcp,
-            size,
-            conns: CONNS,
-            server,
-            round,
-            sample: Sample {
-                load: LoadReport {
-                    requests: 1000,
-                    seconds: 1.0,
-                    rps,
-                    p50_us: 50.0,
-                    p99_us: 90.0,
-                    client_cpu_s: 0.9,
-                },
-                server_cpu_s: 0.01,
-                rss_kib: Some(2048),
-            },
-        }
+        test_entry(server, size, CONNS, round, rps)
     }
 
     #[test]
