@@ -20,6 +20,7 @@
 //! docs/performance.md ("## Echo benchmarks"); `--plot` writes
 //! docs/bench-echo.svg.
 //!
+//! - `bench/cli.rs` reads the command lines of all of them,
 //! - `bench/parse.rs` reads the servers', load generator's, /proc's and
 //!   strace's output,
 //! - `bench/run.rs` runs one measurement,
@@ -28,6 +29,7 @@
 //! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
+mod cli;
 mod instructions;
 pub(crate) mod parse;
 mod process;
@@ -46,8 +48,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lexopt::Arg::Long;
 
 use crate::cargo;
+#[cfg(test)]
+pub(crate) use cli::args;
+pub(crate) use cli::{command_line, Cli};
 use report::{Entry, Syscalls, Table};
-use run::{Env, Load, Server, Transport};
+use run::{among, present, python_echo_args, servers, Env, Load, Server, Transport};
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] [--conns 10]
@@ -172,104 +177,6 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         return Err("xtask bench: --duration must be positive".to_owned());
     }
     Ok(o)
-}
-
-/// `line` split at whitespace: a command line for the option parsers'
-/// tests.
-#[cfg(test)]
-pub(crate) fn args(line: &str) -> Vec<String> {
-    line.split_whitespace().map(str::to_owned).collect()
-}
-
-/// The command line of a bench subcommand, read with `lexopt`: errors come
-/// back as `xtask <name>: <what>` followed by the usage text.
-pub(crate) struct Cli {
-    parser: lexopt::Parser,
-    name: &'static str,
-    usage: &'static str,
-}
-
-impl Cli {
-    pub(crate) fn new(name: &'static str, usage: &'static str, args: &[String]) -> Cli {
-        Cli {
-            parser: lexopt::Parser::from_args(args),
-            name,
-            usage,
-        }
-    }
-
-    /// The next option, or `None` at the end.
-    pub(crate) fn next(&mut self) -> Result<Option<lexopt::Arg<'_>>, String> {
-        let (name, usage) = (self.name, self.usage);
-        self.parser
-            .next()
-            .map_err(|e| format!("xtask {name}: {e}\n\n{usage}"))
-    }
-
-    /// An argument that was not expected here (`arg.unexpected()`).
-    pub(crate) fn fail(&self, e: &lexopt::Error) -> String {
-        self.error(e)
-    }
-
-    fn error(&self, e: &dyn std::fmt::Display) -> String {
-        format!("xtask {}: {e}\n\n{}", self.name, self.usage)
-    }
-
-    /// The value of option `flag` (just read), as text.
-    pub(crate) fn value(&mut self, flag: &str) -> Result<String, String> {
-        match self.parser.value().map(lexopt::ValueExt::string) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) | Err(e) => Err(self.error(&format_args!("{flag}: {e}"))),
-        }
-    }
-
-    /// The value of `flag` parsed by `parse`, which returns `None` for a
-    /// value out of range.
-    pub(crate) fn parsed<T>(
-        &mut self,
-        flag: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<T, String> {
-        let v = self.value(flag)?;
-        parse(&v).ok_or_else(|| self.error(&format_args!("bad value `{v}` for {flag}")))
-    }
-
-    /// The value of `flag` as a positive whole number.
-    pub(crate) fn positive(&mut self, flag: &str) -> Result<usize, String> {
-        self.parsed(flag, positive)
-    }
-
-    /// The value of `flag` as a comma-separated list of positive whole
-    /// numbers (`--sizes`: message sizes in bytes).
-    pub(crate) fn sizes(&mut self, flag: &str) -> Result<Vec<usize>, String> {
-        self.parsed(flag, |v| v.split(',').map(|s| positive(s.trim())).collect())
-    }
-
-    /// The value of `flag` as a finite, non-negative number of seconds.
-    pub(crate) fn seconds(&mut self, flag: &str) -> Result<f64, String> {
-        self.parsed(flag, |v| {
-            v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        })
-    }
-
-    /// The value of `flag` as a comma-separated list of `known` names.
-    pub(crate) fn names(
-        &mut self,
-        flag: &str,
-        known: &[&'static str],
-    ) -> Result<Vec<&'static str>, String> {
-        self.parsed(flag, |v| {
-            v.split(',')
-                .map(|s| known.iter().copied().find(|k| *k == s.trim()))
-                .collect()
-        })
-    }
-}
-
-/// `text` as a whole number above zero (counts and sizes on the command
-/// lines).
-fn positive(text: &str) -> Option<usize> {
-    text.parse().ok().filter(|&n| n > 0)
 }
 
 /// Runs `cargo xtask bench ARGS` for the workspace at `root`.
@@ -614,65 +521,6 @@ fn names(servers: &[Server]) -> String {
     servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
 }
 
-/// The servers of `names` to measure: `command` gives each one's program
-/// and arguments (`None`: not built, already in `skipped`), and a program
-/// that does not exist joins `skipped`. Every skip is announced as `tool`;
-/// no server at all is an error.
-pub(crate) fn servers(
-    tool: &str,
-    names: &[&'static str],
-    skipped: &mut Vec<String>,
-    command: impl Fn(&'static str) -> Option<(PathBuf, Vec<String>)>,
-) -> Result<Vec<Server>, String> {
-    let mut servers = Vec::new();
-    for &name in names {
-        let Some((program, args)) = command(name) else {
-            continue;
-        };
-        if program.is_file() {
-            servers.push(Server {
-                name,
-                program,
-                args,
-            });
-        } else {
-            skipped.push(format!("{name}: {} does not exist", program.display()));
-        }
-    }
-    for s in skipped.iter() {
-        println!("{tool}: skipping {s}");
-    }
-    if servers.is_empty() {
-        return Err(format!("{tool}: no server to measure"));
-    }
-    Ok(servers)
-}
-
-/// The arguments of `bench/python/echo_server.py` on loop `name` (after
-/// the venv's python).
-pub(crate) fn python_echo_args(root: &Path, name: &str) -> Vec<String> {
-    let script = root.join("bench/python/echo_server.py");
-    let script = script.display().to_string();
-    vec![script, "--loop".to_owned(), name.to_owned()]
-}
-
-/// Those of `servers` named in `names` (a comparison's subset), in the
-/// order they run.
-pub(crate) fn among(servers: &[Server], names: &[&str]) -> Vec<Server> {
-    servers
-        .iter()
-        .filter(|s| names.contains(&s.name))
-        .cloned()
-        .collect()
-}
-
-/// Those of `names` that are among `servers`, in the order of `names`:
-/// a table's rows.
-pub(crate) fn present(names: &[&'static str], servers: &[Server]) -> Vec<&'static str> {
-    let measured = |n: &&str| servers.iter().any(|s| s.name == *n);
-    names.iter().copied().filter(measured).collect()
-}
-
 /// Builds `packages` in release in one cargo run (`cargo build --release
 /// -p A -p B ...`), printing it first.
 pub(crate) fn build_release(root: &Path, packages: &[&str]) -> Result<(), String> {
@@ -689,14 +537,6 @@ pub(crate) fn build_example(root: &Path, name: &str) -> Result<(), String> {
         root,
         &["build", "--release", "-p", "evloop", "--example", name],
     )
-}
-
-/// The command line of this run as the reports quote it: `cargo xtask
-/// NAME ARGS`.
-pub(crate) fn command_line(name: &str, args: &[String]) -> String {
-    format!("cargo xtask {name} {}", args.join(" "))
-        .trim_end()
-        .to_owned()
 }
 
 /// Prints a run's results: the machine facts, the tables, then the
@@ -886,74 +726,5 @@ mod tests {
         assert!(parse_options(&args("--rounds")).is_err());
         assert!(parse_options(&args("--duration 0")).is_err());
         assert!(parse_options(&args("--bogus")).is_err());
-    }
-
-    #[test]
-    fn command_lines_and_server_lists() {
-        let line = command_line("bench tls", &args("--quick --rounds 2"));
-        assert_eq!(line, "cargo xtask bench tls --quick --rounds 2");
-        assert_eq!(command_line("bench", &[]), "cargo xtask bench");
-        let py = python_echo_args(Path::new("/r"), "uvloop");
-        assert_eq!(py, ["/r/bench/python/echo_server.py", "--loop", "uvloop"]);
-        let exe = std::env::current_exe().unwrap();
-        let mut skipped = vec!["uvloop: no venv".to_owned()];
-        let found = servers(
-            "t",
-            &["evloop", "tokio", "uvloop"],
-            &mut skipped,
-            |name| match name {
-                "evloop" => Some((exe.clone(), vec!["--x".to_owned()])),
-                "tokio" => Some((PathBuf::from("/nonexistent/tokio-echo"), vec![])),
-                _ => None,
-            },
-        );
-        let found = found.unwrap();
-        assert_eq!(
-            (names(&found).as_str(), found[0].args.as_slice()),
-            ("evloop", &["--x".to_owned()][..])
-        );
-        let missing = "tokio: /nonexistent/tokio-echo does not exist";
-        assert_eq!(skipped, ["uvloop: no venv", missing]);
-        let none = servers("t", &["tokio"], &mut skipped, |_| None);
-        assert_eq!(none.unwrap_err(), "t: no server to measure");
-        let tokio = Server {
-            name: "tokio",
-            ..found[0].clone()
-        };
-        let both = [found[0].clone(), tokio];
-        assert_eq!(
-            present(&["tokio", "raw-epoll", "evloop"], &both),
-            ["tokio", "evloop"]
-        );
-        assert_eq!(names(&among(&both, &["tokio", "uvloop"])), "tokio");
-    }
-
-    #[test]
-    fn a_discarding_env_works_in_its_own_directory() {
-        let target = std::env::temp_dir().join(format!("xtask-env-{}", std::process::id()));
-        let env = Env::discarding(&target, "bench-x").unwrap();
-        let made = env.work_dir.is_dir();
-        let _ = fs::remove_dir_all(&target);
-        assert!(made);
-        assert_eq!(env.work_dir, target.join("bench-x"));
-        assert_eq!(env.loadgen, target.join("release/evloop-loadgen"));
-        assert_eq!(
-            (env.loadgen_args.as_slice(), env.pin),
-            (&["--discard".to_owned()][..], None)
-        );
-    }
-
-    #[test]
-    fn sizes_and_cpu_lists() {
-        let line = args("--sizes 1024,64 --sizes 1,0");
-        let mut cli = Cli::new("bench t", "usage", &line);
-        assert!(cli.next().unwrap().is_some());
-        assert_eq!(cli.sizes("--sizes"), Ok(vec![1024, 64]));
-        assert!(cli.next().unwrap().is_some());
-        let bad = "xtask bench t: bad value `1,0` for --sizes\n\nusage";
-        assert_eq!(cli.sizes("--sizes"), Err(bad.to_owned()));
-        assert_eq!(run::taskset_list("0-1,3").as_deref(), Some("0-1,3"));
-        assert_eq!(run::taskset_list(""), None);
-        assert_eq!(run::taskset_list("1:2"), None);
     }
 }

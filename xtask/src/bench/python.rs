@@ -23,11 +23,8 @@ use std::process::Command;
 use lexopt::Arg::Long;
 
 use super::report::{self, fixed, median, min_max, size_name, thousands, Entry, Table};
-use super::run::{Env, Load, Server, Transport};
-use super::{
-    build_release, command_line, machine_facts, measure_round, names, print_results,
-    python_echo_args, Cli,
-};
+use super::run::{python_echo_args, Env, Load, Server, Transport};
+use super::{build_release, command_line, machine_facts, measure_round, names, print_results, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup W]

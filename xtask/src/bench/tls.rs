@@ -35,10 +35,11 @@ use super::report::{
     self, fixed, median, mib, min_max, ratio, ratio_spread, reaches, round_ratios, samples,
     size_name, summarize, thousands, Entry, Table,
 };
-use super::run::{self, Env, IdleSample, Load, Transport};
+use super::run::{
+    self, among, present, python_echo_args, servers, Env, IdleSample, Load, Transport,
+};
 use super::{
-    among, build_example, build_release, command_line, machine_facts, present, print_results,
-    python_echo_args, python_venv, servers, Cli,
+    build_example, build_release, command_line, machine_facts, print_results, python_venv, Cli,
 };
 
 const USAGE: &str = "\
