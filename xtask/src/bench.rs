@@ -606,6 +606,8 @@ fn python_venv(root: &Path, wanted: &[&str], skipped: &mut Vec<String>) -> Optio
     }
 }
 
+/// Now, as the dated headings of docs/performance.md write it
+/// (`YYYY-MM-DD HH:MM UTC`).
 pub(crate) fn date_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -55,6 +55,8 @@ pub(crate) fn test_entry(
 /// flagged as unstable (docs/performance.md: gaps under 15% are noise here).
 const UNSTABLE: f64 = 0.15;
 
+/// The median of the finite `values` (NaN without any): rounds are few
+/// and noisy, so medians, not means, summarize them.
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -69,6 +71,8 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The smallest and largest finite `values` (NaN without any): the
+/// spread the tables show beside a median.
 pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
     values
         .iter()
@@ -105,6 +109,8 @@ pub(crate) struct Summary {
     pub(crate) runs: usize,
 }
 
+/// The medians (and req/s range) of one server's `runs`; `None` when it
+/// has none, so that a table can skip the row.
 pub(crate) fn summarize(runs: &[&Entry]) -> Option<Summary> {
     if runs.is_empty() {
         return None;
@@ -257,6 +263,7 @@ impl Table {
     }
 }
 
+/// A message size as the tables name it: `100 B`, `10 KiB`, `1 MiB`.
 pub(crate) fn size_name(size: usize) -> String {
     if size >= 1 << 20 && size % (1 << 20) == 0 {
         format!("{} MiB", size >> 20)
@@ -267,6 +274,8 @@ pub(crate) fn size_name(size: usize) -> String {
     }
 }
 
+/// A rate rounded to a whole number with thousands separators
+/// (`183,777`), `-` when there is none.
 pub(crate) fn thousands(value: f64) -> String {
     if !value.is_finite() {
         return "-".to_owned();
@@ -284,6 +293,8 @@ pub(crate) fn thousands(value: f64) -> String {
     out
 }
 
+/// `value` with `places` decimals, `-` when it is not a number (a missing
+/// baseline).
 pub(crate) fn fixed(value: f64, places: usize) -> String {
     if value.is_finite() {
         format!("{value:.places$}")
@@ -292,10 +303,12 @@ pub(crate) fn fixed(value: f64, places: usize) -> String {
     }
 }
 
+/// `a / b` with two decimals: the ratios every table compares by.
 pub(crate) fn ratio(a: f64, b: f64) -> String {
     fixed(a / b, 2)
 }
 
+/// KiB (from `/proc`) as MiB with one decimal, `-` when unknown.
 pub(crate) fn mib(kib: Option<u64>) -> String {
     #[allow(clippy::cast_precision_loss)]
     kib.map_or_else(
@@ -438,6 +451,8 @@ pub(crate) struct Syscalls {
     pub(crate) top: Vec<(String, u64)>,
 }
 
+/// The syscalls per round trip of each server under strace, against
+/// tokio's.
 pub(crate) fn syscall_table(counts: &[Syscalls], size: usize, conns: usize) -> Table {
     let mut table = Table::new(
         format!(

@@ -27,6 +27,7 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// The transport as the tables and `==>` lines name it.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
