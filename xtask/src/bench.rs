@@ -24,11 +24,13 @@
 //! - `bench/parse.rs` reads the servers', load generator's, /proc's and
 //!   strace's output,
 //! - `bench/run.rs` runs one measurement,
-//! - `bench/report.rs` makes tables, target checks and the chart.
+//! - `bench/report.rs` makes tables and target checks,
+//! - `bench/chart.rs` draws the chart (and the soak's).
 //!
 //! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
+pub(crate) mod chart;
 mod cli;
 mod instructions;
 pub(crate) mod parse;
@@ -427,7 +429,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     if options.plot {
         let path = root.join("docs/bench-echo.svg");
         let title = format!("{command} ({})", date_now());
-        let svg = report::svg(
+        let svg = chart::svg(
             &main_entries,
             &options.transports,
             &options.sizes,

@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 
 use lexopt::Arg::Long;
 
+use crate::bench::chart::{self, Panel, Series};
 use crate::bench::parse::{self, Listening};
-use crate::bench::report::{self, Panel, Series};
+use crate::bench::report;
 use crate::bench::run::Running;
 use crate::bench::{date_now, machine_facts, Cli};
 
@@ -618,7 +619,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             ],
         },
     ];
-    let svg = report::line_chart(
+    let svg = chart::line_chart(
         &format!(
             "cargo xtask soak --minutes {} ({}): {}",
             o.minutes,
