@@ -47,8 +47,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lexopt::Arg::Long;
-
 use crate::cargo;
 #[cfg(test)]
 pub(crate) use cli::args;
@@ -132,14 +130,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
     let mut cli = Cli::new("bench", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => o.quick = true,
-            Long("plot") => o.plot = true,
-            Long("no-record") => o.record = false,
-            Long("no-strace") => o.strace = false,
-            Long("verify") => o.verify = true,
-            Long("pin") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => o.quick = true,
+            "--plot" => o.plot = true,
+            "--no-record" => o.record = false,
+            "--no-strace" => o.strace = false,
+            "--verify" => o.verify = true,
+            "--pin" => {
                 o.pin = Some(cli.parsed("--pin", |v| {
                     let (server, client) = v.split_once(':')?;
                     Some(run::Pin {
@@ -148,13 +146,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                     })
                 })?);
             }
-            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("many-conns") => o.many_conns = cli.positive("--many-conns")?,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("transport") => {
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--many-conns" => o.many_conns = cli.positive("--many-conns")?,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--transport" => {
                 o.transports = cli.parsed("--transport", |v| {
                     v.split(',')
                         .map(|t| match t.trim() {
@@ -165,11 +163,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                         .collect()
                 })?;
             }
-            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            "--servers" => o.servers = cli.names("--servers", SERVERS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if o.quick { 0.8 } else { 3.0 });

@@ -33,8 +33,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lexopt::Arg::Long;
-
 use crate::bench::chart::{self, Panel, Series};
 use crate::bench::parse::{self, Listening};
 use crate::bench::report;
@@ -83,18 +81,15 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         seed: 11,
     };
     let mut cli = Cli::new("soak", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("minutes") => o.minutes = cli.seconds("--minutes")?,
-            Long("out") => o.out = Some(PathBuf::from(cli.value("--out")?)),
-            Long("plot") => o.plot = true,
-            Long("fd-limit") => o.fd_limit = cli.positive("--fd-limit")? as u64,
-            Long("storm-every") => o.storm_every = cli.seconds("--storm-every")?,
-            Long("seed") => o.seed = cli.positive("--seed")? as u64,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--minutes" => o.minutes = cli.seconds("--minutes")?,
+            "--out" => o.out = Some(PathBuf::from(cli.value("--out")?)),
+            "--plot" => o.plot = true,
+            "--fd-limit" => o.fd_limit = cli.positive("--fd-limit")? as u64,
+            "--storm-every" => o.storm_every = cli.seconds("--storm-every")?,
+            "--seed" => o.seed = cli.positive("--seed")? as u64,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     if o.minutes <= 0.0 {

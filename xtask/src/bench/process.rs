@@ -18,8 +18,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lexopt::Arg::Long;
-
 use super::{command_line, date_now, machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
@@ -62,19 +60,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let (mut rounds, mut seq, mut conc) = (None, None, None);
     let mut quick = false;
     let mut cli = Cli::new("bench process", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("seq") => seq = Some(cli.positive("--seq")?),
-            Long("conc") => conc = Some(cli.positive("--conc")?),
-            Long("inflight") => o.inflight = cli.positive("--inflight")?,
-            Long("impls") => o.impls = cli.names("--impls", IMPLS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--seq" => seq = Some(cli.positive("--seq")?),
+            "--conc" => conc = Some(cli.positive("--conc")?),
+            "--inflight" => o.inflight = cli.positive("--inflight")?,
+            "--impls" => o.impls = cli.names("--impls", IMPLS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.rounds = rounds.unwrap_or(if quick { 2 } else { o.rounds });

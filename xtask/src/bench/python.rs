@@ -20,8 +20,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lexopt::Arg::Long;
-
 use super::report::{self, fixed, median, min_max, size_name, thousands, Entry, Table};
 use super::run::{python_echo_args, Env, Load, Server, Transport};
 use super::{build_release, command_line, machine_facts, measure_round, names, print_results, Cli};
@@ -149,26 +147,23 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let (mut rounds, mut duration, mut warmup, mut micro_n) = (None, None, None, None);
     let mut quick = false;
     let mut cli = Cli::new("bench python", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("micro-n") => micro_n = Some(cli.positive("--micro-n")?),
-            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
-            Long("loops") => o.loops = cli.names("--loops", LOOPS)?,
-            Long("only") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--micro-n" => micro_n = Some(cli.positive("--micro-n")?),
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--loops" => o.loops = cli.names("--loops", LOOPS)?,
+            "--only" => {
                 let parts = cli.names("--only", &["echo", "micro"])?;
                 o.echo = parts.contains(&"echo");
                 o.micro = parts.contains(&"micro");
             }
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.rounds = rounds.unwrap_or(if quick { 1 } else { o.rounds });

@@ -29,8 +29,6 @@ use std::path::{Path, PathBuf};
 use std::slice;
 use std::time::SystemTime;
 
-use lexopt::Arg::Long;
-
 use super::report::{
     append_section, fixed, median, min_max, ratio, round_ratios, run_section, samples, size_name,
     summarize, thousands, Entry, Table,
@@ -99,24 +97,21 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut quick, mut duration, mut warmup, mut rounds) = (false, None, None, None);
     let mut cli = Cli::new("bench scaling", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("pin-loops") => o.pin_loops = true,
-            Long("work-us") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--pin-loops" => o.pin_loops = true,
+            "--work-us" => {
                 o.work_us = cli.parsed("--work-us", |v| v.parse().ok())?;
             }
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("sizes") => o.sizes = cli.sizes("--sizes")?,
-            Long("cpus") => o.cpus = cli.parsed("--cpus", parse_cpus)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--cpus" => o.cpus = cli.parsed("--cpus", parse_cpus)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if quick { 0.5 } else { 3.0 });

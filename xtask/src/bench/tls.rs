@@ -28,8 +28,6 @@ use std::fs;
 use std::path::Path;
 use std::time::SystemTime;
 
-use lexopt::Arg::Long;
-
 use super::parse;
 use super::report::{
     self, fixed, median, mib, min_max, ratio, ratio_spread, reaches, round_ratios, samples,
@@ -92,19 +90,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
     let mut cli = Cli::new("bench tls", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => o.quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("idle-conns") => o.idle_conns = cli.positive("--idle-conns")?,
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => o.quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--idle-conns" => o.idle_conns = cli.positive("--idle-conns")?,
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--servers" => o.servers = cli.names("--servers", SERVERS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if o.quick { 0.8 } else { 3.0 });
