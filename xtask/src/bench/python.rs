@@ -20,7 +20,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::report::{self, fixed, median, min_max, size_name, thousands, Entry, Table};
+use super::report::{
+    self, fixed, median, min_max, round_ratios, size_name, thousands, Entry, Table,
+};
 use super::run::{python_echo_args, Env, Load, Server, Transport};
 use super::{build_release, command_line, machine_facts, measure_round, names, print_results, Cli};
 
@@ -402,7 +404,7 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
                 let Some(s) = report::summarize(&mine) else {
                     continue;
                 };
-                let x_uv = per_round(&mine, &uv);
+                let x_uv = round_ratios(&mine, &uv);
                 let x_rust = per_round_values(&mine, &rust);
                 table.rows.push(vec![
                     name.to_owned(),
@@ -447,7 +449,7 @@ fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
             push_target(
                 &mut table,
                 format!("{row}: {evloop} >= 1.1x uvloop"),
-                &per_round(&mine, &uv),
+                &round_ratios(&mine, &uv),
                 1.1,
             );
             let rust = best_rust(entries, size, conns, api);
@@ -479,11 +481,6 @@ fn push_target(table: &mut Table, target: String, ratios: &[f64], goal: f64) {
 
 fn runs<'a>(entries: &'a [Entry], size: usize, conns: usize, server: &str) -> Vec<&'a Entry> {
     report::samples(entries, Transport::Tcp, size, conns, server)
-}
-
-/// `a / base` req/s for each round both ran.
-fn per_round(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
-    report::round_ratios(a, base)
 }
 
 /// `a / best[round]` for each round with a value in `best`.

@@ -311,9 +311,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             };
             match run::measure_idle(&idle_env, server, &load, &mut notes) {
                 Ok(sample) => {
-                    #[allow(clippy::cast_precision_loss)]
-                    let per = (sample.rss_held.saturating_sub(sample.rss_before)) as f64 * 1024.0
-                        / sample.conns.max(1) as f64;
+                    let per = per_conn(sample.rss_held, sample.rss_before, sample.conns);
                     println!(
                         "    {:<13} round {}: {} conns, {per:>8.0} B RSS per connection",
                         server.name,
@@ -365,7 +363,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     println!("xtask bench tls: done in {elapsed:.0} s");
     if options.record {
-        record(root, &command, &machine, &tables, &skipped, &notes)?;
+        let section = report::run_section(&command, &machine, &tables, &skipped, &notes);
+        report::append_section(root, "xtask bench tls", "## TLS", INTRO, &section)?;
     }
     if echo.is_empty() {
         return Err("xtask bench tls: every run failed (see the notes above)".to_owned());
@@ -502,6 +501,13 @@ fn handshake_table(
     table
 }
 
+/// Bytes per connection that `conns` idle connections added between two
+/// `/proc` readings in KiB, `before` and `after`.
+#[allow(clippy::cast_precision_loss)]
+fn per_conn(after: u64, before: u64, conns: u64) -> f64 {
+    after.saturating_sub(before) as f64 * 1024.0 / conns.max(1) as f64
+}
+
 fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
     let mut table = Table::new(
         "Server memory per idle TLS connection (opened 10 at a time, one round trip each, \
@@ -517,10 +523,6 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
             "x tokio-rustls",
         ],
     );
-    #[allow(clippy::cast_precision_loss)]
-    let per = |after: u64, before: u64, conns: u64| {
-        after.saturating_sub(before) as f64 * 1024.0 / conns.max(1) as f64
-    };
     let stats = |server: &str| {
         let runs: Vec<&IdleSample> = idle
             .iter()
@@ -532,11 +534,11 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
         }
         let rss: Vec<f64> = runs
             .iter()
-            .map(|s| per(s.rss_held, s.rss_before, s.conns))
+            .map(|s| per_conn(s.rss_held, s.rss_before, s.conns))
             .collect();
         let hwm: Vec<f64> = runs
             .iter()
-            .map(|s| per(s.hwm_held, s.hwm_before, s.conns))
+            .map(|s| per_conn(s.hwm_held, s.hwm_before, s.conns))
             .collect();
         Some((runs, median(&rss), min_max(&rss), median(&hwm)))
     };
@@ -607,18 +609,6 @@ connection memory, every server under the same load generator (`bench/loadgen --
 thread, edge-triggered epoll, non-blocking rustls 0.23 + ring), servers interleaved \
 round-robin. Compare ratios within one run only; gaps under 15% are noise on these machines \
 (docs/performance.md). Newest run last.";
-
-fn record(
-    root: &Path,
-    command: &str,
-    machine: &str,
-    tables: &[Table],
-    skipped: &[String],
-    notes: &[String],
-) -> Result<(), String> {
-    let section = report::run_section(command, machine, tables, skipped, notes);
-    report::append_section(root, "xtask bench tls", "## TLS", INTRO, &section)
-}
 
 #[cfg(test)]
 mod tests {
