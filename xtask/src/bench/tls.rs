@@ -282,13 +282,10 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             ..hs_load
         };
         if let Ok(line) = run::probe(&resumed_env, server, &load) {
-            let cycles: f64 = parse::line_field(&line, "requests")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            let hits: f64 = parse::line_field(&line, "resumed")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            resumed_share.push((server.name, format!("{}%", fixed(hits / cycles * 100.0, 0))));
+            let number = |key| parse::line_field(&line, key).and_then(|v| v.parse().ok());
+            let share =
+                number("resumed").unwrap_or(f64::NAN) / number("requests").unwrap_or(f64::NAN);
+            resumed_share.push((server.name, format!("{}%", fixed(share * 100.0, 0))));
         }
     }
 
@@ -632,19 +629,15 @@ mod tests {
         assert!(parse_options(&args("--bogus")).is_err());
     }
 
-    fn entry(server: &'static str, size: usize, round: usize, rps: f64) -> Entry {
-        test_entry(server, size, CONNS, round, rps)
-    }
-
     #[test]
     fn tables_and_targets() {
         let echo = vec![
-            entry("evloop", 1024, 0, 110.0),
-            entry("tokio-rustls", 1024, 0, 100.0),
-            entry("uvloop", 1024, 0, 50.0),
-            entry("evloop", 102_400, 0, 90.0),
-            entry("tokio-rustls", 102_400, 0, 100.0),
-            entry("uvloop", 102_400, 0, 60.0),
+            test_entry("evloop", 1024, CONNS, 0, 110.0),
+            test_entry("tokio-rustls", 1024, CONNS, 0, 100.0),
+            test_entry("uvloop", 1024, CONNS, 0, 50.0),
+            test_entry("evloop", 102_400, CONNS, 0, 90.0),
+            test_entry("tokio-rustls", 102_400, CONNS, 0, 100.0),
+            test_entry("uvloop", 102_400, CONNS, 0, 60.0),
         ];
         let t = echo_table(&echo, &["evloop", "tokio-rustls", "uvloop"], 1);
         assert_eq!(t.rows.len(), 6);
