@@ -184,23 +184,14 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 /// servers, or no measurement at all. A missing or failing server is
 /// reported and skipped, not an error.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    if args.first().map(String::as_str) == Some("micro") {
-        return micro(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("process") {
-        return process::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("tls") {
-        return tls::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("sendfile") {
-        return sendfile::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("python") {
-        return python::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("scaling") {
-        return scaling::main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("micro") => return micro(root, &args[1..]),
+        Some("process") => return process::run(root, &args[1..]),
+        Some("tls") => return tls::run(root, &args[1..]),
+        Some("sendfile") => return sendfile::run(root, &args[1..]),
+        Some("python") => return python::run(root, &args[1..]),
+        Some("scaling") => return scaling::main(&args[1..]),
+        _ => {}
     }
     if args.iter().any(|a| a == "--instructions") {
         return instructions::run(root, args);
