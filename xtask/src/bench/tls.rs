@@ -272,10 +272,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     // The resumed share, from one probe each (the samples keep no such field).
-    for server in &pair {
-        if broken.contains(&server.name) {
-            continue;
-        }
+    for server in pair.iter().filter(|s| !broken.contains(&s.name)) {
         let load = Load {
             warmup: 0.2,
             duration: 0.3,
@@ -297,10 +294,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         super::names(&pair)
     );
     for round in 0..options.rounds {
-        for server in &pair {
-            if broken.contains(&server.name) {
-                continue;
-            }
+        for server in pair.iter().filter(|s| !broken.contains(&s.name)) {
             let load = Load {
                 warmup: 0.0,
                 duration: hold.parse().unwrap_or(1.0),
