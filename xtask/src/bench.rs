@@ -20,14 +20,18 @@
 //! docs/performance.md ("## Echo benchmarks"); `--plot` writes
 //! docs/bench-echo.svg.
 //!
+//! - `bench/cli.rs` reads the command lines of all of them,
 //! - `bench/parse.rs` reads the servers', load generator's, /proc's and
 //!   strace's output,
 //! - `bench/run.rs` runs one measurement,
-//! - `bench/report.rs` makes tables, target checks and the chart.
+//! - `bench/report.rs` makes tables and target checks,
+//! - `bench/chart.rs` draws the chart (and the soak's).
 //!
 //! No pinning (docs/performance.md: taskset made it worse), the same
 //! client for all, the spread reported.
 
+pub(crate) mod chart;
+mod cli;
 mod instructions;
 pub(crate) mod parse;
 mod process;
@@ -43,11 +47,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lexopt::Arg::Long;
-
 use crate::cargo;
+#[cfg(test)]
+pub(crate) use cli::args;
+pub(crate) use cli::{command_line, Cli};
 use report::{Entry, Syscalls, Table};
-use run::{Env, Load, Server, Transport};
+use run::{among, present, python_echo_args, servers, Env, Load, Server, Transport};
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--plot] [--sizes 1024,10240,102400,1048576] [--conns 10]
@@ -125,40 +130,29 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
     let mut cli = Cli::new("bench", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => o.quick = true,
-            Long("plot") => o.plot = true,
-            Long("no-record") => o.record = false,
-            Long("no-strace") => o.strace = false,
-            Long("verify") => o.verify = true,
-            Long("pin") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => o.quick = true,
+            "--plot" => o.plot = true,
+            "--no-record" => o.record = false,
+            "--no-strace" => o.strace = false,
+            "--verify" => o.verify = true,
+            "--pin" => {
                 o.pin = Some(cli.parsed("--pin", |v| {
                     let (server, client) = v.split_once(':')?;
-                    let cpus = |list: &str| {
-                        let ok = !list.is_empty()
-                            && list.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
-                        ok.then(|| list.to_owned())
-                    };
                     Some(run::Pin {
-                        server: cpus(server)?,
-                        client: cpus(client)?,
+                        server: run::taskset_list(server)?,
+                        client: run::taskset_list(client)?,
                     })
                 })?);
             }
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("many-conns") => o.many_conns = cli.positive("--many-conns")?,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("transport") => {
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--many-conns" => o.many_conns = cli.positive("--many-conns")?,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--transport" => {
                 o.transports = cli.parsed("--transport", |v| {
                     v.split(',')
                         .map(|t| match t.trim() {
@@ -169,11 +163,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
                         .collect()
                 })?;
             }
-            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            "--servers" => o.servers = cli.names("--servers", SERVERS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if o.quick { 0.8 } else { 3.0 });
@@ -185,85 +176,6 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// The command line of a bench subcommand, read with `lexopt`: errors come
-/// back as `xtask <name>: <what>` followed by the usage text.
-pub(crate) struct Cli {
-    parser: lexopt::Parser,
-    name: &'static str,
-    usage: &'static str,
-}
-
-impl Cli {
-    pub(crate) fn new(name: &'static str, usage: &'static str, args: &[String]) -> Cli {
-        Cli {
-            parser: lexopt::Parser::from_args(args),
-            name,
-            usage,
-        }
-    }
-
-    /// The next option, or `None` at the end.
-    pub(crate) fn next(&mut self) -> Result<Option<lexopt::Arg<'_>>, String> {
-        let (name, usage) = (self.name, self.usage);
-        self.parser
-            .next()
-            .map_err(|e| format!("xtask {name}: {e}\n\n{usage}"))
-    }
-
-    /// An argument that was not expected here (`arg.unexpected()`).
-    pub(crate) fn fail(&self, e: &lexopt::Error) -> String {
-        self.error(e)
-    }
-
-    fn error(&self, e: &dyn std::fmt::Display) -> String {
-        format!("xtask {}: {e}\n\n{}", self.name, self.usage)
-    }
-
-    /// The value of option `flag` (just read), as text.
-    pub(crate) fn value(&mut self, flag: &str) -> Result<String, String> {
-        match self.parser.value().map(lexopt::ValueExt::string) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) | Err(e) => Err(self.error(&format_args!("{flag}: {e}"))),
-        }
-    }
-
-    /// The value of `flag` parsed by `parse`, which returns `None` for a
-    /// value out of range.
-    pub(crate) fn parsed<T>(
-        &mut self,
-        flag: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Result<T, String> {
-        let v = self.value(flag)?;
-        parse(&v).ok_or_else(|| self.error(&format_args!("bad value `{v}` for {flag}")))
-    }
-
-    /// The value of `flag` as a positive whole number.
-    pub(crate) fn positive(&mut self, flag: &str) -> Result<usize, String> {
-        self.parsed(flag, |v| v.parse().ok().filter(|&n: &usize| n > 0))
-    }
-
-    /// The value of `flag` as a finite, non-negative number of seconds.
-    pub(crate) fn seconds(&mut self, flag: &str) -> Result<f64, String> {
-        self.parsed(flag, |v| {
-            v.parse().ok().filter(|s: &f64| s.is_finite() && *s >= 0.0)
-        })
-    }
-
-    /// The value of `flag` as a comma-separated list of `known` names.
-    pub(crate) fn names(
-        &mut self,
-        flag: &str,
-        known: &[&'static str],
-    ) -> Result<Vec<&'static str>, String> {
-        self.parsed(flag, |v| {
-            v.split(',')
-                .map(|s| known.iter().copied().find(|k| *k == s.trim()))
-                .collect()
-        })
-    }
-}
-
 /// Runs `cargo xtask bench ARGS` for the workspace at `root`.
 ///
 /// # Errors
@@ -272,23 +184,14 @@ impl Cli {
 /// servers, or no measurement at all. A missing or failing server is
 /// reported and skipped, not an error.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    if args.first().map(String::as_str) == Some("micro") {
-        return micro(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("process") {
-        return process::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("tls") {
-        return tls::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("sendfile") {
-        return sendfile::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("python") {
-        return python::run(root, &args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("scaling") {
-        return scaling::main(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("micro") => return micro(root, &args[1..]),
+        Some("process") => return process::run(root, &args[1..]),
+        Some("tls") => return tls::run(root, &args[1..]),
+        Some("sendfile") => return sendfile::run(root, &args[1..]),
+        Some("python") => return python::run(root, &args[1..]),
+        Some("scaling") => return scaling::main(&args[1..]),
+        _ => {}
     }
     if args.iter().any(|a| a == "--instructions") {
         return instructions::run(root, args);
@@ -302,33 +205,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let target_dir = crate::examples::target_dir(root);
     let release = target_dir.join("release");
 
-    step(
+    build_release(
         root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "raw-epoll-echo",
-            "-p",
-            "tokio-echo-bench",
-        ],
+        &["evloop-loadgen", "raw-epoll-echo", "tokio-echo-bench"],
     )?;
     let mut skipped = Vec::new();
     let evloop_source = root.join("crates/evloop/examples/echo_server.rs");
     let evloop_built = if evloop_source.is_file() {
-        match step(
-            root,
-            &[
-                "build",
-                "--release",
-                "-p",
-                "evloop",
-                "--example",
-                "echo_server",
-            ],
-        ) {
+        match build_example(root, "echo_server") {
             Ok(()) => true,
             Err(e) => {
                 skipped.push(format!(
@@ -346,10 +230,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     };
     let python = python_venv(root, &options.servers, &mut skipped);
 
-    let mut servers: Vec<Server> = Vec::new();
-    for &name in &options.servers {
-        let (program, args): (PathBuf, Vec<String>) = match name {
-            "evloop" | "evloop-streams" if !evloop_built => continue,
+    let servers = servers("xtask bench", &options.servers, &mut skipped, |name| {
+        Some(match name {
+            "evloop" | "evloop-streams" if !evloop_built => return None,
             "evloop" => (release.join("examples/echo_server"), vec![]),
             "evloop-streams" => (
                 release.join("examples/echo_server"),
@@ -357,47 +240,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             ),
             "tokio" => (release.join("tokio-echo"), vec![]),
             "raw-epoll" => (release.join("raw-epoll-echo"), vec![]),
-            "asyncio" | "uvloop" => {
-                let Some(python) = &python else { continue };
-                let script = root
-                    .join("bench/python/echo_server.py")
-                    .display()
-                    .to_string();
-                (
-                    python.clone(),
-                    vec![script, "--loop".to_owned(), name.to_owned()],
-                )
-            }
-            _ => continue,
-        };
-        if program.is_file() {
-            servers.push(Server {
-                name,
-                program,
-                args,
-            });
-        } else {
-            skipped.push(format!("{name}: {} does not exist", program.display()));
-        }
-    }
-    for s in &skipped {
-        println!("xtask bench: skipping {s}");
-    }
-    if servers.is_empty() {
-        return Err("xtask bench: no server to measure".to_owned());
-    }
-    let work_dir = target_dir.join("bench-echo");
-    fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: release.join("evloop-loadgen"),
-        loadgen_args: if options.verify {
-            Vec::new()
-        } else {
-            vec!["--discard".to_owned()]
-        },
-        work_dir,
+            "asyncio" | "uvloop" => (python.clone()?, python_echo_args(root, name)),
+            _ => return None,
+        })
+    })?;
+    let mut env = Env {
         pin: options.pin.clone(),
+        ..Env::discarding(&target_dir, "bench-echo")?
     };
+    if options.verify {
+        // The client reads and checks every echoed byte instead.
+        env.loadgen_args.clear();
+    }
 
     let mut notes = vec![if options.verify {
         "client: evloop-loadgen --verify: every echoed byte read and checked".to_owned()
@@ -456,11 +310,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
 
     // 10 vs 1,000 connections, interleaved: evloop@10 evloop@1000 tokio@10 ...
     let mut many_entries = Vec::new();
-    let pair: Vec<Server> = servers
-        .iter()
-        .filter(|s| PAIR.contains(&s.name))
-        .cloned()
-        .collect();
+    let pair = among(&servers, PAIR);
     let many = options.many_conns;
     if !pair.is_empty() && options.transports.contains(&Transport::Tcp) && many != options.conns {
         println!(
@@ -520,11 +370,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     }
 
     // Tables.
-    let names_present: Vec<&'static str> = SERVERS
-        .iter()
-        .copied()
-        .filter(|n| servers.iter().any(|s| s.name == *n))
-        .collect();
+    let names_present = present(SERVERS, &servers);
     let main_entries = entries;
     let mut tables: Vec<Table> = options
         .transports
@@ -541,17 +387,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         })
         .collect();
     if !many_entries.is_empty() {
-        let pair_names: Vec<&'static str> = PAIR
-            .iter()
-            .copied()
-            .filter(|n| names_present.contains(n))
-            .collect();
         tables.push(report::conns_table(
             &many_entries,
             1024,
             options.conns,
             many,
-            &pair_names,
+            &present(PAIR, &servers),
         ));
     }
     if !syscalls.is_empty() {
@@ -565,28 +406,16 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         &syscalls,
     ));
 
-    let command = format!("cargo xtask bench {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench", args);
     let machine = machine_facts(root, python.as_deref());
-    println!();
-    println!("{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     println!("xtask bench: done in {elapsed:.0} s");
 
     if options.plot {
         let path = root.join("docs/bench-echo.svg");
         let title = format!("{command} ({})", date_now());
-        let svg = report::svg(
+        let svg = chart::svg(
             &main_entries,
             &options.transports,
             &options.sizes,
@@ -675,8 +504,42 @@ pub(crate) fn measure_round(
     }
 }
 
+/// The servers' names, as the `==>` lines list them.
 fn names(servers: &[Server]) -> String {
     servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+}
+
+/// Builds `packages` in release in one cargo run (`cargo build --release
+/// -p A -p B ...`), printing it first.
+pub(crate) fn build_release(root: &Path, packages: &[&str]) -> Result<(), String> {
+    let mut args = vec!["build", "--release"];
+    for package in packages {
+        args.extend(["-p", package]);
+    }
+    step(root, &args)
+}
+
+/// Builds evloop's example `name` (crates/evloop/examples) in release.
+pub(crate) fn build_example(root: &Path, name: &str) -> Result<(), String> {
+    step(
+        root,
+        &["build", "--release", "-p", "evloop", "--example", name],
+    )
+}
+
+/// Prints a run's results: the machine facts, the tables, then the
+/// `skipped:` and `note:` lines.
+pub(crate) fn print_results(machine: &str, tables: &[Table], skipped: &[String], notes: &[String]) {
+    println!("\n{machine}");
+    for table in tables {
+        println!("{}", table.text());
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+    for note in notes {
+        println!("note: {note}");
+    }
 }
 
 /// Runs `cargo ARGS` in `root`, printing it first.
@@ -731,6 +594,8 @@ fn python_venv(root: &Path, wanted: &[&str], skipped: &mut Vec<String>) -> Optio
     }
 }
 
+/// Now, as the dated headings of docs/performance.md write it
+/// (`YYYY-MM-DD HH:MM UTC`).
 pub(crate) fn date_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -822,10 +687,6 @@ fn micro(root: &Path, args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
 
     #[test]
     fn options() {

@@ -33,11 +33,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lexopt::Arg::Long;
-
 use crate::bench::parse::Listening;
 use crate::bench::run::Running;
-use crate::bench::{date_now, machine_facts, step, Cli};
+use crate::bench::{build_example, build_release, date_now, machine_facts, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask netem [--bytes N] [--udp-count N] [--quick] [--seed S]
@@ -105,16 +103,13 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut bytes = None;
     let mut quick = false;
     let mut cli = Cli::new("netem", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("bytes") => bytes = Some(cli.positive("--bytes")? as u64),
-            Long("udp-count") => o.udp_count = cli.positive("--udp-count")? as u64,
-            Long("seed") => o.seed = cli.positive("--seed")? as u64,
-            Long("quick") => quick = true,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--bytes" => bytes = Some(cli.positive("--bytes")? as u64),
+            "--udp-count" => o.udp_count = cli.positive("--udp-count")? as u64,
+            "--seed" => o.seed = cli.positive("--seed")? as u64,
+            "--quick" => quick = true,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.bytes = bytes.unwrap_or(if quick { 4 << 20 } else { o.bytes });
@@ -150,18 +145,8 @@ fn announce_skip(why: &str) {
 pub(crate) fn build_tools(root: &Path) -> Result<(), String> {
     // Two builds: `--example` would restrict the netsoak package to
     // examples too, and it has none.
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    )?;
-    step(root, &["build", "--release", "-p", "evloop-netsoak"])
+    build_example(root, "echo_server")?;
+    build_release(root, &["evloop-netsoak"])
 }
 
 /// One row's lab: the link process (which owns the namespaces). Dropped,

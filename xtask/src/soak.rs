@@ -33,10 +33,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lexopt::Arg::Long;
-
+use crate::bench::chart::{self, Panel, Series};
 use crate::bench::parse::{self, Listening};
-use crate::bench::report::{self, Panel, Series};
+use crate::bench::report;
 use crate::bench::run::Running;
 use crate::bench::{date_now, machine_facts, Cli};
 
@@ -82,18 +81,15 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         seed: 11,
     };
     let mut cli = Cli::new("soak", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("minutes") => o.minutes = cli.seconds("--minutes")?,
-            Long("out") => o.out = Some(PathBuf::from(cli.value("--out")?)),
-            Long("plot") => o.plot = true,
-            Long("fd-limit") => o.fd_limit = cli.positive("--fd-limit")? as u64,
-            Long("storm-every") => o.storm_every = cli.seconds("--storm-every")?,
-            Long("seed") => o.seed = cli.positive("--seed")? as u64,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--minutes" => o.minutes = cli.seconds("--minutes")?,
+            "--out" => o.out = Some(PathBuf::from(cli.value("--out")?)),
+            "--plot" => o.plot = true,
+            "--fd-limit" => o.fd_limit = cli.positive("--fd-limit")? as u64,
+            "--storm-every" => o.storm_every = cli.seconds("--storm-every")?,
+            "--seed" => o.seed = cli.positive("--seed")? as u64,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     if o.minutes <= 0.0 {
@@ -618,7 +614,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             ],
         },
     ];
-    let svg = report::line_chart(
+    let svg = chart::line_chart(
         &format!(
             "cargo xtask soak --minutes {} ({}): {}",
             o.minutes,
@@ -666,10 +662,7 @@ fn f64_of(v: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

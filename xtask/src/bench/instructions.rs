@@ -27,8 +27,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use lexopt::Arg::Long;
-
 use super::{step, Cli};
 
 const USAGE: &str = "\
@@ -121,18 +119,15 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
         evloop_only: false,
     };
     let mut cli = Cli::new("bench --instructions", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("instructions") => {}
-            Long("check") => o.check = true,
-            Long("update-baseline") => o.update = true,
-            Long("baseline") => o.baseline = Some(PathBuf::from(cli.value("--baseline")?)),
-            Long("only") => o.only = cli.names("--only", &names)?,
-            Long("evloop-only") => o.evloop_only = true,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--instructions" => {}
+            "--check" => o.check = true,
+            "--update-baseline" => o.update = true,
+            "--baseline" => o.baseline = Some(PathBuf::from(cli.value("--baseline")?)),
+            "--only" => o.only = cli.names("--only", &names)?,
+            "--evloop-only" => o.evloop_only = true,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     if o.evloop_only && o.update {
@@ -452,6 +447,7 @@ pub(crate) fn regressions(rows: &[Row], baseline: &[Row]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::args;
 
     fn row(workload: &str, evloop: f64, tokio: f64) -> Row {
         Row {
@@ -527,7 +523,6 @@ mod tests {
 
     #[test]
     fn options() {
-        let args = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
         let o = parse_options(&args("--instructions --check")).unwrap();
         assert!(o.check && !o.update);
         assert_eq!(o.only.len(), WORKLOADS.len());

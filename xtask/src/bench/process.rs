@@ -18,9 +18,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lexopt::Arg::Long;
-
-use super::{date_now, machine_facts, python_venv, step, Cli};
+use super::{command_line, date_now, machine_facts, python_venv, step, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench process [--quick] [--rounds R] [--seq N] [--conc M]
@@ -62,19 +60,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let (mut rounds, mut seq, mut conc) = (None, None, None);
     let mut quick = false;
     let mut cli = Cli::new("bench process", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("seq") => seq = Some(cli.positive("--seq")?),
-            Long("conc") => conc = Some(cli.positive("--conc")?),
-            Long("inflight") => o.inflight = cli.positive("--inflight")?,
-            Long("impls") => o.impls = cli.names("--impls", IMPLS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--seq" => seq = Some(cli.positive("--seq")?),
+            "--conc" => conc = Some(cli.positive("--conc")?),
+            "--inflight" => o.inflight = cli.positive("--inflight")?,
+            "--impls" => o.impls = cli.names("--impls", IMPLS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.rounds = rounds.unwrap_or(if quick { 2 } else { o.rounds });
@@ -305,12 +300,12 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         println!("- skipped: {s}");
     }
     if o.record {
-        let command = format!("cargo xtask bench process {}", args.join(" "));
+        let command = command_line("bench process", args);
         let machine = machine_facts(root, python.as_deref());
         let mut section = format!(
             "### {} — `{}`\n\n{machine}\n- runs: {} rounds × {} sequential spawns (p50/p99 over all {} of them) and {} spawns with {} in flight (median children/s, range over rounds); implementations interleaved, starting one rotating\n\n{table}\n",
             date_now(),
-            command.trim_end(),
+            command,
             o.rounds,
             o.seq,
             o.rounds * o.seq,
@@ -343,10 +338,7 @@ these machines. Newest run last.";
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

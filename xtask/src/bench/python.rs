@@ -20,11 +20,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lexopt::Arg::Long;
-
-use super::report::{self, fixed, median, min_max, size_name, thousands, Entry, Table};
-use super::run::{Env, Load, Server, Transport};
-use super::{machine_facts, measure_round, step, Cli};
+use super::report::{
+    self, fixed, median, min_max, round_ratios, size_name, thousands, Entry, Table,
+};
+use super::run::{python_echo_args, Env, Load, Server, Transport};
+use super::{build_release, command_line, machine_facts, measure_round, names, print_results, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench python [--quick] [--rounds N] [--duration S] [--warmup W]
@@ -149,32 +149,23 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     let (mut rounds, mut duration, mut warmup, mut micro_n) = (None, None, None, None);
     let mut quick = false;
     let mut cli = Cli::new("bench python", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("micro-n") => micro_n = Some(cli.positive("--micro-n")?),
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
-            Long("loops") => o.loops = cli.names("--loops", LOOPS)?,
-            Long("only") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--micro-n" => micro_n = Some(cli.positive("--micro-n")?),
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--loops" => o.loops = cli.names("--loops", LOOPS)?,
+            "--only" => {
                 let parts = cli.names("--only", &["echo", "micro"])?;
                 o.echo = parts.contains(&"echo");
                 o.micro = parts.contains(&"micro");
             }
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.rounds = rounds.unwrap_or(if quick { 1 } else { o.rounds });
@@ -237,25 +228,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             .collect();
         tables.extend(micro(root, &python, &micro_loops, &o, &mut notes));
     }
-    let command = format!("cargo xtask bench python {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench python", args);
     let machine = format!(
         "{}\n- loops: {}\n- runs: {} round(s), loops interleaved, the first one rotating",
         machine_facts(root, Some(&python)),
         loop_versions(&python, &bench, &loops),
         o.rounds
     );
-    println!("\n{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     if o.record && !tables.is_empty() {
         let section = report::run_section(&command, &machine, &tables, &skipped, &notes);
         report::append_section(root, "xtask bench python", HEADING, INTRO, &section)?;
@@ -343,29 +323,17 @@ fn echo(
     o: &Options,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Table>, String> {
-    let target_dir = crate::examples::target_dir(root);
-    step(root, &["build", "--release", "-p", "evloop-loadgen"])?;
-    let work_dir = target_dir.join("bench-python");
-    std::fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: target_dir.join("release/evloop-loadgen"),
-        loadgen_args: vec!["--discard".to_owned()],
-        work_dir,
-        pin: None,
-    };
+    build_release(root, &["evloop-loadgen"])?;
+    let env = Env::discarding(&crate::examples::target_dir(root), "bench-python")?;
     notes.push(
         "client: evloop-loadgen --discard (echoed bytes dropped in the kernel, counted, not \
          checked); placement unpinned"
             .to_owned(),
     );
-    let script = root
-        .join("bench/python/echo_server.py")
-        .display()
-        .to_string();
     let mut servers = Vec::new();
     for &api in APIS {
         for &name in loops.iter().filter(|l| echoes(l, api)) {
-            let mut args = vec![script.clone(), "--loop".to_owned(), name.to_owned()];
+            let mut args = python_echo_args(root, name);
             if api == Api::Streams {
                 args.push("--streams".to_owned());
             }
@@ -383,7 +351,7 @@ fn echo(
             "==> tcp {size} B x {} conns: {} round(s) of {}",
             o.conns,
             o.rounds,
-            servers.iter().map(|s| s.name).collect::<Vec<_>>().join(" ")
+            names(&servers)
         );
         for round in 0..o.rounds {
             let load = Load {
@@ -409,12 +377,12 @@ fn echo(
 
 /// Every echo server at every size.
 fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "Python echo, tcp, {} connections: median req/s of {} round(s), servers interleaved",
             o.conns, o.rounds
         ),
-        header: [
+        &[
             "loop",
             "API",
             "size",
@@ -425,11 +393,8 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
             "x best of rloop/rsloop",
             "CPU us/req",
             "p99 us",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &api in APIS {
         for &size in &o.sizes {
             let uv = runs(entries, size, o.conns, server_name("uvloop", api));
@@ -439,7 +404,7 @@ fn echo_table(entries: &[Entry], loops: &[&'static str], o: &Options) -> Table {
                 let Some(s) = report::summarize(&mine) else {
                     continue;
                 };
-                let x_uv = per_round(&mine, &uv);
+                let x_uv = round_ratios(&mine, &uv);
                 let x_rust = per_round_values(&mine, &rust);
                 table.rows.push(vec![
                     name.to_owned(),
@@ -484,7 +449,7 @@ fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
             push_target(
                 &mut table,
                 format!("{row}: {evloop} >= 1.1x uvloop"),
-                &per_round(&mine, &uv),
+                &round_ratios(&mine, &uv),
                 1.1,
             );
             let rust = best_rust(entries, size, conns, api);
@@ -499,40 +464,23 @@ fn echo_targets(entries: &[Entry], sizes: &[usize], conns: usize) -> Table {
     table
 }
 
+/// An empty table of [`push_target`] rows.
 fn targets_header(title: &str) -> Table {
-    Table {
-        title: title.to_owned(),
-        header: ["target", "median", "per-round range", "met"]
-            .map(str::to_owned)
-            .to_vec(),
-        ..Table::default()
-    }
+    Table::new(title, &["target", "median", "per-round range", "met"])
 }
 
 /// A target row: met when the median ratio (as shown, two decimals)
 /// reaches `goal`; `n/a` without a baseline.
 fn push_target(table: &mut Table, target: String, ratios: &[f64], goal: f64) {
     let m = median(ratios);
-    let shown = (m * 100.0).round() / 100.0;
-    let met = if !m.is_finite() {
-        "n/a"
-    } else if shown >= goal {
-        "yes"
-    } else {
-        "MISSED"
-    };
+    let met = report::verdict(m, goal, false).to_owned();
     table
         .rows
-        .push(vec![target, fixed(m, 2), spread(ratios), met.to_owned()]);
+        .push(vec![target, fixed(m, 2), spread(ratios), met]);
 }
 
 fn runs<'a>(entries: &'a [Entry], size: usize, conns: usize, server: &str) -> Vec<&'a Entry> {
     report::samples(entries, Transport::Tcp, size, conns, server)
-}
-
-/// `a / base` req/s for each round both ran.
-fn per_round(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
-    report::round_ratios(a, base)
 }
 
 /// `a / best[round]` for each round with a value in `best`.
@@ -747,10 +695,7 @@ ratios within one run only: these machines are shared and noisy. Newest run last
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
 
     #[test]
     fn options() {

@@ -1,6 +1,6 @@
 //! Turning echo samples into tables (plain text for the terminal, Markdown
-//! for docs/performance.md), the target checks of issue 4, and the SVG chart
-//! of `--plot`, written by hand (xtask is std-only).
+//! for docs/performance.md), the target checks of issue 4, and the dated
+//! sections of docs/performance.md; the charts are in `chart.rs`.
 
 use std::fmt::Write as _;
 
@@ -17,10 +17,46 @@ pub(crate) struct Entry {
     pub(crate) sample: Sample,
 }
 
+/// One run for the tables' tests: 1,000 requests in 1 s at `rps` req/s
+/// (p50 50 us, p99 90 us, client CPU 0.9 s), server CPU 0.01 s, peak RSS
+/// 2 MiB.
+#[cfg(test)]
+pub(crate) fn test_entry(
+    server: &'static str,
+    size: usize,
+    conns: usize,
+    round: usize,
+    rps: f64,
+) -> Entry {
+    let load = super::parse::LoadReport {
+        requests: 1000,
+        seconds: 1.0,
+        rps,
+        p50_us: 50.0,
+        p99_us: 90.0,
+        client_cpu_s: 0.9,
+    };
+    let sample = Sample {
+        load,
+        server_cpu_s: 0.01,
+        rss_kib: Some(2048),
+    };
+    Entry {
+        transport: Transport::Tcp,
+        size,
+        conns,
+        server,
+        round,
+        sample,
+    }
+}
+
 /// Per-round ratios whose spread exceeds this fraction of their median are
 /// flagged as unstable (docs/performance.md: gaps under 15% are noise here).
 const UNSTABLE: f64 = 0.15;
 
+/// The median of the finite `values` (NaN without any): rounds are few
+/// and noisy, so medians, not means, summarize them.
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
@@ -35,6 +71,8 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// The smallest and largest finite `values` (NaN without any): the
+/// spread the tables show beside a median.
 pub(crate) fn min_max(values: &[f64]) -> (f64, f64) {
     values
         .iter()
@@ -71,6 +109,8 @@ pub(crate) struct Summary {
     pub(crate) runs: usize,
 }
 
+/// The medians (and req/s range) of one server's `runs`; `None` when it
+/// has none, so that a table can skip the row.
 pub(crate) fn summarize(runs: &[&Entry]) -> Option<Summary> {
     if runs.is_empty() {
         return None;
@@ -105,6 +145,48 @@ pub(crate) fn round_ratios(a: &[&Entry], base: &[&Entry]) -> Vec<f64> {
         .collect()
 }
 
+/// Whether per-round ratios (two at least) spread more than [`UNSTABLE`]
+/// of their median: too noisy for a firm ratio.
+pub(crate) fn unstable(per_round: &[f64]) -> bool {
+    let (lo, hi) = min_max(per_round);
+    per_round.len() > 1 && hi - lo > UNSTABLE * median(per_round)
+}
+
+/// The `per-round` cell of a ratio column: `lo-hi`, flagged ` !` when
+/// [`unstable`]; `-` with fewer than two rounds to compare.
+pub(crate) fn ratio_spread(per_round: &[f64]) -> String {
+    if per_round.len() < 2 {
+        return "-".to_owned();
+    }
+    let (lo, hi) = min_max(per_round);
+    let flag = if unstable(per_round) { " !" } else { "" };
+    format!("{lo:.2}-{hi:.2}{flag}")
+}
+
+/// Whether `value` reaches `goal` (at least it, or with `at_most` at most
+/// it), judged on the value as shown with two decimals, so that a shown
+/// 1.00 never misses 1.0.
+pub(crate) fn reaches(value: f64, goal: f64, at_most: bool) -> bool {
+    let shown = (value * 100.0).round() / 100.0;
+    if at_most {
+        shown <= goal
+    } else {
+        shown >= goal
+    }
+}
+
+/// The `met` cell of a target row: `yes` or `MISSED` as [`reaches`] says,
+/// `n/a` when there is no number to judge (no baseline).
+pub(crate) fn verdict(value: f64, goal: f64, at_most: bool) -> &'static str {
+    if !value.is_finite() {
+        "n/a"
+    } else if reaches(value, goal, at_most) {
+        "yes"
+    } else {
+        "MISSED"
+    }
+}
+
 /// A table: a header row and rows of cells.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Table {
@@ -115,6 +197,16 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// An empty table: every table starts from its title and column names,
+    /// and only the rows and notes differ.
+    pub(crate) fn new(title: impl Into<String>, header: &[&str]) -> Table {
+        Table {
+            title: title.into(),
+            header: header.iter().map(|&h| h.to_owned()).collect(),
+            ..Table::default()
+        }
+    }
+
     /// Aligned plain text.
     pub(crate) fn text(&self) -> String {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
@@ -171,6 +263,7 @@ impl Table {
     }
 }
 
+/// A message size as the tables name it: `100 B`, `10 KiB`, `1 MiB`.
 pub(crate) fn size_name(size: usize) -> String {
     if size >= 1 << 20 && size % (1 << 20) == 0 {
         format!("{} MiB", size >> 20)
@@ -181,6 +274,8 @@ pub(crate) fn size_name(size: usize) -> String {
     }
 }
 
+/// A rate rounded to a whole number with thousands separators
+/// (`183,777`), `-` when there is none.
 pub(crate) fn thousands(value: f64) -> String {
     if !value.is_finite() {
         return "-".to_owned();
@@ -198,6 +293,8 @@ pub(crate) fn thousands(value: f64) -> String {
     out
 }
 
+/// `value` with `places` decimals, `-` when it is not a number (a missing
+/// baseline).
 pub(crate) fn fixed(value: f64, places: usize) -> String {
     if value.is_finite() {
         format!("{value:.places$}")
@@ -206,10 +303,12 @@ pub(crate) fn fixed(value: f64, places: usize) -> String {
     }
 }
 
+/// `a / b` with two decimals: the ratios every table compares by.
 pub(crate) fn ratio(a: f64, b: f64) -> String {
     fixed(a / b, 2)
 }
 
+/// KiB (from `/proc`) as MiB with one decimal, `-` when unknown.
 pub(crate) fn mib(kib: Option<u64>) -> String {
     #[allow(clippy::cast_precision_loss)]
     kib.map_or_else(
@@ -227,12 +326,12 @@ pub(crate) fn transport_table(
     servers: &[&'static str],
     rounds: usize,
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "{} echo, {conns} connections: median of {rounds} round(s), servers interleaved",
             transport.name()
         ),
-        header: [
+        &[
             "server",
             "size",
             "req/s",
@@ -244,12 +343,9 @@ pub(crate) fn transport_table(
             "p99 us",
             "peak RSS",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
-    let mut unstable = Vec::new();
+        ],
+    );
+    let mut unstable_rows = Vec::new();
     for &size in sizes {
         let tokio_runs = samples(entries, transport, size, conns, "tokio");
         let tokio = summarize(&tokio_runs);
@@ -260,24 +356,16 @@ pub(crate) fn transport_table(
                 continue;
             };
             let per_round = round_ratios(&runs, &tokio_runs);
-            let (lo, hi) = min_max(&per_round);
-            let spread = if per_round.len() > 1 {
-                if (hi - lo) > UNSTABLE * median(&per_round) {
-                    unstable.push(format!("{server} {}", size_name(size)));
-                    format!("{lo:.2}-{hi:.2} !")
-                } else {
-                    format!("{lo:.2}-{hi:.2}")
-                }
-            } else {
-                "-".to_owned()
-            };
+            if unstable(&per_round) {
+                unstable_rows.push(format!("{server} {}", size_name(size)));
+            }
             table.rows.push(vec![
                 server.to_owned(),
                 size_name(size),
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 tokio.map_or("-".to_owned(), |t| ratio(s.rps, t.rps)),
-                spread,
+                ratio_spread(&per_round),
                 fixed(s.cpu_us, 2),
                 raw.map_or("-".to_owned(), |r| ratio(s.cpu_us, r.cpu_us)),
                 fixed(s.p99_us, 0),
@@ -297,11 +385,11 @@ pub(crate) fn transport_table(
             "one round: no spread to judge stability by; treat gaps under 15% as noise.".to_owned(),
         );
     }
-    if !unstable.is_empty() {
+    if !unstable_rows.is_empty() {
         table.notes.push(format!(
             "UNSTABLE (!): per-round ratio to tokio spreads more than 15% for {}; \
              the machine is too noisy for a firm ratio there.",
-            unstable.join(", ")
+            unstable_rows.join(", ")
         ));
     }
     table
@@ -315,12 +403,12 @@ pub(crate) fn conns_table(
     many: usize,
     servers: &[&'static str],
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "tcp echo {}: {few} vs {many} connections (target: within 15%)",
             size_name(size)
         ),
-        header: [
+        &[
             "server",
             &format!("req/s @{few}"),
             &format!("req/s @{many}"),
@@ -330,11 +418,8 @@ pub(crate) fn conns_table(
             &format!("p99 us @{many}"),
             "peak RSS @many",
             "within 15%",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &server in servers {
         let a = summarize(&samples(entries, Transport::Tcp, size, few, server));
         let b = summarize(&samples(entries, Transport::Tcp, size, many, server));
@@ -366,17 +451,16 @@ pub(crate) struct Syscalls {
     pub(crate) top: Vec<(String, u64)>,
 }
 
+/// The syscalls per round trip of each server under strace, against
+/// tokio's.
 pub(crate) fn syscall_table(counts: &[Syscalls], size: usize, conns: usize) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "syscalls per echo round trip (strace -c -f on the server; tcp, {}, {conns} connections)",
             size_name(size)
         ),
-        header: ["server", "requests", "syscalls", "per request", "x tokio", "largest, per request"]
-            .map(str::to_owned)
-            .to_vec(),
-        ..Table::default()
-    };
+        &["server", "requests", "syscalls", "per request", "x tokio", "largest, per request"],
+    );
     #[allow(clippy::cast_precision_loss)]
     let per = |calls: u64, requests: u64| calls as f64 / requests.max(1) as f64;
     let tokio = counts
@@ -415,24 +499,13 @@ pub(crate) fn targets_table(
     conns: usize,
     syscalls: &[Syscalls],
 ) -> Table {
-    let mut table = Table {
-        title: "targets of issues 4 and 12 (evloop, ratios within this run)".to_owned(),
-        header: ["target", "measured", "met"].map(str::to_owned).to_vec(),
-        ..Table::default()
-    };
+    let mut table = Table::new(
+        "targets of issues 4 and 12 (evloop, ratios within this run)",
+        &["target", "measured", "met"],
+    );
     let mut push = |target: String, value: f64, goal: f64, at_most: bool| {
-        // Judged on the value as shown (two decimals), so 1.00 never misses 1.0.
-        let shown = (value * 100.0).round() / 100.0;
-        let met = if !value.is_finite() {
-            "n/a"
-        } else if (at_most && shown <= goal) || (!at_most && shown >= goal) {
-            "yes"
-        } else {
-            "MISSED"
-        };
-        table
-            .rows
-            .push(vec![target, fixed(value, 2), met.to_owned()]);
+        let met = verdict(value, goal, at_most).to_owned();
+        table.rows.push(vec![target, fixed(value, 2), met]);
     };
     let get = |t: Transport, size: usize, server: &str| {
         summarize(&samples(entries, t, size, conns, server))
@@ -492,304 +565,6 @@ pub(crate) fn targets_table(
         );
     }
     table
-}
-
-/// A grouped bar chart of median req/s (min-max whiskers): one panel per
-/// transport and size, a bar per server.
-pub(crate) fn svg(
-    entries: &[Entry],
-    transports: &[Transport],
-    sizes: &[usize],
-    conns: usize,
-    servers: &[&'static str],
-    title: &str,
-) -> String {
-    const COLORS: &[&str] = &[
-        "#1f77b4", "#aec7e8", "#d62728", "#7f7f7f", "#2ca02c", "#ff7f0e",
-    ];
-    let (pw, ph) = (300.0_f64, 230.0_f64);
-    let (left, top) = (60.0, 70.0);
-    #[allow(clippy::cast_precision_loss)]
-    let (cols, rows) = (sizes.len().max(1) as f64, transports.len().max(1) as f64);
-    let width = left + cols * (pw + 20.0) + 10.0;
-    let height = top + rows * (ph + 40.0) + 10.0;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
-    // Legend.
-    let mut x = left;
-    for (i, server) in servers.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let _ = writeln!(
-            out,
-            r#"<rect x="{x}" y="32" width="12" height="12" fill="{color}"/><text x="{}" y="42">{server}</text>"#,
-            x + 16.0
-        );
-        #[allow(clippy::cast_precision_loss)]
-        let step = 30.0 + 7.0 * server.len() as f64;
-        x += step;
-    }
-    for (ri, &t) in transports.iter().enumerate() {
-        for (ci, &size) in sizes.iter().enumerate() {
-            #[allow(clippy::cast_precision_loss)]
-            let (px, py) = (
-                left + ci as f64 * (pw + 20.0),
-                top + ri as f64 * (ph + 40.0),
-            );
-            let stats: Vec<Option<Summary>> = servers
-                .iter()
-                .map(|s| summarize(&samples(entries, t, size, conns, s)))
-                .collect();
-            let max = stats
-                .iter()
-                .flatten()
-                .map(|s| s.rps_max)
-                .fold(0.0_f64, f64::max)
-                .max(1.0);
-            let scale = nice_ceiling(max);
-            let chart_h = ph - 30.0;
-            let _ = writeln!(
-                out,
-                r#"<text x="{}" y="{}" font-weight="bold">{} {} ({conns} conns)</text>"#,
-                px,
-                py - 6.0,
-                t.name(),
-                size_name(size)
-            );
-            for g in 0..=4 {
-                let v = scale * f64::from(g) / 4.0;
-                let y = py + chart_h - chart_h * f64::from(g) / 4.0;
-                let _ = writeln!(
-                    out,
-                    r##"<line x1="{px}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}k</text>"##,
-                    px + pw,
-                    px - 4.0,
-                    y + 4.0,
-                    fixed(v / 1000.0, 0)
-                );
-            }
-            #[allow(clippy::cast_precision_loss)]
-            let bw = pw / (servers.len().max(1) as f64 + 1.0);
-            for (i, stat) in stats.iter().enumerate() {
-                let Some(s) = stat else { continue };
-                #[allow(clippy::cast_precision_loss)]
-                let bx = px + bw * (i as f64 + 0.5);
-                let h = chart_h * s.rps / scale;
-                let y = py + chart_h - h;
-                let color = COLORS[i % COLORS.len()];
-                let _ = writeln!(
-                    out,
-                    r#"<rect x="{bx:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="{color}"><title>{}: {} req/s ({}-{})</title></rect>"#,
-                    bw * 0.9,
-                    servers[i],
-                    thousands(s.rps),
-                    thousands(s.rps_min),
-                    thousands(s.rps_max)
-                );
-                if s.runs > 1 {
-                    let cx = bx + bw * 0.45;
-                    let ylo = py + chart_h - chart_h * s.rps_min / scale;
-                    let yhi = py + chart_h - chart_h * s.rps_max / scale;
-                    let _ = writeln!(
-                        out,
-                        r#"<line x1="{cx:.1}" y1="{ylo:.1}" x2="{cx:.1}" y2="{yhi:.1}" stroke="black"/>"#
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="9">{}</text>"#,
-                    bx + bw * 0.45,
-                    py + chart_h + 12.0,
-                    fixed(s.rps / 1000.0, 0)
-                );
-            }
-            let _ = writeln!(
-                out,
-                r#"<line x1="{px}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="black"/>"#,
-                py + chart_h,
-                px + pw,
-                py + chart_h
-            );
-        }
-    }
-    let _ = writeln!(
-        out,
-        r##"<text x="{left}" y="{:.1}" fill="#555">median requests/s (bars, thousands under each), min-max over rounds (whiskers)</text>"##,
-        height - 4.0
-    );
-    out.push_str("</svg>\n");
-    out
-}
-
-/// One line of a time-series chart: (x, y) points in x order.
-pub(crate) struct Series<'a> {
-    pub(crate) name: String,
-    pub(crate) color: &'static str,
-    pub(crate) points: &'a [(f64, f64)],
-}
-
-/// One panel of a time-series chart: its heading and its lines.
-pub(crate) struct Panel<'a> {
-    pub(crate) heading: String,
-    pub(crate) series: Vec<Series<'a>>,
-}
-
-/// Time-series panels stacked vertically over one x axis (`x_label`),
-/// each from 0 to a round ceiling above its largest y; x below `shade_until`
-/// is shaded (a warm-up). Used by `cargo xtask soak` (docs/soak.svg).
-pub(crate) fn line_chart(
-    title: &str,
-    panels: &[Panel<'_>],
-    x_label: &str,
-    shade_until: Option<f64>,
-    footer: &str,
-) -> String {
-    let (pw, ph) = (760.0_f64, 200.0_f64);
-    let (left, top) = (70.0, 40.0);
-    let width = left + pw + 30.0;
-    #[allow(clippy::cast_precision_loss)]
-    let height = top + panels.len() as f64 * (ph + 70.0) + 20.0;
-    let x_max = panels
-        .iter()
-        .flat_map(|p| &p.series)
-        .flat_map(|s| s.points.iter().map(|p| p.0))
-        .fold(0.0_f64, f64::max)
-        .max(1e-9);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        escape(title)
-    );
-    for (i, panel) in panels.iter().enumerate() {
-        #[allow(clippy::cast_precision_loss)]
-        let py = top + i as f64 * (ph + 70.0) + 20.0;
-        let y_max = panel
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .fold(0.0_f64, f64::max);
-        let scale = nice_ceiling(y_max.max(1.0) * 1.1);
-        let _ = writeln!(
-            out,
-            r#"<text x="{left}" y="{:.1}" font-weight="bold">{}</text>"#,
-            py - 8.0,
-            escape(&panel.heading)
-        );
-        let mut lx = left + 300.0;
-        for s in &panel.series {
-            let _ = writeln!(
-                out,
-                r#"<rect x="{lx:.1}" y="{:.1}" width="12" height="3" fill="{}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
-                py - 14.0,
-                s.color,
-                lx + 16.0,
-                py - 9.0,
-                escape(&s.name)
-            );
-            #[allow(clippy::cast_precision_loss)]
-            let step = 40.0 + 6.5 * s.name.len() as f64;
-            lx += step;
-        }
-        if let Some(until) = shade_until {
-            let w = pw * (until / x_max).clamp(0.0, 1.0);
-            let _ = writeln!(
-                out,
-                r##"<rect x="{left}" y="{py:.1}" width="{w:.1}" height="{ph}" fill="#f0f0f0"/>"##
-            );
-        }
-        for g in 0..=4 {
-            let v = scale * f64::from(g) / 4.0;
-            let y = py + ph - ph * f64::from(g) / 4.0;
-            let _ = writeln!(
-                out,
-                r##"<line x1="{left}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="#555">{}</text>"##,
-                left + pw,
-                left - 4.0,
-                y + 4.0,
-                fixed(v, if (scale / 4.0).fract() == 0.0 { 0 } else { 1 })
-            );
-        }
-        for g in 0..=6 {
-            let v = x_max * f64::from(g) / 6.0;
-            let x = left + pw * f64::from(g) / 6.0;
-            let _ = writeln!(
-                out,
-                r##"<text x="{x:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
-                py + ph + 14.0,
-                fixed(v, if x_max < 10.0 { 1 } else { 0 })
-            );
-        }
-        let _ = writeln!(
-            out,
-            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,
-            left + pw / 2.0,
-            py + ph + 28.0,
-            escape(x_label)
-        );
-        for s in &panel.series {
-            let mut points = String::new();
-            for &(x, y) in s.points {
-                let _ = write!(
-                    points,
-                    "{:.1},{:.1} ",
-                    left + pw * x / x_max,
-                    py + ph - ph * (y / scale).clamp(0.0, 1.0)
-                );
-            }
-            let _ = writeln!(
-                out,
-                r#"<polyline fill="none" stroke="{}" stroke-width="1" points="{}"/>"#,
-                s.color,
-                points.trim_end()
-            );
-        }
-        let _ = writeln!(
-            out,
-            r#"<rect x="{left}" y="{py:.1}" width="{pw}" height="{ph}" fill="none" stroke="black"/>"#
-        );
-    }
-    let _ = writeln!(
-        out,
-        r##"<text x="{left}" y="{:.1}" fill="#555">{}</text>"##,
-        height - 6.0,
-        escape(footer)
-    );
-    out.push_str("</svg>\n");
-    out
-}
-
-/// The smallest 1, 2 or 5 times a power of ten that is at least `v`.
-fn nice_ceiling(v: f64) -> f64 {
-    let mut base = 1.0;
-    while base * 10.0 < v {
-        base *= 10.0;
-    }
-    for m in [1.0, 2.0, 5.0, 10.0] {
-        if base * m >= v {
-            return base * m;
-        }
-    }
-    base * 10.0
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) of `unix_seconds`.
@@ -908,37 +683,35 @@ mod tests {
         assert_eq!(size_name(10 * 1024), "10 KiB");
         assert_eq!(size_name(1024 * 1024), "1 MiB");
         assert_eq!(size_name(100), "100 B");
-        assert!((nice_ceiling(150_000.0) - 200_000.0).abs() < 1e-9);
     }
 
     #[test]
-    fn a_line_chart_draws_every_series_of_every_panel() {
-        let a = [(0.0, 1.0), (30.0, 2.0), (60.0, 2.5)];
-        let b = [(0.0, 10.0), (60.0, 12.0)];
-        let panels = [
-            Panel {
-                heading: "RSS (MiB)".into(),
-                series: vec![Series {
-                    name: "plain".into(),
-                    color: "#1f77b4",
-                    points: &a,
-                }],
-            },
-            Panel {
-                heading: "fds".into(),
-                series: vec![Series {
-                    name: "plain <fds>".into(),
-                    color: "#d62728",
-                    points: &b,
-                }],
-            },
-        ];
-        let svg = line_chart("soak & co", &panels, "seconds", Some(6.0), "footer");
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.contains("soak &amp; co") && svg.contains("plain &lt;fds&gt;"));
-        // The last point of `a` sits at the right edge (x = 70 + 760).
-        assert!(svg.contains("830.0,"), "{svg}");
-        assert!(svg.trim_end().ends_with("</svg>"));
+    fn a_new_table_has_its_title_and_header_only() {
+        let mut t = Table::new("t", &["server", "req/s"]);
+        assert_eq!(t.text(), "== t\nserver  req/s\n");
+        t.rows.push(vec!["evloop".to_owned(), "1,000".to_owned()]);
+        assert_eq!(
+            t.markdown(),
+            "**t**\n\n| server | req/s |\n| --- | ---: |\n| evloop | 1,000 |\n\n"
+        );
+    }
+
+    #[test]
+    fn per_round_spreads_are_flagged_past_15_percent() {
+        assert_eq!(ratio_spread(&[1.0]), "-");
+        assert_eq!(ratio_spread(&[1.0, 1.1]), "1.00-1.10");
+        assert_eq!(ratio_spread(&[1.0, 1.2, 1.1]), "1.00-1.20 !");
+        assert!(unstable(&[1.0, 1.2, 1.1]) && !unstable(&[1.0, 1.1]) && !unstable(&[2.0]));
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_value_as_shown() {
+        assert!(reaches(0.996, 1.0, false) && !reaches(0.994, 1.0, false));
+        assert!(reaches(1.054, 1.05, true) && !reaches(1.056, 1.05, true));
+        assert_eq!(verdict(1.2, 1.1, false), "yes");
+        assert_eq!(verdict(1.2, 1.1, true), "MISSED");
+        assert_eq!(verdict(f64::NAN, 1.0, false), "n/a");
+        assert_eq!(verdict(f64::INFINITY, 1.0, false), "n/a");
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
+    /// The transport as the tables and `==>` lines name it.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Transport::Tcp => "tcp",
@@ -113,11 +114,98 @@ pub(crate) struct Env {
     pub(crate) pin: Option<Pin>,
 }
 
+impl Env {
+    /// The load generator of `target_dir`'s release build in its
+    /// `--discard` mode (echoed bytes dropped in the kernel), unpinned,
+    /// working in `target_dir/dir` (created).
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be created.
+    pub(crate) fn discarding(target_dir: &Path, dir: &str) -> Result<Env, String> {
+        let work_dir = target_dir.join(dir);
+        fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
+        Ok(Env {
+            loadgen: target_dir.join("release/evloop-loadgen"),
+            loadgen_args: vec!["--discard".to_owned()],
+            work_dir,
+            pin: None,
+        })
+    }
+}
+
 /// Where the server and the load generator run (`taskset -c` lists).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pin {
     pub(crate) server: String,
     pub(crate) client: String,
+}
+
+/// The servers of `names` to measure: `command` gives each one's program
+/// and arguments (`None`: not built, already in `skipped`), and a program
+/// that does not exist joins `skipped`. Every skip is announced as `tool`;
+/// no server at all is an error.
+pub(crate) fn servers(
+    tool: &str,
+    names: &[&'static str],
+    skipped: &mut Vec<String>,
+    command: impl Fn(&'static str) -> Option<(PathBuf, Vec<String>)>,
+) -> Result<Vec<Server>, String> {
+    let mut servers = Vec::new();
+    for &name in names {
+        let Some((program, args)) = command(name) else {
+            continue;
+        };
+        if program.is_file() {
+            servers.push(Server {
+                name,
+                program,
+                args,
+            });
+        } else {
+            skipped.push(format!("{name}: {} does not exist", program.display()));
+        }
+    }
+    for s in skipped.iter() {
+        println!("{tool}: skipping {s}");
+    }
+    if servers.is_empty() {
+        return Err(format!("{tool}: no server to measure"));
+    }
+    Ok(servers)
+}
+
+/// The arguments of `bench/python/echo_server.py` on loop `name` (after
+/// the venv's python).
+pub(crate) fn python_echo_args(root: &Path, name: &str) -> Vec<String> {
+    let script = root.join("bench/python/echo_server.py");
+    let script = script.display().to_string();
+    vec![script, "--loop".to_owned(), name.to_owned()]
+}
+
+/// Those of `servers` named in `names` (a comparison's subset), in the
+/// order they run.
+pub(crate) fn among(servers: &[Server], names: &[&str]) -> Vec<Server> {
+    servers
+        .iter()
+        .filter(|s| names.contains(&s.name))
+        .cloned()
+        .collect()
+}
+
+/// Those of `names` that are among `servers`, in the order of `names`:
+/// a table's rows.
+pub(crate) fn present(names: &[&'static str], servers: &[Server]) -> Vec<&'static str> {
+    let measured = |n: &&str| servers.iter().any(|s| s.name == *n);
+    names.iter().copied().filter(measured).collect()
+}
+
+/// `text` as a [`Pin`] list when it looks like one (digits, `,` and `-`,
+/// not empty), for the command lines that place processes (`--pin`,
+/// `--cpus`); `taskset` itself judges the rest.
+pub(crate) fn taskset_list(text: &str) -> Option<String> {
+    let ok = !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
+    ok.then(|| text.to_owned())
 }
 
 /// `program` run on `cpus` (through `taskset`, which execs it: the process
@@ -610,4 +698,56 @@ pub(crate) fn first_line(program: &Path, args: &[&str]) -> Option<String> {
     let text = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     text.lines().next().map(|l| l.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_servers_whose_program_exists_are_measured() {
+        let py = python_echo_args(Path::new("/r"), "uvloop");
+        assert_eq!(py, ["/r/bench/python/echo_server.py", "--loop", "uvloop"]);
+        let exe = std::env::current_exe().unwrap();
+        let mut skipped = vec!["uvloop: no venv".to_owned()];
+        let command = |name: &str| match name {
+            "evloop" => Some((exe.clone(), vec!["--x".to_owned()])),
+            "tokio" => Some((PathBuf::from("/nonexistent/tokio-echo"), vec![])),
+            _ => None,
+        };
+        let found = servers("t", &["evloop", "tokio", "uvloop"], &mut skipped, command).unwrap();
+        assert_eq!((found.len(), found[0].name), (1, "evloop"));
+        assert_eq!(found[0].args, ["--x"]);
+        let missing = "tokio: /nonexistent/tokio-echo does not exist";
+        assert_eq!(skipped, ["uvloop: no venv", missing]);
+        let none = servers("t", &["tokio"], &mut skipped, |_| None);
+        assert_eq!(none.unwrap_err(), "t: no server to measure");
+        let tokio = Server {
+            name: "tokio",
+            ..found[0].clone()
+        };
+        let both = [found[0].clone(), tokio];
+        let rows = present(&["tokio", "raw-epoll", "evloop"], &both);
+        assert_eq!(rows, ["tokio", "evloop"]);
+        let pair = among(&both, &["tokio", "uvloop"]);
+        assert_eq!((pair.len(), pair[0].name), (1, "tokio"));
+    }
+
+    #[test]
+    fn a_discarding_env_works_in_its_own_directory() {
+        let target = std::env::temp_dir().join(format!("xtask-env-{}", std::process::id()));
+        let env = Env::discarding(&target, "bench-x").unwrap();
+        let made = env.work_dir.is_dir();
+        let _ = fs::remove_dir_all(&target);
+        assert!(made && env.work_dir == target.join("bench-x") && env.pin.is_none());
+        assert_eq!(env.loadgen, target.join("release/evloop-loadgen"));
+        assert_eq!(env.loadgen_args, ["--discard"]);
+    }
+
+    #[test]
+    fn cpu_lists_for_taskset() {
+        assert_eq!(taskset_list("0-1,3").as_deref(), Some("0-1,3"));
+        assert_eq!(taskset_list(""), None);
+        assert_eq!(taskset_list("1:2"), None);
+    }
 }

@@ -25,19 +25,16 @@
 //! `/proc`, client CPU) are printed and appended to docs/performance.md
 //! ("## Loop per core") unless `--no-record`.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::slice;
 use std::time::SystemTime;
-
-use lexopt::Arg::Long;
 
 use super::report::{
     append_section, fixed, median, min_max, ratio, round_ratios, run_section, samples, size_name,
     summarize, thousands, Entry, Table,
 };
 use super::run::{self, Env, Load, Pin, Server, Transport};
-use super::{machine_facts, step, Cli};
+use super::{build_example, build_release, command_line, machine_facts, Cli};
 
 const USAGE: &str = "\
 usage: cargo xtask bench scaling [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -100,30 +97,21 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut quick, mut duration, mut warmup, mut rounds) = (false, None, None, None);
     let mut cli = Cli::new("bench scaling", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => quick = true,
-            Long("no-record") => o.record = false,
-            Long("pin-loops") => o.pin_loops = true,
-            Long("work-us") => {
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => quick = true,
+            "--no-record" => o.record = false,
+            "--pin-loops" => o.pin_loops = true,
+            "--work-us" => {
                 o.work_us = cli.parsed("--work-us", |v| v.parse().ok())?;
             }
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("conns") => o.conns = cli.positive("--conns")?,
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("sizes") => {
-                o.sizes = cli.parsed("--sizes", |v| {
-                    v.split(',')
-                        .map(|s| s.trim().parse().ok().filter(|&n: &usize| n > 0))
-                        .collect()
-                })?;
-            }
-            Long("cpus") => o.cpus = cli.parsed("--cpus", parse_cpus)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--conns" => o.conns = cli.positive("--conns")?,
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--sizes" => o.sizes = cli.sizes("--sizes")?,
+            "--cpus" => o.cpus = cli.parsed("--cpus", parse_cpus)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if quick { 0.5 } else { 3.0 });
@@ -137,15 +125,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// `CLIENT:ONE:TWO`, each a `taskset -c` list (`0`, `1-2`, `0,2`).
 fn parse_cpus(text: &str) -> Option<Cpus> {
-    let list = |s: &str| {
-        let ok = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || ",-".contains(c));
-        ok.then(|| s.to_owned())
-    };
     let mut parts = text.split(':');
     let cpus = Cpus {
-        client: list(parts.next()?)?,
-        one: list(parts.next()?)?,
-        two: list(parts.next()?)?,
+        client: run::taskset_list(parts.next()?)?,
+        one: run::taskset_list(parts.next()?)?,
+        two: run::taskset_list(parts.next()?)?,
     };
     parts.next().is_none().then_some(cpus)
 }
@@ -276,43 +260,13 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let root = crate::workspace_root();
     let started = SystemTime::now();
     let target_dir = crate::examples::target_dir(&root);
-    let release = target_dir.join("release");
-    step(
-        &root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "tokio-echo-bench",
-        ],
-    )?;
-    step(
-        &root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_per_core",
-        ],
-    )?;
-    let work_dir = target_dir.join("bench-scaling");
-    fs::create_dir_all(&work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let env = Env {
-        loadgen: release.join("evloop-loadgen"),
-        loadgen_args: vec!["--discard".to_owned()],
-        work_dir,
-        pin: None,
-    };
-    let configs = configs(&release, &env, &options);
+    build_release(&root, &["evloop-loadgen", "tokio-echo-bench"])?;
+    build_example(&root, "echo_per_core")?;
+    let env = Env::discarding(&target_dir, "bench-scaling")?;
+    let configs = configs(&target_dir.join("release"), &env, &options);
     let (entries, notes) = measure_all(&configs, &options);
     let table = scaling_table(&entries, &configs, &options);
-    let command = format!("cargo xtask bench scaling {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench scaling", args);
     let machine = format!(
         "{}\n- placement (taskset): client on CPU {}, 1-core servers on CPU {}, 2-core servers \
          on CPUs {}{}",
@@ -441,13 +395,13 @@ fn spread(runs: &[&Entry], base: &[&Entry]) -> String {
 }
 
 fn scaling_table(entries: &[Entry], configs: &[Config], o: &Options) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "Loop per core: echo over TCP, {} connections, median of {} round(s), servers \
              interleaved",
             o.conns, o.rounds
         ),
-        header: [
+        &[
             "server",
             "CPUs",
             "size",
@@ -462,11 +416,8 @@ fn scaling_table(entries: &[Entry], configs: &[Config], o: &Options) -> Table {
             "client CPU",
             "CPU ceiling req/s",
             "p99 us",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     let runs_of = |size, name: &str| samples(entries, Transport::Tcp, size, o.conns, name);
     let find = |family: &str, cores: usize| {
         configs
@@ -548,12 +499,9 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::parse::LoadReport;
-    use crate::bench::run::Sample;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
+    use crate::bench::report::test_entry;
+    use std::fs;
 
     #[test]
     fn options() {
@@ -575,25 +523,9 @@ mod tests {
     }
 
     fn entry(server: &'static str, round: usize, rps: f64, cpu_s: f64) -> Entry {
-        Entry {
-            transport: Transport::Tcp,
-            size: 1024,
-            conns: 50,
-            server,
-            round,
-            sample: Sample {
-                load: LoadReport {
-                    requests: 1000,
-                    seconds: 1.0,
-                    rps,
-                    p50_us: 50.0,
-                    p99_us: 90.0,
-                    client_cpu_s: 0.9,
-                },
-                server_cpu_s: cpu_s,
-                rss_kib: Some(2048),
-            },
-        }
+        let mut e = test_entry(server, 1024, 50, round, rps);
+        e.sample.server_cpu_s = cpu_s;
+        e
     }
 
     #[test]

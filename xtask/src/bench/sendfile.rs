@@ -32,8 +32,6 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use lexopt::Arg::{Long, Short};
-
 use crate::cargo;
 
 const USAGE: &str = "\
@@ -81,16 +79,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
         record: true,
     };
     let mut cli = super::Cli::new("bench sendfile", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("rounds") => o.rounds = cli.positive("--rounds")?,
-            Long("size-mib") => o.size_mib = cli.positive("--size-mib")?,
-            Long("no-record") => o.record = false,
-            Short('h') | Long("help") => return Err(USAGE.to_owned()),
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--rounds" => o.rounds = cli.positive("--rounds")?,
+            "--size-mib" => o.size_mib = cli.positive("--size-mib")?,
+            "--no-record" => o.record = false,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     Ok(o)

@@ -25,18 +25,20 @@
 //! committed. Results are appended to docs/performance.md ("## TLS").
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
-
-use lexopt::Arg::Long;
 
 use super::parse;
 use super::report::{
-    self, fixed, median, mib, min_max, ratio, round_ratios, samples, size_name, summarize,
-    thousands, Entry, Table,
+    self, fixed, median, mib, min_max, ratio, ratio_spread, reaches, round_ratios, samples,
+    size_name, summarize, thousands, Entry, Table,
 };
-use super::run::{self, Env, IdleSample, Load, Server, Transport};
-use super::{machine_facts, python_venv, step, Cli};
+use super::run::{
+    self, among, present, python_echo_args, servers, Env, IdleSample, Load, Transport,
+};
+use super::{
+    build_example, build_release, command_line, machine_facts, print_results, python_venv, Cli,
+};
 
 const USAGE: &str = "\
 usage: cargo xtask bench tls [--quick] [--rounds R] [--duration D] [--warmup W]
@@ -88,19 +90,16 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     };
     let (mut duration, mut warmup, mut rounds) = (None, None, None);
     let mut cli = Cli::new("bench tls", USAGE, args);
-    while let Some(arg) = cli.next()? {
-        match arg {
-            Long("quick") => o.quick = true,
-            Long("no-record") => o.record = false,
-            Long("rounds") => rounds = Some(cli.positive("--rounds")?),
-            Long("idle-conns") => o.idle_conns = cli.positive("--idle-conns")?,
-            Long("duration") => duration = Some(cli.seconds("--duration")?),
-            Long("warmup") => warmup = Some(cli.seconds("--warmup")?),
-            Long("servers") => o.servers = cli.names("--servers", SERVERS)?,
-            other => {
-                let e = other.unexpected();
-                return Err(cli.fail(&e));
-            }
+    while let Some(flag) = cli.next()? {
+        match flag.as_str() {
+            "--quick" => o.quick = true,
+            "--no-record" => o.record = false,
+            "--rounds" => rounds = Some(cli.positive("--rounds")?),
+            "--idle-conns" => o.idle_conns = cli.positive("--idle-conns")?,
+            "--duration" => duration = Some(cli.seconds("--duration")?),
+            "--warmup" => warmup = Some(cli.seconds("--warmup")?),
+            "--servers" => o.servers = cli.names("--servers", SERVERS)?,
+            _ => return Err(cli.unknown(&flag)),
         }
     }
     o.duration = duration.unwrap_or(if o.quick { 0.8 } else { 3.0 });
@@ -133,29 +132,9 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let started = SystemTime::now();
     let target_dir = crate::examples::target_dir(root);
     let release = target_dir.join("release");
-    step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop-loadgen",
-            "-p",
-            "tokio-rustls-echo-bench",
-        ],
-    )?;
+    build_release(root, &["evloop-loadgen", "tokio-rustls-echo-bench"])?;
     let mut skipped = Vec::new();
-    let evloop_built = match step(
-        root,
-        &[
-            "build",
-            "--release",
-            "-p",
-            "evloop",
-            "--example",
-            "echo_server",
-        ],
-    ) {
+    let evloop_built = match build_example(root, "echo_server") {
         Ok(()) => true,
         Err(e) => {
             skipped.push(format!(
@@ -185,40 +164,18 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     ];
     let python = python_venv(root, &options.servers, &mut skipped);
 
-    let mut servers: Vec<Server> = Vec::new();
-    for &name in &options.servers {
-        let (program, args): (PathBuf, Vec<String>) = match name {
-            "evloop" if !evloop_built => continue,
+    let servers = servers("xtask bench tls", &options.servers, &mut skipped, |name| {
+        Some(match name {
+            "evloop" if !evloop_built => return None,
             "evloop" => (release.join("examples/echo_server"), tls_args.clone()),
             "tokio-rustls" => (release.join("tokio-rustls-echo"), tls_args.clone()),
             "asyncio" | "uvloop" => {
-                let Some(python) = &python else { continue };
-                let script = root
-                    .join("bench/python/echo_server.py")
-                    .display()
-                    .to_string();
-                let mut args = vec![script, "--loop".to_owned(), name.to_owned()];
-                args.extend(tls_args.iter().cloned());
-                (python.clone(), args)
+                let args = [python_echo_args(root, name), tls_args.clone()].concat();
+                (python.clone()?, args)
             }
-            _ => continue,
-        };
-        if program.is_file() {
-            servers.push(Server {
-                name,
-                program,
-                args,
-            });
-        } else {
-            skipped.push(format!("{name}: {} does not exist", program.display()));
-        }
-    }
-    for s in &skipped {
-        println!("xtask bench tls: skipping {s}");
-    }
-    if servers.is_empty() {
-        return Err("xtask bench tls: no server to measure".to_owned());
-    }
+            _ => return None,
+        })
+    })?;
     let work_dir = target_dir.join("bench-tls");
     let env_with = |extra: &[&str]| Env {
         loadgen: loadgen.clone(),
@@ -289,11 +246,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
 
-    let pair: Vec<Server> = servers
-        .iter()
-        .filter(|s| PAIR.contains(&s.name))
-        .cloned()
-        .collect();
+    let pair = among(&servers, PAIR);
     let hs_load = Load {
         size: HANDSHAKE_SIZE,
         ..base
@@ -319,23 +272,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
     // The resumed share, from one probe each (the samples keep no such field).
-    for server in &pair {
-        if broken.contains(&server.name) {
-            continue;
-        }
+    for server in pair.iter().filter(|s| !broken.contains(&s.name)) {
         let load = Load {
             warmup: 0.2,
             duration: 0.3,
             ..hs_load
         };
         if let Ok(line) = run::probe(&resumed_env, server, &load) {
-            let cycles: f64 = parse::line_field(&line, "requests")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            let hits: f64 = parse::line_field(&line, "resumed")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(f64::NAN);
-            resumed_share.push((server.name, format!("{}%", fixed(hits / cycles * 100.0, 0))));
+            let number = |key| parse::line_field(&line, key).and_then(|v| v.parse().ok());
+            let share =
+                number("resumed").unwrap_or(f64::NAN) / number("requests").unwrap_or(f64::NAN);
+            resumed_share.push((server.name, format!("{}%", fixed(share * 100.0, 0))));
         }
     }
 
@@ -347,10 +294,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         super::names(&pair)
     );
     for round in 0..options.rounds {
-        for server in &pair {
-            if broken.contains(&server.name) {
-                continue;
-            }
+        for server in pair.iter().filter(|s| !broken.contains(&s.name)) {
             let load = Load {
                 warmup: 0.0,
                 duration: hold.parse().unwrap_or(1.0),
@@ -358,9 +302,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
             };
             match run::measure_idle(&idle_env, server, &load, &mut notes) {
                 Ok(sample) => {
-                    #[allow(clippy::cast_precision_loss)]
-                    let per = (sample.rss_held.saturating_sub(sample.rss_before)) as f64 * 1024.0
-                        / sample.conns.max(1) as f64;
+                    let per = per_conn(sample.rss_held, sample.rss_before, sample.conns);
                     println!(
                         "    {:<13} round {}: {} conns, {per:>8.0} B RSS per connection",
                         server.name,
@@ -385,25 +327,14 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         }
     }
 
-    let present: Vec<&'static str> = SERVERS
-        .iter()
-        .copied()
-        .filter(|n| servers.iter().any(|s| s.name == *n))
-        .collect();
-    let pair_names: Vec<&'static str> = PAIR
-        .iter()
-        .copied()
-        .filter(|n| present.contains(n))
-        .collect();
+    let pair_names = present(PAIR, &servers);
     let tables = vec![
-        echo_table(&echo, &present, options.rounds),
+        echo_table(&echo, &present(SERVERS, &servers), options.rounds),
         handshake_table(&full, &resumed, &pair_names, &resumed_share, options.rounds),
         idle_table(&idle, &pair_names),
         targets_table(&echo),
     ];
-    let command = format!("cargo xtask bench tls {}", args.join(" "))
-        .trim_end()
-        .to_owned();
+    let command = command_line("bench tls", args);
     let lock = fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
     let version = |p: &str| parse::lock_version(&lock, p).unwrap_or_else(|| "?".to_owned());
     let openssl = python
@@ -419,39 +350,17 @@ pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
         version("tokio-rustls"),
         negotiated.join("; ")
     );
-    println!();
-    println!("{machine}");
-    for table in &tables {
-        println!("{}", table.text());
-    }
-    for s in &skipped {
-        println!("skipped: {s}");
-    }
-    for note in &notes {
-        println!("note: {note}");
-    }
+    print_results(&machine, &tables, &skipped, &notes);
     let elapsed = started.elapsed().map_or(0.0, |d| d.as_secs_f64());
     println!("xtask bench tls: done in {elapsed:.0} s");
     if options.record {
-        record(root, &command, &machine, &tables, &skipped, &notes)?;
+        let section = report::run_section(&command, &machine, &tables, &skipped, &notes);
+        report::append_section(root, "xtask bench tls", "## TLS", INTRO, &section)?;
     }
     if echo.is_empty() {
         return Err("xtask bench tls: every run failed (see the notes above)".to_owned());
     }
     Ok(())
-}
-
-/// Per-round ratio range to the baseline, flagged `!` past 15%.
-fn spread(runs: &[&Entry], base: &[&Entry]) -> String {
-    let per_round = round_ratios(runs, base);
-    let (lo, hi) = min_max(&per_round);
-    if per_round.len() < 2 {
-        "-".to_owned()
-    } else if hi - lo > 0.15 * median(&per_round) {
-        format!("{lo:.2}-{hi:.2} !")
-    } else {
-        format!("{lo:.2}-{hi:.2}")
-    }
 }
 
 fn p50(runs: &[&Entry]) -> f64 {
@@ -464,11 +373,9 @@ fn p50(runs: &[&Entry]) -> f64 {
 }
 
 fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Table {
-    let mut table = Table {
-        title: format!(
-            "TLS echo, {CONNS} connections: median of {rounds} round(s), servers interleaved"
-        ),
-        header: [
+    let mut table = Table::new(
+        format!("TLS echo, {CONNS} connections: median of {rounds} round(s), servers interleaved"),
+        &[
             "server",
             "size",
             "req/s",
@@ -482,11 +389,8 @@ fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Tab
             "p99 us",
             "peak RSS",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for &size in SIZES {
         let base_runs = samples(entries, Transport::Tcp, size, CONNS, BASE);
         let base = summarize(&base_runs);
@@ -500,7 +404,7 @@ fn echo_table(entries: &[Entry], servers: &[&'static str], rounds: usize) -> Tab
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 base.map_or("-".to_owned(), |b| ratio(s.rps, b.rps)),
-                spread(&runs, &base_runs),
+                ratio_spread(&round_ratios(&runs, &base_runs)),
                 uvloop.map_or("-".to_owned(), |u| ratio(s.rps, u.rps)),
                 fixed(s.cpu_us, 2),
                 base.map_or("-".to_owned(), |b| ratio(s.cpu_us, b.cpu_us)),
@@ -528,12 +432,12 @@ fn handshake_table(
     share: &[(&'static str, String)],
     rounds: usize,
 ) -> Table {
-    let mut table = Table {
-        title: format!(
+    let mut table = Table::new(
+        format!(
             "TLS handshakes, {CONNS} concurrent cycles (connect, handshake, {HANDSHAKE_SIZE} B \
              round trip, close_notify, close): median of {rounds} round(s)"
         ),
-        header: [
+        &[
             "server",
             "handshake",
             "cycles/s",
@@ -546,11 +450,8 @@ fn handshake_table(
             "p50 us",
             "p99 us",
             "client CPU",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
+        ],
+    );
     for (kind, entries) in [("full", full), ("resumed", resumed)] {
         let base_runs = samples(entries, Transport::Tcp, HANDSHAKE_SIZE, CONNS, BASE);
         let base = summarize(&base_runs);
@@ -571,7 +472,7 @@ fn handshake_table(
                 thousands(s.rps),
                 format!("{}-{}", thousands(s.rps_min), thousands(s.rps_max)),
                 base.map_or("-".to_owned(), |b| ratio(s.rps, b.rps)),
-                spread(&runs, &base_runs),
+                ratio_spread(&round_ratios(&runs, &base_runs)),
                 fixed(s.cpu_us, 1),
                 base.map_or("-".to_owned(), |b| ratio(s.cpu_us, b.cpu_us)),
                 resumed_share,
@@ -591,12 +492,18 @@ fn handshake_table(
     table
 }
 
+/// Bytes per connection that `conns` idle connections added between two
+/// `/proc` readings in KiB, `before` and `after`.
+#[allow(clippy::cast_precision_loss)]
+fn per_conn(after: u64, before: u64, conns: u64) -> f64 {
+    after.saturating_sub(before) as f64 * 1024.0 / conns.max(1) as f64
+}
+
 fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
-    let mut table = Table {
-        title: "Server memory per idle TLS connection (opened 10 at a time, one round trip each, \
-                then held)"
-            .to_owned(),
-        header: [
+    let mut table = Table::new(
+        "Server memory per idle TLS connection (opened 10 at a time, one round trip each, \
+         then held)",
+        &[
             "server",
             "connections",
             "VmRSS before",
@@ -605,15 +512,8 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
             "min-max",
             "VmHWM per connection",
             "x tokio-rustls",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..Table::default()
-    };
-    #[allow(clippy::cast_precision_loss)]
-    let per = |after: u64, before: u64, conns: u64| {
-        after.saturating_sub(before) as f64 * 1024.0 / conns.max(1) as f64
-    };
+        ],
+    );
     let stats = |server: &str| {
         let runs: Vec<&IdleSample> = idle
             .iter()
@@ -625,11 +525,11 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
         }
         let rss: Vec<f64> = runs
             .iter()
-            .map(|s| per(s.rss_held, s.rss_before, s.conns))
+            .map(|s| per_conn(s.rss_held, s.rss_before, s.conns))
             .collect();
         let hwm: Vec<f64> = runs
             .iter()
-            .map(|s| per(s.hwm_held, s.hwm_before, s.conns))
+            .map(|s| per_conn(s.hwm_held, s.hwm_before, s.conns))
             .collect();
         Some((runs, median(&rss), min_max(&rss), median(&hwm)))
     };
@@ -664,11 +564,10 @@ fn idle_table(idle: &[Idle], servers: &[&'static str]) -> Table {
 }
 
 fn targets_table(echo: &[Entry]) -> Table {
-    let mut table = Table {
-        title: "issue 8 targets (evloop, ratios within this run)".to_owned(),
-        header: ["target", "measured", "met"].map(str::to_owned).to_vec(),
-        ..Table::default()
-    };
+    let mut table = Table::new(
+        "issue 8 targets (evloop, ratios within this run)",
+        &["target", "measured", "met"],
+    );
     let get =
         |size: usize, server: &str| summarize(&samples(echo, Transport::Tcp, size, CONNS, server));
     for &size in SIZES {
@@ -678,15 +577,18 @@ fn targets_table(echo: &[Entry]) -> Table {
         for (other, goal) in [(BASE, 1.0), ("uvloop", 2.0)] {
             let Some(o) = get(size, other) else { continue };
             let value = e.rps / o.rps;
-            // Judged on the value as shown (two decimals).
-            let shown = (value * 100.0).round() / 100.0;
             table.rows.push(vec![
                 format!(
                     "tls echo {}: evloop req/s >= {goal:.1}x {other}",
                     size_name(size)
                 ),
                 fixed(value, 2),
-                if shown >= goal { "yes" } else { "MISSED" }.to_owned(),
+                if reaches(value, goal, false) {
+                    "yes"
+                } else {
+                    "MISSED"
+                }
+                .to_owned(),
             ]);
         }
     }
@@ -699,27 +601,11 @@ thread, edge-triggered epoll, non-blocking rustls 0.23 + ring), servers interlea
 round-robin. Compare ratios within one run only; gaps under 15% are noise on these machines \
 (docs/performance.md). Newest run last.";
 
-fn record(
-    root: &Path,
-    command: &str,
-    machine: &str,
-    tables: &[Table],
-    skipped: &[String],
-    notes: &[String],
-) -> Result<(), String> {
-    let section = report::run_section(command, machine, tables, skipped, notes);
-    report::append_section(root, "xtask bench tls", "## TLS", INTRO, &section)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::parse::LoadReport;
-    use crate::bench::run::Sample;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
+    use crate::bench::args;
+    use crate::bench::report::test_entry;
 
     #[test]
     fn options() {
@@ -737,37 +623,15 @@ mod tests {
         assert!(parse_options(&args("--bogus")).is_err());
     }
 
-    fn entry(server: &'static str, size: usize, round: usize, rps: f64) -> Entry {
-        Entry {
-            transport: Transport::Tcp,
-            size,
-            conns: CONNS,
-            server,
-            round,
-            sample: Sample {
-                load: LoadReport {
-                    requests: 1000,
-                    seconds: 1.0,
-                    rps,
-                    p50_us: 50.0,
-                    p99_us: 90.0,
-                    client_cpu_s: 0.9,
-                },
-                server_cpu_s: 0.01,
-                rss_kib: Some(2048),
-            },
-        }
-    }
-
     #[test]
     fn tables_and_targets() {
         let echo = vec![
-            entry("evloop", 1024, 0, 110.0),
-            entry("tokio-rustls", 1024, 0, 100.0),
-            entry("uvloop", 1024, 0, 50.0),
-            entry("evloop", 102_400, 0, 90.0),
-            entry("tokio-rustls", 102_400, 0, 100.0),
-            entry("uvloop", 102_400, 0, 60.0),
+            test_entry("evloop", 1024, CONNS, 0, 110.0),
+            test_entry("tokio-rustls", 1024, CONNS, 0, 100.0),
+            test_entry("uvloop", 1024, CONNS, 0, 50.0),
+            test_entry("evloop", 102_400, CONNS, 0, 90.0),
+            test_entry("tokio-rustls", 102_400, CONNS, 0, 100.0),
+            test_entry("uvloop", 102_400, CONNS, 0, 60.0),
         ];
         let t = echo_table(&echo, &["evloop", "tokio-rustls", "uvloop"], 1);
         assert_eq!(t.rows.len(), 6);

@@ -18,6 +18,7 @@ pub(crate) enum DepKind {
 }
 
 impl DepKind {
+    /// The section's heading in a Cargo.toml, as tidy's messages quote it.
     pub(crate) fn section(self) -> &'static str {
         match self {
             DepKind::Normal => "[dependencies]",
