@@ -44,6 +44,7 @@ mod handle;
 mod network;
 mod pipes;
 mod process;
+mod protocol;
 mod resolver;
 mod sendfile;
 mod signals;

@@ -21,9 +21,10 @@ use pyo3::types::PyList;
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::{CoreLoop, Home, RemoteLoop};
 use crate::errors::to_py;
+use crate::protocol::PyProtocol;
 use crate::thread_bound::{LoopBound, ThreadBound};
 use crate::tls::PyTlsConfig;
-use crate::transport::{address_to_py, PyProtocol};
+use crate::transport::address_to_py;
 
 /// A server's Python protocol factory, until the server is closed.
 type FactorySlot = Rc<RefCell<Option<Py<PyAny>>>>;

@@ -34,6 +34,8 @@ mod reader;
 mod wake;
 mod writer;
 
+pub(crate) use protocol::StreamProtocol;
+
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
 use pyo3::ffi;
 use pyo3::intern;

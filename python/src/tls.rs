@@ -36,7 +36,8 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::bridge::{complete_with, Pending};
 use crate::core_loop::CoreLoop;
 use crate::errors::to_py;
-use crate::transport::{PyProtocol, StreamTransport};
+use crate::protocol::PyProtocol;
+use crate::transport::StreamTransport;
 
 /// `verify_mode` as `_tls.py` passes it (`ssl.CERT_NONE` … `CERT_REQUIRED`).
 const CERT_NONE: u8 = 0;

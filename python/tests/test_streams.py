@@ -30,6 +30,8 @@ def _original(function):
 NATIVE = types.SimpleNamespace(
     name="native",
     StreamReader=evloop.streams.StreamReader,
+    StreamReaderProtocol=evloop.streams.StreamReaderProtocol,
+    StreamWriter=evloop.streams.StreamWriter,
     open_connection=evloop.streams.open_connection,
     start_server=evloop.streams.start_server,
     open_unix_connection=evloop.streams.open_unix_connection,
@@ -38,6 +40,8 @@ NATIVE = types.SimpleNamespace(
 ASYNCIO = types.SimpleNamespace(
     name="asyncio",
     StreamReader=asyncio.StreamReader,
+    StreamReaderProtocol=asyncio.StreamReaderProtocol,
+    StreamWriter=asyncio.StreamWriter,
     open_connection=_original(asyncio.streams.open_connection),
     start_server=_original(asyncio.streams.start_server),
     open_unix_connection=_original(asyncio.streams.open_unix_connection),
@@ -665,6 +669,61 @@ class TestConnections(StreamsTestCase):
 
         self.assertEqual(self.both(scenario), (b"abc\n", True, (True, False, True), True, True))
 
+
+    def test_overridden_data_received_and_replaced_write_are_called(self):
+        # evloop feeds its own protocol and writes to its own transport
+        # without a Python call; a subclass's data_received, an instance's
+        # and a transport's replaced write must still be the ones called.
+        async def scenario(impl):
+            seen = []
+
+            class Recording(impl.StreamReaderProtocol):
+                def data_received(self, data):
+                    seen.append(("class", data))
+                    super().data_received(data)
+
+            server = await impl.start_server(echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            got = []
+            for patch_instance in (False, True):
+                reader = impl.StreamReader(loop=self.loop)
+                protocol = Recording(reader, loop=self.loop)
+                if patch_instance:
+                    def on_instance(data, protocol=protocol):
+                        seen.append(("instance", data))
+                        impl.StreamReaderProtocol.data_received(protocol, data)
+
+                    protocol.data_received = on_instance
+                transport, _ = await self.loop.create_connection(
+                    lambda: protocol, "127.0.0.1", port
+                )
+                write = transport.write
+
+                def recording_write(data, write=write):
+                    seen.append(("write", bytes(data)))
+                    write(data)
+
+                transport.write = recording_write
+                writer = impl.StreamWriter(transport, protocol, reader, self.loop)
+                writer.write(b"ping %d\n" % patch_instance)
+                got.append(await reader.readline())
+                writer.close()
+                await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+            return got, seen
+
+        got, seen = self.both(scenario)
+        self.assertEqual(got, [b"ping 0\n", b"ping 1\n"])
+        self.assertEqual(
+            seen,
+            [
+                ("write", b"ping 0\n"),
+                ("class", b"ping 0\n"),
+                ("write", b"ping 1\n"),
+                ("instance", b"ping 1\n"),
+            ],
+        )
 
     def test_read_all_through_a_small_limit(self):
         async def scenario(impl):

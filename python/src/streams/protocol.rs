@@ -178,18 +178,8 @@ impl StreamProtocol {
 
     /// Feeds `data` to the reader: the hot path, no Python frame for a
     /// native reader.
-    fn data_received(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = data.py();
-        let Some(reader) = &self.reader else {
-            return Ok(());
-        };
-        let reader = reader.bind(py);
-        match reader.downcast::<StreamReader>() {
-            Ok(native) => StreamReader::feed(native, data),
-            Err(_) => reader
-                .call_method1(intern!(py, "feed_data"), (data,))
-                .map(drop),
-        }
+    fn data_received(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        Self::receive(slf, data)
     }
 
     /// EOF for the reader; True keeps the transport open for writing
@@ -324,5 +314,40 @@ fn set_exception(reader: &Bound<'_, PyAny>, exc: &Bound<'_, PyAny>) -> PyResult<
         Err(_) => reader
             .call_method1(intern!(reader.py(), "set_exception"), (exc,))
             .map(drop),
+    }
+}
+
+impl StreamProtocol {
+    /// `protocol`, if `method` (its `data_received`) is this class's own,
+    /// not a subclass's or an instance's: evloop's transports then call
+    /// [`StreamProtocol::receive`] without Python's call protocol.
+    pub(crate) fn own_method(
+        protocol: &Bound<'_, PyAny>,
+        method: &Bound<'_, PyAny>,
+    ) -> Option<Py<StreamProtocol>> {
+        let py = protocol.py();
+        let native = protocol.downcast::<StreamProtocol>().ok()?;
+        let own = py
+            .get_type::<StreamProtocol>()
+            .getattr(intern!(py, "data_received"))
+            .and_then(|unbound| unbound.call_method1(intern!(py, "__get__"), (protocol,)))
+            .ok()?;
+        method.eq(own).ok()?.then(|| native.clone().unbind())
+    }
+
+    /// `data_received(data)`, also called from Rust.
+    pub(crate) fn receive(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let reader = slf.try_borrow()?.reader.as_ref().map(|r| r.clone_ref(py));
+        let Some(reader) = reader else {
+            return Ok(());
+        };
+        let reader = reader.into_bound(py);
+        match reader.downcast::<StreamReader>() {
+            Ok(native) => StreamReader::feed(native, data),
+            Err(_) => reader
+                .call_method1(intern!(py, "feed_data"), (data,))
+                .map(drop),
+        }
     }
 }

@@ -20,6 +20,7 @@ use super::protocol::StreamProtocol;
 use super::reader::StreamReader;
 use super::wake::new_future;
 use super::{call1, cancel, finished, thrown, Step};
+use crate::StreamTransport;
 
 /// The writer's state (asyncio's `StreamWriter` attributes).
 #[pyclass(module = "evloop._core", name = "_StreamWriter", subclass)]
@@ -28,7 +29,7 @@ pub(crate) struct StreamWriter {
     transport: Py<PyAny>,
     /// `transport.write`, looked up once per transport: `write` is per
     /// message.
-    transport_write: Py<PyAny>,
+    transport_write: TransportWrite,
     #[pyo3(get, name = "_protocol")]
     protocol: Py<PyAny>,
     #[pyo3(get, name = "_reader")]
@@ -40,6 +41,51 @@ pub(crate) struct StreamWriter {
 impl std::fmt::Debug for StreamWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamWriter").finish_non_exhaustive()
+    }
+}
+
+/// A transport's `write`.
+enum TransportWrite {
+    /// evloop's stream transport's own (`evloop.StreamTransport` binds
+    /// it): called without Python's call protocol.
+    Native(Py<StreamTransport>),
+    /// Any other transport's bound method.
+    Method(Py<PyAny>),
+}
+
+impl TransportWrite {
+    fn of(transport: &Bound<'_, PyAny>) -> PyResult<TransportWrite> {
+        let py = transport.py();
+        let method = transport.getattr(intern!(py, "write"))?;
+        let is_own = |owner: &Bound<'_, StreamTransport>| {
+            let own = owner.getattr(intern!(py, "write"));
+            own.and_then(|own| method.eq(own)).unwrap_or(false)
+        };
+        let native = method
+            .getattr(intern!(py, "__self__"))
+            .ok()
+            .and_then(|owner| owner.downcast_into::<StreamTransport>().ok())
+            .filter(is_own);
+        Ok(match native {
+            Some(native) => TransportWrite::Native(native.unbind()),
+            None => TransportWrite::Method(method.unbind()),
+        })
+    }
+
+    fn call(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        match self {
+            TransportWrite::Native(transport) => {
+                transport.bind(data.py()).try_borrow()?.write(data)
+            }
+            TransportWrite::Method(method) => call1(method.bind(data.py()), data).map(drop),
+        }
+    }
+
+    fn object(&self) -> &Py<PyAny> {
+        match self {
+            TransportWrite::Native(transport) => transport.as_any(),
+            TransportWrite::Method(method) => method,
+        }
     }
 }
 
@@ -171,7 +217,7 @@ impl StreamWriter {
         reader: Option<Py<PyAny>>,
         r#loop: Py<PyAny>,
     ) -> PyResult<StreamWriter> {
-        let transport_write = transport.getattr(py, intern!(py, "write"))?;
+        let transport_write = TransportWrite::of(transport.bind(py))?;
         Ok(StreamWriter {
             transport,
             transport_write,
@@ -196,17 +242,14 @@ impl StreamWriter {
     /// Writes go to `transport` from now on (`start_tls`).
     #[setter(_transport)]
     fn replace_transport(&mut self, transport: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.transport_write = transport
-            .getattr(intern!(transport.py(), "write"))?
-            .unbind();
+        self.transport_write = TransportWrite::of(transport)?;
         self.transport = transport.clone().unbind();
         Ok(())
     }
 
     /// `transport.write(data)`.
     fn write(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        call1(self.transport_write.bind(data.py()), data)?;
-        Ok(())
+        self.transport_write.call(data)
     }
 
     /// `transport.writelines(data)`.
@@ -270,7 +313,7 @@ impl StreamWriter {
     /// Shows Python's GC the objects held.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.transport)?;
-        visit.call(&self.transport_write)?;
+        visit.call(self.transport_write.object())?;
         visit.call(&self.protocol)?;
         visit.call(&self.event_loop)?;
         if let Some(reader) = &self.reader {
