@@ -554,6 +554,8 @@ impl Handle {
 #[pyclass(module = "evloop._core", weakref)]
 #[derive(Debug)]
 pub struct TimerHandle {
+    /// When it is due, in loop time: readable on any thread, as asyncio's.
+    when: f64,
     state: ThreadBound<TimerState>,
 }
 
@@ -561,7 +563,6 @@ pub struct TimerHandle {
 #[derive(Debug)]
 struct TimerState {
     shell: Shell,
-    when: f64,
     timer: Option<evloop_core::TimerHandle>,
 }
 
@@ -579,12 +580,9 @@ impl TimerHandle {
     /// A timer handle for `shell`, due at `when` (loop time), not yet armed,
     /// of the loop of thread `owner`.
     pub(crate) fn new(shell: Shell, when: f64, owner: ThreadId) -> TimerHandle {
-        let state = TimerState {
-            shell,
-            when,
-            timer: None,
-        };
+        let state = TimerState { shell, timer: None };
         TimerHandle {
+            when,
             state: ThreadBound::new(owner, state),
         }
     }
@@ -644,7 +642,7 @@ impl TimerHandle {
     fn cancel(&mut self, py: Python<'_>) -> PyResult<()> {
         let this = self.state.get_mut()?;
         this.shell
-            .cancel_keeping_repr(py, "TimerHandle", Some(this.when));
+            .cancel_keeping_repr(py, "TimerHandle", Some(self.when));
         if let Some(timer) = this.timer.take() {
             timer.cancel();
         }
@@ -671,9 +669,9 @@ impl TimerHandle {
         Ok(self.state.get()?.shell.cancelled())
     }
 
-    /// When the timer is due, in loop time (`loop.time()`).
-    fn when(&self) -> PyResult<f64> {
-        Ok(self.state.get()?.when)
+    /// When the timer is due, in loop time (`loop.time()`); on any thread.
+    fn when(&self) -> f64 {
+        self.when
     }
 
     /// The `contextvars.Context` the callback runs in.
@@ -699,7 +697,7 @@ impl TimerHandle {
         let this = self.state.get()?;
         Ok(this
             .shell
-            .repr(py, "TimerHandle", Some(this.when), this.shell.cancelled()))
+            .repr(py, "TimerHandle", Some(self.when), this.shell.cancelled()))
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {

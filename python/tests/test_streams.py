@@ -252,6 +252,20 @@ class TestReader(StreamsTestCase):
             with self.assertRaisesRegex(ValueError, "Limit cannot be <= 0"):
                 impl.StreamReader(limit=0, loop=self.loop)
 
+    def test_readuntil_refuses_a_non_bytes_separator_when_awaited(self):
+        async def scenario(impl):
+            r = self.reader(impl)
+            r.feed_data(b"a\nb")
+            got = []
+            for separator in (None, 5, (b"\n", None)):
+                read = r.readuntil(separator)  # a coroutine: nothing raised yet
+                got.append((await outcome(read))[:2])
+            return got, bytes(r._buffer)
+
+        got, buffer = self.both(scenario)
+        self.assertEqual(got, [("raise", "TypeError")] * 3)
+        self.assertEqual(buffer, b"a\nb")
+
     def test_exception_raised_by_the_next_read(self):
         async def scenario(impl):
             r = self.reader(impl)

@@ -329,9 +329,12 @@ class TestWrongThread(unittest.TestCase):
                 transport, _ = await loop.create_connection(
                     asyncio.Protocol, "127.0.0.1", port
                 )
+                due = loop.time() + 3600
                 timer = loop.call_later(3600, print)
-                return server, transport, timer
-            server, transport, timer = bg.run(connect())
+                return server, transport, timer, due
+            server, transport, timer, due = bg.run(connect())
+            # As asyncio's, a timer handle's due time reads on any thread.
+            assert abs(timer.when() - due) < 60, (timer.when(), due)
             a, b = socket.socketpair()
             calls = {
                 "call_soon": lambda: loop.call_soon(print),
@@ -340,7 +343,7 @@ class TestWrongThread(unittest.TestCase):
                 "transport.is_closing": transport.is_closing,
                 "transport.get_extra_info": lambda: transport.get_extra_info("peername"),
                 "timer.cancel": timer.cancel,
-                "timer.when": timer.when,
+                "timer.cancelled": timer.cancelled,
                 "server.close_clients": server.close_clients,
                 "_core.sock_recv": lambda: _core.sock_recv(
                     loop.create_future(), loop, os.dup(a.fileno()), 1

@@ -39,6 +39,9 @@ pub(super) enum Kind {
     },
     /// `readexactly(n)` (checked when first driven, as asyncio does).
     Exactly(isize),
+    /// `readuntil` with an argument it refuses: the error, raised when
+    /// first driven.
+    Refused(Option<PyErr>),
 }
 
 /// How `readline` and `__anext__` differ from `readuntil(b'\n')`.
@@ -90,6 +93,7 @@ impl Kind {
                 line: Mode::Iter, ..
             } => "StreamReader.__anext__",
             Kind::Exactly(_) => "StreamReader.readexactly",
+            Kind::Refused(_) => "StreamReader.readuntil",
         }
     }
 }
@@ -187,6 +191,9 @@ fn advance(reader: &Bound<'_, StreamReader>, kind: &mut Kind, resumed: bool) -> 
             finish_line(reader, separators, *line, outcome)
         }
         Kind::Exactly(n) => exactly(reader, *n, resumed),
+        Kind::Refused(error) => Err(error
+            .take()
+            .unwrap_or_else(|| PyRuntimeError::new_err("the read has already failed"))),
     }
 }
 

@@ -5,7 +5,9 @@
 //! The read methods return [`ReadOp`] awaitables; the waiting and
 //! buffer-taking logic they run is in `ops`.
 
-use pyo3::exceptions::{PyAssertionError, PyNotImplementedError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyAssertionError, PyNotImplementedError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -60,6 +62,37 @@ fn is_cancelled(future: &Bound<'_, PyAny>) -> PyResult<bool> {
     future
         .call_method0(intern!(future.py(), "cancelled"))?
         .is_truthy()
+}
+
+/// `readuntil`'s argument: one bytes-like separator or a tuple of them.
+/// Anything else (`None` included) is a TypeError raised when the read is
+/// first driven, as asyncio's coroutine raises it, not at the call.
+struct Separators(PyResult<Vec<Vec<u8>>>);
+
+impl Separators {
+    fn newline() -> Separators {
+        Separators(Ok(vec![b"\n".to_vec()]))
+    }
+
+    fn one(separator: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+        with_bytes(separator, <[u8]>::to_vec).map_err(|_| {
+            let name = separator.get_type().name().map(|n| n.to_string());
+            PyTypeError::new_err(format!(
+                "separator must be a bytes-like object or a tuple of them, not '{}'",
+                name.as_deref().unwrap_or("?")
+            ))
+        })
+    }
+}
+
+impl<'py> FromPyObject<'py> for Separators {
+    fn extract_bound(separator: &Bound<'py, PyAny>) -> PyResult<Separators> {
+        if !separator.is_instance_of::<PyTuple>() {
+            return Ok(Separators(Self::one(separator).map(|one| vec![one])));
+        }
+        let several = separator.try_iter()?.map(|one| Self::one(&one?));
+        Ok(Separators(several.collect()))
+    }
 }
 
 impl StreamReader {
@@ -295,20 +328,13 @@ impl StreamReader {
 
     /// The data up to and including `separator` (bytes-like, or, as from
     /// Python 3.13, a tuple of them: the match that ends first).
-    #[pyo3(signature = (separator = None))]
-    fn readuntil(
-        slf: &Bound<'_, Self>,
-        separator: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Py<ReadOp>> {
-        let separators = match separator {
-            None => vec![b"\n".to_vec()],
-            Some(several) if several.is_instance_of::<PyTuple>() => several
-                .try_iter()?
-                .map(|one| with_bytes(&one?, <[u8]>::to_vec))
-                .collect::<PyResult<_>>()?,
-            Some(one) => vec![with_bytes(one, <[u8]>::to_vec)?],
+    #[pyo3(signature = (separator = Separators::newline()))]
+    fn readuntil(slf: &Bound<'_, Self>, separator: Separators) -> PyResult<Py<ReadOp>> {
+        let kind = match separator.0 {
+            Ok(separators) => Kind::until(separators),
+            Err(error) => Kind::Refused(Some(error)),
         };
-        Self::op(slf, Kind::until(separators))
+        Self::op(slf, kind)
     }
 
     /// Exactly `n` bytes.
